@@ -1,0 +1,229 @@
+//! Audit entries: who changed what, how, when and from where, chained by hash per tenant so that an
+//! altered, removed or reordered entry is detected.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::id::{RecordId, TenantId};
+use crate::schema::EntityKind;
+use crate::value::{Fields, Value};
+
+/// Where a request came from, as the host tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The client application (`erp-desktop 7.2`).
+    pub client: Option<String>,
+    /// A network address.
+    pub address: Option<String>,
+    /// A place (`Milan office`, `call centre 3`).
+    pub location: Option<String>,
+}
+
+/// What kind of change an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// A record was created.
+    Create,
+    /// Fields were changed.
+    Update,
+    /// A record was moved to the trash.
+    Delete,
+    /// A record came back from the trash, or an earlier version was restored.
+    Restore,
+    /// A record was removed for good.
+    Purge,
+    /// A lifecycle transition.
+    Transition,
+    /// A record was shared or a share revoked.
+    Share,
+    /// Configuration changed (roles, custom fields, audit switches).
+    Configure,
+    /// Records were merged.
+    Merge,
+}
+
+impl Operation {
+    /// The stable lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Restore => "restore",
+            Operation::Purge => "purge",
+            Operation::Transition => "transition",
+            Operation::Share => "share",
+            Operation::Configure => "configure",
+            Operation::Merge => "merge",
+        }
+    }
+}
+
+/// The change of one field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The field (`custom.<name>` for custom fields).
+    pub field: String,
+    /// The value before.
+    pub old: Value,
+    /// The value after.
+    pub new: Value,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Position in the tenant's chain, from 1.
+    pub seq: u64,
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub user_id: RecordId,
+    /// From where.
+    pub origin: Origin,
+    /// How.
+    pub operation: Operation,
+    /// The record's type.
+    pub kind: EntityKind,
+    /// The record.
+    pub record_id: RecordId,
+    /// The record's version after the change.
+    pub version: i64,
+    /// Field-level old → new values.
+    pub changes: Vec<FieldChange>,
+    /// A free comment (transition comments, purge reasons).
+    pub comment: Option<String>,
+    /// The previous entry's hash (empty for the first).
+    pub prev_hash: String,
+    /// SHA-256 over this entry's content and `prev_hash`.
+    pub hash: String,
+}
+
+#[derive(Serialize)]
+struct Hashed<'a> {
+    tenant: &'a TenantId,
+    seq: u64,
+    at: i64,
+    user_id: &'a RecordId,
+    origin: &'a Origin,
+    operation: Operation,
+    kind: EntityKind,
+    record_id: &'a RecordId,
+    version: i64,
+    changes: &'a [FieldChange],
+    comment: &'a Option<String>,
+    prev_hash: &'a str,
+}
+
+impl AuditEntry {
+    /// The hash this entry should carry, from its content and `prev_hash`.
+    pub fn compute_hash(&self) -> String {
+        let h = Hashed {
+            tenant: &self.tenant,
+            seq: self.seq,
+            at: self.at.timestamp_micros(),
+            user_id: &self.user_id,
+            origin: &self.origin,
+            operation: self.operation,
+            kind: self.kind,
+            record_id: &self.record_id,
+            version: self.version,
+            changes: &self.changes,
+            comment: &self.comment,
+            prev_hash: &self.prev_hash,
+        };
+        let bytes = serde_json::to_vec(&h).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+
+    /// Sets `hash` from the content.
+    pub fn seal(mut self) -> Self {
+        self.hash = self.compute_hash();
+        self
+    }
+}
+
+/// The field-level differences between two states; fields equal in both are left out.
+/// Custom fields appear as `custom.<name>`.
+pub fn diff(
+    old_fields: &Fields,
+    old_custom: &Fields,
+    new_fields: &Fields,
+    new_custom: &Fields,
+) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    diff_maps(old_fields, new_fields, "", &mut out);
+    diff_maps(old_custom, new_custom, "custom.", &mut out);
+    out
+}
+
+fn diff_maps(old: &Fields, new: &Fields, prefix: &str, out: &mut Vec<FieldChange>) {
+    let null = Value::Null;
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let a = old.get(name).unwrap_or(&null);
+        let b = new.get(name).unwrap_or(&null);
+        if a != b && !(a.is_null() && b.is_null()) {
+            out.push(FieldChange {
+                field: format!("{prefix}{name}"),
+                old: a.clone(),
+                new: b.clone(),
+            });
+        }
+    }
+}
+
+/// The outcome of checking a tenant's audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Entries checked.
+    pub checked: u64,
+    /// Whether the chain is intact.
+    pub ok: bool,
+    /// The sequence number of the first bad entry (or where a missing one should be).
+    pub first_bad_seq: Option<u64>,
+    /// What is wrong there: `altered`, `missing` or `reordered`.
+    pub problem: Option<String>,
+}
+
+/// Checks a chain of entries read in `seq` order.
+pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> AuditVerification {
+    let mut prev_hash = String::new();
+    let mut expected_seq = 1u64;
+    let mut checked = 0u64;
+    let bad = |seq, problem: &str, checked| AuditVerification {
+        checked,
+        ok: false,
+        first_bad_seq: Some(seq),
+        problem: Some(problem.to_owned()),
+    };
+    for e in entries {
+        checked += 1;
+        if e.seq != expected_seq {
+            let problem = if e.seq > expected_seq { "missing" } else { "reordered" };
+            return bad(expected_seq, problem, checked);
+        }
+        if e.prev_hash != prev_hash {
+            // Content intact but linked to another predecessor: entries were removed or swapped.
+            let problem = if e.compute_hash() == e.hash { "reordered" } else { "altered" };
+            return bad(e.seq, problem, checked);
+        }
+        if e.compute_hash() != e.hash {
+            return bad(e.seq, "altered", checked);
+        }
+        prev_hash = e.hash.clone();
+        expected_seq += 1;
+    }
+    AuditVerification {
+        checked,
+        ok: true,
+        first_bad_seq: None,
+        problem: None,
+    }
+}

@@ -1,0 +1,1 @@
+//! The storage conformance suite: every backend runs these against a fresh store.

@@ -1,0 +1,35 @@
+#![doc = include_str!("../README.md")]
+
+mod audit;
+mod clock;
+mod error;
+mod events;
+mod id;
+mod money;
+mod query;
+mod record;
+mod schema;
+mod store;
+mod value;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+pub use audit::{
+    diff, verify_chain, AuditEntry, AuditVerification, FieldChange, Operation, Origin,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{CrmError, ErrorKind, Result};
+pub use events::{Event, NewEvent};
+pub use id::{RecordId, TenantId};
+pub use money::{Currency, Money, RateTable};
+pub use query::{
+    Column, Cond, CustomTypes, Filter, Keyset, ListRequest, Liveness, MetaColumn, Op, Page, Query, Sort,
+};
+pub use record::{Record, RecordMeta};
+pub use schema::{EntityKind, FieldSpec, Schema};
+pub use store::{AuditQuery, ReadTx, Store, WriteTx};
+pub use value::{FieldType, Fields, LineItem, Value};
+
+pub use chrono;
+pub use rust_decimal::Decimal;

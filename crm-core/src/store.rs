@@ -1,0 +1,112 @@
+//! The storage traits a backend implements. `crm-store` implements them on SQLite; a server database
+//! can implement them later without touching the domain, and must pass the same conformance suite
+//! (`crm_core::conformance`, behind the `testing` feature).
+//!
+//! Writers take a [`WriteTx`] (one transaction: the change, its audit entry and its outbox events
+//! commit together or not at all); readers take a [`ReadTx`] (a consistent snapshot). Every method is
+//! scoped by tenant: a backend adds the tenant predicate to every statement itself.
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::AuditEntry;
+use crate::error::Result;
+use crate::events::{Event, NewEvent};
+use crate::id::{RecordId, TenantId};
+use crate::query::{CustomTypes, Query};
+use crate::record::Record;
+use crate::schema::EntityKind;
+use crate::value::FieldType;
+
+/// A storage backend.
+pub trait Store: Send + Sync {
+    /// Starts a read-only snapshot.
+    fn read(&self) -> Result<Box<dyn ReadTx + '_>>;
+    /// Starts the (single) write transaction; waits for other writers.
+    fn write(&self) -> Result<Box<dyn WriteTx + '_>>;
+}
+
+/// Which audit entries to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Only entries about this record.
+    pub record: Option<(EntityKind, RecordId)>,
+    /// Only entries by this user.
+    pub user: Option<RecordId>,
+    /// Only entries at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Only entries with a smaller sequence number (paging newest first).
+    pub before_seq: Option<u64>,
+    /// Only entries with a larger sequence number (paging oldest first).
+    pub after_seq: Option<u64>,
+    /// Newest first (`true`) or oldest first.
+    pub newest_first: bool,
+    /// At most this many.
+    pub limit: Option<u32>,
+}
+
+impl AuditQuery {
+    /// Every entry of a tenant, oldest first.
+    pub fn tenant(tenant: TenantId) -> Self {
+        AuditQuery {
+            tenant,
+            record: None,
+            user: None,
+            from: None,
+            until: None,
+            before_seq: None,
+            after_seq: None,
+            newest_first: false,
+            limit: None,
+        }
+    }
+}
+
+/// Reads inside one consistent snapshot.
+pub trait ReadTx {
+    /// One record by id (live or in the trash); `None` if there is none in this tenant. `custom` gives
+    /// the types of the custom fields to decode.
+    fn get(
+        &self,
+        kind: EntityKind,
+        tenant: &TenantId,
+        id: RecordId,
+        custom: &CustomTypes,
+    ) -> Result<Option<Record>>;
+    /// The records matching a resolved query, in its order, at most `limit`.
+    fn query(&self, q: &Query) -> Result<Vec<Record>>;
+    /// How many records match (ignores sort, cursor and limit).
+    fn count(&self, q: &Query) -> Result<u64>;
+    /// The last audit entry's sequence number and hash for a tenant.
+    fn audit_head(&self, tenant: &TenantId) -> Result<Option<(u64, String)>>;
+    /// Audit entries.
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Undelivered outbox events of a tenant after `after_seq`, oldest first.
+    fn pending_events(&self, tenant: &TenantId, after_seq: u64, limit: u32) -> Result<Vec<Event>>;
+    /// Every tenant that has data.
+    fn tenants(&self) -> Result<Vec<TenantId>>;
+}
+
+/// A write transaction. Dropping it without [`WriteTx::commit`] rolls everything back.
+pub trait WriteTx: ReadTx {
+    /// Inserts a new record (version 1). A unique field clash is a `Conflict` naming the field.
+    fn insert(&mut self, record: &Record) -> Result<()>;
+    /// Replaces a record whose stored version is `expected_version`; otherwise `Conflict`, nothing
+    /// written.
+    fn update(&mut self, record: &Record, expected_version: i64) -> Result<()>;
+    /// Removes a record for good.
+    fn purge(&mut self, kind: EntityKind, tenant: &TenantId, id: RecordId) -> Result<()>;
+    /// Appends an audit entry (its `seq` and hashes are already set).
+    fn append_audit(&mut self, entry: &AuditEntry) -> Result<()>;
+    /// Appends an outbox event; returns its sequence number.
+    fn append_event(&mut self, event: &NewEvent) -> Result<u64>;
+    /// Marks outbox events delivered.
+    fn ack_events(&mut self, tenant: &TenantId, seqs: &[u64]) -> Result<u64>;
+    /// Makes filters and sorts on a custom field fast (an index led by tenant).
+    fn index_custom_field(&mut self, kind: EntityKind, key: &str, ty: &FieldType) -> Result<()>;
+    /// Commits the change, its audit entries and its events together.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
