@@ -1,1 +1,13 @@
-//! SQLite storage for crm-core.
+//! SQLite storage for crm-core: implements [`crm_core::Store`] on one SQLite database.
+//!
+//! Queries are compiled to SQL with bound parameters only; every statement is scoped by tenant; the
+//! schema is created and upgraded by numbered migrations (`migrations/*.sql`), and a database written
+//! by a newer library version is refused.
+
+mod audit;
+mod codec;
+mod compile;
+mod migrate;
+mod store;
+
+pub use store::SqliteStore;

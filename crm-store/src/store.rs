@@ -1,0 +1,512 @@
+//! The SQLite store: connections, transactions and the trait implementations.
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use crm_core::{
+    AuditEntry, AuditQuery, CrmError, CustomTypes, EntityKind, Event, FieldType, Fields, NewEvent,
+    Query, ReadTx, Record, RecordId, RecordMeta, Result, Store, TenantId, WriteTx,
+};
+use rusqlite::types::Value as Sql;
+use rusqlite::{params_from_iter, Connection, OpenFlags, Row};
+
+use crate::codec::{
+    blob_id, decode_column, decode_custom, encode_column, encode_custom, int_to_ts, storage,
+    ts_to_int, valid_key,
+};
+use crate::compile::{self, field_cols, select_list};
+use crate::{audit, migrate};
+
+/// How many idle reader connections a file store keeps.
+const MAX_READERS: usize = 4;
+
+/// A CRM store in one SQLite database (a file, or memory for tests).
+///
+/// A file store has one writer connection (writes wait for each other, `BEGIN IMMEDIATE`) and up to
+/// four pooled reader connections in WAL mode, so reads never wait for writes. An in-memory store has
+/// one connection shared by reads and writes: do not hold a [`ReadTx`] while starting a write on the
+/// same thread.
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    /// `None` for in-memory stores (reads use the writer connection).
+    readers: Option<Readers>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("in_memory", &self.readers.is_none())
+            .finish()
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(5)).map_err(storage)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+        .map_err(storage)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(storage)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file at `path` and brings its schema up to date.
+    ///
+    /// Fails with a `Storage` error of rule `newer_schema`, leaving the file untouched, when the file
+    /// was written by a newer version of this library.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(storage)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(storage)?;
+        // Check before anything writes (switching to WAL writes the header).
+        migrate::check(&conn)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .map_err(storage)?;
+        configure(&conn)?;
+        migrate::apply(&conn)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(conn),
+            readers: Some(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// A fresh store in memory (tests, throw-away work): one connection for reads and writes.
+    pub fn open_in_memory() -> Result<SqliteStore> {
+        let conn = Connection::open_in_memory().map_err(storage)?;
+        configure(&conn)?;
+        migrate::apply(&conn)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(conn),
+            readers: None,
+        })
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<u32> {
+        let conn = lock(&self.writer)?;
+        migrate::version(&conn)
+    }
+
+    /// The schema version this library writes (the newest it knows).
+    pub fn latest_schema_version() -> u32 {
+        migrate::latest()
+    }
+
+    /// The query plan SQLite picks for a query, one `EXPLAIN QUERY PLAN` detail line per step
+    /// (for tests and tuning).
+    pub fn explain(&self, q: &Query) -> Result<Vec<String>> {
+        let stmt = compile::select(q)?;
+        let conn = lock(&self.writer)?;
+        let mut st = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", stmt.sql))
+            .map_err(storage)?;
+        let rows = st
+            .query_map(params_from_iter(stmt.params.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .map_err(storage)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| CrmError::internal("a database connection lock was poisoned"))
+}
+
+enum Handle<'a> {
+    Locked(MutexGuard<'a, Connection>),
+    Pooled(Option<Connection>, &'a Mutex<Vec<Connection>>),
+}
+
+/// One transaction on one connection; a read or a write transaction.
+struct Tx<'a> {
+    conn: Handle<'a>,
+    open: bool,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match &self.conn {
+            Handle::Locked(g) => g,
+            Handle::Pooled(Some(c), _) => c,
+            // ok: the connection is only taken out in Drop.
+            #[allow(clippy::unreachable)]
+            Handle::Pooled(None, _) => unreachable!("connection used after drop"),
+        }
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Rolls back an uncommitted write; ends a read snapshot.
+            let _ = self.execute_batch("ROLLBACK");
+        }
+        if let Handle::Pooled(conn, pool) = &mut self.conn {
+            if let (Some(c), Ok(mut idle)) = (conn.take(), pool.lock()) {
+                if idle.len() < MAX_READERS {
+                    idle.push(c);
+                }
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn read(&self) -> Result<Box<dyn ReadTx + '_>> {
+        let conn = match &self.readers {
+            None => Handle::Locked(lock(&self.writer)?),
+            Some(r) => {
+                let pooled = lock(&r.idle)?.pop();
+                let c = match pooled {
+                    Some(c) => c,
+                    None => open_reader(&r.path)?,
+                };
+                Handle::Pooled(Some(c), &r.idle)
+            }
+        };
+        let mut tx = Tx { conn, open: false };
+        tx.execute_batch("BEGIN DEFERRED").map_err(storage)?;
+        tx.open = true;
+        Ok(Box::new(tx))
+    }
+
+    fn write(&self) -> Result<Box<dyn WriteTx + '_>> {
+        let mut tx = Tx {
+            conn: Handle::Locked(lock(&self.writer)?),
+            open: false,
+        };
+        tx.execute_batch("BEGIN IMMEDIATE").map_err(storage)?;
+        tx.open = true;
+        Ok(Box::new(tx))
+    }
+}
+
+fn decode_record(
+    kind: EntityKind,
+    tenant: &TenantId,
+    row: &Row<'_>,
+    custom: &CustomTypes,
+) -> Result<Record> {
+    let id =
+        |i: usize| -> Result<RecordId> { blob_id(&row.get::<_, Vec<u8>>(i).map_err(storage)?) };
+    let int = |i: usize| -> Result<i64> { row.get::<_, i64>(i).map_err(storage) };
+    let deleted_at = row.get::<_, Option<i64>>(7).map_err(storage)?;
+    let meta = RecordMeta {
+        kind,
+        id: id(0)?,
+        tenant: tenant.clone(),
+        owner_id: id(1)?,
+        created_at: int_to_ts(int(2)?)?,
+        created_by: id(3)?,
+        updated_at: int_to_ts(int(4)?)?,
+        updated_by: id(5)?,
+        version: int(6)?,
+        deleted_at: deleted_at.map(int_to_ts).transpose()?,
+    };
+    let custom = decode_custom(row.get::<_, Option<String>>(8).map_err(storage)?, custom)?;
+    let mut fields = Fields::new();
+    let mut i = 9;
+    for f in &kind.schema().fields {
+        let v: Sql = row.get(i).map_err(storage)?;
+        i += 1;
+        let ccy = if f.ty == FieldType::Money {
+            i += 1;
+            Some(row.get::<_, Sql>(i - 1).map_err(storage)?)
+        } else {
+            None
+        };
+        if let Some(v) = decode_column(&f.ty, v, ccy)? {
+            fields.insert(f.name.to_owned(), v);
+        }
+    }
+    Ok(Record {
+        meta,
+        fields,
+        custom,
+    })
+}
+
+/// Meta and field parameters of a record, in `META (without tenant) + fields` column order.
+fn record_params(r: &Record) -> Result<Vec<Sql>> {
+    let m = &r.meta;
+    let blob = |id: RecordId| Sql::Blob(id.as_bytes().to_vec());
+    let mut p = vec![
+        blob(m.id),
+        blob(m.owner_id),
+        Sql::Integer(ts_to_int(m.created_at)),
+        blob(m.created_by),
+        Sql::Integer(ts_to_int(m.updated_at)),
+        blob(m.updated_by),
+        Sql::Integer(m.version),
+        m.deleted_at
+            .map_or(Sql::Null, |t| Sql::Integer(ts_to_int(t))),
+        encode_custom(&r.custom)?,
+    ];
+    let schema = m.kind.schema();
+    for name in r.fields.keys() {
+        if schema.field(name).is_none() {
+            return Err(CrmError::validation(
+                name.as_str(),
+                "unknown_field",
+                format!("{} has no such field", m.kind),
+            ));
+        }
+    }
+    for f in &schema.fields {
+        let v = r.fields.get(f.name).unwrap_or(&crm_core::Value::Null);
+        p.extend(encode_column(&f.ty, v, f.name)?);
+    }
+    Ok(p)
+}
+
+/// Maps a failed write to a `Conflict` naming the unique field, or a storage error.
+fn write_error(kind: EntityKind, e: rusqlite::Error) -> CrmError {
+    if let rusqlite::Error::SqliteFailure(err, Some(msg)) = &e {
+        if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE {
+            let table = kind.table();
+            for f in kind.schema().fields.iter().filter(|f| f.unique) {
+                if msg.contains(&format!("{table}.{}", f.name)) {
+                    let mut c = CrmError::conflict(
+                        kind.name(),
+                        "unique",
+                        format!("another {kind} already has this `{}`", f.name),
+                    );
+                    c.field = Some(f.name.to_owned());
+                    return c;
+                }
+            }
+            return CrmError::conflict(
+                kind.name(),
+                "unique",
+                format!("this {kind} already exists"),
+            );
+        }
+    }
+    storage(e)
+}
+
+impl ReadTx for Tx<'_> {
+    fn get(
+        &self,
+        kind: EntityKind,
+        tenant: &TenantId,
+        id: RecordId,
+        custom: &CustomTypes,
+    ) -> Result<Option<Record>> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE tenant_id = ? AND id = ?",
+            select_list(kind),
+            kind.table()
+        );
+        let mut st = self.prepare_cached(&sql).map_err(storage)?;
+        let mut rows = st
+            .query(rusqlite::params![tenant.as_str(), id.as_bytes().as_slice()])
+            .map_err(storage)?;
+        match rows.next().map_err(storage)? {
+            Some(row) => Ok(Some(decode_record(kind, tenant, row, custom)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn query(&self, q: &Query) -> Result<Vec<Record>> {
+        let stmt = compile::select(q)?;
+        let mut st = self.prepare_cached(&stmt.sql).map_err(storage)?;
+        let mut rows = st
+            .query(params_from_iter(stmt.params.iter()))
+            .map_err(storage)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(storage)? {
+            out.push(decode_record(q.kind, &q.tenant, row, &q.custom_types)?);
+        }
+        Ok(out)
+    }
+
+    fn count(&self, q: &Query) -> Result<u64> {
+        let stmt = compile::count(q)?;
+        let mut st = self.prepare_cached(&stmt.sql).map_err(storage)?;
+        st.query_row(params_from_iter(stmt.params.iter()), |r| r.get::<_, u64>(0))
+            .map_err(storage)
+    }
+
+    fn audit_head(&self, tenant: &TenantId) -> Result<Option<(u64, String)>> {
+        audit::head(self, tenant)
+    }
+
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        audit::read(self, q)
+    }
+
+    fn pending_events(&self, tenant: &TenantId, after_seq: u64, limit: u32) -> Result<Vec<Event>> {
+        audit::pending_events(self, tenant, after_seq, limit)
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantId>> {
+        let mut st = self
+            .prepare_cached(
+                "SELECT tenant_id FROM users UNION SELECT tenant_id FROM audit_log \
+                 UNION SELECT tenant_id FROM outbox ORDER BY 1",
+            )
+            .map_err(storage)?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(storage)?;
+        let mut out = Vec::new();
+        for t in rows {
+            out.push(TenantId::new(t.map_err(storage)?)?);
+        }
+        Ok(out)
+    }
+}
+
+impl WriteTx for Tx<'_> {
+    fn insert(&mut self, record: &Record) -> Result<()> {
+        let kind = record.meta.kind;
+        let params = record_params(record)?;
+        let cols = field_cols(kind);
+        let sql = format!(
+            "INSERT INTO {} (tenant_id, {}{}{}) VALUES ({})",
+            kind.table(),
+            compile::META_SELECT,
+            if cols.is_empty() { "" } else { ", " },
+            cols.join(", "),
+            vec!["?"; params.len() + 1].join(", ")
+        );
+        let mut all = Vec::with_capacity(params.len() + 1);
+        all.push(Sql::Text(record.meta.tenant.as_str().to_owned()));
+        all.extend(params);
+        let mut st = self.prepare_cached(&sql).map_err(storage)?;
+        st.execute(params_from_iter(all.iter()))
+            .map_err(|e| write_error(kind, e))?;
+        Ok(())
+    }
+
+    fn update(&mut self, record: &Record, expected_version: i64) -> Result<()> {
+        let kind = record.meta.kind;
+        let params = record_params(record)?;
+        // id is not rewritten: skip the first meta column.
+        let mut cols: Vec<String> = compile::META_SELECT
+            .split(", ")
+            .skip(1)
+            .map(str::to_owned)
+            .collect();
+        cols.extend(field_cols(kind));
+        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = ?")).collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE tenant_id = ? AND id = ? AND version = ?",
+            kind.table(),
+            sets.join(", ")
+        );
+        let mut all: Vec<Sql> = params.into_iter().skip(1).collect();
+        all.push(Sql::Text(record.meta.tenant.as_str().to_owned()));
+        all.push(Sql::Blob(record.meta.id.as_bytes().to_vec()));
+        all.push(Sql::Integer(expected_version));
+        let n = {
+            let mut st = self.prepare_cached(&sql).map_err(storage)?;
+            st.execute(params_from_iter(all.iter()))
+                .map_err(|e| write_error(kind, e))?
+        };
+        if n == 1 {
+            return Ok(());
+        }
+        let exists: bool = self
+            .prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE tenant_id = ? AND id = ?)",
+                kind.table()
+            ))
+            .and_then(|mut st| {
+                st.query_row(
+                    rusqlite::params![
+                        record.meta.tenant.as_str(),
+                        record.meta.id.as_bytes().as_slice()
+                    ],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(storage)?;
+        if exists {
+            Err(CrmError::conflict(
+                kind.name(),
+                "stale_version",
+                format!(
+                    "{kind} `{}` changed since version {expected_version} was read",
+                    record.meta.id
+                ),
+            ))
+        } else {
+            Err(CrmError::not_found(kind.name(), record.meta.id))
+        }
+    }
+
+    fn purge(&mut self, kind: EntityKind, tenant: &TenantId, id: RecordId) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {} WHERE tenant_id = ? AND id = ?",
+            kind.table()
+        );
+        let mut st = self.prepare_cached(&sql).map_err(storage)?;
+        let n = st
+            .execute(rusqlite::params![tenant.as_str(), id.as_bytes().as_slice()])
+            .map_err(storage)?;
+        if n == 0 {
+            return Err(CrmError::not_found(kind.name(), id));
+        }
+        Ok(())
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> Result<()> {
+        audit::append(self, entry)
+    }
+
+    fn append_event(&mut self, event: &NewEvent) -> Result<u64> {
+        audit::append_event(self, event)
+    }
+
+    fn ack_events(&mut self, tenant: &TenantId, seqs: &[u64]) -> Result<u64> {
+        audit::ack_events(self, tenant, seqs)
+    }
+
+    fn index_custom_field(&mut self, kind: EntityKind, key: &str, _ty: &FieldType) -> Result<()> {
+        if !valid_key(key) {
+            return Err(CrmError::validation(
+                "key",
+                "custom_key",
+                "a custom field key has the form [a-z][a-z0-9_]*",
+            ));
+        }
+        let table = kind.table();
+        self.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS cx_{table}_{key} ON {table} \
+             (tenant_id, json_extract(custom, '$.{key}'))"
+        ))
+        .map_err(storage)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.execute_batch("COMMIT").map_err(storage)?;
+        self.open = false;
+        Ok(())
+    }
+}
