@@ -1,7 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+pub mod access;
 mod audit;
 mod clock;
+mod crm;
+mod custom_field;
 mod error;
 mod events;
 mod id;
@@ -10,6 +13,7 @@ mod query;
 mod record;
 mod schema;
 mod store;
+mod validate;
 mod value;
 
 #[cfg(feature = "testing")]
@@ -18,6 +22,10 @@ pub mod conformance;
 pub use audit::{
     diff, verify_chain, AuditEntry, AuditVerification, FieldChange, Operation, Origin,
 };
+pub use access::{Action, Decision, FieldAccess, ObjectRule, Policy, Scope};
+pub use crm::{AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord};
+pub use custom_field::CustomFieldDef;
+pub use validate::{line_totals, PhoneRules, Totals};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CrmError, ErrorKind, Result};
 pub use events::{Event, NewEvent};

@@ -210,7 +210,7 @@ impl Schema {
 }
 
 /// Roles a party (account or contact) may hold.
-pub const PARTY_ROLES: &[&str] = &[
+pub(crate) const PARTY_ROLES: &[&str] = &[
     "customer",
     "prospect",
     "partner",
@@ -219,13 +219,13 @@ pub const PARTY_ROLES: &[&str] = &[
     "external_contact",
 ];
 /// Channels a request arrives through.
-pub const CHANNELS: &[&str] = &["phone", "web_form", "email", "partner", "chat", "event", "other"];
+pub(crate) const CHANNELS: &[&str] = &["phone", "web_form", "email", "partner", "chat", "event", "other"];
 /// Priorities of leads and cases.
-pub const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
+pub(crate) const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
 /// Lead lifecycle states.
-pub const LEAD_STATUSES: &[&str] = &["new", "contacted", "qualified", "converted", "disqualified"];
+pub(crate) const LEAD_STATUSES: &[&str] = &["new", "contacted", "qualified", "converted", "disqualified"];
 /// Quote lifecycle states.
-pub const QUOTE_STATUSES: &[&str] = &[
+pub(crate) const QUOTE_STATUSES: &[&str] = &[
     "draft",
     "pending_approval",
     "approved",
@@ -235,7 +235,7 @@ pub const QUOTE_STATUSES: &[&str] = &[
     "expired",
 ];
 /// Case lifecycle states.
-pub const CASE_STATUSES: &[&str] = &[
+pub(crate) const CASE_STATUSES: &[&str] = &[
     "new",
     "assigned",
     "in_progress",
@@ -244,19 +244,19 @@ pub const CASE_STATUSES: &[&str] = &[
     "closed",
 ];
 /// Order states.
-pub const ORDER_STATUSES: &[&str] = &["open", "fulfilled", "cancelled"];
+pub(crate) const ORDER_STATUSES: &[&str] = &["open", "fulfilled", "cancelled"];
 /// Activity types.
-pub const ACTIVITY_TYPES: &[&str] = &["call", "email", "meeting", "chat", "note", "task", "survey"];
+pub(crate) const ACTIVITY_TYPES: &[&str] = &["call", "email", "meeting", "chat", "note", "task", "survey"];
 /// Activity channels.
-pub const ACTIVITY_CHANNELS: &[&str] = &["phone", "email", "web", "chat", "in_person", "video", "other"];
+pub(crate) const ACTIVITY_CHANNELS: &[&str] = &["phone", "email", "web", "chat", "in_person", "video", "other"];
 /// Directions of an interaction.
-pub const DIRECTIONS: &[&str] = &["inbound", "outbound"];
+pub(crate) const DIRECTIONS: &[&str] = &["inbound", "outbound"];
 /// Forecast categories of opportunity stages.
-pub const FORECAST_CATEGORIES: &[&str] = &["pipeline", "best_case", "commit", "closed", "omitted"];
+pub(crate) const FORECAST_CATEGORIES: &[&str] = &["pipeline", "best_case", "commit", "closed", "omitted"];
 /// Campaign states.
-pub const CAMPAIGN_STATUSES: &[&str] = &["planned", "active", "completed", "aborted"];
+pub(crate) const CAMPAIGN_STATUSES: &[&str] = &["planned", "active", "completed", "aborted"];
 /// Campaign member states.
-pub const MEMBER_STATUSES: &[&str] = &[
+pub(crate) const MEMBER_STATUSES: &[&str] = &[
     "targeted",
     "sent",
     "opened",
@@ -267,7 +267,7 @@ pub const MEMBER_STATUSES: &[&str] = &[
     "bounced",
 ];
 /// Custom field types that can be defined at run time.
-pub const CUSTOM_FIELD_TYPES: &[&str] = &[
+pub(crate) const CUSTOM_FIELD_TYPES: &[&str] = &[
     "text",
     "email",
     "phone",

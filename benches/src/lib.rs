@@ -1,0 +1,1 @@
+//! Shared data generator for the benchmarks.

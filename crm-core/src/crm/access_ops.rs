@@ -1,0 +1,290 @@
+//! Tenant bootstrap, sharing, explanations and access reviews.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::access::{self, Action, Decision, FieldAccess, Policy};
+use crate::audit::{Operation, Origin};
+use crate::error::{CrmError, Result};
+use crate::fields;
+use crate::id::{RecordId, TenantId};
+use crate::query::{Column, Cond, Op, Query};
+use crate::record::{Record, RecordMeta};
+use crate::schema::EntityKind;
+use crate::store::ReadTx;
+use crate::value::{Fields, Value};
+
+use super::write::Uow;
+use super::{load_all, Context, Crm, TenantCache};
+
+/// Who a record is shared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum Grantee {
+    /// One user.
+    User(RecordId),
+    /// Every member of a team.
+    Team(RecordId),
+    /// Every external user of a partner organisation (an account).
+    Partner(RecordId),
+}
+
+/// Who can read a record, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessReview {
+    /// The user.
+    pub user_id: RecordId,
+    /// The user's name.
+    pub username: String,
+    /// The decision and the rule behind it.
+    pub decision: Decision,
+}
+
+impl Crm {
+    /// Sets up an empty tenant: an `Administrator` role allowed everything and its first user.
+    /// Returns the administrator's context. Refused when the tenant already has users. This is the
+    /// only call without an acting user, and it is recorded in the audit log as the new administrator's.
+    pub fn bootstrap(&self, tenant: &TenantId, admin_username: &str, origin: Origin) -> Result<Context> {
+        let now = self.now();
+        let admin_id = RecordId::new_at(now);
+        let ctx = Context {
+            tenant: tenant.clone(),
+            user_id: admin_id,
+            origin,
+        };
+        let mut uow = Uow::new(self.store().write()?, &ctx, now);
+        if !load_all(&*uow.tx, EntityKind::User, tenant)?.is_empty() {
+            return Err(CrmError::conflict("tenant", "already_bootstrapped", "the tenant already has users"));
+        }
+        let role_id = RecordId::new_at(now);
+        let meta = |kind, id| RecordMeta {
+            kind,
+            id,
+            tenant: tenant.clone(),
+            owner_id: admin_id,
+            created_at: now,
+            created_by: admin_id,
+            updated_at: now,
+            updated_by: admin_id,
+            version: 1,
+            deleted_at: None,
+        };
+        let role = Record {
+            meta: meta(EntityKind::Role, role_id),
+            fields: fields! {
+                "name" => "Administrator",
+                "description" => "Everything, everywhere in the tenant",
+                "policy" => Value::Json(Policy::admin().to_json()),
+            },
+            custom: Fields::new(),
+        };
+        let username = admin_username.trim();
+        if username.is_empty() {
+            return Err(CrmError::validation("username", "required", "field `username` is required"));
+        }
+        let user = Record {
+            meta: meta(EntityKind::User, admin_id),
+            fields: fields! {
+                "username" => username,
+                "user_type" => "internal",
+                "role_id" => role_id,
+                "seniority" => 10_i64,
+                "active" => true,
+            },
+            custom: Fields::new(),
+        };
+        uow.insert(&role, Operation::Configure)?;
+        uow.insert(&user, Operation::Create)?;
+        uow.commit(self)?;
+        Ok(ctx)
+    }
+
+    /// Shares a record with a user, a team or a partner organisation, for reading or editing, until
+    /// an optional instant. Allowed to the record's owner and to users who may configure shares.
+    pub fn share(&self, ctx: &Context, kind: EntityKind, id: RecordId, grantee: Grantee, edit: bool, until: Option<DateTime<Utc>>) -> Result<Record> {
+        let (p, cache) = self.principal(ctx)?;
+        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let target = self.fetch_visible(&*uow.tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        let admin = access::object_decision(&p, Action::Configure, EntityKind::Share).allowed;
+        if target.meta.owner_id != p.user_id && !admin {
+            return Err(CrmError::permission_denied("share", kind.name(), "owner_or_admin"));
+        }
+        let (field, gid, gkind) = match grantee {
+            Grantee::User(g) => ("grantee_user_id", g, EntityKind::User),
+            Grantee::Team(g) => ("grantee_team_id", g, EntityKind::Team),
+            Grantee::Partner(g) => ("grantee_account_id", g, EntityKind::Account),
+        };
+        if uow.tx.get(gkind, &ctx.tenant, gid, &Default::default())?.is_none() {
+            return Err(CrmError::validation(field, "reference", format!("no {gkind} with id `{gid}`")));
+        }
+        let mut fields = fields! {
+            "record_kind" => kind.name(),
+            "record_id" => id,
+            "access" => if edit { "edit" } else { "read" },
+        };
+        fields.insert(field.to_owned(), Value::Ref(gid));
+        if let Some(u) = until {
+            fields.insert("expires_at".into(), Value::Timestamp(u));
+        }
+        let now = uow.now;
+        let share = Record {
+            meta: RecordMeta {
+                kind: EntityKind::Share,
+                id: RecordId::new_at(now),
+                tenant: ctx.tenant.clone(),
+                owner_id: p.user_id,
+                created_at: now,
+                created_by: p.user_id,
+                updated_at: now,
+                updated_by: p.user_id,
+                version: 1,
+                deleted_at: None,
+            },
+            fields,
+            custom: Fields::new(),
+        };
+        uow.insert(&share, Operation::Share)?;
+        uow.event("record.shared", kind, id, serde_json::json!({"share_id": share.meta.id.to_string(), "access": if edit {"edit"} else {"read"}}))?;
+        uow.commit(self)?;
+        Ok(share)
+    }
+
+    /// Revokes a share (moves it to the trash, recorded). Allowed to whoever made it and to admins.
+    pub fn unshare(&self, ctx: &Context, share_id: RecordId) -> Result<()> {
+        let (p, cache) = self.principal(ctx)?;
+        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let share = uow
+            .tx
+            .get(EntityKind::Share, &ctx.tenant, share_id, &Default::default())?
+            .filter(|s| s.meta.deleted_at.is_none())
+            .ok_or_else(|| CrmError::not_found("share", share_id))?;
+        let admin = access::object_decision(&p, Action::Configure, EntityKind::Share).allowed;
+        if share.meta.owner_id != p.user_id && !admin {
+            return Err(CrmError::not_found("share", share_id));
+        }
+        let _ = cache;
+        let mut new = share.clone();
+        new.meta.deleted_at = Some(uow.now);
+        uow.replace(&share, new, Operation::Share, "record.unshared", Some("share revoked".into()))?;
+        uow.commit(self)
+    }
+
+    /// Live shares of one record.
+    fn shares_of(&self, tx: &dyn ReadTx, tenant: &TenantId, kind: EntityKind, id: RecordId) -> Result<Vec<Record>> {
+        let col = |name: &'static str| Column::Builtin { name, ty: EntityKind::Share.schema().field(name).map(|f| f.ty.clone()).unwrap_or(crate::value::FieldType::Text) };
+        let q = Query::all(EntityKind::Share, tenant.clone())
+            .and(Cond::Compare(col("record_kind"), Op::Eq, Value::Text(kind.name().into())))
+            .and(Cond::Compare(col("record_id"), Op::Eq, Value::Ref(id)));
+        tx.query(&q)
+    }
+
+    fn explain_with(&self, tx: &dyn ReadTx, cache: &TenantCache, ctx: &Context, p: &access::Principal, action: Action, record: &Record, shares: &[Record]) -> Result<Decision> {
+        let now = self.now();
+        let account = match record.meta.kind {
+            EntityKind::Account => Some(record.clone()),
+            k => match k.account_link().and_then(|f| record.reference(f)) {
+                Some(aid) => tx.get(EntityKind::Account, &ctx.tenant, aid, &cache.customs.types(EntityKind::Account))?,
+                None => None,
+            },
+        };
+        let territory = account.and_then(|a| a.reference("territory_id"));
+        let principals = access::share_principals(p);
+        let mut best: Option<(String, bool)> = None;
+        for s in shares {
+            if s.get("expires_at").as_timestamp().is_some_and(|t| t <= now) {
+                continue;
+            }
+            let hit = ["grantee_user_id", "grantee_team_id", "grantee_account_id"]
+                .iter()
+                .find_map(|f| s.reference(f).filter(|g| principals.contains(g)).map(|_| *f));
+            if let Some(f) = hit {
+                let edit = s.text("access") == Some("edit");
+                let via = match f {
+                    "grantee_user_id" => "the user".to_owned(),
+                    "grantee_team_id" => "one of the user's teams".to_owned(),
+                    _ => "the user's partner organisation".to_owned(),
+                };
+                if best.as_ref().is_none_or(|(_, e)| !e && edit) {
+                    best = Some((via, edit));
+                }
+            }
+        }
+        Ok(access::explain_record(p, action, record, territory, best.as_ref().map(|(v, e)| (v.as_str(), *e))))
+    }
+
+    fn require_admin(&self, p: &access::Principal) -> Result<()> {
+        if access::object_decision(p, Action::Configure, EntityKind::Role).allowed {
+            Ok(())
+        } else {
+            Err(CrmError::permission_denied("configure", "role", "object_permission"))
+        }
+    }
+
+    /// Says whether `user_id` may take `action` on a record and which rule decided, in words an
+    /// administrator understands. Asked by an administrator, or by a user about themselves.
+    pub fn explain(&self, ctx: &Context, user_id: RecordId, action: Action, kind: EntityKind, id: RecordId) -> Result<Decision> {
+        let (me, cache) = self.principal(ctx)?;
+        if me.user_id != user_id {
+            self.require_admin(&me)?;
+        }
+        let p = cache.org.principal(user_id).ok_or_else(|| CrmError::not_found("user", user_id))?;
+        let tx = self.store().read()?;
+        let record = tx
+            .get(kind, &ctx.tenant, id, &cache.customs.types(kind))?
+            .ok_or_else(|| CrmError::not_found(kind.name(), id))?;
+        let shares = self.shares_of(&*tx, &ctx.tenant, kind, id)?;
+        self.explain_with(&*tx, &cache, ctx, &p, action, &record, &shares)
+    }
+
+    /// Every active user of the tenant and whether they can read a record, with the deciding rule.
+    /// For administrators.
+    pub fn who_can_read(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Vec<AccessReview>> {
+        let (me, cache) = self.principal(ctx)?;
+        self.require_admin(&me)?;
+        let tx = self.store().read()?;
+        let record = tx
+            .get(kind, &ctx.tenant, id, &cache.customs.types(kind))?
+            .ok_or_else(|| CrmError::not_found(kind.name(), id))?;
+        let shares = self.shares_of(&*tx, &ctx.tenant, kind, id)?;
+        let mut out = Vec::new();
+        for p in cache.org.principals() {
+            let decision = self.explain_with(&*tx, &cache, ctx, p, Action::Read, &record, &shares)?;
+            out.push(AccessReview {
+                user_id: p.user_id,
+                username: p.username.clone(),
+                decision,
+            });
+        }
+        out.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(out)
+    }
+
+    /// The roles whose holders can read field `field` of `kind` (built-in, or `custom.<name>`), with
+    /// `read` or `read_only`; roles that cannot read the type or have the field hidden are left out.
+    pub fn roles_reading_field(&self, ctx: &Context, kind: EntityKind, field: &str) -> Result<Vec<(RecordId, String, String)>> {
+        let (me, cache) = self.principal(ctx)?;
+        self.require_admin(&me)?;
+        let tx = self.store().read()?;
+        let roles = load_all(&*tx, EntityKind::Role, &ctx.tenant)?;
+        let _ = cache;
+        let mut out = Vec::new();
+        for r in roles {
+            let policy = match r.get("policy") {
+                Value::Json(j) => Policy::from_json(j)?,
+                _ => Policy::default(),
+            };
+            let reads = policy.rule(kind).is_some_and(|(_, rule)| rule.actions.contains(&Action::Read));
+            if !reads {
+                continue;
+            }
+            match policy.field_access(kind, field) {
+                Some(FieldAccess::Hidden) => {}
+                Some(FieldAccess::ReadOnly) => out.push((r.meta.id, r.label(), "read_only".to_owned())),
+                None => out.push((r.meta.id, r.label(), "read".to_owned())),
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(out)
+    }
+}
+

@@ -1,0 +1,246 @@
+//! Reading history, checking the audit chain, and draining the outbox.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::access::{self, Action, FieldAccess, Principal};
+use crate::audit::{verify_chain, AuditEntry, AuditVerification, FieldChange, Operation};
+use crate::error::{CrmError, Result};
+use crate::events::Event;
+use crate::id::RecordId;
+use crate::record::{Record, RecordMeta};
+use crate::schema::EntityKind;
+use crate::store::AuditQuery;
+use crate::value::{Fields, Value};
+
+use super::{Context, Crm, TenantCache};
+
+/// An audit entry as a reader sees it: custom fields by their current name, hidden fields left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Position in the tenant's audit chain.
+    pub seq: u64,
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub user_id: RecordId,
+    /// From where.
+    pub origin: crate::audit::Origin,
+    /// How.
+    pub operation: Operation,
+    /// The record's type.
+    pub kind: EntityKind,
+    /// The record.
+    pub record_id: RecordId,
+    /// The record's version after the change.
+    pub version: i64,
+    /// Field-level old → new values the reader may see.
+    pub changes: Vec<FieldChange>,
+    /// A comment (transition comments, purge reasons).
+    pub comment: Option<String>,
+}
+
+/// A page of history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// The entries.
+    pub entries: Vec<HistoryEntry>,
+    /// Pass as `before_seq` for the next (older) page; `None` at the end.
+    pub next: Option<u64>,
+}
+
+impl Crm {
+    fn present_entry(&self, p: &Principal, cache: &TenantCache, e: AuditEntry) -> HistoryEntry {
+        let kind = e.kind;
+        let changes = e
+            .changes
+            .into_iter()
+            .filter_map(|mut c| {
+                if let Some(key) = c.field.strip_prefix("custom.") {
+                    let name = cache.customs.by_key(kind, key).map(|d| d.name.clone()).unwrap_or_else(|| key.to_owned());
+                    c.field = format!("custom.{name}");
+                }
+                (access::field_access(p, kind, &c.field) != Some(FieldAccess::Hidden)).then_some(c)
+            })
+            .collect();
+        HistoryEntry {
+            seq: e.seq,
+            at: e.at,
+            user_id: e.user_id,
+            origin: e.origin,
+            operation: e.operation,
+            kind,
+            record_id: e.record_id,
+            version: e.version,
+            changes,
+            comment: e.comment,
+        }
+    }
+
+    /// The history of a record, newest first, `limit` entries a page (default 50). Fields hidden from
+    /// the reader appear in no entry.
+    pub fn history(&self, ctx: &Context, kind: EntityKind, id: RecordId, before_seq: Option<u64>, limit: Option<u32>) -> Result<HistoryPage> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, kind).map_err(|_| CrmError::not_found(kind.name(), id))?;
+        let tx = self.store().read()?;
+        self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        let limit = limit.unwrap_or(50).clamp(1, 1000);
+        let mut q = AuditQuery::tenant(ctx.tenant.clone());
+        q.record = Some((kind, id));
+        q.before_seq = before_seq;
+        q.newest_first = true;
+        q.limit = Some(limit + 1);
+        let mut rows = tx.audit(&q)?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = if more { rows.last().map(|e| e.seq) } else { None };
+        Ok(HistoryPage {
+            entries: rows.into_iter().map(|e| self.present_entry(&p, &cache, e)).collect(),
+            next,
+        })
+    }
+
+    /// The record as it was at instant `at`, rebuilt from its history; `None` if it did not exist then
+    /// (or was in the trash). Hidden fields are left out.
+    pub fn as_of(&self, ctx: &Context, kind: EntityKind, id: RecordId, at: DateTime<Utc>) -> Result<Option<Record>> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, kind).map_err(|_| CrmError::not_found(kind.name(), id))?;
+        let tx = self.store().read()?;
+        let current = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        let mut q = AuditQuery::tenant(ctx.tenant.clone());
+        q.record = Some((kind, id));
+        q.until = Some(at + chrono::Duration::microseconds(1));
+        let entries = tx.audit(&q)?;
+        drop(tx);
+        let Some(r) = replay(&current.meta, &entries) else {
+            return Ok(None);
+        };
+        if r.meta.deleted_at.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(self.present(&p, &cache, r)))
+    }
+
+    /// The record at `version`, rebuilt from its history (`None` if there was no such version).
+    pub fn version(&self, ctx: &Context, kind: EntityKind, id: RecordId, version: i64) -> Result<Option<Record>> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, kind).map_err(|_| CrmError::not_found(kind.name(), id))?;
+        let tx = self.store().read()?;
+        let current = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        let mut q = AuditQuery::tenant(ctx.tenant.clone());
+        q.record = Some((kind, id));
+        let entries: Vec<AuditEntry> = tx.audit(&q)?.into_iter().filter(|e| e.version <= version).collect();
+        drop(tx);
+        if entries.last().map(|e| e.version) != Some(version) {
+            return Ok(None);
+        }
+        Ok(replay(&current.meta, &entries).map(|r| self.present(&p, &cache, r)))
+    }
+
+    /// Field-level differences between two versions of a record (old = `from`, new = `to`).
+    pub fn diff_versions(&self, ctx: &Context, kind: EntityKind, id: RecordId, from: i64, to: i64) -> Result<Vec<FieldChange>> {
+        let a = self.version(ctx, kind, id, from)?.ok_or_else(|| CrmError::validation("from", "version", format!("no version {from}")))?;
+        let b = self.version(ctx, kind, id, to)?.ok_or_else(|| CrmError::validation("to", "version", format!("no version {to}")))?;
+        Ok(crate::audit::diff(&a.fields, &a.custom, &b.fields, &b.custom))
+    }
+
+    /// What `user_id` did between `from` and `until`, oldest first: the supervisor's activity log.
+    /// Asked by an administrator, the user themselves, or one of their managers.
+    pub fn user_activity(&self, ctx: &Context, user_id: RecordId, from: DateTime<Utc>, until: DateTime<Utc>, limit: Option<u32>) -> Result<Vec<HistoryEntry>> {
+        let (p, cache) = self.principal(ctx)?;
+        let admin = access::object_decision(&p, Action::Configure, EntityKind::Role).allowed;
+        if !admin && !p.subordinates.contains(&user_id) {
+            return Err(CrmError::permission_denied("supervise", "user", "not_a_manager"));
+        }
+        let mut q = AuditQuery::tenant(ctx.tenant.clone());
+        q.user = Some(user_id);
+        q.from = Some(from);
+        q.until = Some(until);
+        q.limit = Some(limit.unwrap_or(1000).clamp(1, 10_000));
+        let tx = self.store().read()?;
+        let rows = tx.audit(&q)?;
+        Ok(rows
+            .into_iter()
+            .filter(|e| access::object_decision(&p, Action::Read, e.kind).allowed)
+            .map(|e| self.present_entry(&p, &cache, e))
+            .collect())
+    }
+
+    /// Checks the tenant's audit hash chain and reports the first entry that was altered, removed or
+    /// reordered. For administrators.
+    pub fn verify_audit(&self, ctx: &Context) -> Result<AuditVerification> {
+        let (p, _) = self.principal(ctx)?;
+        if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
+            return Err(CrmError::permission_denied("verify", "audit", "object_permission"));
+        }
+        let tx = self.store().read()?;
+        let mut q = AuditQuery::tenant(ctx.tenant.clone());
+        q.limit = None;
+        let entries = tx.audit(&q)?;
+        Ok(verify_chain(&entries))
+    }
+
+    /// Undelivered outbox events after `after_seq`, oldest first (at most `limit`). Delivery is
+    /// at-least-once: events stay pending until acknowledged. For administrators and integration users
+    /// (capability `integration`).
+    pub fn pending_events(&self, ctx: &Context, after_seq: u64, limit: u32) -> Result<Vec<Event>> {
+        let (p, _) = self.principal(ctx)?;
+        self.require_integration(&p)?;
+        let tx = self.store().read()?;
+        tx.pending_events(&ctx.tenant, after_seq, limit.clamp(1, 10_000))
+    }
+
+    /// Marks outbox events delivered; returns how many were pending.
+    pub fn ack_events(&self, ctx: &Context, seqs: &[u64]) -> Result<u64> {
+        let (p, _) = self.principal(ctx)?;
+        self.require_integration(&p)?;
+        let mut tx = self.store().write()?;
+        let n = tx.ack_events(&ctx.tenant, seqs)?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn require_integration(&self, p: &Principal) -> Result<()> {
+        if p.has_capability("integration") || access::object_decision(p, Action::Configure, EntityKind::Role).allowed {
+            Ok(())
+        } else {
+            Err(CrmError::permission_denied("drain", "outbox", "integration_capability"))
+        }
+    }
+}
+
+/// Rebuilds a record from its audit entries (oldest first).
+fn replay(meta: &RecordMeta, entries: &[AuditEntry]) -> Option<Record> {
+    let first = entries.first()?;
+    let mut r = Record {
+        meta: RecordMeta {
+            created_at: first.at,
+            created_by: first.user_id,
+            ..meta.clone()
+        },
+        fields: Fields::new(),
+        custom: Fields::new(),
+    };
+    for e in entries {
+        for c in &e.changes {
+            let (map, name) = match c.field.strip_prefix("custom.") {
+                Some(k) => (&mut r.custom, k.to_owned()),
+                None => (&mut r.fields, c.field.clone()),
+            };
+            if c.new == Value::Null {
+                map.remove(&name);
+            } else {
+                map.insert(name, c.new.clone());
+            }
+        }
+        r.meta.version = e.version;
+        r.meta.updated_at = e.at;
+        r.meta.updated_by = e.user_id;
+        match e.operation {
+            Operation::Delete => r.meta.deleted_at = Some(e.at),
+            Operation::Restore => r.meta.deleted_at = None,
+            _ => {}
+        }
+    }
+    Some(r)
+}

@@ -1,0 +1,191 @@
+//! The `Crm` facade: the only door to the data. Every call names who acts ([`Context`]), is checked
+//! against the access rules, validated, and — for writes — committed in one transaction with its audit
+//! entry and its outbox events.
+
+mod access_ops;
+mod audit_ops;
+mod read;
+mod resolve;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::{OrgSnapshot, Principal};
+use crate::audit::Origin;
+use crate::clock::{Clock, SystemClock};
+use crate::custom_field::CustomCatalog;
+use crate::error::{CrmError, Result};
+use crate::id::{RecordId, TenantId};
+use crate::query::{Liveness, Query};
+use crate::record::Record;
+use crate::schema::EntityKind;
+use crate::store::{ReadTx, Store};
+use crate::validate::PhoneRules;
+
+pub use access_ops::{AccessReview, Grantee};
+pub use audit_ops::{HistoryEntry, HistoryPage};
+pub use write::NewRecord;
+
+/// Who acts, in which tenant, and from where. Every call of [`Crm`] takes one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// The tenant acted in.
+    pub tenant: TenantId,
+    /// The acting user (a user record of that tenant).
+    pub user_id: RecordId,
+    /// Where the request came from, as the host tells it (recorded in the audit log).
+    pub origin: Origin,
+}
+
+impl Context {
+    /// `user` acting in `tenant`, origin unknown.
+    pub fn new(tenant: TenantId, user_id: RecordId) -> Self {
+        Context {
+            tenant,
+            user_id,
+            origin: Origin::default(),
+        }
+    }
+
+    /// Sets the client application name.
+    pub fn client(mut self, client: &str) -> Self {
+        self.origin.client = Some(client.to_owned());
+        self
+    }
+
+    /// Sets the network address.
+    pub fn address(mut self, address: &str) -> Self {
+        self.origin.address = Some(address.to_owned());
+        self
+    }
+
+    /// Sets the location.
+    pub fn location(mut self, location: &str) -> Self {
+        self.origin.location = Some(location.to_owned());
+        self
+    }
+
+    /// The same user acting as another user of the tenant (for hosts that serve many users).
+    pub fn as_user(&self, user_id: RecordId) -> Self {
+        Context {
+            user_id,
+            ..self.clone()
+        }
+    }
+}
+
+/// Per-tenant configuration kept in memory: the organisation and the custom fields.
+#[derive(Debug, Default)]
+pub(crate) struct TenantCache {
+    pub(crate) org: OrgSnapshot,
+    pub(crate) customs: CustomCatalog,
+}
+
+/// The CRM: open one per database and share it (it is `Send + Sync`; clone the `Arc` around it).
+pub struct Crm {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    phones: PhoneRules,
+    cache: RwLock<HashMap<TenantId, Arc<TenantCache>>>,
+}
+
+impl std::fmt::Debug for Crm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crm").finish_non_exhaustive()
+    }
+}
+
+impl Crm {
+    /// A CRM over `store`, with the system clock and Italy as the default phone region.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Crm {
+            store,
+            clock: Arc::new(SystemClock),
+            phones: PhoneRules::default(),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces the clock (tests, demos and SLA timers use a [`crate::ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the country assumed for phone numbers written without an international prefix.
+    pub fn with_default_region(mut self, region: &str) -> Result<Self> {
+        self.phones = PhoneRules::for_region(region)?;
+        Ok(self)
+    }
+
+    /// The current instant of the CRM's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// Forgets the in-memory configuration of every tenant, so the next call reloads it. Needed only
+    /// when another process changed users, roles or custom fields in the same database file.
+    pub fn reload_configuration(&self) {
+        if let Ok(mut c) = self.cache.write() {
+            c.clear();
+        }
+    }
+
+    pub(crate) fn invalidate(&self, tenant: &TenantId) {
+        if let Ok(mut c) = self.cache.write() {
+            c.remove(tenant);
+        }
+    }
+
+    pub(crate) fn tenant_cache(&self, tenant: &TenantId) -> Result<Arc<TenantCache>> {
+        if let Some(c) = self.cache.read().ok().and_then(|c| c.get(tenant).cloned()) {
+            return Ok(c);
+        }
+        let tx = self.store.read()?;
+        let cache = Arc::new(load_cache(&*tx, tenant)?);
+        drop(tx);
+        if let Ok(mut c) = self.cache.write() {
+            c.insert(tenant.clone(), cache.clone());
+        }
+        Ok(cache)
+    }
+
+    /// The acting user as the access rules see them; an unknown or deactivated user may do nothing.
+    pub(crate) fn principal(&self, ctx: &Context) -> Result<(Arc<Principal>, Arc<TenantCache>)> {
+        let cache = self.tenant_cache(&ctx.tenant)?;
+        match cache.org.principal(ctx.user_id) {
+            Some(p) if p.active => Ok((p, cache)),
+            Some(_) => Err(CrmError::permission_denied("act", "tenant", "inactive_user")),
+            None => Err(CrmError::permission_denied("act", "tenant", "unknown_user")),
+        }
+    }
+}
+
+/// Loads every live record of `kind`, unchecked: only for building the in-memory configuration.
+pub(crate) fn load_all(tx: &dyn ReadTx, kind: EntityKind, tenant: &TenantId) -> Result<Vec<Record>> {
+    let mut q = Query::all(kind, tenant.clone());
+    q.liveness = Liveness::Live;
+    tx.query(&q)
+}
+
+fn load_cache(tx: &dyn ReadTx, tenant: &TenantId) -> Result<TenantCache> {
+    let users = load_all(tx, EntityKind::User, tenant)?;
+    let roles = load_all(tx, EntityKind::Role, tenant)?;
+    let defs = load_all(tx, EntityKind::CustomField, tenant)?;
+    Ok(TenantCache {
+        org: OrgSnapshot::build(&users, &roles),
+        customs: CustomCatalog::build(&defs),
+    })
+}

@@ -1,0 +1,266 @@
+//! Reads: get, list, count, phone lookup, export. The permission predicate is part of every query.
+
+use crate::access::{self, Action, Principal};
+use crate::error::{CrmError, Result};
+use crate::id::RecordId;
+use crate::query::{Column, Cond, CursorToken, Keyset, ListRequest, Liveness, MetaColumn, Op, Page, Query};
+use crate::record::Record;
+use crate::schema::EntityKind;
+use crate::store::ReadTx;
+use crate::value::{Fields, Value};
+
+use super::resolve::Resolver;
+use super::{Context, Crm, TenantCache};
+
+/// Largest page size.
+pub(crate) const MAX_PAGE: u32 = 1000;
+/// Default page size.
+pub(crate) const DEFAULT_PAGE: u32 = 50;
+
+impl Crm {
+    /// Checks the object permission, refusing with `PermissionDenied` naming the action.
+    pub(crate) fn require(&self, p: &Principal, action: Action, kind: EntityKind) -> Result<()> {
+        let d = access::object_decision(p, action, kind);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(CrmError::permission_denied(action.name(), kind.name(), &d.rule))
+        }
+    }
+
+    /// Turns a stored record into what `p` may see: custom keys become names (archived fields are left
+    /// out) and hidden fields are removed.
+    pub(crate) fn present(&self, p: &Principal, cache: &TenantCache, mut r: Record) -> Record {
+        let kind = r.meta.kind;
+        if !r.custom.is_empty() {
+            let stored = std::mem::take(&mut r.custom);
+            let mut named = Fields::new();
+            for (key, v) in stored {
+                if let Some(def) = cache.customs.by_key(kind, &key) {
+                    if !def.archived {
+                        named.insert(def.name.clone(), v);
+                    }
+                }
+            }
+            r.custom = named;
+        }
+        access::redact(p, &mut r);
+        r
+    }
+
+    /// Fetches one record `p` may read for `action` (as stored), or `NotFound`.
+    pub(crate) fn fetch_visible(
+        &self,
+        tx: &dyn ReadTx,
+        p: &Principal,
+        cache: &TenantCache,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        action: Action,
+    ) -> Result<Record> {
+        let cond = access::record_cond(p, action, kind, self.now());
+        let custom_types = cache.customs.types(kind);
+        if cond == Cond::True {
+            return tx
+                .get(kind, &ctx.tenant, id, &custom_types)?
+                .ok_or_else(|| CrmError::not_found(kind.name(), id));
+        }
+        let mut q = Query::all(kind, ctx.tenant.clone());
+        q.cond = Cond::Compare(Column::Meta(MetaColumn::Id), Op::Eq, Value::Ref(id)).and(cond);
+        q.liveness = Liveness::Any;
+        q.limit = Some(1);
+        q.custom_types = custom_types;
+        tx.query(&q)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| CrmError::not_found(kind.name(), id))
+    }
+
+    /// One record by id. A record the user may not read answers `NotFound`, as if it did not exist.
+    /// Records in the trash are returned too (their `deleted_at` is set).
+    pub fn get(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, kind)
+            .map_err(|_| CrmError::not_found(kind.name(), id))?;
+        let tx = self.store().read()?;
+        let r = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        Ok(self.present(&p, &cache, r))
+    }
+
+    pub(crate) fn build_query(
+        &self,
+        p: &Principal,
+        cache: &TenantCache,
+        ctx: &Context,
+        kind: EntityKind,
+        req: &ListRequest,
+        action: Action,
+    ) -> Result<Query> {
+        let resolver = Resolver {
+            kind,
+            principal: p,
+            customs: &cache.customs,
+            phones: &self.phones,
+        };
+        let mut q = Query::all(kind, ctx.tenant.clone());
+        if let Some(f) = &req.filter {
+            q.cond = resolver.cond(f)?;
+        }
+        q = q.and(access::record_cond(p, action, kind, self.now()));
+        q.liveness = if req.deleted { Liveness::Deleted } else { Liveness::Live };
+        q.custom_types = cache.customs.types(kind);
+        let (sort_name, desc) = match &req.sort {
+            Some(s) => {
+                q.sort = Some((resolver.sort_column(&s.field)?, s.descending));
+                (s.field.clone(), s.descending)
+            }
+            None => ("id".to_owned(), false),
+        };
+        if let Some(c) = &req.after {
+            let t = CursorToken::decode(c)?;
+            if t.sort != sort_name || t.desc != desc {
+                return Err(CrmError::invalid_query(None, "cursor", "the page cursor belongs to another sort order"));
+            }
+            q.after = Some(Keyset { value: t.value, id: t.id });
+        }
+        Ok(q)
+    }
+
+    /// A page of the records of `kind` the user may read, filtered and sorted as asked, paged with a
+    /// keyset cursor: page 1 000 costs what page 1 costs.
+    pub fn list(&self, ctx: &Context, kind: EntityKind, req: &ListRequest) -> Result<Page<Record>> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, kind)?;
+        let limit = req.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let mut q = self.build_query(&p, &cache, ctx, kind, req, Action::Read)?;
+        q.limit = Some(limit + 1);
+        let tx = self.store().read()?;
+        let mut rows = tx.query(&q)?;
+        drop(tx);
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => Some(cursor_for(&q, req, last)),
+            _ => None,
+        };
+        let items = rows.into_iter().map(|r| self.present(&p, &cache, r)).collect();
+        Ok(Page { items, next })
+    }
+
+    /// How many records of `kind` matching `filter` the user may read.
+    pub fn count(&self, ctx: &Context, kind: EntityKind, filter: Option<&crate::query::Filter>) -> Result<u64> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, kind)?;
+        let req = ListRequest {
+            filter: filter.cloned(),
+            ..Default::default()
+        };
+        let q = self.build_query(&p, &cache, ctx, kind, &req, Action::Read)?;
+        let tx = self.store().read()?;
+        tx.count(&q)
+    }
+
+    /// Records of `kind` whose phone fields match `phone`, written in any format: the caller-id lookup.
+    /// Looks in `phone` and, for contacts, `mobile`.
+    pub fn find_by_phone(&self, ctx: &Context, kind: EntityKind, phone: &str) -> Result<Vec<Record>> {
+        let normalised = self.phones.normalise(phone, "phone")?;
+        let fields: &[&str] = match kind {
+            EntityKind::Contact => &["phone", "mobile"],
+            EntityKind::Account | EntityKind::Lead => &["phone"],
+            _ => return Err(CrmError::invalid_query(Some("phone"), "no_phone", format!("{kind} has no phone field"))),
+        };
+        let filter = crate::query::Filter::Or {
+            any: fields
+                .iter()
+                .map(|f| crate::query::Filter::eq(f, normalised.as_str()))
+                .collect(),
+        };
+        Ok(self.list(ctx, kind, &ListRequest::filter(filter).limit(MAX_PAGE))?.items)
+    }
+
+    /// Every record of `kind` matching `filter` that the user may export, with only `columns` (all
+    /// visible fields when `None`), passed to `sink` one at a time, so memory does not grow with the
+    /// number of records. Asking for a hidden column is refused. Returns how many were exported.
+    pub fn export(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        filter: Option<&crate::query::Filter>,
+        columns: Option<&[&str]>,
+        sink: &mut dyn FnMut(Record) -> Result<()>,
+    ) -> Result<u64> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Export, kind)?;
+        let resolver = Resolver {
+            kind,
+            principal: &p,
+            customs: &cache.customs,
+            phones: &self.phones,
+        };
+        if let Some(cols) = columns {
+            for c in cols {
+                resolver.column(c)?;
+            }
+        }
+        let mut req = ListRequest {
+            filter: filter.cloned(),
+            ..Default::default()
+        };
+        let mut n = 0u64;
+        loop {
+            let mut q = self.build_query(&p, &cache, ctx, kind, &req, Action::Export)?;
+            q.limit = Some(MAX_PAGE);
+            let rows = self.store().read()?.query(&q)?;
+            let last = rows.last().map(|r| cursor_for(&q, &req, r));
+            let full = rows.len() == MAX_PAGE as usize;
+            for r in rows {
+                let mut r = self.present(&p, &cache, r);
+                if let Some(cols) = columns {
+                    r.fields.retain(|f, _| cols.contains(&f.as_str()));
+                    r.custom.retain(|f, _| cols.iter().any(|c| c.strip_prefix("custom.") == Some(f.as_str())));
+                }
+                sink(r)?;
+                n += 1;
+            }
+            match (full, last) {
+                (true, Some(c)) => req.after = Some(c),
+                _ => break,
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The cursor after `last` for the query's sort.
+fn cursor_for(q: &Query, req: &ListRequest, last: &Record) -> String {
+    let (sort, desc, value) = match (&q.sort, &req.sort) {
+        (Some((col, desc)), Some(s)) => (s.field.clone(), *desc, column_value(col, last)),
+        _ => ("id".to_owned(), false, Value::Ref(last.meta.id)),
+    };
+    CursorToken {
+        sort,
+        desc,
+        value,
+        id: last.meta.id,
+    }
+    .encode()
+}
+
+/// The value of a column in a stored record (custom values by storage key).
+pub(crate) fn column_value(col: &Column, r: &Record) -> Value {
+    match col {
+        Column::Meta(m) => match m {
+            MetaColumn::Id => Value::Ref(r.meta.id),
+            MetaColumn::OwnerId => Value::Ref(r.meta.owner_id),
+            MetaColumn::CreatedAt => Value::Timestamp(r.meta.created_at),
+            MetaColumn::CreatedBy => Value::Ref(r.meta.created_by),
+            MetaColumn::UpdatedAt => Value::Timestamp(r.meta.updated_at),
+            MetaColumn::UpdatedBy => Value::Ref(r.meta.updated_by),
+            MetaColumn::Version => Value::Int(r.meta.version),
+            MetaColumn::DeletedAt => r.meta.deleted_at.map(Value::Timestamp).unwrap_or(Value::Null),
+        },
+        Column::Builtin { name, .. } => r.get(name).clone(),
+        Column::Custom { key, .. } => r.custom(key).clone(),
+    }
+}
