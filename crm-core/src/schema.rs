@@ -88,6 +88,20 @@ kinds! {
     CustomField = "custom_field", "custom_fields";
     /// A grant of one record to a user, team or partner organisation.
     Share = "share", "shares";
+    /// An opportunity pipeline: ordered stages with probabilities, guards and allowed moves.
+    Pipeline = "pipeline", "pipelines";
+    /// One recorded lifecycle transition (who, when, from, to, comment).
+    Transition = "transition", "transitions";
+    /// A rule routing new leads or cases to a user or a queue.
+    AssignmentRule = "assignment_rule", "assignment_rules";
+    /// A group of users sharing incoming work, round-robin or by least open work.
+    Queue = "queue", "queues";
+    /// When a quote needs a manager's approval before it can be sent.
+    ApprovalRule = "approval_rule", "approval_rules";
+    /// A user following a record, to be notified of its changes.
+    Follow = "follow", "follows";
+    /// Whether changes to one entity type are audited.
+    AuditSetting = "audit_setting", "audit_settings";
 }
 
 impl fmt::Display for EntityKind {
@@ -109,8 +123,21 @@ impl EntityKind {
     pub fn is_configuration(self) -> bool {
         matches!(
             self,
-            EntityKind::Role | EntityKind::CustomField | EntityKind::Share
+            EntityKind::Role
+                | EntityKind::CustomField
+                | EntityKind::Share
+                | EntityKind::Pipeline
+                | EntityKind::AssignmentRule
+                | EntityKind::Queue
+                | EntityKind::ApprovalRule
+                | EntityKind::AuditSetting
         )
+    }
+
+    /// Whether records of this type are written only by the library itself (transitions, follows),
+    /// never through the generic create/update/delete calls.
+    pub fn is_system_managed(self) -> bool {
+        matches!(self, EntityKind::Transition | EntityKind::Follow)
     }
 
     /// Whether this entity type may carry custom fields.
@@ -393,9 +420,14 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("total", T::Money).system(),
             F::new("valid_until", T::Date),
             F::new("email_to", T::Email),
+            F::new("auto_send", T::Bool).default(true),
+            F::new("approval_required", T::Bool).system().default(false),
+            F::new("submitted_by", r(K::User)).system(),
             F::new("approved_by", r(K::User)).system(),
             F::new("approved_at", T::Timestamp).system(),
             F::new("sent_at", T::Timestamp).system(),
+            F::new("sent_to", T::Email).system(),
+            F::new("rejected_reason", T::Text),
         ],
         K::Order => vec![
             F::new("number", T::Text),
@@ -429,7 +461,9 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("opportunity_id", r(K::Opportunity)),
             F::new("quote_id", r(K::Quote)),
             F::new("case_id", r(K::Case)),
+            F::new("campaign_id", r(K::Campaign)),
             F::new("score", T::Int),
+            F::new("reminded_at", T::Timestamp).system(),
         ],
         K::Case => vec![
             F::new("subject", T::Text).req(),
@@ -447,6 +481,7 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("resolved_at", T::Timestamp).system(),
             F::new("closed_at", T::Timestamp).system(),
             F::new("sla_breached", T::Bool).system().default(false),
+            F::new("assigned_by_rule", T::Text).system(),
         ],
         K::KnowledgeArticle => vec![
             F::new("title", T::Text).req(),
@@ -520,6 +555,55 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("reference_to", T::choice(&kind_names())),
             F::new("required", T::Bool).default(false),
             F::new("archived", T::Bool).default(false),
+        ],
+        K::Pipeline => vec![
+            F::new("name", T::Text).req().unique(),
+            F::new("description", T::Text),
+            F::new("stages", T::Json).req(),
+            F::new("is_default", T::Bool).default(false),
+            F::new("active", T::Bool).default(true),
+        ],
+        K::Transition => vec![
+            F::new("record_kind", T::choice(&kind_names())).req(),
+            F::new("record_id", T::AnyReference).req(),
+            F::new("from_state", T::Text),
+            F::new("to_state", T::Text).req(),
+            F::new("comment", T::Text),
+            F::new("seconds_in_previous", T::Int),
+            F::new("rule", T::Text),
+        ],
+        K::AssignmentRule => vec![
+            F::new("name", T::Text).req(),
+            F::new("entity", T::choice(&["lead", "case"])).req(),
+            F::new("position", T::Int).default(100_i64),
+            F::new("active", T::Bool).default(true),
+            F::new("conditions", T::Json),
+            F::new("target_user_id", r(K::User)),
+            F::new("queue_id", r(K::Queue)),
+            F::new("min_seniority", T::Int),
+        ],
+        K::Queue => vec![
+            F::new("name", T::Text).req().unique(),
+            F::new("strategy", T::choice(&["round_robin", "least_open"])).default("round_robin"),
+            F::new("member_ids", T::MultiReference { to: K::User }),
+            F::new("min_seniority", T::Int),
+            F::new("cursor", T::Int).system().default(0_i64),
+        ],
+        K::ApprovalRule => vec![
+            F::new("name", T::Text).req(),
+            F::new("active", T::Bool).default(true),
+            F::new("max_discount_percent", T::Decimal),
+            F::new("max_total", T::Money),
+            F::new("always", T::Bool).default(false),
+        ],
+        K::Follow => vec![
+            F::new("record_kind", T::choice(&kind_names())).req(),
+            F::new("record_id", T::AnyReference).req(),
+            F::new("user_id", r(K::User)).req(),
+        ],
+        K::AuditSetting => vec![
+            F::new("entity", T::choice(&kind_names())).req().unique(),
+            F::new("enabled", T::Bool).default(true),
         ],
         K::Share => vec![
             F::new("record_kind", T::choice(&kind_names())).req(),
