@@ -4,6 +4,7 @@
 
 mod access_ops;
 mod audit_ops;
+mod process;
 mod read;
 mod resolve;
 mod write;

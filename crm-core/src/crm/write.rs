@@ -41,6 +41,8 @@ pub(crate) struct Uow<'s> {
     pub(crate) now: DateTime<Utc>,
     head: Option<Option<(u64, String)>>,
     pub(crate) config_changed: bool,
+    /// Records changed in this unit of work, with the event type, for follower notifications.
+    pub(crate) written: Vec<(EntityKind, RecordId, String)>,
 }
 
 impl<'s> Uow<'s> {
@@ -51,6 +53,7 @@ impl<'s> Uow<'s> {
             now,
             head: None,
             config_changed: false,
+            written: Vec::new(),
         }
     }
 
@@ -112,6 +115,7 @@ impl<'s> Uow<'s> {
         let changes = diff(&Fields::new(), &Fields::new(), &r.fields, &r.custom);
         self.audit(operation, r.meta.kind, r.meta.id, r.meta.version, changes, None)?;
         self.event("record.created", r.meta.kind, r.meta.id, json!({"version": r.meta.version}))?;
+        self.written.push((r.meta.kind, r.meta.id, "record.created".to_owned()));
         if r.meta.kind.is_configuration() || r.meta.kind == EntityKind::User {
             self.config_changed = true;
         }
@@ -127,6 +131,7 @@ impl<'s> Uow<'s> {
         let changes = diff(&old.fields, &old.custom, &new.fields, &new.custom);
         let names: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
         self.event(event_type, new.meta.kind, new.meta.id, json!({"version": new.meta.version, "fields": names}))?;
+        self.written.push((new.meta.kind, new.meta.id, event_type.to_owned()));
         self.audit(operation, new.meta.kind, new.meta.id, new.meta.version, changes, comment)?;
         if new.meta.kind.is_configuration() || new.meta.kind == EntityKind::User {
             self.config_changed = true;
@@ -134,7 +139,8 @@ impl<'s> Uow<'s> {
         Ok(new)
     }
 
-    pub(crate) fn commit(self, crm: &Crm) -> Result<()> {
+    pub(crate) fn commit(mut self, crm: &Crm) -> Result<()> {
+        crm.before_commit(&mut self)?;
         let tenant = self.ctx.tenant.clone();
         let changed = self.config_changed;
         self.tx.commit()?;
@@ -302,6 +308,7 @@ impl Crm {
     /// (the error names the row as `rows[i].field`).
     pub fn create_many(&self, ctx: &Context, kind: EntityKind, rows: Vec<NewRecord>) -> Result<Vec<Record>> {
         let (p, cache) = self.principal(ctx)?;
+        refuse_system_managed(kind, "create")?;
         self.require(&p, Action::Create, kind)?;
         let now = self.now();
         let mut uow = Uow::new(self.store().write()?, ctx, now);
@@ -313,6 +320,7 @@ impl Crm {
             let (fields, custom) = self.apply_input(&p, &cache.customs, kind, row.fields, None).map_err(row_err)?;
             let mut r = self.new_record(ctx, kind, owner, now, fields, custom);
             self.check_record(&*uow.tx, &cache, ctx, &mut r, None).map_err(row_err)?;
+            self.before_insert(&mut uow, &cache, &mut r).map_err(row_err)?;
             uow.insert(&r, if kind.is_configuration() { Operation::Configure } else { Operation::Create })
                 .map_err(row_err)?;
             if kind == EntityKind::CustomField {
@@ -348,6 +356,7 @@ impl Crm {
     /// clears it. Writing a hidden or read-only field refuses the whole update.
     pub fn update(&self, ctx: &Context, kind: EntityKind, id: RecordId, expected_version: i64, changes: Fields) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
+        refuse_system_managed(kind, "update")?;
         let mut uow = Uow::new(self.store().write()?, ctx, self.now());
         let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Update)?;
         if old.meta.deleted_at.is_some() {
@@ -361,6 +370,7 @@ impl Crm {
         let (fields, custom) = self.apply_input(&p, &cache.customs, kind, changes, Some(&old))?;
         let mut new = Record { meta: old.meta.clone(), fields, custom };
         self.check_record(&*uow.tx, &cache, ctx, &mut new, Some(&old))?;
+        self.before_update(&mut uow, &cache, &old, &mut new)?;
         if new.fields == old.fields && new.custom == old.custom {
             return Ok(self.present(&p, &cache, old));
         }
@@ -375,6 +385,7 @@ impl Crm {
     /// against deleting a record changed since it was read.
     pub fn delete(&self, ctx: &Context, kind: EntityKind, id: RecordId, expected_version: Option<i64>) -> Result<()> {
         let (p, cache) = self.principal(ctx)?;
+        refuse_system_managed(kind, "delete")?;
         let mut uow = Uow::new(self.store().write()?, ctx, self.now());
         let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Delete)?;
         if let Some(v) = expected_version {
@@ -422,6 +433,14 @@ impl Crm {
             uow.config_changed = true;
         }
         uow.commit(self)
+    }
+}
+
+fn refuse_system_managed(kind: EntityKind, action: &str) -> Result<()> {
+    if kind.is_system_managed() {
+        Err(CrmError::permission_denied(action, kind.name(), "system_managed"))
+    } else {
+        Ok(())
     }
 }
 
