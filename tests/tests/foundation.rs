@@ -150,13 +150,14 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
     assert_rejected(&w, ErrorKind::Validation, Some("last_name"), "required", |w| {
         w.crm.create(&w.admin, EntityKind::Contact, fields! { "first_name" => "Only" })
     });
+    let quote = |lines: Vec<LineItem>| fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => Value::Lines(lines) };
     assert_rejected(&w, ErrorKind::Validation, Some("lines[0].quantity"), "non_negative", |w| {
-        let mut f = sample(w, EntityKind::Quote);
+        let mut f = quote(vec![]);
         f.insert("lines".into(), Value::Lines(vec![LineItem { product_id: None, description: String::new(), quantity: d("-1"), unit_price: d("1"), discount_percent: d("0"), tax_rate: d("0"), unit_cost: None }]));
         w.crm.create(&w.admin, EntityKind::Quote, f)
     });
     assert_rejected(&w, ErrorKind::Validation, Some("lines[0].discount_percent"), "discount_range", |w| {
-        let mut f = sample(w, EntityKind::Quote);
+        let mut f = quote(vec![]);
         f.insert("lines".into(), Value::Lines(vec![LineItem { product_id: None, description: String::new(), quantity: d("1"), unit_price: d("1"), discount_percent: d("120"), tax_rate: d("0"), unit_cost: None }]));
         w.crm.create(&w.admin, EntityKind::Quote, f)
     });
@@ -217,35 +218,35 @@ fn custom_fields_filter_sort_rename_and_archive_without_losing_values() {
     let w = world();
     let def = w
         .crm
-        .create(&w.admin, EntityKind::CustomField, fields! { "entity" => "account", "name" => "industry", "field_type" => "choice", "choices" => Value::Json(serde_json::json!(["retail", "bank", "energy"])) })
+        .create(&w.admin, EntityKind::CustomField, fields! { "entity" => "account", "name" => "sector", "field_type" => "choice", "choices" => Value::Json(serde_json::json!(["retail", "bank", "energy"])) })
         .unwrap();
     w.crm.create(&w.admin, EntityKind::CustomField, fields! { "entity" => "account", "name" => "revenue", "field_type" => "money" }).unwrap();
     for (i, ind) in ["retail", "bank", "retail", "energy"].iter().enumerate() {
         w.crm
-            .create(&w.admin, EntityKind::Account, fields! { "name" => format!("A{i}"), "custom.industry" => *ind, "custom.revenue" => eur(&format!("{}", 1000 * (i + 1))) })
+            .create(&w.admin, EntityKind::Account, fields! { "name" => format!("A{i}"), "custom.sector" => *ind, "custom.revenue" => eur(&format!("{}", 1000 * (i + 1))) })
             .unwrap();
     }
-    let retail = w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("custom.industry", "retail"))).unwrap();
+    let retail = w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("custom.sector", "retail"))).unwrap();
     assert_eq!(retail, 2);
     let big = w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::cmp("custom.revenue", Op::Gt, eur("2500")))).unwrap();
     assert_eq!(big, 2);
     let sorted = w.crm.list(&w.admin, EntityKind::Account, &ListRequest::default().sort_by("custom.revenue", true)).unwrap();
     assert_eq!(sorted.items[0].label(), "A3");
-    let e = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "X", "custom.industry" => "farming" }).unwrap_err();
-    assert_eq!((e.field.as_deref(), e.rule.as_deref()), (Some("custom.industry"), Some("choice")));
+    let e = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "X", "custom.sector" => "farming" }).unwrap_err();
+    assert_eq!((e.field.as_deref(), e.rule.as_deref()), (Some("custom.sector"), Some("choice")));
 
     // Rename: values follow the field.
-    let def = w.crm.update(&w.admin, EntityKind::CustomField, def.meta.id, 1, fields! { "name" => "sector" }).unwrap();
-    assert_eq!(w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("custom.sector", "retail"))).unwrap(), 2);
-    let e = w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("custom.industry", "retail"))).unwrap_err();
+    let def = w.crm.update(&w.admin, EntityKind::CustomField, def.meta.id, 1, fields! { "name" => "vertical" }).unwrap();
+    assert_eq!(w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("custom.vertical", "retail"))).unwrap(), 2);
+    let e = w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("custom.sector", "retail"))).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidQuery);
     // Archive: hidden, but kept; un-archive brings the values back.
     let def = w.crm.update(&w.admin, EntityKind::CustomField, def.meta.id, def.meta.version, fields! { "archived" => true }).unwrap();
     let a = &w.crm.list(&w.admin, EntityKind::Account, &ListRequest::filter(Filter::eq("name", "A0"))).unwrap().items[0];
-    assert!(a.custom.get("sector").is_none());
+    assert!(a.custom.get("vertical").is_none());
     w.crm.update(&w.admin, EntityKind::CustomField, def.meta.id, def.meta.version, fields! { "archived" => false }).unwrap();
     let a = &w.crm.list(&w.admin, EntityKind::Account, &ListRequest::filter(Filter::eq("name", "A0"))).unwrap().items[0];
-    assert_eq!(a.custom("sector"), &Value::Text("retail".into()));
+    assert_eq!(a.custom("vertical"), &Value::Text("retail".into()));
     // The type cannot change under stored values.
     let e = w.crm.update(&w.admin, EntityKind::CustomField, def.meta.id, def.meta.version + 1, fields! { "field_type" => "int" }).unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("immutable"));

@@ -507,6 +507,12 @@ fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r
                 r.fields.insert("ordered_at".into(), Value::Timestamp(r.meta.created_at));
             }
         }
+        EntityKind::Product => {
+            if let (Some(price), Some(cost)) = (r.get("list_price").as_money(), r.get("unit_cost").as_money()) {
+                // Margins subtract one from the other: they must be in one currency.
+                price.checked_sub(cost).map_err(|e| CrmError { field: Some("unit_cost".into()), ..e })?;
+            }
+        }
         EntityKind::Campaign => date_order(r, "starts_on", "ends_on")?,
         EntityKind::Case => date_order(r, "first_response_due", "resolution_due")?,
         EntityKind::Opportunity => {
