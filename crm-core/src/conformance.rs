@@ -281,7 +281,7 @@ pub fn stale_update_is_a_conflict(store: &dyn Store) {
         owner,
         crate::fields! { "name" => "v1" },
     );
-    insert_all(store, &[a.clone()]);
+    insert_all(store, std::slice::from_ref(&a));
     let mut b = a.clone();
     b.meta.version = 2;
     b.fields.insert("name".into(), "v2".into());
@@ -877,11 +877,9 @@ pub fn keyset_paging(store: &dyn Store) {
     // Sort keys as comparable Rust values (None first = SQL NULL first ascending).
     type Key = Option<(i64, String)>;
     let text_key = |v: &Value| -> Key { v.as_text().map(|s| (0, s.to_owned())) };
-    let sorts: Vec<(
-        Column,
-        Box<dyn Fn(&Record) -> Value>,
-        Box<dyn Fn(&Value) -> Key>,
-    )> = vec![
+    type ValueOf = Box<dyn Fn(&Record) -> Value>;
+    type KeyOf = Box<dyn Fn(&Value) -> Key>;
+    let sorts: Vec<(Column, ValueOf, KeyOf)> = vec![
         (
             builtin(EntityKind::Account, "name"),
             Box::new(|r: &Record| r.get("name").clone()),
@@ -1029,7 +1027,7 @@ pub fn purge_removes(store: &dyn Store) {
         new_id(),
         crate::fields! { "name" => "x" },
     );
-    insert_all(store, &[a.clone()]);
+    insert_all(store, std::slice::from_ref(&a));
     let mut tx = store.write().unwrap();
     tx.purge(EntityKind::Account, &t, a.meta.id).unwrap();
     tx.commit().unwrap();

@@ -198,9 +198,14 @@ CREATE TABLE quotes (
     total_currency TEXT,
     valid_until TEXT,
     email_to TEXT,
+    auto_send INTEGER,
+    approval_required INTEGER,
+    submitted_by BLOB,
     approved_by BLOB,
     approved_at INTEGER,
     sent_at INTEGER,
+    sent_to TEXT,
+    rejected_reason TEXT,
     PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX ix_quotes_owner ON quotes (tenant_id, owner_id);
@@ -266,7 +271,9 @@ CREATE TABLE activities (
     opportunity_id BLOB,
     quote_id BLOB,
     case_id BLOB,
+    campaign_id BLOB,
     score INTEGER,
+    reminded_at INTEGER,
     PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX ix_activities_owner ON activities (tenant_id, owner_id);
@@ -298,6 +305,7 @@ CREATE TABLE cases (
     resolved_at INTEGER,
     closed_at INTEGER,
     sla_breached INTEGER,
+    assigned_by_rule TEXT,
     PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX ix_cases_owner ON cases (tenant_id, owner_id);
@@ -530,7 +538,156 @@ CREATE TABLE shares (
 CREATE INDEX ix_shares_owner ON shares (tenant_id, owner_id);
 CREATE INDEX ix_shares_updated ON shares (tenant_id, updated_at);
 
+CREATE TABLE pipelines (
+    tenant_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    owner_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    deleted_at INTEGER,
+    custom TEXT,
+    name TEXT,
+    description TEXT,
+    stages TEXT,
+    is_default INTEGER,
+    active INTEGER,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX ix_pipelines_owner ON pipelines (tenant_id, owner_id);
+CREATE INDEX ix_pipelines_updated ON pipelines (tenant_id, updated_at);
+CREATE UNIQUE INDEX ux_pipelines_name ON pipelines (tenant_id, name) WHERE deleted_at IS NULL;
 
+CREATE TABLE transitions (
+    tenant_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    owner_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    deleted_at INTEGER,
+    custom TEXT,
+    record_kind TEXT,
+    record_id BLOB,
+    from_state TEXT,
+    to_state TEXT,
+    comment TEXT,
+    seconds_in_previous INTEGER,
+    rule TEXT,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX ix_transitions_owner ON transitions (tenant_id, owner_id);
+CREATE INDEX ix_transitions_updated ON transitions (tenant_id, updated_at);
+
+CREATE TABLE assignment_rules (
+    tenant_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    owner_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    deleted_at INTEGER,
+    custom TEXT,
+    name TEXT,
+    entity TEXT,
+    position INTEGER,
+    active INTEGER,
+    conditions TEXT,
+    target_user_id BLOB,
+    queue_id BLOB,
+    min_seniority INTEGER,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX ix_assignment_rules_owner ON assignment_rules (tenant_id, owner_id);
+CREATE INDEX ix_assignment_rules_updated ON assignment_rules (tenant_id, updated_at);
+
+CREATE TABLE queues (
+    tenant_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    owner_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    deleted_at INTEGER,
+    custom TEXT,
+    name TEXT,
+    strategy TEXT,
+    member_ids TEXT,
+    min_seniority INTEGER,
+    cursor INTEGER,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX ix_queues_owner ON queues (tenant_id, owner_id);
+CREATE INDEX ix_queues_updated ON queues (tenant_id, updated_at);
+CREATE UNIQUE INDEX ux_queues_name ON queues (tenant_id, name) WHERE deleted_at IS NULL;
+
+CREATE TABLE approval_rules (
+    tenant_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    owner_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    deleted_at INTEGER,
+    custom TEXT,
+    name TEXT,
+    active INTEGER,
+    max_discount_percent INTEGER,
+    max_total INTEGER,
+    max_total_currency TEXT,
+    always INTEGER,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX ix_approval_rules_owner ON approval_rules (tenant_id, owner_id);
+CREATE INDEX ix_approval_rules_updated ON approval_rules (tenant_id, updated_at);
+
+CREATE TABLE follows (
+    tenant_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    owner_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    deleted_at INTEGER,
+    custom TEXT,
+    record_kind TEXT,
+    record_id BLOB,
+    user_id BLOB,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX ix_follows_owner ON follows (tenant_id, owner_id);
+CREATE INDEX ix_follows_updated ON follows (tenant_id, updated_at);
+
+CREATE TABLE audit_settings (
+    tenant_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    owner_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    deleted_at INTEGER,
+    custom TEXT,
+    entity TEXT,
+    enabled INTEGER,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX ix_audit_settings_owner ON audit_settings (tenant_id, owner_id);
+CREATE INDEX ix_audit_settings_updated ON audit_settings (tenant_id, updated_at);
+CREATE UNIQUE INDEX ux_audit_settings_entity ON audit_settings (tenant_id, entity) WHERE deleted_at IS NULL;
 
 -- Hot lookups and lists.
 CREATE INDEX ix_accounts_phone ON accounts (tenant_id, phone);
@@ -576,6 +733,11 @@ CREATE INDEX ix_campaign_members_lead ON campaign_members (tenant_id, lead_id);
 CREATE INDEX ix_users_email ON users (tenant_id, email);
 CREATE INDEX ix_attachments_record ON attachments (tenant_id, record_kind, record_id);
 CREATE INDEX ix_custom_fields_entity ON custom_fields (tenant_id, entity);
+CREATE INDEX ix_transitions_record ON transitions (tenant_id, record_kind, record_id);
+CREATE INDEX ix_follows_record ON follows (tenant_id, record_kind, record_id);
+CREATE INDEX ix_follows_user ON follows (tenant_id, user_id);
+CREATE INDEX ix_assignment_rules_entity ON assignment_rules (tenant_id, entity, position);
+CREATE INDEX ix_activities_campaign ON activities (tenant_id, campaign_id);
 CREATE INDEX ix_shares_record ON shares (tenant_id, record_kind, record_id);
 CREATE INDEX ix_shares_user ON shares (tenant_id, grantee_user_id);
 CREATE INDEX ix_shares_team ON shares (tenant_id, grantee_team_id);
@@ -616,3 +778,24 @@ CREATE TABLE outbox (
     delivered_at INTEGER
 );
 CREATE INDEX ix_outbox_pending ON outbox (tenant_id, seq) WHERE delivered_at IS NULL;
+
+-- Planner statistics until the first real ANALYZE: without them SQLite prefers the primary key
+-- (tenant_id = ?) plus a filter over any tenant-led secondary index. These say: ten tenants of
+-- 100 000 rows each, and a secondary key narrows a tenant to about ten rows.
+ANALYZE sqlite_schema;
+INSERT INTO sqlite_stat1 (tbl, idx, stat)
+SELECT s.tbl_name, s.name,
+       CASE
+           WHEN s.name LIKE 'ux_%' THEN '1000000 100000 1'
+           WHEN (SELECT count(*) FROM pragma_index_info(s.name)) >= 3 THEN '1000000 100000 100 10'
+           ELSE '1000000 100000 10'
+       END
+FROM sqlite_schema AS s
+WHERE s.type = 'index' AND s.tbl_name NOT IN ('audit_log', 'outbox') AND s.sql IS NOT NULL;
+INSERT INTO sqlite_stat1 (tbl, idx, stat)
+SELECT s.name, s.name, '1000000 100000 1'
+FROM sqlite_schema AS s
+WHERE s.type = 'table' AND s.name NOT IN ('audit_log', 'outbox', 'sqlite_sequence')
+  AND s.name NOT LIKE 'sqlite_%';
+-- Reload the statistics on this connection.
+ANALYZE sqlite_schema;

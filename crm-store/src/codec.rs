@@ -14,7 +14,11 @@ const SCALE: u32 = 4;
 
 pub(crate) fn storage(e: rusqlite::Error) -> CrmError {
     match &e {
-        rusqlite::Error::SqliteFailure(code, _) => {
+        // SQLite's messages name tables, columns and constraints, never bound values.
+        rusqlite::Error::SqliteFailure(code, Some(msg)) => {
+            CrmError::storage(format!("sqlite error: {code}: {msg}"))
+        }
+        rusqlite::Error::SqliteFailure(code, None) => {
             CrmError::storage(format!("sqlite error: {code}"))
         }
         rusqlite::Error::QueryReturnedNoRows => CrmError::storage("sqlite error: no row"),

@@ -497,9 +497,21 @@ impl WriteTx for Tx<'_> {
             ));
         }
         let table = kind.table();
+        let name = format!("cx_{table}_{key}");
+        let exists: bool = self
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?)",
+                [&name],
+                |r| r.get(0),
+            )
+            .map_err(storage)?;
+        if exists {
+            return Ok(());
+        }
+        // Statistics for the new index, so the planner knows it narrows a tenant down.
         self.execute_batch(&format!(
-            "CREATE INDEX IF NOT EXISTS cx_{table}_{key} ON {table} \
-             (tenant_id, json_extract(custom, '$.{key}'))"
+            "CREATE INDEX {name} ON {table} (tenant_id, json_extract(custom, '$.{key}')); \
+             ANALYZE {name};"
         ))
         .map_err(storage)
     }

@@ -1,5 +1,8 @@
 //! The storage conformance suite of crm-core, against an in-memory and an on-disk store.
 
+// Test code: helpers outside #[test] functions may unwrap and panic too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use crm_core::conformance;
 use crm_store::SqliteStore;
 
