@@ -396,8 +396,61 @@ fn compiler(q: &Query) -> Compiler {
     }
 }
 
+/// A keyset page whose remaining rows are not one index range: descending after a non-null value
+/// (the rest is "smaller values, then every NULL"), or ascending after a NULL ("later NULLs, then
+/// every value"). Compiled as two index ranges, each limited, merged and cut to the page size, so a
+/// late page costs what the first costs.
+fn split_page(q: &Query, col: &Column, desc: bool, k: &Keyset, limit: u32) -> Result<Stmt> {
+    let e = expr(q.kind, col)?;
+    let x = &e.sql;
+    let list = select_list(q.kind);
+    let table = q.kind.table();
+    let id = || Sql::Blob(k.id.as_bytes().to_vec());
+    let lim = Sql::Integer(i64::from(limit));
+    let mut params = Vec::new();
+    let mut branch = |extra: String, extra_params: Vec<Sql>, order: &str| -> Result<String> {
+        let mut c = compiler(q);
+        let w = where_clause(&mut c, q)?;
+        params.extend(c.params);
+        params.extend(extra_params);
+        params.push(lim.clone());
+        Ok(format!(
+            "SELECT * FROM (SELECT {list}, {x} AS sort_key FROM {table} {w} AND {extra} \
+             ORDER BY {order} LIMIT ?)"
+        ))
+    };
+    let (a, b, outer) = if desc {
+        let (p, _) = param(&e, &k.value)?;
+        (
+            branch(
+                format!("({x}, id) < (?, ?)"),
+                vec![p, id()],
+                &format!("{x} DESC, id DESC"),
+            )?,
+            branch(format!("{x} IS NULL"), vec![], "id DESC")?,
+            "sort_key DESC, id DESC",
+        )
+    } else {
+        (
+            branch(format!("{x} IS NULL AND id > ?"), vec![id()], "id")?,
+            branch(format!("{x} IS NOT NULL"), vec![], &format!("{x}, id"))?,
+            "sort_key, id",
+        )
+    };
+    params.push(lim);
+    Ok(Stmt {
+        sql: format!("{a} UNION ALL {b} ORDER BY {outer} LIMIT ?"),
+        params,
+    })
+}
+
 /// The row query of `q`.
 pub(crate) fn select(q: &Query) -> Result<Stmt> {
+    if let (Some((col, desc)), Some(k), Some(limit)) = (&q.sort, &q.after, q.limit) {
+        if *col != Column::Meta(MetaColumn::Id) && *desc != k.value.is_null() {
+            return split_page(q, col, *desc, k, limit);
+        }
+    }
     let mut c = compiler(q);
     let mut sql = format!(
         "SELECT {} FROM {} {}",

@@ -117,6 +117,53 @@ fn keyset_page_by_name_uses_the_name_index_without_sorting() {
 }
 
 #[test]
+fn late_pages_in_split_orders_are_index_ranges() {
+    let store = populated();
+    let mut q = Query::all(EntityKind::Account, tenant("plan"));
+    q.limit = Some(50);
+    // Descending after a value: smaller values, then the NULLs.
+    q.sort = Some((builtin(EntityKind::Account, "name"), true));
+    q.after = Some(Keyset {
+        value: "Account 150".into(),
+        id: new_id(),
+    });
+    let plan = store.explain(&q).unwrap();
+    let text = plan.join("\n");
+    assert!(
+        text.contains("ix_accounts_name (tenant_id=? AND (name,id)<(?,?))"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ix_accounts_name (tenant_id=? AND name=?)"),
+        "{text}"
+    );
+    assert!(
+        !plan.iter().any(|l| l.starts_with("SCAN accounts")),
+        "{text}"
+    );
+    // Ascending after a NULL: later NULLs, then the values.
+    q.sort = Some((builtin(EntityKind::Account, "name"), false));
+    q.after = Some(Keyset {
+        value: Value::Null,
+        id: new_id(),
+    });
+    let plan = store.explain(&q).unwrap();
+    let text = plan.join("\n");
+    assert!(
+        text.contains("ix_accounts_name (tenant_id=? AND name=? AND id>?)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ix_accounts_name (tenant_id=? AND name>?)"),
+        "{text}"
+    );
+    assert!(
+        !plan.iter().any(|l| l.starts_with("SCAN accounts")),
+        "{text}"
+    );
+}
+
+#[test]
 fn owner_lists_use_the_owner_index() {
     let store = populated();
     let q = Query::all(EntityKind::Contact, tenant("plan"))
