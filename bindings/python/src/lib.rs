@@ -1,1 +1,44 @@
-//! Python bindings.
+//! Python bindings (PyO3) of the CRM library: the extension module `crm_core._crm_core`.
+//!
+//! Thin wrappers only: Python values are converted to core values, calls are forwarded to
+//! [`crm_core::Crm`] with the GIL released, and results and errors are converted back.
+
+// The error type is the core's; its size is decided there, not in the binding.
+#![allow(clippy::result_large_err)]
+
+mod convert;
+mod error;
+mod session;
+mod types;
+
+use pyo3::prelude::*;
+
+/// Raises the exception a core error (given as its JSON form) maps to: a test hook for the mapping
+/// of error kinds that the public API cannot provoke on demand (`internal`, `storage`, …).
+#[pyfunction]
+fn _raise_error(py: Python<'_>, error_json: &str) -> PyResult<()> {
+    let e: crm_core::CrmError = serde_json::from_str(error_json)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("not an error: {e}")))?;
+    Err(error::to_py(py, e))
+}
+
+/// The extension module.
+#[pymodule]
+fn _crm_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<session::Crm>()?;
+    m.add_class::<session::Session>()?;
+    m.add_class::<session::RecordIterator>()?;
+    m.add_class::<types::Record>()?;
+    m.add_class::<types::Page>()?;
+    m.add_class::<types::Money>()?;
+    m.add_class::<types::Decision>()?;
+    m.add_class::<types::AccessReview>()?;
+    m.add_class::<types::FieldChange>()?;
+    m.add_class::<types::HistoryEntry>()?;
+    m.add_class::<types::HistoryPage>()?;
+    m.add_class::<types::AuditVerification>()?;
+    m.add_class::<types::Event>()?;
+    m.add_function(wrap_pyfunction!(_raise_error, m)?)?;
+    error::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! Conversions between Python objects and core values, JSON and filters.
+
+use std::str::FromStr;
+
+use crm_core::chrono::{DateTime, NaiveDate, Utc};
+use crm_core::{
+    Currency, Decimal, EntityKind, FieldType, Fields, Filter, Money as CoreMoney, Op, Value,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::IntoPyObjectExt;
+use serde_json::Value as Json;
+
+use crate::error::Error;
+use crate::types::Money;
+
+static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn is_decimal(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let t = DECIMAL.import(obj.py(), "decimal", "Decimal")?;
+    obj.is_instance(t)
+}
+
+fn is_datetime(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let t = DATETIME.import(obj.py(), "datetime", "datetime")?;
+    obj.is_instance(t)
+}
+
+fn is_date(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let t = DATE.import(obj.py(), "datetime", "date")?;
+    obj.is_instance(t)
+}
+
+/// An aware datetime as a UTC instant; naive datetimes are refused.
+pub(crate) fn to_instant(obj: &Bound<'_, PyAny>) -> PyResult<DateTime<Utc>> {
+    if !is_datetime(obj)? {
+        return Err(PyTypeError::new_err("expected a datetime"));
+    }
+    if obj.getattr("tzinfo")?.is_none() || obj.call_method0("utcoffset")?.is_none() {
+        return Err(PyValueError::new_err(
+            "naive datetime: pass an aware datetime (e.g. with tzinfo=timezone.utc)",
+        ));
+    }
+    obj.extract::<DateTime<Utc>>()
+}
+
+fn decimal_of(obj: &Bound<'_, PyAny>) -> PyResult<Decimal> {
+    let s: String = obj.str()?.extract()?;
+    Decimal::from_str(&s)
+        .or_else(|_| Decimal::from_scientific(&s))
+        .map_err(|_| {
+            PyValueError::new_err(format!("`{s}` is not a finite decimal number in range"))
+        })
+}
+
+/// A money amount from a `Money`, or a `(amount, currency)` tuple.
+pub(crate) fn money_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<CoreMoney>> {
+    if let Ok(m) = obj.cast::<Money>() {
+        return Ok(Some(m.get().0));
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        if t.len() == 2 {
+            let amount = t.get_item(0)?;
+            let code = t.get_item(1)?;
+            if code.is_instance_of::<PyString>()
+                && (is_decimal(&amount)? || amount.is_instance_of::<PyInt>())
+            {
+                let code: String = code.extract()?;
+                let currency = Currency::parse_field(&code, "currency").map_err(Error)?;
+                return Ok(Some(CoreMoney::new(decimal_of(&amount)?, currency)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A Python value as a core value, by its Python type; `hint` is the field's type when known
+/// (needed for `json` and `lines` fields).
+pub(crate) fn to_value(obj: &Bound<'_, PyAny>, hint: Option<&FieldType>) -> PyResult<Value> {
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    match hint {
+        Some(FieldType::Json) => return Ok(Value::Json(to_json(obj)?)),
+        Some(FieldType::Lines) => {
+            let j = to_json(obj)?;
+            return Value::from_json(&FieldType::Lines, &j, "lines").map_err(|e| Error(e).into());
+        }
+        _ => {}
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(obj.extract()?));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return Ok(Value::Int(obj.extract()?));
+    }
+    if obj.is_instance_of::<PyString>() {
+        return Ok(Value::Text(obj.extract()?));
+    }
+    if is_decimal(obj)? || obj.is_instance_of::<PyFloat>() {
+        return Ok(Value::Decimal(decimal_of(obj)?));
+    }
+    if let Some(m) = money_of(obj)? {
+        return Ok(Value::Money(m));
+    }
+    if is_datetime(obj)? {
+        return Ok(Value::Timestamp(to_instant(obj)?));
+    }
+    if is_date(obj)? {
+        return Ok(Value::Date(obj.extract::<NaiveDate>()?));
+    }
+    if obj.is_instance_of::<PyDict>() {
+        return Ok(Value::Json(to_json(obj)?));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut texts = Vec::new();
+        let mut all_text = true;
+        for item in obj.try_iter()? {
+            let item = item?;
+            if item.is_instance_of::<PyString>() {
+                texts.push(item.extract::<String>()?);
+            } else {
+                all_text = false;
+                break;
+            }
+        }
+        if all_text {
+            return Ok(Value::List(texts));
+        }
+        return Ok(Value::Json(to_json(obj)?));
+    }
+    Err(PyTypeError::new_err(format!(
+        "cannot use a value of type `{}` as a field value",
+        obj.get_type().name()?
+    )))
+}
+
+/// A core value as a Python object.
+pub(crate) fn from_value(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Null => py.None(),
+        Value::Text(s) => s.into_py_any(py)?,
+        Value::Int(i) => i.into_py_any(py)?,
+        Value::Decimal(d) => d.into_py_any(py)?,
+        Value::Money(m) => Money(*m).into_py_any(py)?,
+        Value::Date(d) => d.into_py_any(py)?,
+        Value::Timestamp(t) => t.into_py_any(py)?,
+        Value::Bool(b) => b.into_py_any(py)?,
+        Value::Ref(id) => id.to_string().into_py_any(py)?,
+        Value::List(items) => items.into_py_any(py)?,
+        Value::Lines(lines) => {
+            let out = PyList::empty(py);
+            for l in lines {
+                let d = PyDict::new(py);
+                d.set_item("product_id", l.product_id.map(|id| id.to_string()))?;
+                d.set_item("description", &l.description)?;
+                d.set_item("quantity", l.quantity)?;
+                d.set_item("unit_price", l.unit_price)?;
+                d.set_item("discount_percent", l.discount_percent)?;
+                d.set_item("tax_rate", l.tax_rate)?;
+                d.set_item("unit_cost", l.unit_cost)?;
+                out.append(d)?;
+            }
+            out.into_any().unbind()
+        }
+        Value::Json(j) => from_json(py, j)?,
+    })
+}
+
+/// A Python object as JSON: decimals and instants become strings, money an object.
+pub(crate) fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Json> {
+    if obj.is_none() {
+        return Ok(Json::Null);
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(Json::Bool(obj.extract()?));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Json::from(i));
+        }
+        return Ok(Json::from(obj.extract::<u64>()?));
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        let f: f64 = obj.extract()?;
+        return serde_json::Number::from_f64(f)
+            .map(Json::Number)
+            .ok_or_else(|| PyValueError::new_err("non-finite floats cannot be stored"));
+    }
+    if obj.is_instance_of::<PyString>() {
+        return Ok(Json::String(obj.extract()?));
+    }
+    if is_decimal(obj)? {
+        return Ok(Json::String(decimal_of(obj)?.to_string()));
+    }
+    if let Ok(m) = obj.cast::<Money>() {
+        return Ok(Value::Money(m.get().0).to_json());
+    }
+    if is_datetime(obj)? {
+        return Ok(Value::Timestamp(to_instant(obj)?).to_json());
+    }
+    if is_date(obj)? {
+        return Ok(Value::Date(obj.extract::<NaiveDate>()?).to_json());
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut map = serde_json::Map::new();
+        for (k, v) in d.iter() {
+            let key: String = k
+                .extract()
+                .map_err(|_| PyTypeError::new_err("JSON object keys must be strings"))?;
+            map.insert(key, to_json(&v)?);
+        }
+        return Ok(Json::Object(map));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut out = Vec::new();
+        for item in obj.try_iter()? {
+            out.push(to_json(&item?)?);
+        }
+        return Ok(Json::Array(out));
+    }
+    Err(PyTypeError::new_err(format!(
+        "cannot convert a value of type `{}` to JSON",
+        obj.get_type().name()?
+    )))
+}
+
+/// JSON as Python objects.
+pub(crate) fn from_json(py: Python<'_>, j: &Json) -> PyResult<Py<PyAny>> {
+    Ok(match j {
+        Json::Null => py.None(),
+        Json::Bool(b) => b.into_py_any(py)?,
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_py_any(py)?
+            } else if let Some(u) = n.as_u64() {
+                u.into_py_any(py)?
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_py_any(py)?
+            }
+        }
+        Json::String(s) => s.into_py_any(py)?,
+        Json::Array(items) => {
+            let out = PyList::empty(py);
+            for i in items {
+                out.append(from_json(py, i)?)?;
+            }
+            out.into_any().unbind()
+        }
+        Json::Object(map) => {
+            let out = PyDict::new(py);
+            for (k, v) in map {
+                out.set_item(k, from_json(py, v)?)?;
+            }
+            out.into_any().unbind()
+        }
+    })
+}
+
+/// The built-in type of field `name` of `kind`, if it is a built-in field.
+fn hint(kind: EntityKind, name: &str) -> Option<&'static FieldType> {
+    kind.schema().field(name).map(|f| &f.ty)
+}
+
+/// Keyword arguments as field values: `custom={...}` and `custom.<name>` keys are custom fields.
+pub(crate) fn to_fields(kind: EntityKind, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Fields> {
+    let mut out = Fields::new();
+    let Some(kwargs) = kwargs else {
+        return Ok(out);
+    };
+    for (k, v) in kwargs.iter() {
+        let key: String = k
+            .extract()
+            .map_err(|_| PyTypeError::new_err("field names must be strings"))?;
+        if key == "custom" && !v.is_none() {
+            let d = v.cast::<PyDict>().map_err(|_| {
+                PyTypeError::new_err("`custom` must be a dict of custom field values")
+            })?;
+            for (ck, cv) in d.iter() {
+                let name: String = ck
+                    .extract()
+                    .map_err(|_| PyTypeError::new_err("custom field names must be strings"))?;
+                out.insert(format!("custom.{name}"), to_value(&cv, None)?);
+            }
+            continue;
+        }
+        let value = to_value(&v, hint(kind, &key))?;
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> PyResult<T> {
+    serde_json::from_value(Json::String(s.to_owned()))
+        .map_err(|_| PyValueError::new_err(format!("`{s}` is not a valid {what}")))
+}
+
+/// A string or a string-valued enum member as a string.
+pub(crate) fn name_of(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = obj.extract::<String>() {
+        return Ok(s);
+    }
+    obj.getattr("value")?.extract()
+}
+
+/// An action name (`read`) or `Action` member as a core action.
+pub(crate) fn to_action(obj: &Bound<'_, PyAny>) -> PyResult<crm_core::Action> {
+    parse_enum(&name_of(obj)?, "action")
+}
+
+/// A value inside a filter: the tagged serde form (`{"type": "text", "value": "IT"}`) or a plain
+/// Python value.
+fn filter_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let tagged =
+            d.contains("type")? && d.len() <= 2 && (d.len() == 1 || d.contains("value")?);
+        if tagged {
+            return serde_json::from_value(to_json(obj)?)
+                .map_err(|e| PyValueError::new_err(format!("malformed filter value: {e}")));
+        }
+    }
+    to_value(obj, None)
+}
+
+fn item<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    d.get_item(key)?
+        .ok_or_else(|| PyValueError::new_err(format!("filter is missing `{key}`")))
+}
+
+fn filters(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Filter>> {
+    let mut out = Vec::new();
+    for f in obj.try_iter()? {
+        out.push(to_filter(&f?)?);
+    }
+    Ok(out)
+}
+
+/// A filter from its serde dict form, a plain `{field: value}` dict (AND of equalities; `None`
+/// means "is null"), or any object with a `to_dict()` method (the `F` helpers).
+pub(crate) fn to_filter(obj: &Bound<'_, PyAny>) -> PyResult<Filter> {
+    let dict_obj;
+    let d = match obj.cast::<PyDict>() {
+        Ok(d) => d.clone(),
+        Err(_) => {
+            if !obj.hasattr("to_dict")? {
+                return Err(PyTypeError::new_err(
+                    "a filter is a dict or an F expression",
+                ));
+            }
+            dict_obj = obj.call_method0("to_dict")?;
+            dict_obj
+                .cast::<PyDict>()
+                .map_err(|_| PyTypeError::new_err("to_dict() must return a dict"))?
+                .clone()
+        }
+    };
+    let Some(op) = d.get_item("op")? else {
+        let mut all = Vec::new();
+        for (k, v) in d.iter() {
+            let field: String = k.extract()?;
+            all.push(if v.is_none() {
+                Filter::IsNull { field }
+            } else {
+                Filter::Compare {
+                    field,
+                    cmp: Op::Eq,
+                    value: filter_value(&v)?,
+                }
+            });
+        }
+        return Ok(match all.len() {
+            1 => all.remove(0),
+            _ => Filter::And { all },
+        });
+    };
+    let op: String = op.extract()?;
+    let field = || -> PyResult<String> { item(&d, "field")?.extract() };
+    Ok(match op.as_str() {
+        "and" => Filter::And {
+            all: filters(&item(&d, "all")?)?,
+        },
+        "or" => Filter::Or {
+            any: filters(&item(&d, "any")?)?,
+        },
+        "not" => Filter::Not {
+            not: Box::new(to_filter(&item(&d, "not")?)?),
+        },
+        "compare" => Filter::Compare {
+            field: field()?,
+            cmp: parse_enum(&item(&d, "cmp")?.extract::<String>()?, "comparison")?,
+            value: filter_value(&item(&d, "value")?)?,
+        },
+        "in" => {
+            let mut values = Vec::new();
+            for v in item(&d, "values")?.try_iter()? {
+                values.push(filter_value(&v?)?);
+            }
+            Filter::In {
+                field: field()?,
+                values,
+            }
+        }
+        "is_null" => Filter::IsNull { field: field()? },
+        "contains" => Filter::Contains {
+            field: field()?,
+            value: filter_value(&item(&d, "value")?)?,
+        },
+        "starts_with" => Filter::StartsWith {
+            field: field()?,
+            value: item(&d, "value")?.extract()?,
+        },
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "`{other}` is not a filter operator"
+            )))
+        }
+    })
+}
+
+/// An optional filter argument.
+pub(crate) fn opt_filter(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Filter>> {
+    match obj {
+        Some(o) if !o.is_none() => Ok(Some(to_filter(o)?)),
+        _ => Ok(None),
+    }
+}
+
+/// An entity type name (`account`) or a member of a string enum.
+pub(crate) fn to_kind(obj: &Bound<'_, PyAny>) -> PyResult<EntityKind> {
+    name_of(obj)?
+        .parse::<EntityKind>()
+        .map_err(|e| Error(e).into())
+}

@@ -1,0 +1,690 @@
+//! `Crm` (one per database) and `Session` (the core `Context` bound to a `Crm`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crm_core::{
+    Context, Crm as CoreCrm, EntityKind, Filter, Grantee, ListRequest, NewRecord, Origin, RecordId,
+    Sort, TenantId,
+};
+use crm_store::SqliteStore;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::convert::{from_value, opt_filter, to_action, to_fields, to_instant, to_kind};
+use crate::error::Error;
+use crate::types::{
+    AccessReview, AuditVerification, Decision, Event, FieldChange, HistoryEntry, HistoryPage, Page,
+    Record,
+};
+
+fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
+    Origin {
+        client,
+        address,
+        location,
+    }
+}
+
+fn tenant(s: &str) -> PyResult<TenantId> {
+    TenantId::new(s).map_err(|e| Error(e).into())
+}
+
+fn rid(s: &str) -> PyResult<RecordId> {
+    RecordId::parse_field(s, "id").map_err(|e| Error(e).into())
+}
+
+fn records(py: Python<'_>, rs: Vec<crm_core::Record>) -> PyResult<Vec<Py<Record>>> {
+    rs.into_iter().map(|r| Py::new(py, Record(r))).collect()
+}
+
+/// Splits `owner_id` out of keyword fields.
+fn new_record(kind: EntityKind, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<NewRecord> {
+    let mut owner_id = None;
+    if let Some(kw) = kwargs {
+        if let Some(o) = kw.get_item("owner_id")? {
+            if !o.is_none() {
+                owner_id = Some(rid(&o.extract::<String>()?)?);
+            }
+            let rest = kw.copy()?;
+            rest.del_item("owner_id")?;
+            return Ok(NewRecord {
+                fields: to_fields(kind, Some(&rest))?,
+                owner_id,
+            });
+        }
+    }
+    Ok(NewRecord {
+        fields: to_fields(kind, kwargs)?,
+        owner_id,
+    })
+}
+
+fn sort_of(sort: Option<String>, descending: bool) -> Option<Sort> {
+    sort.map(|s| match s.strip_prefix('-') {
+        Some(f) => Sort {
+            field: f.to_owned(),
+            descending: true,
+        },
+        None => Sort {
+            field: s,
+            descending,
+        },
+    })
+}
+
+/// A CRM over one SQLite database; share it between threads freely.
+#[pyclass(frozen, module = "crm_core._crm_core")]
+pub(crate) struct Crm {
+    inner: Arc<CoreCrm>,
+}
+
+impl Crm {
+    fn build(store: SqliteStore, region: &str) -> PyResult<Self> {
+        let crm = CoreCrm::new(Arc::new(store))
+            .with_default_region(region)
+            .map_err(Error)?;
+        Ok(Crm {
+            inner: Arc::new(crm),
+        })
+    }
+}
+
+#[pymethods]
+impl Crm {
+    /// Opens (or creates) the database file at `path`.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, default_region = "IT"))]
+    fn open(py: Python<'_>, path: PathBuf, default_region: &str) -> PyResult<Self> {
+        let store = py.detach(move || SqliteStore::open(path)).map_err(Error)?;
+        Crm::build(store, default_region)
+    }
+
+    /// A throw-away in-memory database.
+    #[staticmethod]
+    #[pyo3(signature = (*, default_region = "IT"))]
+    fn memory(py: Python<'_>, default_region: &str) -> PyResult<Self> {
+        let store = py.detach(SqliteStore::open_in_memory).map_err(Error)?;
+        Crm::build(store, default_region)
+    }
+
+    /// Sets up an empty tenant with an administrator and returns the administrator's session.
+    #[pyo3(signature = (tenant, admin_username, *, client=None, address=None, location=None))]
+    fn bootstrap(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        admin_username: String,
+        client: Option<String>,
+        address: Option<String>,
+        location: Option<String>,
+    ) -> PyResult<Session> {
+        let t = self::tenant(tenant)?;
+        let o = origin(client, address, location);
+        let crm = self.inner.clone();
+        let ctx = py
+            .detach(move || crm.bootstrap(&t, &admin_username, o))
+            .map_err(Error)?;
+        Ok(Session {
+            crm: self.inner.clone(),
+            ctx,
+        })
+    }
+
+    /// A session of `user_id` acting in `tenant`.
+    #[pyo3(signature = (tenant, user_id, *, client=None, address=None, location=None))]
+    fn session(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        client: Option<String>,
+        address: Option<String>,
+        location: Option<String>,
+    ) -> PyResult<Session> {
+        let ctx = Context {
+            tenant: self::tenant(tenant)?,
+            user_id: rid(user_id)?,
+            origin: origin(client, address, location),
+        };
+        Ok(Session {
+            crm: self.inner.clone(),
+            ctx,
+        })
+    }
+
+    /// Forgets cached configuration (after another process changed users, roles or custom fields).
+    fn reload_configuration(&self) {
+        self.inner.reload_configuration();
+    }
+
+    fn __repr__(&self) -> String {
+        "<Crm>".to_owned()
+    }
+}
+
+/// A user acting in a tenant: every CRM operation is a method of a session.
+#[pyclass(frozen, module = "crm_core._crm_core")]
+pub(crate) struct Session {
+    crm: Arc<CoreCrm>,
+    ctx: Context,
+}
+
+impl Session {
+    /// Runs `f` on the core without the GIL; errors become exceptions.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&CoreCrm, &Context) -> crm_core::Result<T> + Send,
+    ) -> PyResult<T> {
+        let crm = &*self.crm;
+        let ctx = &self.ctx;
+        py.detach(move || f(crm, ctx)).map_err(|e| Error(e).into())
+    }
+}
+
+#[pymethods]
+impl Session {
+    #[getter]
+    fn tenant(&self) -> &str {
+        self.ctx.tenant.as_str()
+    }
+
+    #[getter]
+    fn user_id(&self) -> String {
+        self.ctx.user_id.to_string()
+    }
+
+    /// The same origin, acting as another user of the tenant.
+    fn as_user(&self, user_id: &str) -> PyResult<Session> {
+        Ok(Session {
+            crm: self.crm.clone(),
+            ctx: self.ctx.as_user(rid(user_id)?),
+        })
+    }
+
+    #[pyo3(signature = (kind, /, **fields))]
+    fn create(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        fields: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Record> {
+        let kind = to_kind(kind)?;
+        let new = new_record(kind, fields)?;
+        self.run(py, move |c, ctx| c.create(ctx, kind, new))
+            .map(Record)
+    }
+
+    #[pyo3(signature = (kind, rows, progress=None))]
+    fn create_many(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        rows: &Bound<'_, PyAny>,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Py<Record>>> {
+        let kind = to_kind(kind)?;
+        let rows: Vec<Bound<'_, PyAny>> = rows.try_iter()?.collect::<PyResult<_>>()?;
+        let total = rows.len();
+        let mut new = Vec::with_capacity(total);
+        for (i, row) in rows.iter().enumerate() {
+            let d = row
+                .cast::<PyDict>()
+                .map_err(|_| PyTypeError::new_err("each row must be a dict"))?;
+            new.push(new_record(kind, Some(d))?);
+            if let Some(p) = progress {
+                if (i + 1) % 100 == 0 && i + 1 < total {
+                    p.call1((i + 1, total))?;
+                }
+            }
+        }
+        let out = self.run(py, move |c, ctx| c.create_many(ctx, kind, new))?;
+        if let Some(p) = progress {
+            p.call1((total, total))?;
+        }
+        records(py, out)
+    }
+
+    fn get(&self, py: Python<'_>, kind: &Bound<'_, PyAny>, id: &str) -> PyResult<Record> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        self.run(py, move |c, ctx| c.get(ctx, kind, id)).map(Record)
+    }
+
+    #[pyo3(signature = (kind, id, version, /, **changes))]
+    fn update(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+        version: i64,
+        changes: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Record> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        let changes = to_fields(kind, changes)?;
+        self.run(py, move |c, ctx| c.update(ctx, kind, id, version, changes))
+            .map(Record)
+    }
+
+    #[pyo3(signature = (kind, id, version=None))]
+    fn delete(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+        version: Option<i64>,
+    ) -> PyResult<()> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        self.run(py, move |c, ctx| c.delete(ctx, kind, id, version))
+    }
+
+    fn restore(&self, py: Python<'_>, kind: &Bound<'_, PyAny>, id: &str) -> PyResult<Record> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        self.run(py, move |c, ctx| c.restore(ctx, kind, id))
+            .map(Record)
+    }
+
+    fn purge(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+        reason: String,
+    ) -> PyResult<()> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        self.run(py, move |c, ctx| c.purge(ctx, kind, id, &reason))
+    }
+
+    #[pyo3(signature = (kind, filter=None, sort=None, descending=false, limit=50, after=None, deleted=false))]
+    #[allow(clippy::too_many_arguments)] // reason: mirrors the keyword arguments of the Python API
+    fn list(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        filter: Option<&Bound<'_, PyAny>>,
+        sort: Option<String>,
+        descending: bool,
+        limit: u32,
+        after: Option<String>,
+        deleted: bool,
+    ) -> PyResult<Page> {
+        let kind = to_kind(kind)?;
+        let req = ListRequest {
+            filter: opt_filter(filter)?,
+            sort: sort_of(sort, descending),
+            after,
+            limit: Some(limit),
+            deleted,
+        };
+        let page = self.run(py, move |c, ctx| c.list(ctx, kind, &req))?;
+        Ok(Page {
+            items: records(py, page.items)?,
+            next: page.next,
+        })
+    }
+
+    /// Every matching record, fetched lazily page by page with the keyset cursor.
+    #[pyo3(signature = (kind, filter=None, sort=None, descending=false, page_size=500))]
+    fn iterate(
+        &self,
+        kind: &Bound<'_, PyAny>,
+        filter: Option<&Bound<'_, PyAny>>,
+        sort: Option<String>,
+        descending: bool,
+        page_size: u32,
+    ) -> PyResult<RecordIterator> {
+        let kind = to_kind(kind)?;
+        Ok(RecordIterator {
+            crm: self.crm.clone(),
+            ctx: self.ctx.clone(),
+            kind,
+            filter: opt_filter(filter)?,
+            sort: sort_of(sort, descending),
+            page_size,
+            state: Mutex::new(IterState {
+                buffer: Vec::new(),
+                next: None,
+                done: false,
+            }),
+        })
+    }
+
+    #[pyo3(signature = (kind, filter=None))]
+    fn count(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let (kind, filter) = (to_kind(kind)?, opt_filter(filter)?);
+        self.run(py, move |c, ctx| c.count(ctx, kind, filter.as_ref()))
+    }
+
+    fn find_by_phone(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        phone: String,
+    ) -> PyResult<Vec<Py<Record>>> {
+        let kind = to_kind(kind)?;
+        let out = self.run(py, move |c, ctx| c.find_by_phone(ctx, kind, &phone))?;
+        records(py, out)
+    }
+
+    /// Matching records as flat dicts (`id`, visible fields, custom fields as `custom.<name>`).
+    #[pyo3(signature = (kind, filter=None, columns=None))]
+    fn export<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &Bound<'_, PyAny>,
+        filter: Option<&Bound<'_, PyAny>>,
+        columns: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let (kind, filter) = (to_kind(kind)?, opt_filter(filter)?);
+        let rows = self.run(py, move |c, ctx| {
+            let cols: Option<Vec<&str>> = columns
+                .as_ref()
+                .map(|v| v.iter().map(String::as_str).collect());
+            let mut rows = Vec::new();
+            c.export(ctx, kind, filter.as_ref(), cols.as_deref(), &mut |r| {
+                rows.push(r);
+                Ok(())
+            })?;
+            Ok(rows)
+        })?;
+        let out = PyList::empty(py);
+        for r in rows {
+            let d = PyDict::new(py);
+            d.set_item("id", r.meta.id.to_string())?;
+            for (k, v) in &r.fields {
+                d.set_item(k, from_value(py, v)?)?;
+            }
+            for (k, v) in &r.custom {
+                d.set_item(format!("custom.{k}"), from_value(py, v)?)?;
+            }
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    /// Shares a record with exactly one of `user`, `team` or `partner`; returns the share record.
+    #[pyo3(signature = (kind, id, *, user=None, team=None, partner=None, edit=false, until=None))]
+    #[allow(clippy::too_many_arguments)] // reason: mirrors the keyword arguments of the Python API
+    fn share(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+        user: Option<&str>,
+        team: Option<&str>,
+        partner: Option<&str>,
+        edit: bool,
+        until: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Record> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        let grantee = match (user, team, partner) {
+            (Some(u), None, None) => Grantee::User(rid(u)?),
+            (None, Some(t), None) => Grantee::Team(rid(t)?),
+            (None, None, Some(p)) => Grantee::Partner(rid(p)?),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "pass exactly one of `user`, `team` or `partner`",
+                ))
+            }
+        };
+        let until = match until {
+            Some(u) if !u.is_none() => Some(to_instant(u)?),
+            _ => None,
+        };
+        self.run(py, move |c, ctx| {
+            c.share(ctx, kind, id, grantee, edit, until)
+        })
+        .map(Record)
+    }
+
+    fn unshare(&self, py: Python<'_>, share_id: &str) -> PyResult<()> {
+        let id = rid(share_id)?;
+        self.run(py, move |c, ctx| c.unshare(ctx, id))
+    }
+
+    fn explain(
+        &self,
+        py: Python<'_>,
+        user_id: &str,
+        action: &Bound<'_, PyAny>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+    ) -> PyResult<Decision> {
+        let (user, action, kind, id) =
+            (rid(user_id)?, to_action(action)?, to_kind(kind)?, rid(id)?);
+        self.run(py, move |c, ctx| c.explain(ctx, user, action, kind, id))
+            .map(Decision::from)
+    }
+
+    fn who_can_read(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+    ) -> PyResult<Vec<AccessReview>> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        let out = self.run(py, move |c, ctx| c.who_can_read(ctx, kind, id))?;
+        out.into_iter().map(|r| AccessReview::new(py, r)).collect()
+    }
+
+    /// `(role_id, role_name, access)` for every role that can read the field.
+    fn roles_reading_field(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        field: String,
+    ) -> PyResult<Vec<(String, String, String)>> {
+        let kind = to_kind(kind)?;
+        let out = self.run(py, move |c, ctx| c.roles_reading_field(ctx, kind, &field))?;
+        Ok(out
+            .into_iter()
+            .map(|(id, name, access)| (id.to_string(), name, access))
+            .collect())
+    }
+
+    #[pyo3(signature = (kind, id, before=None, limit=50))]
+    fn history(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> PyResult<HistoryPage> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        let page = self.run(py, move |c, ctx| {
+            c.history(ctx, kind, id, before, Some(limit))
+        })?;
+        let mut entries = Vec::with_capacity(page.entries.len());
+        for e in page.entries {
+            entries.push(Py::new(py, HistoryEntry::new(py, e)?)?);
+        }
+        Ok(HistoryPage {
+            entries,
+            next: page.next,
+        })
+    }
+
+    fn as_of(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+        at: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Record>> {
+        let (kind, id, at) = (to_kind(kind)?, rid(id)?, to_instant(at)?);
+        Ok(self
+            .run(py, move |c, ctx| c.as_of(ctx, kind, id, at))?
+            .map(Record))
+    }
+
+    fn version(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+        n: i64,
+    ) -> PyResult<Option<Record>> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        Ok(self
+            .run(py, move |c, ctx| c.version(ctx, kind, id, n))?
+            .map(Record))
+    }
+
+    fn diff_versions(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+        a: i64,
+        b: i64,
+    ) -> PyResult<Vec<FieldChange>> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        let out = self.run(py, move |c, ctx| c.diff_versions(ctx, kind, id, a, b))?;
+        out.iter().map(|ch| FieldChange::new(py, ch)).collect()
+    }
+
+    #[pyo3(signature = (user_id, start, end, limit=None))]
+    fn user_activity(
+        &self,
+        py: Python<'_>,
+        user_id: &str,
+        start: &Bound<'_, PyAny>,
+        end: &Bound<'_, PyAny>,
+        limit: Option<u32>,
+    ) -> PyResult<Vec<HistoryEntry>> {
+        let (user, start, end) = (rid(user_id)?, to_instant(start)?, to_instant(end)?);
+        let out = self.run(py, move |c, ctx| {
+            c.user_activity(ctx, user, start, end, limit)
+        })?;
+        out.into_iter().map(|e| HistoryEntry::new(py, e)).collect()
+    }
+
+    fn verify_audit(&self, py: Python<'_>) -> PyResult<AuditVerification> {
+        self.run(py, |c, ctx| c.verify_audit(ctx))
+            .map(AuditVerification::from)
+    }
+
+    #[pyo3(signature = (after=0, limit=100))]
+    fn pending_events(&self, py: Python<'_>, after: u64, limit: u32) -> PyResult<Vec<Event>> {
+        let out = self.run(py, move |c, ctx| c.pending_events(ctx, after, limit))?;
+        out.into_iter().map(|e| Event::new(py, e)).collect()
+    }
+
+    fn ack_events(&self, py: Python<'_>, seqs: Vec<u64>) -> PyResult<u64> {
+        self.run(py, move |c, ctx| c.ack_events(ctx, &seqs))
+    }
+
+    /// Defines a custom field (creates a `custom_field` record).
+    #[pyo3(signature = (kind, name, field_type, *, label=None, choices=None, reference_to=None, required=false))]
+    #[allow(clippy::too_many_arguments)] // reason: mirrors the keyword arguments of the Python API
+    fn define_custom_field(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        name: &str,
+        field_type: &str,
+        label: Option<&str>,
+        choices: Option<Vec<String>>,
+        reference_to: Option<&Bound<'_, PyAny>>,
+        required: bool,
+    ) -> PyResult<Record> {
+        let kw = PyDict::new(py);
+        kw.set_item("entity", to_kind(kind)?.name())?;
+        kw.set_item("name", name)?;
+        kw.set_item("field_type", field_type)?;
+        kw.set_item("label", label)?;
+        kw.set_item("choices", choices)?;
+        if let Some(r) = reference_to {
+            if !r.is_none() {
+                kw.set_item("reference_to", to_kind(r)?.name())?;
+            }
+        }
+        kw.set_item("required", required)?;
+        let new = new_record(EntityKind::CustomField, Some(&kw))?;
+        self.run(py, move |c, ctx| {
+            c.create(ctx, EntityKind::CustomField, new)
+        })
+        .map(Record)
+    }
+
+    /// Creates a role with a policy (the JSON form of the core `Policy`).
+    #[pyo3(signature = (name, policy, *, description=None))]
+    fn create_role(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        policy: &Bound<'_, PyAny>,
+        description: Option<&str>,
+    ) -> PyResult<Record> {
+        let kw = PyDict::new(py);
+        kw.set_item("name", name)?;
+        kw.set_item("policy", policy)?;
+        kw.set_item("description", description)?;
+        let new = new_record(EntityKind::Role, Some(&kw))?;
+        self.run(py, move |c, ctx| c.create(ctx, EntityKind::Role, new))
+            .map(Record)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<Session tenant={} user={}>",
+            self.ctx.tenant, self.ctx.user_id
+        )
+    }
+}
+
+struct IterState {
+    buffer: Vec<crm_core::Record>,
+    next: Option<String>,
+    done: bool,
+}
+
+/// Lazily pages through records with the keyset cursor.
+#[pyclass(frozen, module = "crm_core._crm_core")]
+pub(crate) struct RecordIterator {
+    crm: Arc<CoreCrm>,
+    ctx: Context,
+    kind: EntityKind,
+    filter: Option<Filter>,
+    sort: Option<Sort>,
+    page_size: u32,
+    state: Mutex<IterState>,
+}
+
+#[pymethods]
+impl RecordIterator {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Record>> {
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("iterator state poisoned"))?;
+        if st.buffer.is_empty() && !st.done {
+            let req = ListRequest {
+                filter: self.filter.clone(),
+                sort: self.sort.clone(),
+                after: st.next.clone(),
+                limit: Some(self.page_size),
+                deleted: false,
+            };
+            let (crm, ctx, kind) = (&*self.crm, &self.ctx, self.kind);
+            let page = py
+                .detach(move || crm.list(ctx, kind, &req))
+                .map_err(Error)?;
+            st.buffer = page.items;
+            st.buffer.reverse();
+            st.done = page.next.is_none();
+            st.next = page.next;
+        }
+        Ok(st.buffer.pop().map(Record))
+    }
+}

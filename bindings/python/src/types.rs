@@ -1,0 +1,454 @@
+//! Python mirrors of the core's result types.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use crm_core::chrono::{DateTime, Utc};
+use crm_core::{
+    AccessReview as CoreAccessReview, AuditVerification as CoreAuditVerification, Currency,
+    Decimal, Decision as CoreDecision, Event as CoreEvent, FieldChange as CoreFieldChange,
+    HistoryEntry as CoreHistoryEntry, Money as CoreMoney, Record as CoreRecord,
+};
+use pyo3::exceptions::PyKeyError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::convert::{from_json, from_value};
+use crate::error::Error;
+
+/// An amount with its currency (ISO 4217 code).
+#[pyclass(frozen, module = "crm_core._crm_core")]
+#[derive(Clone, Copy)]
+pub(crate) struct Money(pub(crate) CoreMoney);
+
+#[pymethods]
+impl Money {
+    #[new]
+    fn new(amount: &Bound<'_, PyAny>, currency: &str) -> PyResult<Self> {
+        let s: String = amount.str()?.extract()?;
+        let amount: Decimal = s.parse().map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("`{s}` is not a decimal number"))
+        })?;
+        let currency = Currency::parse_field(currency, "currency").map_err(Error)?;
+        Ok(Money(CoreMoney::new(amount, currency)))
+    }
+
+    #[getter]
+    fn amount(&self) -> Decimal {
+        self.0.amount
+    }
+
+    #[getter]
+    fn currency(&self) -> &'static str {
+        self.0.currency.code()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Money('{}', '{}')", self.0.amount, self.0.currency.code())
+    }
+
+    fn __str__(&self) -> String {
+        format!("{} {}", self.0.amount, self.0.currency.code())
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<Money>().is_ok_and(|o| {
+            o.get().0.amount == self.0.amount && o.get().0.currency == self.0.currency
+        })
+    }
+
+    fn __hash__(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.0.amount.normalize().hash(&mut h);
+        self.0.currency.code().hash(&mut h);
+        h.finish()
+    }
+}
+
+/// A saved record: bookkeeping properties, built-in fields by `rec["name"]`, custom fields in `custom`.
+#[pyclass(frozen, module = "crm_core._crm_core")]
+pub(crate) struct Record(pub(crate) CoreRecord);
+
+impl Record {
+    fn lookup(&self, name: &str) -> Option<&crm_core::Value> {
+        match name.strip_prefix("custom.") {
+            Some(c) => self.0.custom.get(c),
+            None => self.0.fields.get(name),
+        }
+    }
+}
+
+#[pymethods]
+impl Record {
+    #[getter]
+    fn id(&self) -> String {
+        self.0.meta.id.to_string()
+    }
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.0.meta.kind.name()
+    }
+    #[getter]
+    fn tenant(&self) -> &str {
+        self.0.meta.tenant.as_str()
+    }
+    #[getter]
+    fn version(&self) -> i64 {
+        self.0.meta.version
+    }
+    #[getter]
+    fn owner_id(&self) -> String {
+        self.0.meta.owner_id.to_string()
+    }
+    #[getter]
+    fn created_at(&self) -> DateTime<Utc> {
+        self.0.meta.created_at
+    }
+    #[getter]
+    fn created_by(&self) -> String {
+        self.0.meta.created_by.to_string()
+    }
+    #[getter]
+    fn updated_at(&self) -> DateTime<Utc> {
+        self.0.meta.updated_at
+    }
+    #[getter]
+    fn updated_by(&self) -> String {
+        self.0.meta.updated_by.to_string()
+    }
+    #[getter]
+    fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.meta.deleted_at
+    }
+
+    /// Built-in field values (hidden fields are absent).
+    #[getter]
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.0.fields {
+            d.set_item(k, from_value(py, v)?)?;
+        }
+        Ok(d)
+    }
+
+    /// Custom field values by custom field name.
+    #[getter]
+    fn custom<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.0.custom {
+            d.set_item(k, from_value(py, v)?)?;
+        }
+        Ok(d)
+    }
+
+    /// A short label: the name, title, subject or id.
+    #[getter]
+    fn label(&self) -> String {
+        self.0.label()
+    }
+
+    fn __getitem__(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        match self.lookup(name) {
+            Some(v) => from_value(py, v),
+            None => Err(PyKeyError::new_err(name.to_owned())),
+        }
+    }
+
+    fn __contains__(&self, name: &str) -> bool {
+        self.lookup(name).is_some()
+    }
+
+    #[pyo3(signature = (name, default=None))]
+    fn get(&self, py: Python<'_>, name: &str, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        match self.lookup(name) {
+            Some(v) => from_value(py, v),
+            None => Ok(default.unwrap_or_else(|| py.None())),
+        }
+    }
+
+    /// Everything as a plain dict: bookkeeping, fields, and `custom` as a nested dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = self.fields(py)?;
+        let m = &self.0.meta;
+        d.set_item("id", m.id.to_string())?;
+        d.set_item("kind", m.kind.name())?;
+        d.set_item("tenant", m.tenant.as_str())?;
+        d.set_item("version", m.version)?;
+        d.set_item("owner_id", m.owner_id.to_string())?;
+        d.set_item("created_at", m.created_at)?;
+        d.set_item("created_by", m.created_by.to_string())?;
+        d.set_item("updated_at", m.updated_at)?;
+        d.set_item("updated_by", m.updated_by.to_string())?;
+        d.set_item("deleted_at", m.deleted_at)?;
+        d.set_item("custom", self.custom(py)?)?;
+        Ok(d)
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<Record>().is_ok_and(|o| o.get().0 == self.0)
+    }
+
+    fn __hash__(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.0.meta.id.to_string().hash(&mut h);
+        self.0.meta.version.hash(&mut h);
+        h.finish()
+    }
+
+    fn __repr__(&self) -> String {
+        let m = &self.0.meta;
+        let label = [
+            "name",
+            "title",
+            "subject",
+            "username",
+            "sku",
+            "number",
+            "last_name",
+        ]
+        .iter()
+        .find_map(|f| {
+            self.0
+                .text(f)
+                .map(|t| format!(" {f}='{}'", t.replace('\\', "\\\\").replace('\'', "\\'")))
+        })
+        .unwrap_or_default();
+        format!(
+            "<Record {} {} v{}{}>",
+            m.kind.name(),
+            m.id,
+            m.version,
+            label
+        )
+    }
+}
+
+/// One page of records and the cursor of the next page (`None` on the last page).
+#[pyclass(frozen, module = "crm_core._crm_core")]
+pub(crate) struct Page {
+    pub(crate) items: Vec<Py<Record>>,
+    #[pyo3(get)]
+    pub(crate) next: Option<String>,
+}
+
+#[pymethods]
+impl Page {
+    #[getter]
+    fn items(&self, py: Python<'_>) -> Vec<Py<Record>> {
+        self.items.iter().map(|r| r.clone_ref(py)).collect()
+    }
+    fn __len__(&self) -> usize {
+        self.items.len()
+    }
+    fn __repr__(&self) -> String {
+        format!("<Page {} item(s) next={:?}>", self.items.len(), self.next)
+    }
+}
+
+/// An access decision and the rule behind it; truthy when allowed.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct Decision {
+    allowed: bool,
+    rule: String,
+    reason: String,
+}
+
+impl From<CoreDecision> for Decision {
+    fn from(d: CoreDecision) -> Self {
+        Decision {
+            allowed: d.allowed,
+            rule: d.rule,
+            reason: d.reason,
+        }
+    }
+}
+
+#[pymethods]
+impl Decision {
+    fn __bool__(&self) -> bool {
+        self.allowed
+    }
+    fn __repr__(&self) -> String {
+        format!("<Decision allowed={} rule={:?}>", self.allowed, self.rule)
+    }
+}
+
+/// Who can read a record and why.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct AccessReview {
+    user_id: String,
+    username: String,
+    decision: Py<Decision>,
+}
+
+impl AccessReview {
+    pub(crate) fn new(py: Python<'_>, r: CoreAccessReview) -> PyResult<Self> {
+        Ok(AccessReview {
+            user_id: r.user_id.to_string(),
+            username: r.username,
+            decision: Py::new(py, Decision::from(r.decision))?,
+        })
+    }
+}
+
+#[pymethods]
+impl AccessReview {
+    fn __repr__(&self) -> String {
+        format!("<AccessReview {}>", self.username)
+    }
+}
+
+/// One field's change between two versions.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct FieldChange {
+    field: String,
+    old: Py<PyAny>,
+    new: Py<PyAny>,
+}
+
+impl FieldChange {
+    pub(crate) fn new(py: Python<'_>, c: &CoreFieldChange) -> PyResult<Self> {
+        Ok(FieldChange {
+            field: c.field.clone(),
+            old: from_value(py, &c.old)?,
+            new: from_value(py, &c.new)?,
+        })
+    }
+}
+
+#[pymethods]
+impl FieldChange {
+    fn __repr__(&self) -> String {
+        format!("<FieldChange {}>", self.field)
+    }
+}
+
+/// One audit log entry as a reader may see it.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct HistoryEntry {
+    seq: u64,
+    at: DateTime<Utc>,
+    user_id: String,
+    client: Option<String>,
+    address: Option<String>,
+    location: Option<String>,
+    operation: String,
+    kind: String,
+    record_id: String,
+    version: i64,
+    changes: Vec<Py<FieldChange>>,
+    comment: Option<String>,
+}
+
+impl HistoryEntry {
+    pub(crate) fn new(py: Python<'_>, e: CoreHistoryEntry) -> PyResult<Self> {
+        let mut changes = Vec::with_capacity(e.changes.len());
+        for c in &e.changes {
+            changes.push(Py::new(py, FieldChange::new(py, c)?)?);
+        }
+        Ok(HistoryEntry {
+            seq: e.seq,
+            at: e.at,
+            user_id: e.user_id.to_string(),
+            client: e.origin.client,
+            address: e.origin.address,
+            location: e.origin.location,
+            operation: e.operation.name().to_owned(),
+            kind: e.kind.name().to_owned(),
+            record_id: e.record_id.to_string(),
+            version: e.version,
+            changes,
+            comment: e.comment,
+        })
+    }
+}
+
+#[pymethods]
+impl HistoryEntry {
+    fn __repr__(&self) -> String {
+        format!(
+            "<HistoryEntry #{} {} {} v{}>",
+            self.seq, self.operation, self.kind, self.version
+        )
+    }
+}
+
+/// A page of history, newest first; `next` is the `before` value for the following page.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct HistoryPage {
+    pub(crate) entries: Vec<Py<HistoryEntry>>,
+    pub(crate) next: Option<u64>,
+}
+
+#[pymethods]
+impl HistoryPage {
+    fn __len__(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The result of checking the audit hash chain.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct AuditVerification {
+    checked: u64,
+    ok: bool,
+    first_bad_seq: Option<u64>,
+    problem: Option<String>,
+}
+
+impl From<CoreAuditVerification> for AuditVerification {
+    fn from(v: CoreAuditVerification) -> Self {
+        AuditVerification {
+            checked: v.checked,
+            ok: v.ok,
+            first_bad_seq: v.first_bad_seq,
+            problem: v.problem,
+        }
+    }
+}
+
+#[pymethods]
+impl AuditVerification {
+    fn __bool__(&self) -> bool {
+        self.ok
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<AuditVerification ok={} checked={}>",
+            self.ok, self.checked
+        )
+    }
+}
+
+/// An outbox event.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct Event {
+    seq: u64,
+    at: DateTime<Utc>,
+    event_type: String,
+    kind: String,
+    record_id: String,
+    user_id: String,
+    payload: Py<PyAny>,
+}
+
+impl Event {
+    pub(crate) fn new(py: Python<'_>, e: CoreEvent) -> PyResult<Self> {
+        Ok(Event {
+            seq: e.seq,
+            at: e.at,
+            event_type: e.event_type,
+            kind: e.kind.name().to_owned(),
+            record_id: e.record_id.to_string(),
+            user_id: e.user_id.to_string(),
+            payload: from_json(py, &e.payload)?,
+        })
+    }
+}
+
+#[pymethods]
+impl Event {
+    fn __repr__(&self) -> String {
+        format!("<Event #{} {}>", self.seq, self.event_type)
+    }
+}

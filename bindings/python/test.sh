@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the Python binding into a throw-away venv and runs the stub check and the tests.
+# Usage: bash bindings/python/test.sh   (from anywhere; exits non-zero on failure)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+python="${PYTHON:-python3}"
+venv="$CARGO_TARGET_DIR/py-venv"
+
+rm -rf "$venv"
+"$python" -m venv "$venv"
+# shellcheck disable=SC1091
+. "$venv/bin/activate"
+python -m pip install --quiet --upgrade pip
+# One release build of the extension, through maturin as the PEP 517 backend.
+python -m pip install --quiet "$here[test]"
+
+cd "$here"
+# The runtime must match the stubs (run outside the source tree so the installed package is used).
+(cd "$venv" && python -m mypy.stubtest crm_core --allowlist "$here/stubtest-allowlist.txt")
+python -m pytest "$here/tests" -q -p no:cacheprovider "$@"
