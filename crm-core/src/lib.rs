@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod id;
 mod money;
+pub mod pipeline;
 mod query;
 mod record;
 mod schema;
@@ -24,6 +25,7 @@ pub use audit::{
 };
 pub use access::{Action, Decision, FieldAccess, ObjectRule, Policy, Scope};
 pub use crm::{AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord};
+pub use crm::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use custom_field::CustomFieldDef;
 pub use validate::{line_totals, PhoneRules, Totals};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -29,6 +29,7 @@ use crate::validate::PhoneRules;
 pub use access_ops::{AccessReview, Grantee};
 pub use audit_ops::{HistoryEntry, HistoryPage};
 pub use write::NewRecord;
+pub use process::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 
 /// Who acts, in which tenant, and from where. Every call of [`Crm`] takes one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
