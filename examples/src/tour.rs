@@ -1,1 +1,128 @@
-fn main() {}
+//! A tour of the library: creates an on-disk database with realistic demo data and walks through what
+//! the CRM does, printing what happens.
+//!
+//! Run with `cargo run -p crm-examples --bin tour [path/to/tour.db]`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // an example: failures should be loud
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crm_core::chrono::{Duration, TimeZone, Utc};
+use crm_core::{fields, Action, Crm, EntityKind, Filter, Grantee, ListRequest, ManualClock, Op, Origin, TenantId, Value};
+use crm_examples::demo;
+use crm_store::SqliteStore;
+
+fn title(s: &str) {
+    println!("\n== {s}");
+}
+
+fn main() {
+    let path = std::env::args().nth(1).unwrap_or_else(|| "target/tour.db".to_owned());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    if let Some(dir) = std::path::Path::new(&path).parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 8, 30, 0).unwrap()));
+    let crm = Crm::new(Arc::new(SqliteStore::open(&path).unwrap())).with_clock(clock.clone());
+    let tenant = TenantId::new("rossi-spa").unwrap();
+
+    title("A tenant, its administrator, roles, teams, territories and users");
+    let admin = crm
+        .bootstrap(&tenant, "admin", Origin { client: Some("tour".into()), address: Some("10.0.0.7".into()), location: Some("Milan HQ".into()) })
+        .unwrap();
+    let org = demo::organisation(&crm, &admin, 12).unwrap();
+    println!("tenant `{tenant}`: 1 admin, 1 sales director, {} reps in 2 teams and 3 territories", org.reps.len());
+
+    title("Custom field defined at run time");
+    crm.create(&admin, EntityKind::CustomField, fields! {
+        "entity" => "account", "name" => "loyalty_tier", "field_type" => "choice",
+        "choices" => Value::Json(serde_json::json!(["bronze", "silver", "gold"])),
+    })
+    .unwrap();
+    println!("account.custom.loyalty_tier: choice of bronze / silver / gold, filterable and sortable like any field");
+
+    title("Demo data, written through the facade (validated, permission-checked, audited)");
+    let t = Instant::now();
+    let data = demo::populate(&crm, &admin, &org, 42, 3_000).unwrap();
+    println!(
+        "{} accounts, {} contacts, {} products, {} orders, {} activities in {:.1} s → {path}",
+        data.accounts.len(), data.contacts.len(), data.products.len(), data.orders, data.activities, t.elapsed().as_secs_f64()
+    );
+
+    title("Caller id: one number, written three ways, finds the same contact");
+    let rep = &org.reps[0];
+    let someone = crm.list(rep, EntityKind::Contact, &ListRequest::default().limit(1)).unwrap().items.remove(0);
+    let e164 = someone.text("phone").unwrap().to_owned();
+    let national = if let Some(rest) = e164.strip_prefix("+39") { format!("0039-{rest}") } else { e164.replacen('+', "00", 1) };
+    for raw in [e164.clone(), national, format!("{} {}", &e164[..3], &e164[3..])] {
+        let hits = crm.find_by_phone(rep, EntityKind::Contact, &raw).unwrap();
+        println!("  {raw:>22} → {} match(es): {}", hits.len(), hits.iter().map(|h| h.label()).collect::<Vec<_>>().join(", "));
+    }
+
+    title("Lists: filter on any field, sort, keyset pages");
+    let req = ListRequest::filter(Filter::eq("country", "IT").and(Filter::contains("roles", "customer"))).sort_by("name", false).limit(5);
+    let page = crm.list(&org.director, EntityKind::Account, &req).unwrap();
+    for a in &page.items {
+        println!("  {:<40} {:<10} {}", a.label(), a.text("city").unwrap_or(""), a.text("phone").unwrap_or(""));
+    }
+    let page2 = crm.list(&org.director, EntityKind::Account, &req.clone().after(page.next.clone())).unwrap();
+    println!("  … next page starts at `{}` (the cursor carries the last key; no OFFSET)", page2.items[0].label());
+
+    let username = |id: crm_core::RecordId| crm.get(&admin, EntityKind::User, id).map(|u| u.label()).unwrap_or_else(|_| id.to_string());
+
+    title("Two users, two slices of the same data");
+    for (who, ctx) in [("director", &org.director), ("rep00", &org.reps[0]), ("rep01", &org.reps[1])] {
+        let n = crm.count(ctx, EntityKind::Account, None).unwrap();
+        let big = crm.count(ctx, EntityKind::Order, Some(&Filter::cmp("total", Op::Gt, Value::Money(crm_core::Money::parse("5000", "EUR").unwrap())))).unwrap();
+        println!("  {who:<8} sees {n:>5} accounts and {big:>5} orders above 5 000 EUR");
+    }
+    let foreign = crm.list(&org.reps[1], EntityKind::Account, &ListRequest::default().limit(1)).unwrap().items.remove(0);
+    let other_team = org.reps.iter().find(|r| crm.get(r, EntityKind::Account, foreign.meta.id).is_err()).unwrap();
+    let d = crm.explain(&admin, other_team.user_id, Action::Read, EntityKind::Account, foreign.meta.id).unwrap();
+    println!("  explain: may {} read `{}`? {} — {}", username(other_team.user_id), foreign.label(), if d.allowed { "yes" } else { "no" }, d.reason);
+    let d = crm.explain(&admin, org.reps[1].user_id, Action::Update, EntityKind::Account, foreign.meta.id).unwrap();
+    println!("  explain: may the owner's teammate update it? {} — {}", if d.allowed { "yes" } else { "no" }, d.reason);
+    let vat = crm.get(rep, EntityKind::Account, data.accounts[0]).unwrap();
+    println!("  field security: reps never receive `vat_number` (present in the record: {})", vat.fields.contains_key("vat_number"));
+    let owner = org.reps.iter().find(|r| r.user_id == foreign.meta.owner_id).unwrap_or(&admin);
+    crm.share(owner, EntityKind::Account, foreign.meta.id, Grantee::User(other_team.user_id), false, Some(crm.now() + Duration::days(7))).unwrap();
+    println!("  after a 7-day read share by its owner, {} can read it: {}", username(other_team.user_id), crm.get(other_team, EntityKind::Account, foreign.meta.id).is_ok());
+
+    title("Bad input gets a typed error naming the field and the rule; nothing is written");
+    for (what, res) in [
+        ("e-mail", crm.create(rep, EntityKind::Contact, fields! { "last_name" => "Verdi", "email" => "verdi(at)example" })),
+        ("phone", crm.create(rep, EntityKind::Contact, fields! { "last_name" => "Verdi", "phone" => "555" })),
+        ("currency", crm.create(rep, EntityKind::Order, fields! { "account_id" => data.accounts[0], "currency" => "EURO" })),
+        ("custom field", crm.create(rep, EntityKind::Account, fields! { "name" => "X", "custom.loyalty_tier" => "platinum" })),
+    ] {
+        let e = res.unwrap_err();
+        println!("  {what:<13} → {e}");
+    }
+    let mine = crm.get(rep, EntityKind::Account, data.accounts[0]).unwrap();
+    crm.update(rep, EntityKind::Account, mine.meta.id, mine.meta.version, fields! { "city" => "Monza", "custom.loyalty_tier" => "gold" }).unwrap();
+    let stale = crm.update(rep, EntityKind::Account, mine.meta.id, mine.meta.version, fields! { "city" => "Lecco" }).unwrap_err();
+    println!("  stale version  → {stale}");
+
+    title("History: who, when, from where");
+    clock.advance(Duration::minutes(5));
+    let field_ctx = rep.clone().client("erp-mobile 3.1").location("customer site, Bergamo");
+    let cur = crm.get(rep, EntityKind::Account, mine.meta.id).unwrap();
+    crm.update(&field_ctx, EntityKind::Account, cur.meta.id, cur.meta.version, fields! { "website" => "https://example.com" }).unwrap();
+    for e in crm.history(&org.director, EntityKind::Account, mine.meta.id, None, Some(3)).unwrap().entries {
+        let changes: Vec<String> = e.changes.iter().filter(|c| c.field != "vat_number").map(|c| format!("{}: {} → {}", c.field, c.old, c.new)).collect();
+        println!(
+            "  v{} {} {} by {} via {} at {}: {}",
+            e.version, e.at.format("%Y-%m-%d %H:%M"), e.operation.name(), username(e.user_id),
+            e.origin.client.as_deref().unwrap_or("-"), e.origin.location.as_deref().unwrap_or("-"),
+            if changes.len() > 3 { format!("{} fields", changes.len()) } else { changes.join("; ") }
+        );
+    }
+    let v = crm.verify_audit(&admin).unwrap();
+    println!("  verify_audit: {} entries checked, chain intact: {}", v.checked, v.ok);
+    let events = crm.pending_events(&admin, 0, 5).unwrap();
+    println!("  outbox: {} pending event(s) shown of many, e.g. `{}` for {} {}", events.len(), events[0].event_type, events[0].kind, events[0].record_id);
+    println!("\nDone. The database is at {path}.");
+}
