@@ -1,1 +1,33 @@
-//! UniFFI bindings.
+//! UniFFI bindings of the CRM library for Kotlin/Java, Swift and Python.
+//!
+//! Thin by design: every exported call converts its arguments, forwards to the `crm_core::Crm`
+//! facade and converts the answer back. Core types are called `CoreX` inside this crate. No floating
+//! point crosses the boundary (decimals and money amounts are strings, instants UTC epoch
+//! microseconds, ids strings). A Rust panic never reaches the host: it becomes
+//! `CrmError::Internal` with rule `panic`. See `bindings/kotlin/README.md` for the host-side guide.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unimplemented
+)]
+#![warn(missing_docs)]
+// The core error is large by design (kind plus five optional details) and crosses the FFI by value.
+#![allow(clippy::result_large_err)]
+
+mod error;
+mod filter;
+mod session;
+mod types;
+
+pub use error::CrmError;
+pub use filter::*;
+pub use session::{CrmHandle, ExportSink, Mailer, Session};
+pub use types::{
+    FfiAccessReview, FfiAuditVerification, FfiDecision, FfiEvent, FfiFieldChange, FfiGrantee,
+    FfiHistoryEntry, FfiHistoryPage, FfiListRequest, FfiOrigin, FfiPage, FfiRecord,
+    FfiRoleFieldAccess, FfiValue,
+};
+
+uniffi::setup_scaffolding!();
