@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use crm_core::chrono::{DateTime, NaiveDate, Utc};
+use crm_core::chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use crm_core::{
     Currency, Decimal, EntityKind, FieldType, Fields, Filter, Money as CoreMoney, Op, Value,
 };
@@ -45,7 +45,7 @@ pub(crate) fn to_instant(obj: &Bound<'_, PyAny>) -> PyResult<DateTime<Utc>> {
             "naive datetime: pass an aware datetime (e.g. with tzinfo=timezone.utc)",
         ));
     }
-    obj.extract::<DateTime<Utc>>()
+    Ok(obj.extract::<DateTime<FixedOffset>>()?.with_timezone(&Utc))
 }
 
 fn decimal_of(obj: &Bound<'_, PyAny>) -> PyResult<Decimal> {
@@ -276,7 +276,10 @@ pub(crate) fn to_fields(kind: EntityKind, kwargs: Option<&Bound<'_, PyDict>>) ->
         let key: String = k
             .extract()
             .map_err(|_| PyTypeError::new_err("field names must be strings"))?;
-        if key == "custom" && !v.is_none() {
+        if key == "custom" {
+            if v.is_none() {
+                continue;
+            }
             let d = v.cast::<PyDict>().map_err(|_| {
                 PyTypeError::new_err("`custom` must be a dict of custom field values")
             })?;

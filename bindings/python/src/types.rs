@@ -184,8 +184,16 @@ impl Record {
         Ok(d)
     }
 
+    /// Same record, same version, same visible values.
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<Record>().is_ok_and(|o| o.get().0 == self.0)
+        other.cast::<Record>().is_ok_and(|o| {
+            let (a, b) = (&o.get().0, &self.0);
+            a.meta.id == b.meta.id
+                && a.meta.version == b.meta.version
+                && a.meta.deleted_at.is_some() == b.meta.deleted_at.is_some()
+                && a.fields == b.fields
+                && a.custom == b.custom
+        })
     }
 
     fn __hash__(&self) -> u64 {
