@@ -381,3 +381,35 @@ fn readers_see_a_snapshot_while_a_writer_works() {
     drop(store);
     remove_db(&path);
 }
+
+#[test]
+fn writers_from_many_threads_are_serialised() {
+    let path = temp_path("threads");
+    let store = SqliteStore::open(&path).unwrap();
+    let t = tenant("threads");
+    std::thread::scope(|s| {
+        for n in 0..4 {
+            let (store, t) = (&store, t.clone());
+            s.spawn(move || {
+                for i in 0..25 {
+                    let mut tx = store.write().unwrap();
+                    let name = format!("T{n}-{i}");
+                    tx.insert(&record(
+                        EntityKind::Team,
+                        &t,
+                        new_id(),
+                        crm_core::fields! { "name" => name },
+                    ))
+                    .unwrap();
+                    tx.commit().unwrap();
+                    let r = store.read().unwrap();
+                    assert!(r.count(&Query::all(EntityKind::Team, t.clone())).unwrap() >= 1);
+                }
+            });
+        }
+    });
+    let q = Query::all(EntityKind::Team, t);
+    assert_eq!(store.read().unwrap().count(&q).unwrap(), 100);
+    drop(store);
+    remove_db(&path);
+}
