@@ -256,3 +256,45 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned());
     format!("the library panicked: {what}")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic, clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error() {
+        let r: Result<(), CrmError> = guard(|| panic!("invariant broken"));
+        match r {
+            Err(CrmError::Internal { rule, detail, .. }) => {
+                assert_eq!(rule.as_deref(), Some("panic"));
+                assert!(detail.contains("invariant broken"));
+            }
+            other => panic!("expected Internal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_kind_maps_to_its_variant() {
+        let e: CrmError = CoreError::validation("email", "email_syntax", "bad").into();
+        assert!(matches!(e, CrmError::Validation { ref field, ref rule, .. }
+            if field.as_deref() == Some("email") && rule.as_deref() == Some("email_syntax")));
+        let e: CrmError =
+            CoreError::permission_denied("delete", "account", "object_permission").into();
+        assert!(
+            matches!(e, CrmError::PermissionDenied { ref action, .. } if action.as_deref() == Some("delete"))
+        );
+        assert!(matches!(
+            CrmError::from(CoreError::storage("x")),
+            CrmError::Storage { .. }
+        ));
+        assert!(matches!(
+            CrmError::from(CoreError::internal("x")),
+            CrmError::Internal { .. }
+        ));
+        assert!(matches!(
+            CrmError::from(CoreError::invalid_query(None, "r", "x")),
+            CrmError::InvalidQuery { .. }
+        ));
+    }
+}

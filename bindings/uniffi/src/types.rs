@@ -557,3 +557,82 @@ impl From<CoreEvent> for FfiEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn round_trip(v: FfiValue) -> FfiValue {
+        core_value("f", v).unwrap().into()
+    }
+
+    #[test]
+    fn values_round_trip_without_floats() {
+        for v in [
+            FfiValue::Null,
+            FfiValue::Text { value: "x".into() },
+            FfiValue::Int { value: -7 },
+            FfiValue::Decimal {
+                value: "0.10".into(),
+            },
+            FfiValue::Money {
+                amount: "1234.50".into(),
+                currency: "EUR".into(),
+            },
+            FfiValue::Date {
+                iso: "2024-02-29".into(),
+            },
+            FfiValue::Timestamp {
+                epoch_micros: 1_700_000_000_123_456,
+            },
+            FfiValue::Bool { value: true },
+            FfiValue::Ref {
+                id: "0190f0e4-0000-7000-8000-000000000000".into(),
+            },
+            FfiValue::List {
+                items: vec!["a".into(), "b".into()],
+            },
+            FfiValue::Json {
+                json: r#"{"a":1}"#.into(),
+            },
+        ] {
+            assert_eq!(round_trip(v.clone()), v);
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let e = core_value(
+            "amount",
+            FfiValue::Decimal {
+                value: "1,5".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, CrmError::Validation { ref field, .. } if field.as_deref() == Some("amount"))
+        );
+        assert!(core_value(
+            "d",
+            FfiValue::Date {
+                iso: "2023-02-29".into()
+            }
+        )
+        .is_err());
+        assert!(core_value(
+            "m",
+            FfiValue::Money {
+                amount: "1".into(),
+                currency: "XXZ".into()
+            }
+        )
+        .is_err());
+        assert!(matches!(
+            filter(Some("{")),
+            Err(CrmError::InvalidQuery { .. })
+        ));
+        assert!(filter(Some("  ")).unwrap().is_none());
+        assert_eq!(unsigned32("limit", -1).is_err(), true);
+    }
+}
