@@ -57,7 +57,15 @@ pub const LEAD: StateMachine = StateMachine {
 /// rejected quote sends it back to `draft`.
 pub const QUOTE: StateMachine = StateMachine {
     entity: "quote",
-    states: &["draft", "pending_approval", "approved", "sent", "accepted", "rejected", "expired"],
+    states: &[
+        "draft",
+        "pending_approval",
+        "approved",
+        "sent",
+        "accepted",
+        "rejected",
+        "expired",
+    ],
     edges: &[
         ("draft", "pending_approval"),
         ("draft", "approved"),
@@ -79,7 +87,14 @@ pub const QUOTE: StateMachine = StateMachine {
 /// picks the case up directly).
 pub const CASE: StateMachine = StateMachine {
     entity: "case",
-    states: &["new", "assigned", "in_progress", "waiting_on_customer", "resolved", "closed"],
+    states: &[
+        "new",
+        "assigned",
+        "in_progress",
+        "waiting_on_customer",
+        "resolved",
+        "closed",
+    ],
     edges: &[
         ("new", "assigned"),
         ("new", "in_progress"),
@@ -107,7 +122,11 @@ impl StateMachine {
 
     /// The states reachable in one move from `from`.
     pub fn targets(&self, from: &str) -> Vec<&'static str> {
-        self.edges.iter().filter(|(f, _)| *f == from).map(|(_, t)| *t).collect()
+        self.edges
+            .iter()
+            .filter(|(f, _)| *f == from)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     /// Whether no move leaves `state`.
@@ -118,7 +137,11 @@ impl StateMachine {
     /// Checks the move `from → to`; refuses with `wrong_state` otherwise.
     pub fn check(&self, from: &str, to: &str) -> Result<()> {
         if !self.has_state(to) {
-            return Err(CrmError::invalid_transition(self.entity, RULE_WRONG_STATE, format!("`{to}` is not a {} state", self.entity)));
+            return Err(CrmError::invalid_transition(
+                self.entity,
+                RULE_WRONG_STATE,
+                format!("`{to}` is not a {} state", self.entity),
+            ));
         }
         if self.allows(from, to) {
             Ok(())
@@ -208,28 +231,56 @@ const FORECASTS: &[&str] = &["pipeline", "best_case", "commit", "closed", "omitt
 impl PipelineDef {
     /// Reads and checks a pipeline definition (`stages` JSON).
     pub fn from_json(name: &str, stages: &serde_json::Value) -> Result<PipelineDef> {
-        let stages: Vec<Stage> = serde_json::from_value(stages.clone())
-            .map_err(|e| CrmError::validation("stages", "pipeline_syntax", format!("malformed pipeline stages: {e}")))?;
+        let stages: Vec<Stage> = serde_json::from_value(stages.clone()).map_err(|e| {
+            CrmError::validation(
+                "stages",
+                "pipeline_syntax",
+                format!("malformed pipeline stages: {e}"),
+            )
+        })?;
         if stages.is_empty() {
-            return Err(CrmError::validation("stages", "pipeline_syntax", "a pipeline needs at least one stage"));
+            return Err(CrmError::validation(
+                "stages",
+                "pipeline_syntax",
+                "a pipeline needs at least one stage",
+            ));
         }
         for (i, s) in stages.iter().enumerate() {
             if s.name.is_empty() || stages.iter().take(i).any(|o| o.name == s.name) {
-                return Err(CrmError::validation("stages", "pipeline_syntax", "stage names must be unique and not empty"));
+                return Err(CrmError::validation(
+                    "stages",
+                    "pipeline_syntax",
+                    "stage names must be unique and not empty",
+                ));
             }
             if s.probability < Decimal::ZERO || s.probability > Decimal::from(100) {
-                return Err(CrmError::validation("stages", "pipeline_syntax", "stage probability must be between 0 and 100"));
+                return Err(CrmError::validation(
+                    "stages",
+                    "pipeline_syntax",
+                    "stage probability must be between 0 and 100",
+                ));
             }
             if !FORECASTS.contains(&s.forecast()) {
-                return Err(CrmError::validation("stages", "pipeline_syntax", "unknown forecast category"));
+                return Err(CrmError::validation(
+                    "stages",
+                    "pipeline_syntax",
+                    "unknown forecast category",
+                ));
             }
             for n in s.next.iter().flatten() {
                 if !stages.iter().any(|o| &o.name == n) {
-                    return Err(CrmError::validation("stages", "pipeline_syntax", format!("stage `{}` names an unknown next stage", s.name)));
+                    return Err(CrmError::validation(
+                        "stages",
+                        "pipeline_syntax",
+                        format!("stage `{}` names an unknown next stage", s.name),
+                    ));
                 }
             }
         }
-        Ok(PipelineDef { name: name.to_owned(), stages })
+        Ok(PipelineDef {
+            name: name.to_owned(),
+            stages,
+        })
     }
 
     /// The stage called `name`.
@@ -244,7 +295,9 @@ impl PipelineDef {
 
     /// Whether the move `from → to` is an allowed edge (ignoring roles, fields and reasons).
     pub fn allows(&self, from: Option<&str>, to: &str) -> bool {
-        let Some(target) = self.stage(to) else { return false };
+        let Some(target) = self.stage(to) else {
+            return false;
+        };
         let Some(from) = from.and_then(|f| self.stage(f)) else {
             // No (or an unknown) current stage: any stage may be entered.
             return true;
@@ -260,10 +313,18 @@ impl PipelineDef {
 
     /// Checks a move against every guard, in order: `wrong_state`, `role`, `missing_field`,
     /// `reason_required`. `has_field` tells whether the opportunity has a value for a field.
-    pub fn check_move(&self, m: &MoveRequest<'_>, has_field: &dyn Fn(&str) -> bool) -> Result<&Stage> {
+    pub fn check_move(
+        &self,
+        m: &MoveRequest<'_>,
+        has_field: &dyn Fn(&str) -> bool,
+    ) -> Result<&Stage> {
         let entity = "opportunity";
         let target = self.stage(m.to).ok_or_else(|| {
-            CrmError::invalid_transition(entity, RULE_WRONG_STATE, format!("pipeline `{}` has no stage `{}`", self.name, m.to))
+            CrmError::invalid_transition(
+                entity,
+                RULE_WRONG_STATE,
+                format!("pipeline `{}` has no stage `{}`", self.name, m.to),
+            )
         })?;
         if !self.allows(m.from, m.to) {
             return Err(CrmError::invalid_transition(
@@ -274,18 +335,32 @@ impl PipelineDef {
         }
         if let Some(roles) = &target.roles {
             if !m.role.is_some_and(|r| roles.iter().any(|x| x == r)) {
-                return Err(CrmError::invalid_transition(entity, RULE_ROLE, format!("the user's role may not move deals into `{}`", m.to)));
+                return Err(CrmError::invalid_transition(
+                    entity,
+                    RULE_ROLE,
+                    format!("the user's role may not move deals into `{}`", m.to),
+                ));
             }
         }
         for f in &target.required_fields {
             if !has_field(f) {
-                let mut e = CrmError::invalid_transition(entity, RULE_MISSING_FIELD, format!("stage `{}` needs field `{f}`", m.to));
+                let mut e = CrmError::invalid_transition(
+                    entity,
+                    RULE_MISSING_FIELD,
+                    format!("stage `{}` needs field `{f}`", m.to),
+                );
                 e.field = Some(f.clone());
                 return Err(e);
             }
         }
-        if target.outcome == Some(Outcome::Lost) && m.lost_reason.is_none_or(|r| r.trim().is_empty()) {
-            let mut e = CrmError::invalid_transition(entity, RULE_REASON_REQUIRED, "losing a deal needs a reason");
+        if target.outcome == Some(Outcome::Lost)
+            && m.lost_reason.is_none_or(|r| r.trim().is_empty())
+        {
+            let mut e = CrmError::invalid_transition(
+                entity,
+                RULE_REASON_REQUIRED,
+                "losing a deal needs a reason",
+            );
             e.field = Some("lost_reason".into());
             return Err(e);
         }
@@ -307,7 +382,10 @@ mod tests {
         }
         assert!(LEAD.is_terminal("converted"));
         assert!(CASE.allows("closed", "in_progress"));
-        assert_eq!(LEAD.check("new", "converted").unwrap_err().rule.as_deref(), Some(RULE_WRONG_STATE));
+        assert_eq!(
+            LEAD.check("new", "converted").unwrap_err().rule.as_deref(),
+            Some(RULE_WRONG_STATE)
+        );
     }
 
     #[test]
@@ -322,13 +400,32 @@ mod tests {
             ]),
         )
         .unwrap();
-        let m = |from, to, role, reason| MoveRequest { from, to, role, lost_reason: reason };
+        let m = |from, to, role, reason| MoveRequest {
+            from,
+            to,
+            role,
+            lost_reason: reason,
+        };
         let rule = |r: Result<&Stage>| r.unwrap_err().rule.unwrap();
-        assert_eq!(rule(p.check_move(&m(Some("prospecting"), "proposal", None, None), &|_| false)), "missing_field");
-        assert!(p.check_move(&m(Some("prospecting"), "proposal", None, None), &|_| true).is_ok());
-        assert_eq!(rule(p.check_move(&m(Some("proposal"), "won", Some("rep"), None), &|_| true)), "role");
-        assert_eq!(rule(p.check_move(&m(Some("proposal"), "lost", None, None), &|_| true)), "reason_required");
-        assert_eq!(rule(p.check_move(&m(Some("lost"), "proposal", None, None), &|_| true)), "wrong_state");
+        assert_eq!(
+            rule(p.check_move(&m(Some("prospecting"), "proposal", None, None), &|_| false)),
+            "missing_field"
+        );
+        assert!(p
+            .check_move(&m(Some("prospecting"), "proposal", None, None), &|_| true)
+            .is_ok());
+        assert_eq!(
+            rule(p.check_move(&m(Some("proposal"), "won", Some("rep"), None), &|_| true)),
+            "role"
+        );
+        assert_eq!(
+            rule(p.check_move(&m(Some("proposal"), "lost", None, None), &|_| true)),
+            "reason_required"
+        );
+        assert_eq!(
+            rule(p.check_move(&m(Some("lost"), "proposal", None, None), &|_| true)),
+            "wrong_state"
+        );
         assert_eq!(p.stage("lost").unwrap().forecast(), "closed");
     }
 }
