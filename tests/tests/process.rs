@@ -1,7 +1,12 @@
 //! Processes: lifecycles as state machines, approvals, assignment rules and queues, SLA timers,
 //! followers, reminders and the transactional outbox with a host mailer.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::result_large_err)] // test helpers
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::result_large_err
+)] // test helpers
 
 use std::sync::Mutex;
 
@@ -582,16 +587,42 @@ fn illegal_quote_moves_are_refused() {
         .stage_history(&o.senior, EntityKind::Quote, q.meta.id)
         .unwrap();
     assert_eq!(h.last().unwrap().rule.as_deref(), Some("content_changed"));
-    // Rejection by an approver needs the capability and a reason.
+    // Rejection by an approver needs the capability and a reason; a rejected quote can be revised.
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::ApprovalRule,
+            fields! { "name" => "all", "always" => true },
+        )
+        .unwrap();
     let q = w
         .crm
         .submit_quote(&o.senior, q.meta.id, q.meta.version, None)
         .unwrap();
-    assert_eq!(
-        q.text("status"),
-        Some("approved"),
-        "the 100 000 limit does not trigger"
-    );
+    assert_eq!(q.text("status"), Some("pending_approval"));
+    let v = q.meta.version;
+    refused(&w, "role", || {
+        w.crm.reject_quote(&o.rep_no_cap, q.meta.id, v, "margin")
+    });
+    refused(&w, "reason_required", || {
+        w.crm.reject_quote(&o.director, q.meta.id, v, " ")
+    });
+    let q = w
+        .crm
+        .reject_quote(&o.director, q.meta.id, v, "margin too low")
+        .unwrap();
+    assert_eq!(q.text("rejected_reason"), Some("margin too low"));
+    let q = w
+        .crm
+        .update(
+            &o.senior,
+            EntityKind::Quote,
+            q.meta.id,
+            q.meta.version,
+            fields! { "lines" => discounted_lines("5") },
+        )
+        .unwrap();
+    assert_eq!(q.text("status"), Some("draft"));
 }
 
 #[test]
