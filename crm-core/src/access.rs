@@ -580,3 +580,52 @@ pub fn check_field_query(p: &Principal, kind: EntityKind, field: &str) -> Result
     }
     Ok(())
 }
+
+/// The same decision as [`explain_record`], without building the explanation: may `p` take `action`
+/// on `record`, given the territory of its account and whether a live share grants it (`Some(edit)`)?
+/// This is what a host can call per record in a tight loop.
+pub fn decide(
+    p: &Principal,
+    action: Action,
+    record: &Record,
+    account_territory: Option<RecordId>,
+    share: Option<bool>,
+) -> bool {
+    let kind = record.meta.kind;
+    if !p.active {
+        return false;
+    }
+    let object = if kind.is_configuration() && action != Action::Read {
+        p.policy.rule(kind).is_some_and(|(_, r)| r.actions.contains(&Action::Configure))
+    } else {
+        p.policy.rule(kind).is_some_and(|(_, r)| r.actions.contains(&action))
+    };
+    if !object {
+        return false;
+    }
+    let owner = record.meta.owner_id;
+    if owner == p.user_id || (kind == EntityKind::User && record.meta.id == p.user_id && !action.is_write()) {
+        return true;
+    }
+    if !p.external {
+        let rule = p.policy.rule(kind).map(|(_, r)| r);
+        let scopes = match rule {
+            Some(r) if action.is_write() => r.write.as_slice(),
+            Some(r) => r.read.as_slice(),
+            None => &[],
+        };
+        for s in scopes {
+            let hit = match s {
+                Scope::All => true,
+                Scope::Own => false,
+                Scope::Team => p.teammates.contains(&owner),
+                Scope::Subordinates => p.subordinates.contains(&owner),
+                Scope::Territory => account_territory.is_some_and(|t| p.territories.contains(&t)),
+            };
+            if hit {
+                return true;
+            }
+        }
+    }
+    matches!(share, Some(edit) if edit || !action.is_write())
+}

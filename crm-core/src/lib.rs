@@ -23,7 +23,7 @@ pub mod conformance;
 pub use audit::{
     diff, verify_chain, AuditEntry, AuditVerification, FieldChange, Operation, Origin,
 };
-pub use access::{Action, Decision, FieldAccess, ObjectRule, Policy, Scope};
+pub use access::{Action, Decision, FieldAccess, ObjectRule, OrgSnapshot, Policy, Principal, Scope};
 pub use crm::{AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord};
 pub use crm::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use custom_field::CustomFieldDef;
