@@ -28,7 +28,7 @@ bindgen --language python --out-dir "$other/python"
 
 if command -v python3 >/dev/null 2>&1; then
     echo "==> python import check"
-    cp "$lib" "$other/python/"
+    ln -sf "$lib" "$other/python/"
     (cd "$other/python" && python3 -c "import crm_ffi; h = crm_ffi.CrmHandle.open_in_memory(None); s = h.bootstrap('py', 'admin', None); print('python binding ok:', s.tenant_id())")
 fi
 if command -v swiftc >/dev/null 2>&1; then
