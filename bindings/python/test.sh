@@ -20,4 +20,6 @@ python -m pip install --quiet "$here[test]"
 cd "$here"
 # The runtime must match the stubs (run outside the source tree so the installed package is used).
 (cd "$venv" && python -m mypy.stubtest crm_core --allowlist "$here/stubtest-allowlist.txt")
+# The tests use the package as a typed client would.
+python -m mypy --strict --no-incremental tests
 python -m pytest "$here/tests" -q -p no:cacheprovider "$@"

@@ -7,10 +7,11 @@ import datetime as dt
 import pytest
 
 import crm_core
+from conftest import Org
 from crm_core import Action, F
 
 
-def test_rep_sees_team_records_admin_sees_all(org) -> None:
+def test_rep_sees_team_records_admin_sees_all(org: Org) -> None:
     mine = org.rep.create("account", name="Rep's")
     mates = org.mate.create("account", name="Mate's")
     others = org.other.create("account", name="Other's")
@@ -40,7 +41,7 @@ def test_rep_sees_team_records_admin_sees_all(org) -> None:
         org.rep.delete("account", mine.id)
 
 
-def test_hidden_and_read_only_fields(org) -> None:
+def test_hidden_and_read_only_fields(org: Org) -> None:
     a = org.admin.create("account", name="ACME", vat_number="IT123", industry="retail", owner_id=org.rep.user_id)
     assert org.admin.get("account", a.id)["vat_number"] == "IT123"
     seen = org.rep.get("account", a.id)
@@ -61,7 +62,7 @@ def test_hidden_and_read_only_fields(org) -> None:
     assert access == {"Administrator": "read", "Sales rep": "read_only"}
 
 
-def test_share_unshare_explain_who_can_read(org) -> None:
+def test_share_unshare_explain_who_can_read(org: Org) -> None:
     theirs = org.other.create("account", name="Other's")
     d = org.admin.explain(org.rep.user_id, Action.READ, "account", theirs.id)
     assert not d and d.allowed is False and isinstance(d.rule, str) and d.reason
@@ -89,7 +90,7 @@ def test_share_unshare_explain_who_can_read(org) -> None:
         org.admin.explain(org.rep.user_id, "fly", "account", theirs.id)
 
 
-def test_unknown_user_and_admin_only_operations(org) -> None:
+def test_unknown_user_and_admin_only_operations(org: Org) -> None:
     ghost = org.crm.session("acme", "01900000-0000-7000-8000-000000000000")
     with pytest.raises(crm_core.PermissionDenied) as e:
         ghost.count("account")

@@ -8,6 +8,7 @@ import time
 import pytest
 
 import crm_core
+from conftest import Org
 from crm_core import Session
 
 
@@ -44,7 +45,7 @@ def test_history_as_of_version_diff(admin: Session) -> None:
     assert a2.version == 2 and a3.version == 3
 
 
-def test_verify_audit_and_user_activity(org) -> None:
+def test_verify_audit_and_user_activity(org: Org) -> None:
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
     org.rep.create("account", name="One")
     org.rep.create("account", name="Two")

@@ -48,4 +48,4 @@ def test_absent_attributes_are_none() -> None:
 
 
 def test_enums() -> None:
-    assert crm_core.Action.READ == "read" and crm_core.Action("export") is crm_core.Action.EXPORT
+    assert crm_core.Action.READ.value == "read" and isinstance(crm_core.Action.READ, str) and crm_core.Action("export") is crm_core.Action.EXPORT

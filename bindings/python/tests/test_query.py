@@ -22,7 +22,7 @@ def accounts(admin: Session) -> Session:
     return admin
 
 
-def names(page) -> list[str]:
+def names(page: crm_core.Page) -> list[str]:
     return sorted(r["name"] for r in page.items)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from decimal import Decimal
 
 import pytest
 
 import crm_core
+from conftest import Org
 from crm_core import Crm, Money, Session
 
 
@@ -22,7 +24,7 @@ def test_bootstrap_returns_admin_session(crm: Crm, admin: Session) -> None:
     assert "Session" in repr(admin)
 
 
-def test_open_file_database(tmp_path) -> None:
+def test_open_file_database(tmp_path: Path) -> None:
     path = tmp_path / "crm.db"
     crm = Crm.open(path, default_region="IT")
     s = crm.bootstrap("t1", "admin")
@@ -31,7 +33,7 @@ def test_open_file_database(tmp_path) -> None:
     assert again.get("account", a.id)["name"] == "ACME"
 
 
-def test_storage_error_on_bad_path(tmp_path) -> None:
+def test_storage_error_on_bad_path(tmp_path: Path) -> None:
     with pytest.raises(crm_core.StorageError) as e:
         Crm.open(tmp_path / "missing-dir" / "x" / "crm.db")
     assert e.value.kind == "storage"
@@ -171,7 +173,7 @@ def test_create_many_with_progress_and_row_errors(admin: Session) -> None:
     assert admin.count("account") == 250
 
 
-def test_owner_id_on_create(org) -> None:
+def test_owner_id_on_create(org: Org) -> None:
     a = org.admin.create("account", name="Given", owner_id=org.rep.user_id)
     assert a.owner_id == org.rep.user_id
     assert org.rep.get("account", a.id).id == a.id

@@ -6,7 +6,31 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union, final
 
-__all__: builtins.list[str]
+__all__ = [
+    "AccessReview",
+    "AuditVerification",
+    "Conflict",
+    "Crm",
+    "CrmError",
+    "Decision",
+    "Event",
+    "FieldChange",
+    "HistoryEntry",
+    "HistoryPage",
+    "InternalError",
+    "InvalidQuery",
+    "InvalidTransition",
+    "Money",
+    "NotFound",
+    "Page",
+    "PermissionDenied",
+    "Record",
+    "RecordIterator",
+    "Session",
+    "StorageError",
+    "ValidationError",
+    "_raise_error",
+]
 
 _FilterLike = Any  # dict (serde form or {field: value}) or an object with ``to_dict()``
 _KindLike = Any  # entity type name such as "account", or a str enum member
