@@ -149,8 +149,13 @@ impl Money {
 }
 
 impl fmt::Display for Money {
+    /// `1234.5 EUR` shows as `1234.50 EUR`: at least the currency's minor digits.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.amount, self.currency)
+        let mut a = self.amount;
+        if a.scale() < self.currency.minor_digits() {
+            a.rescale(self.currency.minor_digits());
+        }
+        write!(f, "{} {}", a, self.currency)
     }
 }
 

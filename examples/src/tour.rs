@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crm_core::chrono::{Duration, TimeZone, Utc};
 use crm_core::{fields, Action, Crm, EntityKind, Filter, Grantee, ListRequest, ManualClock, Op, Origin, TenantId, Value};
+use crm_core::{ConvertLead, EmailMessage, LineItem, Mailer, ObjectRule, Policy, Scope};
 use crm_examples::demo;
 use crm_store::SqliteStore;
 
@@ -106,6 +107,9 @@ fn main() {
     let stale = crm.update(rep, EntityKind::Account, mine.meta.id, mine.meta.version, fields! { "city" => "Lecco" }).unwrap_err();
     println!("  stale version  → {stale}");
 
+    title("The seed scenario: phone request → senior rep → quote → director's approval → automatic e-mail");
+    seed_scenario(&crm, &admin, &org, &clock);
+
     title("History: who, when, from where");
     clock.advance(Duration::minutes(5));
     let field_ctx = rep.clone().client("erp-mobile 3.1").location("customer site, Bergamo");
@@ -125,4 +129,84 @@ fn main() {
     let events = crm.pending_events(&admin, 0, 5).unwrap();
     println!("  outbox: {} pending event(s) shown of many, e.g. `{}` for {} {}", events.len(), events[0].event_type, events[0].kind, events[0].record_id);
     println!("\nDone. The database is at {path}.");
+}
+
+/// The host's mail system, as the library sees it.
+struct PrintingMailer;
+
+impl Mailer for PrintingMailer {
+    fn send(&self, msg: &EmailMessage) -> crm_core::Result<()> {
+        println!("  [mailer] to <{}>: {}", msg.to, msg.subject);
+        Ok(())
+    }
+}
+
+fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &ManualClock) {
+    let money = |s: &str| Value::Money(crm_core::Money::parse(s, "EUR").unwrap());
+    // Configuration, by the administrator: a receptionist, a queue of senior reps, the routing rule,
+    // the approval threshold and the sales pipeline.
+    let reception = crm
+        .create(admin, EntityKind::Role, fields! { "name" => "Receptionist", "policy" => Value::Json(Policy::default().allow(EntityKind::Lead, ObjectRule::new(&[Action::Create, Action::Read], &[Scope::Own], &[Scope::Own])).to_json()) })
+        .unwrap();
+    let rita = crm.create(admin, EntityKind::User, fields! { "username" => "rita", "display_name" => "Rita (front desk)", "role_id" => reception.meta.id }).unwrap();
+    let rita = admin.as_user(rita.meta.id).client("switchboard").location("front desk");
+    let seniors: Vec<String> = org.reps.iter().filter(|r| crm.get(admin, EntityKind::User, r.user_id).unwrap().get("seniority").as_int().unwrap_or(0) >= 5).map(|r| r.user_id.to_string()).collect();
+    let queue = crm.create(admin, EntityKind::Queue, fields! { "name" => "Senior reps", "strategy" => "least_open", "member_ids" => Value::List(seniors.clone()) }).unwrap();
+    crm.create(admin, EntityKind::AssignmentRule, fields! {
+        "name" => "important phone requests", "entity" => "lead", "position" => 10_i64,
+        "conditions" => Value::Json(serde_json::json!({"channel": ["phone"], "min_value": "10000"})),
+        "queue_id" => queue.meta.id, "min_seniority" => 5_i64,
+    })
+    .unwrap();
+    crm.create(admin, EntityKind::ApprovalRule, fields! { "name" => "discount above 10 %", "max_discount_percent" => crm_core::Decimal::from(10) }).unwrap();
+    crm.create(admin, EntityKind::Pipeline, fields! { "name" => "Standard", "is_default" => true, "stages" => Value::Json(serde_json::json!([
+        {"name": "prospecting", "probability": 10}, {"name": "proposal", "probability": 50, "forecast_category": "best_case"},
+        {"name": "won", "probability": 100, "outcome": "won"}, {"name": "lost", "probability": 0, "outcome": "lost"}
+    ])) })
+    .unwrap();
+    println!("  configured: queue of {} senior reps, rule `important phone requests`, approval above 10 % discount", seniors.len());
+
+    // 1. The call comes in; the receptionist records it.
+    let lead = crm
+        .create(&rita, EntityKind::Lead, fields! {
+            "first_name" => "Mario", "last_name" => "Rossi", "company" => "Rossi Impianti", "channel" => "phone",
+            "email" => "Mario.Rossi@Rossi-Impianti.example", "phone" => "02 8765 4321", "estimated_value" => money("48000"),
+            "product_interest" => "heat pumps for three sites", "country" => "IT",
+        })
+        .unwrap();
+    let owner = org.reps.iter().find(|r| r.user_id == lead.meta.owner_id).expect("routed to a rep");
+    let seniority = crm.get(admin, EntityKind::User, owner.user_id).unwrap().get("seniority").as_int().unwrap_or(0);
+    println!("  1. phone lead recorded by rita, e-mail {}; routed by `{}` to {} (seniority {seniority})", lead.text("email").unwrap(), lead.text("assigned_by_rule").unwrap_or("-"), crm.get(admin, EntityKind::User, owner.user_id).unwrap().label());
+
+    // 2-3. The rep works it and drafts the quote.
+    clock.advance(Duration::hours(2));
+    let lead = crm.transition_lead(owner, lead.meta.id, lead.meta.version, "contacted", Some("called back")).unwrap();
+    let lead = crm.transition_lead(owner, lead.meta.id, lead.meta.version, "qualified", Some("three sites, budget confirmed")).unwrap();
+    let conv = crm.convert_lead(owner, lead.meta.id, lead.meta.version, ConvertLead::default()).unwrap();
+    println!("  2. qualified and converted: account `{}`, contact `{}`, opportunity `{}` at stage {}", conv.account.label(), conv.contact.label(), conv.opportunity.label(), conv.opportunity.text("stage").unwrap_or("-"));
+    let line = |desc: &str, qty: i64, price: i64| LineItem { product_id: None, description: desc.into(), quantity: qty.into(), unit_price: price.into(), discount_percent: 20.into(), tax_rate: 22.into(), unit_cost: None };
+    let quote = crm
+        .create(owner, EntityKind::Quote, fields! {
+            "account_id" => conv.account.meta.id, "contact_id" => conv.contact.meta.id, "opportunity_id" => conv.opportunity.meta.id,
+            "currency" => "EUR", "lines" => Value::Lines(vec![line("Heat pump HP-12", 3, 12_000), line("Installation", 3, 2_500)]),
+        })
+        .unwrap();
+    let quote = crm.submit_quote(owner, quote.meta.id, quote.meta.version, None).unwrap();
+    println!("  3. quote drafted: total {} with 20 % discount → {}", quote.get("total"), quote.text("status").unwrap());
+
+    // 4. Nobody can send it before the director approves it.
+    let e = crm.send_quote(owner, quote.meta.id, quote.meta.version).unwrap_err();
+    println!("  4. rep tries to send it: {e}");
+    let e = crm.approve_quote(owner, quote.meta.id, quote.meta.version, None).unwrap_err();
+    println!("     rep tries to approve it: {e}");
+    clock.advance(Duration::minutes(40));
+    let quote = crm.approve_quote(&org.director, quote.meta.id, quote.meta.version, Some("ok, strategic customer")).unwrap();
+    println!("     director approves → status {}, sent to {}", quote.text("status").unwrap(), quote.text("sent_to").unwrap_or("-"));
+
+    // 5. The host's mailer delivers the e-mail job from the outbox.
+    let n = crm.deliver_emails(admin, &PrintingMailer).unwrap();
+    println!("  5. {n} e-mail delivered from the outbox to the address rita recorded when the call came in");
+    for s in crm.stage_history(admin, EntityKind::Quote, quote.meta.id).unwrap() {
+        println!("     quote {:>16} → {:<16} after {:>5} s in the previous state", s.from_state.as_deref().unwrap_or("(new)"), s.to_state, s.seconds_in_previous);
+    }
 }
