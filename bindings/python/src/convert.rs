@@ -375,10 +375,12 @@ pub(crate) fn to_filter(obj: &Bound<'_, PyAny>) -> PyResult<Filter> {
                 }
             });
         }
-        return Ok(match all.len() {
-            1 => all.remove(0),
-            _ => Filter::And { all },
-        });
+        if all.len() == 1 {
+            if let Some(only) = all.pop() {
+                return Ok(only);
+            }
+        }
+        return Ok(Filter::And { all });
     };
     let op: String = op.extract()?;
     let field = || -> PyResult<String> { item(&d, "field")?.extract() };

@@ -10,6 +10,7 @@ use crm_core::{
 use crm_store::SqliteStore;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 
 use crate::convert::{from_value, opt_filter, to_action, to_fields, to_instant, to_kind};
@@ -664,9 +665,11 @@ impl RecordIterator {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Record>> {
+        // Waits for the lock with the GIL released, so two threads sharing one iterator cannot
+        // deadlock (the holder re-attaches after its page query).
         let mut st = self
             .state
-            .lock()
+            .lock_py_attached(py)
             .map_err(|_| PyRuntimeError::new_err("iterator state poisoned"))?;
         if st.buffer.is_empty() && !st.done {
             let req = ListRequest {

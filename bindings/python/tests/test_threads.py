@@ -34,3 +34,23 @@ def test_threads_read_and_write_one_crm(crm: Crm) -> None:
     assert admin.count("account") == 6 * per_thread
     assert admin.count("account", {"city": "Roma"}) == 6 * per_thread
     assert admin.verify_audit().ok
+
+
+def test_threads_share_one_iterator(crm: Crm) -> None:
+    admin = crm.bootstrap("acme", "admin")
+    admin.create_many("account", [{"name": f"A{i}"} for i in range(600)])
+    it = admin.iterate("account", page_size=50)
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        for r in it:
+            with lock:
+                seen.append(r.id)
+
+    threads = [threading.Thread(target=drain) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 600 == len(set(seen))
