@@ -177,3 +177,12 @@ def test_owner_id_on_create(org: Org) -> None:
     a = org.admin.create("account", name="Given", owner_id=org.rep.user_id)
     assert a.owner_id == org.rep.user_id
     assert org.rep.get("account", a.id).id == a.id
+
+
+def test_default_region_and_reload_configuration() -> None:
+    crm = Crm.memory(default_region="DE")
+    s = crm.bootstrap("berlin", "admin")
+    c = s.create("contact", last_name="Schmidt", phone="030 1234567")
+    assert c["phone"].startswith("+4930")
+    crm.reload_configuration()
+    assert s.get("contact", c.id)["last_name"] == "Schmidt"
