@@ -14,7 +14,6 @@ use crate::schema::EntityKind;
 use crate::store::ReadTx;
 use crate::value::{Fields, Value};
 
-use super::write::Uow;
 use super::{load_all, Context, Crm, TenantCache};
 
 /// Who a record is shared with.
@@ -52,7 +51,7 @@ impl Crm {
             user_id: admin_id,
             origin,
         };
-        let mut uow = Uow::new(self.store().write()?, &ctx, now);
+        let mut uow = self.begin(&ctx, now)?;
         if !load_all(&*uow.tx, EntityKind::User, tenant)?.is_empty() {
             return Err(CrmError::conflict("tenant", "already_bootstrapped", "the tenant already has users"));
         }
@@ -103,7 +102,7 @@ impl Crm {
     /// an optional instant. Allowed to the record's owner and to users who may configure shares.
     pub fn share(&self, ctx: &Context, kind: EntityKind, id: RecordId, grantee: Grantee, edit: bool, until: Option<DateTime<Utc>>) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         let target = self.fetch_visible(&*uow.tx, &p, &cache, ctx, kind, id, Action::Read)?;
         let admin = access::object_decision(&p, Action::Configure, EntityKind::Share).allowed;
         if target.meta.owner_id != p.user_id && !admin {
@@ -152,7 +151,7 @@ impl Crm {
     /// Revokes a share (moves it to the trash, recorded). Allowed to whoever made it and to admins.
     pub fn unshare(&self, ctx: &Context, share_id: RecordId) -> Result<()> {
         let (p, cache) = self.principal(ctx)?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         let share = uow
             .tx
             .get(EntityKind::Share, &ctx.tenant, share_id, &Default::default())?

@@ -144,6 +144,54 @@ impl Crm {
         Ok(crate::audit::diff(&a.fields, &a.custom, &b.fields, &b.custom))
     }
 
+    /// Restores the field values a record had at `version`, as a new, recorded change that must pass
+    /// today's validation. Lifecycle and computed fields (status, totals) keep their current values:
+    /// states change only through their transitions. Fields the user may not write are left as they are
+    /// today only if unchanged; otherwise the restore is refused.
+    pub fn restore_version(&self, ctx: &Context, kind: EntityKind, id: RecordId, expected_version: i64, version: i64) -> Result<Record> {
+        let (p, cache) = self.principal(ctx)?;
+        let mut uow = self.begin(ctx, self.now())?;
+        let current = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Update)?;
+        if current.meta.version != expected_version {
+            return Err(CrmError::conflict(kind.name(), "stale_version", "the record changed since it was read"));
+        }
+        let mut q = AuditQuery::tenant(ctx.tenant.clone());
+        q.record = Some((kind, id));
+        let entries: Vec<AuditEntry> = uow.tx.audit(&q)?.into_iter().filter(|e| e.version <= version).collect();
+        if entries.last().map(|e| e.version) != Some(version) {
+            return Err(CrmError::validation("version", "version", format!("no recorded version {version}")));
+        }
+        let old = replay(&current.meta, &entries).ok_or_else(|| CrmError::validation("version", "version", format!("no recorded version {version}")))?;
+        let mut new = current.clone();
+        for spec in &kind.schema().fields {
+            if spec.system {
+                continue;
+            }
+            let (a, b) = (current.get(spec.name), old.get(spec.name));
+            if a != b {
+                access::check_field_write(&p, kind, spec.name)?;
+                match b {
+                    Value::Null => new.fields.remove(spec.name),
+                    v => new.fields.insert(spec.name.to_owned(), v.clone()),
+                };
+            }
+        }
+        for def in cache.customs.all(kind) {
+            let (a, b) = (current.custom(&def.key), old.custom(&def.key));
+            if a != b {
+                access::check_field_write(&p, kind, &format!("custom.{}", def.name))?;
+                match b {
+                    Value::Null => new.custom.remove(&def.key),
+                    v => new.custom.insert(def.key.clone(), v.clone()),
+                };
+            }
+        }
+        self.check_record(&*uow.tx, &cache, ctx, &mut new, Some(&current))?;
+        let saved = uow.replace(&current, new, Operation::Restore, "record.restored", Some(format!("restored version {version}")))?;
+        uow.commit(self)?;
+        Ok(self.present(&p, &cache, saved))
+    }
+
     /// What `user_id` did between `from` and `until`, oldest first: the supervisor's activity log.
     /// Asked by an administrator, the user themselves, or one of their managers.
     pub fn user_activity(&self, ctx: &Context, user_id: RecordId, from: DateTime<Utc>, until: DateTime<Utc>, limit: Option<u32>) -> Result<Vec<HistoryEntry>> {

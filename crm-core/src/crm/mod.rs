@@ -84,6 +84,8 @@ impl Context {
 pub(crate) struct TenantCache {
     pub(crate) org: OrgSnapshot,
     pub(crate) customs: CustomCatalog,
+    /// Entity types whose auditing is switched off.
+    pub(crate) audit_off: Arc<std::collections::HashSet<EntityKind>>,
 }
 
 /// The CRM: open one per database and share it (it is `Send + Sync`; clone the `Arc` around it).
@@ -186,8 +188,14 @@ fn load_cache(tx: &dyn ReadTx, tenant: &TenantId) -> Result<TenantCache> {
     let users = load_all(tx, EntityKind::User, tenant)?;
     let roles = load_all(tx, EntityKind::Role, tenant)?;
     let defs = load_all(tx, EntityKind::CustomField, tenant)?;
+    let audit_off = load_all(tx, EntityKind::AuditSetting, tenant)?
+        .iter()
+        .filter(|s| s.get("enabled").as_bool() == Some(false))
+        .filter_map(|s| s.text("entity").and_then(|e| e.parse().ok()))
+        .collect();
     Ok(TenantCache {
         org: OrgSnapshot::build(&users, &roles),
         customs: CustomCatalog::build(&defs),
+        audit_off: Arc::new(audit_off),
     })
 }

@@ -386,7 +386,7 @@ impl Crm {
         expected_version: i64,
     ) -> Result<(Arc<Principal>, Arc<TenantCache>, Uow<'_>, Record)> {
         let (p, cache) = self.principal(ctx)?;
-        let uow = Uow::new(self.store().write()?, ctx, self.now());
+        let uow = self.begin(ctx, self.now())?;
         let r = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Update)?;
         if r.meta.deleted_at.is_some() {
             return Err(CrmError::conflict(
@@ -1520,7 +1520,7 @@ impl Crm {
     pub fn check_slas(&self, ctx: &Context) -> Result<Vec<RecordId>> {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Update, EntityKind::Case)?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         let now = uow.now;
         let k = EntityKind::Case;
         let not_breached = Cond::IsNull(col(k, "sla_breached")?).or(eq(k, "sla_breached", false)?);
@@ -1605,7 +1605,7 @@ impl Crm {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Read, kind)
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         self.fetch_visible(&*uow.tx, &p, &cache, ctx, kind, id, Action::Read)?;
         if let Some(f) = self.find_follow(&*uow.tx, ctx, kind, id)? {
             return Ok(f);
@@ -1627,7 +1627,7 @@ impl Crm {
     /// Stops following a record; `false` if the user was not following it.
     pub fn unfollow(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<bool> {
         self.principal(ctx)?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         let Some(f) = self.find_follow(&*uow.tx, ctx, kind, id)? else {
             return Ok(false);
         };
@@ -1728,7 +1728,7 @@ impl Crm {
     pub fn fire_reminders(&self, ctx: &Context) -> Result<usize> {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Update, EntityKind::Activity)?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         let now = uow.now;
         let q = self
             .task_query(

@@ -1,6 +1,9 @@
 //! Writes: create, update, delete (to the trash), restore, purge. Each is one transaction holding the
 //! change, its audit entry and its outbox events.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -43,6 +46,8 @@ pub(crate) struct Uow<'s> {
     pub(crate) config_changed: bool,
     /// Records changed in this unit of work, with the event type, for follower notifications.
     pub(crate) written: Vec<(EntityKind, RecordId, String)>,
+    /// Entity types whose changes are not audited (per-tenant audit settings).
+    pub(crate) audit_off: Arc<HashSet<EntityKind>>,
 }
 
 impl<'s> Uow<'s> {
@@ -54,6 +59,7 @@ impl<'s> Uow<'s> {
             head: None,
             config_changed: false,
             written: Vec::new(),
+            audit_off: Arc::default(),
         }
     }
 
@@ -67,6 +73,9 @@ impl<'s> Uow<'s> {
         changes: Vec<FieldChange>,
         comment: Option<String>,
     ) -> Result<()> {
+        if self.audit_off.contains(&kind) {
+            return Ok(());
+        }
         let head = match self.head.take() {
             Some(h) => h,
             None => self.tx.audit_head(&self.ctx.tenant)?,
@@ -152,6 +161,14 @@ impl<'s> Uow<'s> {
 }
 
 impl Crm {
+    /// Starts a unit of work for `ctx`: the write transaction, with the tenant's audit settings.
+    pub(crate) fn begin(&self, ctx: &Context, now: DateTime<Utc>) -> Result<Uow<'_>> {
+        let audit_off = self.tenant_cache(&ctx.tenant)?.audit_off.clone();
+        let mut uow = Uow::new(self.store().write()?, ctx, now);
+        uow.audit_off = audit_off;
+        Ok(uow)
+    }
+
     /// Validates caller input for `kind` and merges it onto `base` (the current record for updates,
     /// defaults for creates). Returns built-in fields and custom values by storage key.
     pub(crate) fn apply_input(
@@ -311,7 +328,7 @@ impl Crm {
         refuse_system_managed(kind, "create")?;
         self.require(&p, Action::Create, kind)?;
         let now = self.now();
-        let mut uow = Uow::new(self.store().write()?, ctx, now);
+        let mut uow = self.begin(ctx, now)?;
         let mut out = Vec::with_capacity(rows.len());
         let many = rows.len() > 1;
         for (i, row) in rows.into_iter().enumerate() {
@@ -357,7 +374,7 @@ impl Crm {
     pub fn update(&self, ctx: &Context, kind: EntityKind, id: RecordId, expected_version: i64, changes: Fields) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
         refuse_system_managed(kind, "update")?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Update)?;
         if old.meta.deleted_at.is_some() {
             return Err(CrmError::conflict(kind.name(), "in_trash", "the record is in the trash; restore it first"));
@@ -386,7 +403,7 @@ impl Crm {
     pub fn delete(&self, ctx: &Context, kind: EntityKind, id: RecordId, expected_version: Option<i64>) -> Result<()> {
         let (p, cache) = self.principal(ctx)?;
         refuse_system_managed(kind, "delete")?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Delete)?;
         if let Some(v) = expected_version {
             if v != old.meta.version {
@@ -405,7 +422,7 @@ impl Crm {
     /// Brings a record back from the trash (recorded). Today's validation rules apply to it.
     pub fn restore(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Delete)?;
         if old.meta.deleted_at.is_none() {
             return Ok(self.present(&p, &cache, old));
@@ -421,7 +438,7 @@ impl Crm {
     /// Removes a record in the trash for good. The audit log keeps its history and records the purge.
     pub fn purge(&self, ctx: &Context, kind: EntityKind, id: RecordId, reason: &str) -> Result<()> {
         let (p, cache) = self.principal(ctx)?;
-        let mut uow = Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = self.begin(ctx, self.now())?;
         let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Delete)?;
         if old.meta.deleted_at.is_none() {
             return Err(CrmError::conflict(kind.name(), "not_in_trash", "only records in the trash can be purged"));
@@ -563,6 +580,13 @@ fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r
             }
         }
         EntityKind::CustomField => custom_field_rules(crm, cache, r, old)?,
+        EntityKind::AuditSetting => {
+            let entity: EntityKind = r.text("entity").unwrap_or_default().parse()?;
+            let off = r.get("enabled").as_bool() == Some(false);
+            if off && (entity.is_configuration() || entity.is_system_managed() || entity == EntityKind::User) {
+                return Err(CrmError::validation("enabled", "always_audited", format!("changes to {entity} are always audited")));
+            }
+        }
         _ => {}
     }
     Ok(())
