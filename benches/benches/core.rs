@@ -48,8 +48,8 @@ fn lookups_and_pages(c: &mut Criterion) {
     raw_insert(&mut raw, &cs);
     let rep = &f.reps[0];
     // The rep sees own + team: the 25 reps of team 0.
-    let team: Vec<i64> = (0..REPS as i64).filter(|i| i % 2 == 0).collect();
-    let visible: Vec<usize> = (0..n).filter(|i| cs[*i].owner % 2 == 0).collect();
+    let team: Vec<i64> = (0..REPS as i64).filter(|i| i & 1 == 0).collect();
+    let visible: Vec<usize> = (0..n).filter(|i| cs[*i].owner & 1 == 0).collect();
 
     let mut g = c.benchmark_group(format!("lookup_phone_{n}"));
     let mut i = 0usize;
@@ -59,7 +59,11 @@ fn lookups_and_pages(c: &mut Criterion) {
             // Written the way a caller-id system hands it over: national format.
             let p = &cs[visible[i]].phone;
             let national = format!("0{}", &p[3..]);
-            black_box(f.crm.find_by_phone(rep, EntityKind::Account, &national).unwrap())
+            black_box(
+                f.crm
+                    .find_by_phone(rep, EntityKind::Account, &national)
+                    .unwrap(),
+            )
         })
     });
     let mut i = 0usize;
@@ -84,23 +88,61 @@ fn lookups_and_pages(c: &mut Criterion) {
         req.after = p.next;
     }
     let raw_deep_after: i64 = {
-        let team_sql = team.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
+        let team_sql = team
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         raw.query_row(&format!("SELECT id FROM customers WHERE tenant='bench' AND owner IN ({team_sql}) ORDER BY id LIMIT 1 OFFSET {}", deep_page * 50 - 1), [], |r| r.get(0)).unwrap()
     };
     let mut g = c.benchmark_group(format!("scoped_page_{n}"));
-    g.bench_function("crm_page_1", |b| b.iter(|| black_box(f.crm.list(rep, EntityKind::Account, &ListRequest::default().limit(50)).unwrap())));
-    g.bench_function(format!("crm_page_{deep_page}"), |b| {
-        b.iter(|| black_box(f.crm.list(rep, EntityKind::Account, &ListRequest::default().limit(50).after(cursor.clone())).unwrap()))
+    g.bench_function("crm_page_1", |b| {
+        b.iter(|| {
+            black_box(
+                f.crm
+                    .list(rep, EntityKind::Account, &ListRequest::default().limit(50))
+                    .unwrap(),
+            )
+        })
     });
-    let team_sql = team.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
+    g.bench_function(format!("crm_page_{deep_page}"), |b| {
+        b.iter(|| {
+            black_box(
+                f.crm
+                    .list(
+                        rep,
+                        EntityKind::Account,
+                        &ListRequest::default().limit(50).after(cursor.clone()),
+                    )
+                    .unwrap(),
+            )
+        })
+    });
+    let team_sql = team
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let sql = format!("SELECT id, name, email, phone, country, owner FROM customers WHERE tenant='bench' AND owner IN ({team_sql}) AND id > ?1 ORDER BY id LIMIT 50");
     g.bench_function("raw_page_1", |b| {
         let mut st = raw.prepare_cached(&sql).unwrap();
-        b.iter(|| black_box(st.query_map([0i64], |r| r.get::<_, String>(1)).unwrap().count()))
+        b.iter(|| {
+            black_box(
+                st.query_map([0i64], |r| r.get::<_, String>(1))
+                    .unwrap()
+                    .count(),
+            )
+        })
     });
     g.bench_function(format!("raw_page_{deep_page}"), |b| {
         let mut st = raw.prepare_cached(&sql).unwrap();
-        b.iter(|| black_box(st.query_map([raw_deep_after], |r| r.get::<_, String>(1)).unwrap().count()))
+        b.iter(|| {
+            black_box(
+                st.query_map([raw_deep_after], |r| r.get::<_, String>(1))
+                    .unwrap()
+                    .count(),
+            )
+        })
     });
     g.finish();
     let _ = Filter::eq("country", "IT");
@@ -110,11 +152,37 @@ fn decision(c: &mut Criterion) {
     let f = fixture(200);
     let cache_principal = {
         // The principal as the facade builds it, from the stored users and roles.
-        let users = f.crm.list(&f.admin, EntityKind::User, &ListRequest::default().limit(1000)).unwrap().items;
-        let roles = f.crm.list(&f.admin, EntityKind::Role, &ListRequest::default().limit(1000)).unwrap().items;
-        access::OrgSnapshot::build(&users, &roles).principal(f.reps[0].user_id).unwrap()
+        let users = f
+            .crm
+            .list(
+                &f.admin,
+                EntityKind::User,
+                &ListRequest::default().limit(1000),
+            )
+            .unwrap()
+            .items;
+        let roles = f
+            .crm
+            .list(
+                &f.admin,
+                EntityKind::Role,
+                &ListRequest::default().limit(1000),
+            )
+            .unwrap()
+            .items;
+        access::OrgSnapshot::build(&users, &roles)
+            .principal(f.reps[0].user_id)
+            .unwrap()
     };
-    let records = f.crm.list(&f.admin, EntityKind::Account, &ListRequest::default().limit(200)).unwrap().items;
+    let records = f
+        .crm
+        .list(
+            &f.admin,
+            EntityKind::Account,
+            &ListRequest::default().limit(200),
+        )
+        .unwrap()
+        .items;
     let mut g = c.benchmark_group("permission_decision");
     let mut i = 0usize;
     g.bench_function("crm_decide", |b| {
@@ -122,7 +190,8 @@ fn decision(c: &mut Criterion) {
             i = (i + 1) % records.len();
             let r = &records[i];
             let ok = access::decide(&cache_principal, Action::Read, r, None, None)
-                && access::field_access(&cache_principal, EntityKind::Account, "vat_number") != Some(access::FieldAccess::ReadOnly);
+                && access::field_access(&cache_principal, EntityKind::Account, "vat_number")
+                    != Some(access::FieldAccess::ReadOnly);
             black_box(ok)
         })
     });
@@ -137,29 +206,65 @@ fn decision(c: &mut Criterion) {
     "#
     .parse()
     .unwrap();
-    let teammates: Vec<serde_json::Value> = (0..REPS).filter(|i| i % 2 == 0).map(|i| serde_json::json!({"__entity": {"type": "User", "id": format!("rep{i}")}})).collect();
-    let mut ents = vec![serde_json::json!({"uid": {"type": "User", "id": "rep0"}, "attrs": {"role": "rep", "teammates": teammates}, "parents": []})];
+    let teammates: Vec<serde_json::Value> = (0..REPS)
+        .filter(|i| i & 1 == 0)
+        .map(|i| serde_json::json!({"__entity": {"type": "User", "id": format!("rep{i}")}}))
+        .collect();
+    let mut ents = vec![
+        serde_json::json!({"uid": {"type": "User", "id": "rep0"}, "attrs": {"role": "rep", "teammates": teammates}, "parents": []}),
+    ];
     for (k, r) in records.iter().enumerate() {
-        let owner = f.reps.iter().position(|c| c.user_id == r.meta.owner_id).unwrap_or(0);
+        let owner = f
+            .reps
+            .iter()
+            .position(|c| c.user_id == r.meta.owner_id)
+            .unwrap_or(0);
         ents.push(serde_json::json!({"uid": {"type": "Account", "id": format!("a{k}")}, "attrs": {"owner": {"__entity": {"type": "User", "id": format!("rep{owner}")}}}, "parents": []}));
     }
     let entities = Entities::from_json_value(serde_json::Value::Array(ents), None).unwrap();
     let principal: EntityUid = r#"User::"rep0""#.parse().unwrap();
     let action: EntityUid = r#"Action::"read""#.parse().unwrap();
-    let resources: Vec<EntityUid> = (0..records.len()).map(|k| format!(r#"Account::"a{k}""#).parse().unwrap()).collect();
+    let resources: Vec<EntityUid> = (0..records.len())
+        .map(|k| format!(r#"Account::"a{k}""#).parse().unwrap())
+        .collect();
     let authorizer = Authorizer::new();
     // Both sides must agree before their speed is compared.
     for (k, r) in records.iter().enumerate() {
-        let req = Request::new(principal.clone(), action.clone(), resources[k].clone(), Context::empty(), None).unwrap();
-        let cedar = authorizer.is_authorized(&req, &policies, &entities).decision() == cedar_policy::Decision::Allow;
-        assert_eq!(cedar, access::decide(&cache_principal, Action::Read, r, None, None), "record {k}");
+        let req = Request::new(
+            principal.clone(),
+            action.clone(),
+            resources[k].clone(),
+            Context::empty(),
+            None,
+        )
+        .unwrap();
+        let cedar = authorizer
+            .is_authorized(&req, &policies, &entities)
+            .decision()
+            == cedar_policy::Decision::Allow;
+        assert_eq!(
+            cedar,
+            access::decide(&cache_principal, Action::Read, r, None, None),
+            "record {k}"
+        );
     }
     let mut i = 0usize;
     g.bench_function("cedar_is_authorized", |b| {
         b.iter(|| {
             i = (i + 1) % resources.len();
-            let req = Request::new(principal.clone(), action.clone(), resources[i].clone(), Context::empty(), None).unwrap();
-            black_box(authorizer.is_authorized(&req, &policies, &entities).decision())
+            let req = Request::new(
+                principal.clone(),
+                action.clone(),
+                resources[i].clone(),
+                Context::empty(),
+                None,
+            )
+            .unwrap();
+            black_box(
+                authorizer
+                    .is_authorized(&req, &policies, &entities)
+                    .decision(),
+            )
         })
     });
     g.finish();

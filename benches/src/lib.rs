@@ -6,18 +6,24 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crm_core::{fields, Action, Context, Crm, EntityKind, FieldAccess, NewRecord, ObjectRule, Origin, Policy, RecordId, Scope, TenantId, Value};
+use crm_core::{
+    fields, Action, Context, Crm, EntityKind, FieldAccess, NewRecord, ObjectRule, Origin, Policy,
+    RecordId, Scope, TenantId, Value,
+};
 use crm_store::SqliteStore;
 
 /// Number of customers, from `CRM_BENCH_N` (default 10 000).
 pub fn size() -> usize {
-    std::env::var("CRM_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000)
+    std::env::var("CRM_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000)
 }
 
 /// SplitMix64, seeded: the same data every run.
 pub struct Rng(pub u64);
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -25,7 +31,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -78,13 +84,43 @@ pub const REPS: usize = 50;
 /// A CRM on disk holding `n` customers owned by 50 reps, created through the facade.
 pub fn fixture(n: usize) -> Fixture {
     let crm = Crm::new(Arc::new(SqliteStore::open(scratch("crm")).unwrap()));
-    let admin = crm.bootstrap(&TenantId::new("bench").unwrap(), "admin", Origin::default()).unwrap();
-    let crud = [Action::Create, Action::Read, Action::Update, Action::Delete, Action::Export];
+    let admin = crm
+        .bootstrap(&TenantId::new("bench").unwrap(), "admin", Origin::default())
+        .unwrap();
+    let crud = [
+        Action::Create,
+        Action::Read,
+        Action::Update,
+        Action::Delete,
+        Action::Export,
+    ];
     let policy = Policy::default()
-        .allow(EntityKind::Account, ObjectRule::new(&crud, &[Scope::Team], &[Scope::Own]))
+        .allow(
+            EntityKind::Account,
+            ObjectRule::new(&crud, &[Scope::Team], &[Scope::Own]),
+        )
         .field(EntityKind::Account, "vat_number", FieldAccess::Hidden);
-    let role = crm.create(&admin, EntityKind::Role, fields! { "name" => "rep", "policy" => Value::Json(policy.to_json()) }).unwrap().meta.id;
-    let teams: Vec<RecordId> = (0..2).map(|t| crm.create(&admin, EntityKind::Team, fields! { "name" => format!("team{t}") }).unwrap().meta.id).collect();
+    let role = crm
+        .create(
+            &admin,
+            EntityKind::Role,
+            fields! { "name" => "rep", "policy" => Value::Json(policy.to_json()) },
+        )
+        .unwrap()
+        .meta
+        .id;
+    let teams: Vec<RecordId> = (0..2)
+        .map(|t| {
+            crm.create(
+                &admin,
+                EntityKind::Team,
+                fields! { "name" => format!("team{t}") },
+            )
+            .unwrap()
+            .meta
+            .id
+        })
+        .collect();
     let reps: Vec<Context> = (0..REPS)
         .map(|i| {
             let u = crm
@@ -96,10 +132,20 @@ pub fn fixture(n: usize) -> Fixture {
     let mut done = 0;
     while done < n {
         let batch = (n - done).min(20_000);
-        crm.create_many(&admin, EntityKind::Account, rows(&reps, &customers(done, batch, REPS))).unwrap();
+        crm.create_many(
+            &admin,
+            EntityKind::Account,
+            rows(&reps, &customers(done, batch, REPS)),
+        )
+        .unwrap();
         done += batch;
     }
-    Fixture { crm, admin, reps, n }
+    Fixture {
+        crm,
+        admin,
+        reps,
+        n,
+    }
 }
 
 /// Facade rows for customers.
@@ -132,7 +178,14 @@ pub fn raw_insert(c: &mut rusqlite::Connection, cs: &[Customer]) {
     {
         let mut st = tx.prepare_cached("INSERT INTO customers (tenant, name, email, phone, country, owner) VALUES ('bench', ?1, ?2, ?3, ?4, ?5)").unwrap();
         for x in cs {
-            st.execute(rusqlite::params![x.name, x.email, x.phone, x.country, x.owner as i64]).unwrap();
+            st.execute(rusqlite::params![
+                x.name,
+                x.email,
+                x.phone,
+                x.country,
+                x.owner as i64
+            ])
+            .unwrap();
         }
     }
     tx.commit().unwrap();

@@ -151,8 +151,10 @@ impl Policy {
             Action::Configure,
         ];
         let mut p = Policy::default();
-        p.objects
-            .insert("*".into(), ObjectRule::new(&all, &[Scope::All], &[Scope::All]));
+        p.objects.insert(
+            "*".into(),
+            ObjectRule::new(&all, &[Scope::All], &[Scope::All]),
+        );
         p
     }
 
@@ -164,7 +166,8 @@ impl Policy {
 
     /// Sets a field rule.
     pub fn field(mut self, kind: EntityKind, field: &str, access: FieldAccess) -> Self {
-        self.fields.insert(format!("{}.{field}", kind.name()), access);
+        self.fields
+            .insert(format!("{}.{field}", kind.name()), access);
         self
     }
 
@@ -187,7 +190,9 @@ impl Policy {
         if self.fields.is_empty() {
             return None;
         }
-        self.fields.get(&format!("{}.{field}", kind.name())).copied()
+        self.fields
+            .get(&format!("{}.{field}", kind.name()))
+            .copied()
     }
 
     /// Reads a policy from a role's `policy` JSON, naming the problem if it is malformed.
@@ -196,7 +201,11 @@ impl Policy {
             return Ok(Policy::default());
         }
         serde_json::from_value(j.clone()).map_err(|e| {
-            CrmError::validation("policy", "policy_syntax", format!("malformed role policy: {e}"))
+            CrmError::validation(
+                "policy",
+                "policy_syntax",
+                format!("malformed role policy: {e}"),
+            )
         })
     }
 
@@ -262,7 +271,10 @@ impl OrgSnapshot {
                 (r.meta.id, (r.label(), Arc::new(policy)))
             })
             .collect();
-        let live: Vec<&Record> = users.iter().filter(|u| u.meta.deleted_at.is_none()).collect();
+        let live: Vec<&Record> = users
+            .iter()
+            .filter(|u| u.meta.deleted_at.is_none())
+            .collect();
         let ids = |r: &Record, f: &str| -> Vec<RecordId> {
             r.get(f)
                 .as_list()
@@ -376,7 +388,10 @@ fn role_name(p: &Principal) -> String {
 /// May `p` take `action` on records of `kind` at all (object permission)?
 pub fn object_decision(p: &Principal, action: Action, kind: EntityKind) -> Decision {
     if !p.active {
-        return Decision::deny("inactive_user", format!("user `{}` is deactivated", p.username));
+        return Decision::deny(
+            "inactive_user",
+            format!("user `{}` is deactivated", p.username),
+        );
     }
     if kind.is_configuration() && action != Action::Read {
         // Changing configuration needs `configure` on that configuration type.
@@ -491,10 +506,16 @@ pub fn explain_record(
     }
     let owner = record.meta.owner_id;
     if owner == p.user_id {
-        return Decision::allow("record_scope", format!("{}; the record is owned by the user", object.reason));
+        return Decision::allow(
+            "record_scope",
+            format!("{}; the record is owned by the user", object.reason),
+        );
     }
     if kind == EntityKind::User && record.meta.id == p.user_id && !action.is_write() {
-        return Decision::allow("record_scope", "users may read their own user record".to_owned());
+        return Decision::allow(
+            "record_scope",
+            "users may read their own user record".to_owned(),
+        );
     }
     let scopes = scopes(p, action, kind);
     let which = if action.is_write() { "write" } else { "read" };
@@ -511,12 +532,18 @@ pub fn explain_record(
                 Scope::All => "every record of the tenant".to_owned(),
                 Scope::Team => "the owner is a teammate".to_owned(),
                 Scope::Subordinates => "the owner reports to the user".to_owned(),
-                Scope::Territory => "the record's account lies in one of the user's territories".to_owned(),
+                Scope::Territory => {
+                    "the record's account lies in one of the user's territories".to_owned()
+                }
                 Scope::Own => String::new(),
             };
             return Decision::allow(
                 "record_scope",
-                format!("{}; {which} scope `{}` covers it: {why}", object.reason, s.name()),
+                format!(
+                    "{}; {which} scope `{}` covers it: {why}",
+                    object.reason,
+                    s.name()
+                ),
             );
         }
     }
@@ -524,13 +551,20 @@ pub fn explain_record(
         if edit || !action.is_write() {
             return Decision::allow(
                 "share",
-                format!("{}; the record is shared with {via} ({})", object.reason, if edit { "edit" } else { "read" }),
+                format!(
+                    "{}; the record is shared with {via} ({})",
+                    object.reason,
+                    if edit { "edit" } else { "read" }
+                ),
             );
         }
     }
     let scope_names: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
     let reason = if p.external {
-        format!("user `{}` is external and the record is neither theirs nor shared with them", p.username)
+        format!(
+            "user `{}` is external and the record is neither theirs nor shared with them",
+            p.username
+        )
     } else {
         format!(
             "{} gives {which} scope [{}] on {kind}, which does not cover this record, and no share grants it",
@@ -555,16 +589,26 @@ pub fn redact(p: &Principal, record: &mut Record) {
     record
         .fields
         .retain(|f, _| p.policy.field_access(kind, f) != Some(FieldAccess::Hidden));
-    record
-        .custom
-        .retain(|f, _| p.policy.field_access(kind, &format!("custom.{f}")) != Some(FieldAccess::Hidden));
+    record.custom.retain(|f, _| {
+        p.policy.field_access(kind, &format!("custom.{f}")) != Some(FieldAccess::Hidden)
+    });
 }
 
 /// Refuses `p` writing `field` of `kind` when the field is hidden or read-only for them.
 pub fn check_field_write(p: &Principal, kind: EntityKind, field: &str) -> Result<()> {
     match p.policy.field_access(kind, field) {
-        Some(FieldAccess::Hidden) => Err(CrmError::field_denied("update", kind.name(), field, "hidden_field")),
-        Some(FieldAccess::ReadOnly) => Err(CrmError::field_denied("update", kind.name(), field, "read_only_field")),
+        Some(FieldAccess::Hidden) => Err(CrmError::field_denied(
+            "update",
+            kind.name(),
+            field,
+            "hidden_field",
+        )),
+        Some(FieldAccess::ReadOnly) => Err(CrmError::field_denied(
+            "update",
+            kind.name(),
+            field,
+            "read_only_field",
+        )),
         None => Ok(()),
     }
 }
@@ -572,7 +616,11 @@ pub fn check_field_write(p: &Principal, kind: EntityKind, field: &str) -> Result
 /// Refuses filtering or sorting on a field hidden from `p` (its values could be probed).
 pub fn check_field_query(p: &Principal, kind: EntityKind, field: &str) -> Result<()> {
     if p.policy.field_access(kind, field) == Some(FieldAccess::Hidden) {
-        let mut e = CrmError::invalid_query(Some(field), "hidden_field", format!("field `{field}` of {kind} cannot be used here"));
+        let mut e = CrmError::invalid_query(
+            Some(field),
+            "hidden_field",
+            format!("field `{field}` of {kind} cannot be used here"),
+        );
         e.kind = crate::error::ErrorKind::PermissionDenied;
         e.action = Some("read".to_owned());
         e.entity = Some(kind.name().to_owned());
@@ -596,15 +644,21 @@ pub fn decide(
         return false;
     }
     let object = if kind.is_configuration() && action != Action::Read {
-        p.policy.rule(kind).is_some_and(|(_, r)| r.actions.contains(&Action::Configure))
+        p.policy
+            .rule(kind)
+            .is_some_and(|(_, r)| r.actions.contains(&Action::Configure))
     } else {
-        p.policy.rule(kind).is_some_and(|(_, r)| r.actions.contains(&action))
+        p.policy
+            .rule(kind)
+            .is_some_and(|(_, r)| r.actions.contains(&action))
     };
     if !object {
         return false;
     }
     let owner = record.meta.owner_id;
-    if owner == p.user_id || (kind == EntityKind::User && record.meta.id == p.user_id && !action.is_write()) {
+    if owner == p.user_id
+        || (kind == EntityKind::User && record.meta.id == p.user_id && !action.is_write())
+    {
         return true;
     }
     if !p.external {

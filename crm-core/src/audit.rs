@@ -195,7 +195,6 @@ pub struct AuditVerification {
 /// Checks a chain of entries read in `seq` order.
 pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> AuditVerification {
     let mut prev_hash = String::new();
-    let mut expected_seq = 1u64;
     let mut checked = 0u64;
     let bad = |seq, problem: &str, checked| AuditVerification {
         checked,
@@ -203,22 +202,29 @@ pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Au
         first_bad_seq: Some(seq),
         problem: Some(problem.to_owned()),
     };
-    for e in entries {
+    for (expected_seq, e) in (1u64..).zip(entries) {
         checked += 1;
         if e.seq != expected_seq {
-            let problem = if e.seq > expected_seq { "missing" } else { "reordered" };
+            let problem = if e.seq > expected_seq {
+                "missing"
+            } else {
+                "reordered"
+            };
             return bad(expected_seq, problem, checked);
         }
         if e.prev_hash != prev_hash {
             // Content intact but linked to another predecessor: entries were removed or swapped.
-            let problem = if e.compute_hash() == e.hash { "reordered" } else { "altered" };
+            let problem = if e.compute_hash() == e.hash {
+                "reordered"
+            } else {
+                "altered"
+            };
             return bad(e.seq, problem, checked);
         }
         if e.compute_hash() != e.hash {
             return bad(e.seq, "altered", checked);
         }
         prev_hash = e.hash.clone();
-        expected_seq += 1;
     }
     AuditVerification {
         checked,

@@ -63,10 +63,20 @@ pub(crate) fn type_of(def: &Record) -> Result<FieldType> {
                 CrmError::validation("choices", "choices", "choices must be a list of texts")
             })?,
             Value::Null => Vec::new(),
-            _ => return Err(CrmError::validation("choices", "choices", "choices must be a list of texts")),
+            _ => {
+                return Err(CrmError::validation(
+                    "choices",
+                    "choices",
+                    "choices must be a list of texts",
+                ))
+            }
         };
         if list.is_empty() {
-            return Err(CrmError::validation("choices", "required", "a choice field needs choices"));
+            return Err(CrmError::validation(
+                "choices",
+                "required",
+                "a choice field needs choices",
+            ));
         }
         Ok(list)
     };
@@ -80,12 +90,20 @@ pub(crate) fn type_of(def: &Record) -> Result<FieldType> {
         "date" => FieldType::Date,
         "timestamp" => FieldType::Timestamp,
         "bool" => FieldType::Bool,
-        "choice" => FieldType::Choice { choices: choices()? },
-        "multi_choice" => FieldType::MultiChoice { choices: choices()? },
+        "choice" => FieldType::Choice {
+            choices: choices()?,
+        },
+        "multi_choice" => FieldType::MultiChoice {
+            choices: choices()?,
+        },
         "reference" => {
-            let to = def
-                .text("reference_to")
-                .ok_or_else(|| CrmError::validation("reference_to", "required", "a reference field names the entity it refers to"))?;
+            let to = def.text("reference_to").ok_or_else(|| {
+                CrmError::validation(
+                    "reference_to",
+                    "required",
+                    "a reference field names the entity it refers to",
+                )
+            })?;
             FieldType::Reference { to: to.parse()? }
         }
         other => {
@@ -147,7 +165,9 @@ impl CustomCatalog {
 
     /// The live (not archived) field called `name`.
     pub(crate) fn by_name(&self, kind: EntityKind, name: &str) -> Option<&CustomFieldDef> {
-        self.all(kind).iter().find(|d| !d.archived && d.name == name)
+        self.all(kind)
+            .iter()
+            .find(|d| !d.archived && d.name == name)
     }
 
     /// The field stored under `key`.

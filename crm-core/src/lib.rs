@@ -20,25 +20,28 @@ mod value;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use access::{
+    Action, Decision, FieldAccess, ObjectRule, OrgSnapshot, Policy, Principal, Scope,
+};
 pub use audit::{
     diff, verify_chain, AuditEntry, AuditVerification, FieldChange, Operation, Origin,
 };
-pub use access::{Action, Decision, FieldAccess, ObjectRule, OrgSnapshot, Policy, Principal, Scope};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use crm::{AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord};
 pub use crm::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use custom_field::CustomFieldDef;
-pub use validate::{line_totals, PhoneRules, Totals};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CrmError, ErrorKind, Result};
 pub use events::{Event, NewEvent};
 pub use id::{RecordId, TenantId};
 pub use money::{Currency, Money, RateTable};
 pub use query::{
-    Column, Cond, CustomTypes, Filter, Keyset, ListRequest, Liveness, MetaColumn, Op, Page, Query, Sort,
+    Column, Cond, CustomTypes, Filter, Keyset, ListRequest, Liveness, MetaColumn, Op, Page, Query,
+    Sort,
 };
 pub use record::{Record, RecordMeta};
 pub use schema::{EntityKind, FieldSpec, Schema};
 pub use store::{AuditQuery, ReadTx, Store, WriteTx};
+pub use validate::{line_totals, PhoneRules, Totals};
 pub use value::{FieldType, Fields, LineItem, Value};
 
 pub use chrono;

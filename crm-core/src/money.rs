@@ -192,7 +192,11 @@ impl RateTable {
     /// Converts `m` into the base currency, or fails naming the missing rate.
     pub fn convert(&self, m: Money) -> Result<Money> {
         let base = self.base.ok_or_else(|| {
-            CrmError::validation("rates", "rate_missing", "the rate table has no base currency")
+            CrmError::validation(
+                "rates",
+                "rate_missing",
+                "the rate table has no base currency",
+            )
         })?;
         if m.currency == base {
             return Ok(m);
@@ -211,12 +215,8 @@ impl RateTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rust_decimal_macros_free::dec;
-
-    mod rust_decimal_macros_free {
-        pub fn dec(s: &str) -> rust_decimal::Decimal {
-            s.parse().unwrap()
-        }
+    fn dec(s: &str) -> rust_decimal::Decimal {
+        s.parse().unwrap()
     }
 
     #[test]

@@ -289,11 +289,12 @@ impl MetaColumn {
     /// The column's value type.
     pub fn ty(self) -> FieldType {
         match self {
-            MetaColumn::Id | MetaColumn::OwnerId | MetaColumn::CreatedBy | MetaColumn::UpdatedBy => {
-                FieldType::Reference {
-                    to: EntityKind::User,
-                }
-            }
+            MetaColumn::Id
+            | MetaColumn::OwnerId
+            | MetaColumn::CreatedBy
+            | MetaColumn::UpdatedBy => FieldType::Reference {
+                to: EntityKind::User,
+            },
             MetaColumn::CreatedAt | MetaColumn::UpdatedAt | MetaColumn::DeletedAt => {
                 FieldType::Timestamp
             }

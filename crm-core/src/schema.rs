@@ -222,7 +222,11 @@ pub struct Schema {
 
 impl Schema {
     fn new(kind: EntityKind, fields: Vec<FieldSpec>) -> Self {
-        let by_name = fields.iter().enumerate().map(|(i, f)| (f.name, i)).collect();
+        let by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name, i))
+            .collect();
         Schema {
             kind,
             fields,
@@ -246,11 +250,14 @@ pub(crate) const PARTY_ROLES: &[&str] = &[
     "external_contact",
 ];
 /// Channels a request arrives through.
-pub(crate) const CHANNELS: &[&str] = &["phone", "web_form", "email", "partner", "chat", "event", "other"];
+pub(crate) const CHANNELS: &[&str] = &[
+    "phone", "web_form", "email", "partner", "chat", "event", "other",
+];
 /// Priorities of leads and cases.
 pub(crate) const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
 /// Lead lifecycle states.
-pub(crate) const LEAD_STATUSES: &[&str] = &["new", "contacted", "qualified", "converted", "disqualified"];
+pub(crate) const LEAD_STATUSES: &[&str] =
+    &["new", "contacted", "qualified", "converted", "disqualified"];
 /// Quote lifecycle states.
 pub(crate) const QUOTE_STATUSES: &[&str] = &[
     "draft",
@@ -273,13 +280,23 @@ pub(crate) const CASE_STATUSES: &[&str] = &[
 /// Order states.
 pub(crate) const ORDER_STATUSES: &[&str] = &["open", "fulfilled", "cancelled"];
 /// Activity types.
-pub(crate) const ACTIVITY_TYPES: &[&str] = &["call", "email", "meeting", "chat", "note", "task", "survey"];
+pub(crate) const ACTIVITY_TYPES: &[&str] =
+    &["call", "email", "meeting", "chat", "note", "task", "survey"];
 /// Activity channels.
-pub(crate) const ACTIVITY_CHANNELS: &[&str] = &["phone", "email", "web", "chat", "in_person", "video", "other"];
+pub(crate) const ACTIVITY_CHANNELS: &[&str] = &[
+    "phone",
+    "email",
+    "web",
+    "chat",
+    "in_person",
+    "video",
+    "other",
+];
 /// Directions of an interaction.
 pub(crate) const DIRECTIONS: &[&str] = &["inbound", "outbound"];
 /// Forecast categories of opportunity stages.
-pub(crate) const FORECAST_CATEGORIES: &[&str] = &["pipeline", "best_case", "commit", "closed", "omitted"];
+pub(crate) const FORECAST_CATEGORIES: &[&str] =
+    &["pipeline", "best_case", "commit", "closed", "omitted"];
 /// Campaign states.
 pub(crate) const CAMPAIGN_STATUSES: &[&str] = &["planned", "active", "completed", "aborted"];
 /// Campaign member states.
@@ -370,7 +387,9 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("phone", T::Phone),
             F::new("country", T::Country),
             F::new("channel", T::choice(CHANNELS)).default("other"),
-            F::new("status", T::choice(LEAD_STATUSES)).system().default("new"),
+            F::new("status", T::choice(LEAD_STATUSES))
+                .system()
+                .default("new"),
             F::new("priority", T::choice(PRIORITIES)).default("normal"),
             F::new("estimated_value", T::Money),
             F::new("product_interest", T::Text),
@@ -411,7 +430,9 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("contact_id", r(K::Contact)),
             F::new("opportunity_id", r(K::Opportunity)),
             F::new("lead_id", r(K::Lead)),
-            F::new("status", T::choice(QUOTE_STATUSES)).system().default("draft"),
+            F::new("status", T::choice(QUOTE_STATUSES))
+                .system()
+                .default("draft"),
             F::new("currency", T::Currency).req(),
             F::new("lines", T::Lines),
             F::new("subtotal", T::Money).system(),
@@ -470,7 +491,9 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("description", T::Text),
             F::new("account_id", r(K::Account)),
             F::new("contact_id", r(K::Contact)),
-            F::new("status", T::choice(CASE_STATUSES)).system().default("new"),
+            F::new("status", T::choice(CASE_STATUSES))
+                .system()
+                .default("new"),
             F::new("priority", T::choice(PRIORITIES)).default("normal"),
             F::new("channel", T::choice(CHANNELS)).default("other"),
             F::new("product_id", r(K::Product)),

@@ -31,13 +31,14 @@ impl Default for PhoneRules {
 impl PhoneRules {
     /// Rules with `region` (ISO 3166-1 alpha-2, e.g. `IT`) as the default country.
     pub fn for_region(region: &str) -> Result<Self> {
-        let id = phonenumber::country::Id::from_str(&region.to_ascii_uppercase()).map_err(|_| {
-            CrmError::validation(
-                "default_region",
-                "country_code",
-                format!("`{region}` is not a known country code"),
-            )
-        })?;
+        let id =
+            phonenumber::country::Id::from_str(&region.to_ascii_uppercase()).map_err(|_| {
+                CrmError::validation(
+                    "default_region",
+                    "country_code",
+                    format!("`{region}` is not a known country code"),
+                )
+            })?;
         Ok(PhoneRules { default_region: id })
     }
 
@@ -62,11 +63,16 @@ pub(crate) fn normalise_email(raw: &str, field: &str) -> Result<String> {
     let s = raw.trim().to_lowercase();
     let ok = s.len() <= 254
         && email_address::EmailAddress::from_str(&s).is_ok()
-        && s.rsplit_once('@').is_some_and(|(_, d)| d.contains('.') && !d.ends_with('.'));
+        && s.rsplit_once('@')
+            .is_some_and(|(_, d)| d.contains('.') && !d.ends_with('.'));
     if ok {
         Ok(s)
     } else {
-        Err(CrmError::validation(field, "email_syntax", "not a valid e-mail address"))
+        Err(CrmError::validation(
+            field,
+            "email_syntax",
+            "not a valid e-mail address",
+        ))
     }
 }
 
@@ -87,7 +93,12 @@ pub(crate) fn check_decimal(d: Decimal, field: &str) -> Result<Decimal> {
 }
 
 /// Normalises one value of type `ty`: coercion, then phone/e-mail/decimal rules.
-pub(crate) fn normalise_value(ty: &FieldType, v: Value, field: &str, phones: &PhoneRules) -> Result<Value> {
+pub(crate) fn normalise_value(
+    ty: &FieldType,
+    v: Value,
+    field: &str,
+    phones: &PhoneRules,
+) -> Result<Value> {
     let v = v.coerce(ty, field)?;
     Ok(match (ty, v) {
         (FieldType::Email, Value::Text(s)) => Value::Text(normalise_email(&s, field)?),
@@ -97,7 +108,11 @@ pub(crate) fn normalise_value(ty: &FieldType, v: Value, field: &str, phones: &Ph
             Value::Money(Money::new(check_decimal(m.amount, field)?, m.currency))
         }
         (FieldType::Text, Value::Text(s)) if s.len() > 10_000 => {
-            return Err(CrmError::validation(field, "max_length", "text longer than 10 000 characters"))
+            return Err(CrmError::validation(
+                field,
+                "max_length",
+                "text longer than 10 000 characters",
+            ))
         }
         (_, v) => v,
     })
@@ -129,10 +144,18 @@ pub fn line_totals(lines: &[LineItem], currency: crate::money::Currency) -> Resu
     for (i, l) in lines.iter().enumerate() {
         let f = |name: &str| format!("lines[{i}].{name}");
         if l.quantity.is_sign_negative() && !l.quantity.is_zero() {
-            return Err(CrmError::validation(f("quantity"), "non_negative", "quantity may not be negative"));
+            return Err(CrmError::validation(
+                f("quantity"),
+                "non_negative",
+                "quantity may not be negative",
+            ));
         }
         if l.unit_price.is_sign_negative() && !l.unit_price.is_zero() {
-            return Err(CrmError::validation(f("unit_price"), "non_negative", "unit price may not be negative"));
+            return Err(CrmError::validation(
+                f("unit_price"),
+                "non_negative",
+                "unit price may not be negative",
+            ));
         }
         if l.discount_percent < Decimal::ZERO || l.discount_percent > hundred {
             return Err(CrmError::validation(
@@ -142,12 +165,20 @@ pub fn line_totals(lines: &[LineItem], currency: crate::money::Currency) -> Resu
             ));
         }
         if l.tax_rate < Decimal::ZERO || l.tax_rate > hundred {
-            return Err(CrmError::validation(f("tax_rate"), "tax_range", "tax rate must be between 0 and 100 percent"));
+            return Err(CrmError::validation(
+                f("tax_rate"),
+                "tax_range",
+                "tax rate must be between 0 and 100 percent",
+            ));
         }
         for (name, d) in [("quantity", l.quantity), ("unit_price", l.unit_price)] {
             check_decimal(d, &f(name))?;
         }
-        let gross = currency.round(l.quantity.checked_mul(l.unit_price).ok_or_else(|| overflow(f("quantity")))?);
+        let gross = currency.round(
+            l.quantity
+                .checked_mul(l.unit_price)
+                .ok_or_else(|| overflow(f("quantity")))?,
+        );
         let d = currency.round(gross * l.discount_percent / hundred);
         let t = currency.round((gross - d) * l.tax_rate / hundred);
         sub += gross;
@@ -176,18 +207,29 @@ mod tests {
     #[test]
     fn phones_normalise_to_e164_whatever_the_format() {
         let p = PhoneRules::default();
-        for raw in ["+39 02 1234 5678", "0039-02-12345678", "(02) 1234 5678", "02 12345678"] {
+        for raw in [
+            "+39 02 1234 5678",
+            "0039-02-12345678",
+            "(02) 1234 5678",
+            "02 12345678",
+        ] {
             assert_eq!(p.normalise(raw, "phone").unwrap(), "+390212345678", "{raw}");
         }
         let e = p.normalise("12", "phone").unwrap_err();
-        assert_eq!((e.field.as_deref(), e.rule.as_deref()), (Some("phone"), Some("phone_format")));
+        assert_eq!(
+            (e.field.as_deref(), e.rule.as_deref()),
+            (Some("phone"), Some("phone_format"))
+        );
         let us = PhoneRules::for_region("us").unwrap();
         assert_eq!(us.normalise("(212) 555-0100", "p").unwrap(), "+12125550100");
     }
 
     #[test]
     fn emails_are_checked_and_lowercased() {
-        assert_eq!(normalise_email(" Mario.Rossi@Example.IT ", "email").unwrap(), "mario.rossi@example.it");
+        assert_eq!(
+            normalise_email(" Mario.Rossi@Example.IT ", "email").unwrap(),
+            "mario.rossi@example.it"
+        );
         for bad in ["mario", "mario@", "@x.it", "a b@x.it", "mario@localhost"] {
             let e = normalise_email(bad, "email").unwrap_err();
             assert_eq!(e.rule.as_deref(), Some("email_syntax"), "{bad}");
@@ -197,7 +239,13 @@ mod tests {
     #[test]
     fn decimals_keep_four_places() {
         assert_eq!(check_decimal(d("1.23450"), "x").unwrap(), d("1.2345"));
-        assert_eq!(check_decimal(d("1.23456"), "x").unwrap_err().rule.as_deref(), Some("decimal_scale"));
+        assert_eq!(
+            check_decimal(d("1.23456"), "x")
+                .unwrap_err()
+                .rule
+                .as_deref(),
+            Some("decimal_scale")
+        );
     }
 
     #[test]
@@ -245,7 +293,10 @@ mod tests {
             unit_cost: None,
         };
         let e = line_totals(&[l.clone()], eur).unwrap_err();
-        assert_eq!((e.field.as_deref(), e.rule.as_deref()), (Some("lines[0].quantity"), Some("non_negative")));
+        assert_eq!(
+            (e.field.as_deref(), e.rule.as_deref()),
+            (Some("lines[0].quantity"), Some("non_negative"))
+        );
         l.quantity = d("1");
         l.discount_percent = d("101");
         let e = line_totals(&[l], eur).unwrap_err();

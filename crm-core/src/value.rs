@@ -278,9 +278,13 @@ impl Value {
             Value::Text(s) => Json::String(s.clone()),
             Value::Int(i) => Json::from(*i),
             Value::Decimal(d) => Json::String(d.to_string()),
-            Value::Money(m) => serde_json::json!({"amount": m.amount.to_string(), "currency": m.currency.code()}),
+            Value::Money(m) => {
+                serde_json::json!({"amount": m.amount.to_string(), "currency": m.currency.code()})
+            }
             Value::Date(d) => Json::String(d.format("%Y-%m-%d").to_string()),
-            Value::Timestamp(t) => Json::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            Value::Timestamp(t) => {
+                Json::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            }
             Value::Bool(b) => Json::Bool(*b),
             Value::Ref(id) => Json::String(id.to_string()),
             Value::List(v) => Json::Array(v.iter().cloned().map(Json::String).collect()),
@@ -304,20 +308,28 @@ impl Value {
         };
         let text = || json.as_str().ok_or_else(mismatch);
         Ok(match ty {
-            FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::Country | FieldType::Currency => {
-                Value::Text(text()?.to_owned())
-            }
+            FieldType::Text
+            | FieldType::Email
+            | FieldType::Phone
+            | FieldType::Country
+            | FieldType::Currency => Value::Text(text()?.to_owned()),
             FieldType::Choice { .. } => Value::Text(text()?.to_owned()),
             FieldType::Int => Value::Int(json.as_i64().ok_or_else(mismatch)?),
             FieldType::Decimal => Value::Decimal(json_decimal(json).ok_or_else(mismatch)?),
             FieldType::Money => {
-                let amount = json.get("amount").and_then(json_decimal).ok_or_else(mismatch)?;
-                let code = json.get("currency").and_then(Json::as_str).ok_or_else(mismatch)?;
+                let amount = json
+                    .get("amount")
+                    .and_then(json_decimal)
+                    .ok_or_else(mismatch)?;
+                let code = json
+                    .get("currency")
+                    .and_then(Json::as_str)
+                    .ok_or_else(mismatch)?;
                 Value::Money(Money::new(amount, Currency::parse_field(code, field)?))
             }
-            FieldType::Date => Value::Date(
-                NaiveDate::parse_from_str(text()?, "%Y-%m-%d").map_err(|_| mismatch())?,
-            ),
+            FieldType::Date => {
+                Value::Date(NaiveDate::parse_from_str(text()?, "%Y-%m-%d").map_err(|_| mismatch())?)
+            }
             FieldType::Timestamp => Value::Timestamp(
                 DateTime::parse_from_rfc3339(text()?)
                     .map_err(|_| mismatch())?
@@ -335,11 +347,11 @@ impl Value {
                 }
                 Value::List(out)
             }
-            FieldType::Lines => Value::Lines(
-                serde_json::from_value(json.clone()).map_err(|e| {
+            FieldType::Lines => {
+                Value::Lines(serde_json::from_value(json.clone()).map_err(|e| {
                     CrmError::validation(field, "type", format!("malformed line items: {e}"))
-                })?,
-            ),
+                })?)
+            }
             FieldType::Json => Value::Json(json.clone()),
         })
     }
@@ -370,7 +382,7 @@ impl Value {
                 }
             }
             (FieldType::Choice { choices }, Value::Text(s)) => {
-                if choices.iter().any(|c| *c == s) {
+                if choices.contains(&s) {
                     Value::Text(s)
                 } else {
                     return Err(CrmError::validation(
@@ -383,7 +395,7 @@ impl Value {
             (FieldType::MultiChoice { choices }, Value::List(items)) => {
                 let mut out: Vec<String> = Vec::with_capacity(items.len());
                 for s in items {
-                    if !choices.iter().any(|c| *c == s) {
+                    if !choices.contains(&s) {
                         return Err(CrmError::validation(
                             field,
                             "choice",
@@ -418,9 +430,11 @@ impl Value {
                     ));
                 }
             }
-            (FieldType::Currency, Value::Text(s)) => {
-                Value::Text(crate::money::Currency::parse_field(s.trim(), field)?.code().to_owned())
-            }
+            (FieldType::Currency, Value::Text(s)) => Value::Text(
+                crate::money::Currency::parse_field(s.trim(), field)?
+                    .code()
+                    .to_owned(),
+            ),
             (FieldType::Reference { .. } | FieldType::AnyReference, Value::Text(s)) => {
                 Value::Ref(RecordId::parse_field(&s, field)?)
             }
@@ -428,11 +442,11 @@ impl Value {
             (FieldType::Int, v @ Value::Int(_)) => v,
             (FieldType::Decimal, Value::Int(i)) => Value::Decimal(Decimal::from(i)),
             (FieldType::Decimal, v @ Value::Decimal(_)) => v,
-            (FieldType::Decimal, Value::Text(s)) => Value::Decimal(
-                Decimal::from_str(s.trim()).map_err(|_| {
+            (FieldType::Decimal, Value::Text(s)) => {
+                Value::Decimal(Decimal::from_str(s.trim()).map_err(|_| {
                     CrmError::validation(field, "decimal_syntax", "not a decimal number")
-                })?,
-            ),
+                })?)
+            }
             (FieldType::Money, v @ Value::Money(_)) => v,
             (FieldType::Date, v @ Value::Date(_)) => v,
             (FieldType::Date, Value::Text(s)) => Value::Date(
@@ -502,7 +516,11 @@ impl fmt::Display for Value {
             Value::Decimal(d) => write!(f, "{d}"),
             Value::Money(m) => write!(f, "{m}"),
             Value::Date(d) => write!(f, "{d}"),
-            Value::Timestamp(t) => write!(f, "{}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            Value::Timestamp(t) => write!(
+                f,
+                "{}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Ref(id) => write!(f, "{id}"),
             Value::List(v) => write!(f, "[{}]", v.join(", ")),
@@ -570,8 +588,16 @@ mod tests {
     #[test]
     fn json_round_trip_keeps_decimals_exact() {
         let ty = FieldType::Money;
-        let v = Value::from_json(&ty, &serde_json::json!({"amount": "0.10", "currency": "EUR"}), "x").unwrap();
-        assert_eq!(v.to_json(), serde_json::json!({"amount": "0.10", "currency": "EUR"}));
+        let v = Value::from_json(
+            &ty,
+            &serde_json::json!({"amount": "0.10", "currency": "EUR"}),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            v.to_json(),
+            serde_json::json!({"amount": "0.10", "currency": "EUR"})
+        );
         let d = Value::from_json(&FieldType::Decimal, &serde_json::json!(0.1), "x").unwrap();
         assert_eq!(d, Value::Decimal("0.1".parse().unwrap()));
     }
@@ -579,9 +605,17 @@ mod tests {
     #[test]
     fn coerce_rejects_wrong_types_and_choices() {
         let e = Value::Int(3).coerce(&FieldType::Text, "name").unwrap_err();
-        assert_eq!((e.field.as_deref(), e.rule.as_deref()), (Some("name"), Some("type")));
-        let e = Value::from("gold").coerce(&FieldType::choice(&["a", "b"]), "tier").unwrap_err();
+        assert_eq!(
+            (e.field.as_deref(), e.rule.as_deref()),
+            (Some("name"), Some("type"))
+        );
+        let e = Value::from("gold")
+            .coerce(&FieldType::choice(&["a", "b"]), "tier")
+            .unwrap_err();
         assert_eq!(e.rule.as_deref(), Some("choice"));
-        assert_eq!(Value::from("  ").coerce(&FieldType::Text, "x").unwrap(), Value::Null);
+        assert_eq!(
+            Value::from("  ").coerce(&FieldType::Text, "x").unwrap(),
+            Value::Null
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! Deterministic demo data: the same seed gives the same organisation and the same records, with no
 //! network and no randomness from the system.
 
-use crm_core::{fields, Context, Crm, EntityKind, LineItem, Money, NewRecord, ObjectRule, Policy, RecordId, Result, Scope, Value, Action, FieldAccess};
+use crm_core::{
+    fields, Action, Context, Crm, EntityKind, FieldAccess, LineItem, Money, NewRecord, ObjectRule,
+    Policy, RecordId, Result, Scope, Value,
+};
 
 /// SplitMix64: small, fast and good enough for demo data.
 #[derive(Debug, Clone)]
@@ -20,7 +23,11 @@ impl Rng {
     }
     /// Uniform in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
     }
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
@@ -30,18 +37,59 @@ impl Rng {
     }
 }
 
-pub const FIRST: &[&str] = &["Giulia", "Marco", "Luca", "Sara", "Paolo", "Anna", "Matteo", "Elena", "Davide", "Chiara", "Franz", "Heidi", "Pierre", "Claire", "Hans", "Julia"];
-pub const LAST: &[&str] = &["Rossi", "Bianchi", "Romano", "Colombo", "Ricci", "Marino", "Greco", "Bruno", "Gallo", "Conti", "Müller", "Schmidt", "Martin", "Bernard", "Fischer", "Weber"];
-pub const COMPANY: &[&str] = &["Tessiture", "Meccanica", "Alimentari", "Logistica", "Farmacia", "Costruzioni", "Energia", "Ottica", "Ceramiche", "Vini"];
-pub const CITY: &[(&str, &str, &str)] = &[("Milano", "IT", "02"), ("Roma", "IT", "06"), ("Torino", "IT", "011"), ("Napoli", "IT", "081"), ("Bologna", "IT", "051"), ("München", "DE", "089"), ("Berlin", "DE", "030"), ("Lyon", "FR", "04")];
-pub const INDUSTRY: &[&str] = &["retail", "manufacturing", "banking", "healthcare", "energy", "food"];
+pub const FIRST: &[&str] = &[
+    "Giulia", "Marco", "Luca", "Sara", "Paolo", "Anna", "Matteo", "Elena", "Davide", "Chiara",
+    "Franz", "Heidi", "Pierre", "Claire", "Hans", "Julia",
+];
+pub const LAST: &[&str] = &[
+    "Rossi", "Bianchi", "Romano", "Colombo", "Ricci", "Marino", "Greco", "Bruno", "Gallo", "Conti",
+    "Müller", "Schmidt", "Martin", "Bernard", "Fischer", "Weber",
+];
+pub const COMPANY: &[&str] = &[
+    "Tessiture",
+    "Meccanica",
+    "Alimentari",
+    "Logistica",
+    "Farmacia",
+    "Costruzioni",
+    "Energia",
+    "Ottica",
+    "Ceramiche",
+    "Vini",
+];
+pub const CITY: &[(&str, &str, &str)] = &[
+    ("Milano", "IT", "02"),
+    ("Roma", "IT", "06"),
+    ("Torino", "IT", "011"),
+    ("Napoli", "IT", "081"),
+    ("Bologna", "IT", "051"),
+    ("München", "DE", "089"),
+    ("Berlin", "DE", "030"),
+    ("Lyon", "FR", "04"),
+];
+pub const INDUSTRY: &[&str] = &[
+    "retail",
+    "manufacturing",
+    "banking",
+    "healthcare",
+    "energy",
+    "food",
+];
 
 /// A phone number of `city`, written in one of several formats (normalisation makes them equal).
 pub fn phone(rng: &mut Rng, city: &(&str, &str, &str)) -> String {
     let (_, country, area) = city;
     let n = 10_000_000 + rng.below(89_999_999);
-    let cc = match *country { "IT" => "39", "DE" => "49", _ => "33" };
-    let area_intl = if *country == "IT" { area.to_string() } else { area.trim_start_matches('0').to_string() };
+    let cc = match *country {
+        "IT" => "39",
+        "DE" => "49",
+        _ => "33",
+    };
+    let area_intl = if *country == "IT" {
+        area.to_string()
+    } else {
+        area.trim_start_matches('0').to_string()
+    };
     match rng.below(3) {
         0 => format!("+{cc} {area_intl} {n}"),
         1 => format!("00{cc}-{area_intl}-{n}"),
@@ -62,39 +110,107 @@ pub struct Org {
 
 /// Roles, teams, territories and users: a sales director and `n_reps` reps in two teams.
 pub fn organisation(crm: &Crm, admin: &Context, n_reps: usize) -> Result<Org> {
-    let crud = [Action::Create, Action::Read, Action::Update, Action::Delete, Action::Export];
+    let crud = [
+        Action::Create,
+        Action::Read,
+        Action::Update,
+        Action::Delete,
+        Action::Export,
+    ];
     let rep_policy = Policy::default()
-        .allow(EntityKind::Account, ObjectRule::new(&crud, &[Scope::Team, Scope::Territory], &[Scope::Own]))
-        .allow(EntityKind::Contact, ObjectRule::new(&crud, &[Scope::Team, Scope::Territory], &[Scope::Own]))
-        .allow(EntityKind::Opportunity, ObjectRule::new(&crud, &[Scope::Team], &[Scope::Own]))
-        .allow(EntityKind::Order, ObjectRule::new(&crud, &[Scope::Team], &[Scope::Own]))
-        .allow(EntityKind::Quote, ObjectRule::new(&crud, &[Scope::Team], &[Scope::Own]))
-        .allow(EntityKind::Activity, ObjectRule::new(&crud, &[Scope::Own], &[Scope::Own]))
-        .allow(EntityKind::Lead, ObjectRule::new(&crud, &[Scope::Own], &[Scope::Own]))
-        .allow(EntityKind::Product, ObjectRule::new(&[Action::Read], &[Scope::All], &[]))
+        .allow(
+            EntityKind::Account,
+            ObjectRule::new(&crud, &[Scope::Team, Scope::Territory], &[Scope::Own]),
+        )
+        .allow(
+            EntityKind::Contact,
+            ObjectRule::new(&crud, &[Scope::Team, Scope::Territory], &[Scope::Own]),
+        )
+        .allow(
+            EntityKind::Opportunity,
+            ObjectRule::new(&crud, &[Scope::Team], &[Scope::Own]),
+        )
+        .allow(
+            EntityKind::Order,
+            ObjectRule::new(&crud, &[Scope::Team], &[Scope::Own]),
+        )
+        .allow(
+            EntityKind::Quote,
+            ObjectRule::new(&crud, &[Scope::Team], &[Scope::Own]),
+        )
+        .allow(
+            EntityKind::Activity,
+            ObjectRule::new(&crud, &[Scope::Own], &[Scope::Own]),
+        )
+        .allow(
+            EntityKind::Lead,
+            ObjectRule::new(&crud, &[Scope::Own], &[Scope::Own]),
+        )
+        .allow(
+            EntityKind::Product,
+            ObjectRule::new(&[Action::Read], &[Scope::All], &[]),
+        )
         .field(EntityKind::Account, "vat_number", FieldAccess::Hidden);
     let director_policy = Policy::default()
-        .allow(EntityKind::Account, ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]))
-        .allow(EntityKind::Contact, ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]))
-        .allow(EntityKind::Opportunity, ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]))
-        .allow(EntityKind::Order, ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]))
-        .allow(EntityKind::Quote, ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]))
-        .allow(EntityKind::Activity, ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]))
-        .allow(EntityKind::Lead, ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]))
-        .allow(EntityKind::Product, ObjectRule::new(&[Action::Read], &[Scope::All], &[]))
+        .allow(
+            EntityKind::Account,
+            ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]),
+        )
+        .allow(
+            EntityKind::Contact,
+            ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]),
+        )
+        .allow(
+            EntityKind::Opportunity,
+            ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]),
+        )
+        .allow(
+            EntityKind::Order,
+            ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]),
+        )
+        .allow(
+            EntityKind::Quote,
+            ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]),
+        )
+        .allow(
+            EntityKind::Activity,
+            ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]),
+        )
+        .allow(
+            EntityKind::Lead,
+            ObjectRule::new(&crud, &[Scope::All], &[Scope::Subordinates]),
+        )
+        .allow(
+            EntityKind::Product,
+            ObjectRule::new(&[Action::Read], &[Scope::All], &[]),
+        )
         .capability("approve_quotes");
     let role = |name: &str, p: &Policy| -> Result<RecordId> {
-        Ok(crm.create(admin, EntityKind::Role, fields! { "name" => name, "policy" => Value::Json(p.to_json()) })?.meta.id)
+        Ok(crm
+            .create(
+                admin,
+                EntityKind::Role,
+                fields! { "name" => name, "policy" => Value::Json(p.to_json()) },
+            )?
+            .meta
+            .id)
     };
     let rep_role = role("Sales rep", &rep_policy)?;
     let director_role = role("Sales director", &director_policy)?;
     let mut teams = Vec::new();
     for t in ["North team", "South team"] {
-        teams.push(crm.create(admin, EntityKind::Team, fields! { "name" => t })?.meta.id);
+        teams.push(
+            crm.create(admin, EntityKind::Team, fields! { "name" => t })?
+                .meta
+                .id,
+        );
     }
     let mut territories = Vec::new();
     for (name, _) in [("Italy", "IT"), ("DACH", "DE"), ("France", "FR")] {
-        let id = crm.create(admin, EntityKind::Territory, fields! { "name" => name })?.meta.id;
+        let id = crm
+            .create(admin, EntityKind::Territory, fields! { "name" => name })?
+            .meta
+            .id;
         territories.push((id, name));
     }
     let director = crm.create(admin, EntityKind::User, fields! {
@@ -113,7 +229,14 @@ pub fn organisation(crm: &Crm, admin: &Context, n_reps: usize) -> Result<Org> {
         })?;
         reps.push(admin.as_user(u.meta.id));
     }
-    Ok(Org { rep_role, director_role, teams, territories, reps, director: admin.as_user(director.meta.id) })
+    Ok(Org {
+        rep_role,
+        director_role,
+        teams,
+        territories,
+        reps,
+        director: admin.as_user(director.meta.id),
+    })
 }
 
 /// What [`populate`] made.
@@ -126,7 +249,13 @@ pub struct Data {
 }
 
 /// Accounts, contacts, products, orders and activities, owned by the reps, in batches.
-pub fn populate(crm: &Crm, admin: &Context, org: &Org, seed: u64, n_accounts: usize) -> Result<Data> {
+pub fn populate(
+    crm: &Crm,
+    admin: &Context,
+    org: &Org,
+    seed: u64,
+    n_accounts: usize,
+) -> Result<Data> {
     let mut rng = Rng::new(seed);
     let mut products = Vec::new();
     let product_rows: Vec<NewRecord> = (0..200)
@@ -145,7 +274,12 @@ pub fn populate(crm: &Crm, admin: &Context, org: &Org, seed: u64, n_accounts: us
         .collect();
     let mut price_of = Vec::new();
     for p in crm.create_many(admin, EntityKind::Product, product_rows)? {
-        price_of.push(p.get("list_price").as_money().map(|m| m.amount).unwrap_or_default());
+        price_of.push(
+            p.get("list_price")
+                .as_money()
+                .map(|m| m.amount)
+                .unwrap_or_default(),
+        );
         products.push(p.meta.id);
     }
     let mut accounts = Vec::new();
@@ -158,8 +292,21 @@ pub fn populate(crm: &Crm, admin: &Context, org: &Org, seed: u64, n_accounts: us
         let mut cities = Vec::with_capacity(per_rep);
         for _ in 0..per_rep {
             let city = *rng.pick(CITY);
-            let name = format!("{} {} {}", rng.pick(COMPANY), rng.pick(LAST), ["S.p.A.", "S.r.l.", "GmbH", "SA"][rng.below(4) as usize]);
-            let territory = org.territories.iter().find(|(_, t)| match city.1 { "IT" => *t == "Italy", "DE" => *t == "DACH", _ => *t == "France" }).map(|t| t.0);
+            let name = format!(
+                "{} {} {}",
+                rng.pick(COMPANY),
+                rng.pick(LAST),
+                ["S.p.A.", "S.r.l.", "GmbH", "SA"][rng.below(4) as usize]
+            );
+            let territory = org
+                .territories
+                .iter()
+                .find(|(_, t)| match city.1 {
+                    "IT" => *t == "Italy",
+                    "DE" => *t == "DACH",
+                    _ => *t == "France",
+                })
+                .map(|t| t.0);
             // Created by the administrator on the rep's behalf: reps may not write the hidden VAT number.
             rows.push(NewRecord { owner_id: Some(rep.user_id), fields: fields! {
                 "name" => name,
@@ -190,17 +337,34 @@ pub fn populate(crm: &Crm, admin: &Context, org: &Org, seed: u64, n_accounts: us
                 }));
             }
         }
-        contacts.extend(crm.create_many(rep, EntityKind::Contact, contact_rows)?.into_iter().map(|c| c.meta.id));
+        contacts.extend(
+            crm.create_many(rep, EntityKind::Contact, contact_rows)?
+                .into_iter()
+                .map(|c| c.meta.id),
+        );
         let mut order_rows = Vec::new();
         let mut activity_rows = Vec::new();
         for a in &created {
             // A few heavy buyers, many light ones, some with no orders at all.
-            let n = match rng.below(10) { 0 => 0, 1..=6 => 1 + rng.below(3), 7 | 8 => 3 + rng.below(5), _ => 8 + rng.below(12) };
+            let n = match rng.below(10) {
+                0 => 0,
+                1..=6 => 1 + rng.below(3),
+                7 | 8 => 3 + rng.below(5),
+                _ => 8 + rng.below(12),
+            };
             for _ in 0..n {
                 let lines = (0..(1 + rng.below(3)))
                     .map(|_| {
                         let p = rng.below(products.len() as u64) as usize;
-                        LineItem { product_id: Some(products[p]), description: String::new(), quantity: (1 + rng.below(9)).into(), unit_price: price_of[p], discount_percent: [0, 0, 5, 10][rng.below(4) as usize].into(), tax_rate: 22.into(), unit_cost: None }
+                        LineItem {
+                            product_id: Some(products[p]),
+                            description: String::new(),
+                            quantity: (1 + rng.below(9)).into(),
+                            unit_price: price_of[p],
+                            discount_percent: [0, 0, 5, 10][rng.below(4) as usize].into(),
+                            tax_rate: 22.into(),
+                            unit_cost: None,
+                        }
                     })
                     .collect();
                 let days_ago = rng.below(3 * 365) as i64;
@@ -225,8 +389,16 @@ pub fn populate(crm: &Crm, admin: &Context, org: &Org, seed: u64, n_accounts: us
             }
         }
         orders += crm.create_many(rep, EntityKind::Order, order_rows)?.len();
-        activities += crm.create_many(rep, EntityKind::Activity, activity_rows)?.len();
+        activities += crm
+            .create_many(rep, EntityKind::Activity, activity_rows)?
+            .len();
         accounts.extend(created.into_iter().map(|a| a.meta.id));
     }
-    Ok(Data { accounts, contacts, products, orders, activities })
+    Ok(Data {
+        accounts,
+        contacts,
+        products,
+        orders,
+        activities,
+    })
 }

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crm_core::chrono::{Duration, TimeZone, Utc};
-use crm_core::{fields, Action, Crm, EntityKind, Filter, Grantee, ListRequest, ManualClock, Op, Origin, TenantId, Value};
+use crm_core::{
+    fields, Action, Crm, EntityKind, Filter, Grantee, ListRequest, ManualClock, Op, Origin,
+    TenantId, Value,
+};
 use crm_core::{ConvertLead, EmailMessage, LineItem, Mailer, ObjectRule, Policy, Scope};
 use crm_examples::demo;
 use crm_store::SqliteStore;
@@ -19,29 +22,48 @@ fn title(s: &str) {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "target/tour.db".to_owned());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "target/tour.db".to_owned());
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
     if let Some(dir) = std::path::Path::new(&path).parent() {
         std::fs::create_dir_all(dir).ok();
     }
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 8, 30, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 2, 8, 30, 0).unwrap(),
+    ));
     let crm = Crm::new(Arc::new(SqliteStore::open(&path).unwrap())).with_clock(clock.clone());
     let tenant = TenantId::new("rossi-spa").unwrap();
 
     title("A tenant, its administrator, roles, teams, territories and users");
     let admin = crm
-        .bootstrap(&tenant, "admin", Origin { client: Some("tour".into()), address: Some("10.0.0.7".into()), location: Some("Milan HQ".into()) })
+        .bootstrap(
+            &tenant,
+            "admin",
+            Origin {
+                client: Some("tour".into()),
+                address: Some("10.0.0.7".into()),
+                location: Some("Milan HQ".into()),
+            },
+        )
         .unwrap();
     let org = demo::organisation(&crm, &admin, 12).unwrap();
-    println!("tenant `{tenant}`: 1 admin, 1 sales director, {} reps in 2 teams and 3 territories", org.reps.len());
+    println!(
+        "tenant `{tenant}`: 1 admin, 1 sales director, {} reps in 2 teams and 3 territories",
+        org.reps.len()
+    );
 
     title("Custom field defined at run time");
-    crm.create(&admin, EntityKind::CustomField, fields! {
-        "entity" => "account", "name" => "loyalty_tier", "field_type" => "choice",
-        "choices" => Value::Json(serde_json::json!(["bronze", "silver", "gold"])),
-    })
+    crm.create(
+        &admin,
+        EntityKind::CustomField,
+        fields! {
+            "entity" => "account", "name" => "loyalty_tier", "field_type" => "choice",
+            "choices" => Value::Json(serde_json::json!(["bronze", "silver", "gold"])),
+        },
+    )
     .unwrap();
     println!("account.custom.loyalty_tier: choice of bronze / silver / gold, filterable and sortable like any field");
 
@@ -50,61 +72,221 @@ fn main() {
     let data = demo::populate(&crm, &admin, &org, 42, 3_000).unwrap();
     println!(
         "{} accounts, {} contacts, {} products, {} orders, {} activities in {:.1} s → {path}",
-        data.accounts.len(), data.contacts.len(), data.products.len(), data.orders, data.activities, t.elapsed().as_secs_f64()
+        data.accounts.len(),
+        data.contacts.len(),
+        data.products.len(),
+        data.orders,
+        data.activities,
+        t.elapsed().as_secs_f64()
     );
 
     title("Caller id: one number, written three ways, finds the same contact");
     let rep = &org.reps[0];
-    let someone = crm.list(rep, EntityKind::Contact, &ListRequest::default().limit(1)).unwrap().items.remove(0);
+    let someone = crm
+        .list(rep, EntityKind::Contact, &ListRequest::default().limit(1))
+        .unwrap()
+        .items
+        .remove(0);
     let e164 = someone.text("phone").unwrap().to_owned();
-    let national = if let Some(rest) = e164.strip_prefix("+39") { format!("0039-{rest}") } else { e164.replacen('+', "00", 1) };
-    for raw in [e164.clone(), national, format!("{} {}", &e164[..3], &e164[3..])] {
+    let national = if let Some(rest) = e164.strip_prefix("+39") {
+        format!("0039-{rest}")
+    } else {
+        e164.replacen('+', "00", 1)
+    };
+    for raw in [
+        e164.clone(),
+        national,
+        format!("{} {}", &e164[..3], &e164[3..]),
+    ] {
         let hits = crm.find_by_phone(rep, EntityKind::Contact, &raw).unwrap();
-        println!("  {raw:>22} → {} match(es): {}", hits.len(), hits.iter().map(|h| h.label()).collect::<Vec<_>>().join(", "));
+        println!(
+            "  {raw:>22} → {} match(es): {}",
+            hits.len(),
+            hits.iter()
+                .map(|h| h.label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 
     title("Lists: filter on any field, sort, keyset pages");
-    let req = ListRequest::filter(Filter::eq("country", "IT").and(Filter::contains("roles", "customer"))).sort_by("name", false).limit(5);
+    let req =
+        ListRequest::filter(Filter::eq("country", "IT").and(Filter::contains("roles", "customer")))
+            .sort_by("name", false)
+            .limit(5);
     let page = crm.list(&org.director, EntityKind::Account, &req).unwrap();
     for a in &page.items {
-        println!("  {:<40} {:<10} {}", a.label(), a.text("city").unwrap_or(""), a.text("phone").unwrap_or(""));
+        println!(
+            "  {:<40} {:<10} {}",
+            a.label(),
+            a.text("city").unwrap_or(""),
+            a.text("phone").unwrap_or("")
+        );
     }
-    let page2 = crm.list(&org.director, EntityKind::Account, &req.clone().after(page.next.clone())).unwrap();
-    println!("  … next page starts at `{}` (the cursor carries the last key; no OFFSET)", page2.items[0].label());
+    let page2 = crm
+        .list(
+            &org.director,
+            EntityKind::Account,
+            &req.clone().after(page.next.clone()),
+        )
+        .unwrap();
+    println!(
+        "  … next page starts at `{}` (the cursor carries the last key; no OFFSET)",
+        page2.items[0].label()
+    );
 
-    let username = |id: crm_core::RecordId| crm.get(&admin, EntityKind::User, id).map(|u| u.label()).unwrap_or_else(|_| id.to_string());
+    let username = |id: crm_core::RecordId| {
+        crm.get(&admin, EntityKind::User, id)
+            .map(|u| u.label())
+            .unwrap_or_else(|_| id.to_string())
+    };
 
     title("Two users, two slices of the same data");
-    for (who, ctx) in [("director", &org.director), ("rep00", &org.reps[0]), ("rep01", &org.reps[1])] {
+    for (who, ctx) in [
+        ("director", &org.director),
+        ("rep00", &org.reps[0]),
+        ("rep01", &org.reps[1]),
+    ] {
         let n = crm.count(ctx, EntityKind::Account, None).unwrap();
-        let big = crm.count(ctx, EntityKind::Order, Some(&Filter::cmp("total", Op::Gt, Value::Money(crm_core::Money::parse("5000", "EUR").unwrap())))).unwrap();
+        let big = crm
+            .count(
+                ctx,
+                EntityKind::Order,
+                Some(&Filter::cmp(
+                    "total",
+                    Op::Gt,
+                    Value::Money(crm_core::Money::parse("5000", "EUR").unwrap()),
+                )),
+            )
+            .unwrap();
         println!("  {who:<8} sees {n:>5} accounts and {big:>5} orders above 5 000 EUR");
     }
-    let foreign = crm.list(&org.reps[1], EntityKind::Account, &ListRequest::default().limit(1)).unwrap().items.remove(0);
-    let other_team = org.reps.iter().find(|r| crm.get(r, EntityKind::Account, foreign.meta.id).is_err()).unwrap();
-    let d = crm.explain(&admin, other_team.user_id, Action::Read, EntityKind::Account, foreign.meta.id).unwrap();
-    println!("  explain: may {} read `{}`? {} — {}", username(other_team.user_id), foreign.label(), if d.allowed { "yes" } else { "no" }, d.reason);
-    let d = crm.explain(&admin, org.reps[1].user_id, Action::Update, EntityKind::Account, foreign.meta.id).unwrap();
-    println!("  explain: may the owner's teammate update it? {} — {}", if d.allowed { "yes" } else { "no" }, d.reason);
+    let foreign = crm
+        .list(
+            &org.reps[1],
+            EntityKind::Account,
+            &ListRequest::default().limit(1),
+        )
+        .unwrap()
+        .items
+        .remove(0);
+    let other_team = org
+        .reps
+        .iter()
+        .find(|r| crm.get(r, EntityKind::Account, foreign.meta.id).is_err())
+        .unwrap();
+    let d = crm
+        .explain(
+            &admin,
+            other_team.user_id,
+            Action::Read,
+            EntityKind::Account,
+            foreign.meta.id,
+        )
+        .unwrap();
+    println!(
+        "  explain: may {} read `{}`? {} — {}",
+        username(other_team.user_id),
+        foreign.label(),
+        if d.allowed { "yes" } else { "no" },
+        d.reason
+    );
+    let d = crm
+        .explain(
+            &admin,
+            org.reps[1].user_id,
+            Action::Update,
+            EntityKind::Account,
+            foreign.meta.id,
+        )
+        .unwrap();
+    println!(
+        "  explain: may the owner's teammate update it? {} — {}",
+        if d.allowed { "yes" } else { "no" },
+        d.reason
+    );
     let vat = crm.get(rep, EntityKind::Account, data.accounts[0]).unwrap();
-    println!("  field security: reps never receive `vat_number` (present in the record: {})", vat.fields.contains_key("vat_number"));
-    let owner = org.reps.iter().find(|r| r.user_id == foreign.meta.owner_id).unwrap_or(&admin);
-    crm.share(owner, EntityKind::Account, foreign.meta.id, Grantee::User(other_team.user_id), false, Some(crm.now() + Duration::days(7))).unwrap();
-    println!("  after a 7-day read share by its owner, {} can read it: {}", username(other_team.user_id), crm.get(other_team, EntityKind::Account, foreign.meta.id).is_ok());
+    println!(
+        "  field security: reps never receive `vat_number` (present in the record: {})",
+        vat.fields.contains_key("vat_number")
+    );
+    let owner = org
+        .reps
+        .iter()
+        .find(|r| r.user_id == foreign.meta.owner_id)
+        .unwrap_or(&admin);
+    crm.share(
+        owner,
+        EntityKind::Account,
+        foreign.meta.id,
+        Grantee::User(other_team.user_id),
+        false,
+        Some(crm.now() + Duration::days(7)),
+    )
+    .unwrap();
+    println!(
+        "  after a 7-day read share by its owner, {} can read it: {}",
+        username(other_team.user_id),
+        crm.get(other_team, EntityKind::Account, foreign.meta.id)
+            .is_ok()
+    );
 
     title("Bad input gets a typed error naming the field and the rule; nothing is written");
     for (what, res) in [
-        ("e-mail", crm.create(rep, EntityKind::Contact, fields! { "last_name" => "Verdi", "email" => "verdi(at)example" })),
-        ("phone", crm.create(rep, EntityKind::Contact, fields! { "last_name" => "Verdi", "phone" => "555" })),
-        ("currency", crm.create(rep, EntityKind::Order, fields! { "account_id" => data.accounts[0], "currency" => "EURO" })),
-        ("custom field", crm.create(rep, EntityKind::Account, fields! { "name" => "X", "custom.loyalty_tier" => "platinum" })),
+        (
+            "e-mail",
+            crm.create(
+                rep,
+                EntityKind::Contact,
+                fields! { "last_name" => "Verdi", "email" => "verdi(at)example" },
+            ),
+        ),
+        (
+            "phone",
+            crm.create(
+                rep,
+                EntityKind::Contact,
+                fields! { "last_name" => "Verdi", "phone" => "555" },
+            ),
+        ),
+        (
+            "currency",
+            crm.create(
+                rep,
+                EntityKind::Order,
+                fields! { "account_id" => data.accounts[0], "currency" => "EURO" },
+            ),
+        ),
+        (
+            "custom field",
+            crm.create(
+                rep,
+                EntityKind::Account,
+                fields! { "name" => "X", "custom.loyalty_tier" => "platinum" },
+            ),
+        ),
     ] {
         let e = res.unwrap_err();
         println!("  {what:<13} → {e}");
     }
     let mine = crm.get(rep, EntityKind::Account, data.accounts[0]).unwrap();
-    crm.update(rep, EntityKind::Account, mine.meta.id, mine.meta.version, fields! { "city" => "Monza", "custom.loyalty_tier" => "gold" }).unwrap();
-    let stale = crm.update(rep, EntityKind::Account, mine.meta.id, mine.meta.version, fields! { "city" => "Lecco" }).unwrap_err();
+    crm.update(
+        rep,
+        EntityKind::Account,
+        mine.meta.id,
+        mine.meta.version,
+        fields! { "city" => "Monza", "custom.loyalty_tier" => "gold" },
+    )
+    .unwrap();
+    let stale = crm
+        .update(
+            rep,
+            EntityKind::Account,
+            mine.meta.id,
+            mine.meta.version,
+            fields! { "city" => "Lecco" },
+        )
+        .unwrap_err();
     println!("  stale version  → {stale}");
 
     title("The seed scenario: phone request → senior rep → quote → director's approval → automatic e-mail");
@@ -112,22 +294,64 @@ fn main() {
 
     title("History: who, when, from where");
     clock.advance(Duration::minutes(5));
-    let field_ctx = rep.clone().client("erp-mobile 3.1").location("customer site, Bergamo");
+    let field_ctx = rep
+        .clone()
+        .client("erp-mobile 3.1")
+        .location("customer site, Bergamo");
     let cur = crm.get(rep, EntityKind::Account, mine.meta.id).unwrap();
-    crm.update(&field_ctx, EntityKind::Account, cur.meta.id, cur.meta.version, fields! { "website" => "https://example.com" }).unwrap();
-    for e in crm.history(&org.director, EntityKind::Account, mine.meta.id, None, Some(3)).unwrap().entries {
-        let changes: Vec<String> = e.changes.iter().filter(|c| c.field != "vat_number").map(|c| format!("{}: {} → {}", c.field, c.old, c.new)).collect();
+    crm.update(
+        &field_ctx,
+        EntityKind::Account,
+        cur.meta.id,
+        cur.meta.version,
+        fields! { "website" => "https://example.com" },
+    )
+    .unwrap();
+    for e in crm
+        .history(
+            &org.director,
+            EntityKind::Account,
+            mine.meta.id,
+            None,
+            Some(3),
+        )
+        .unwrap()
+        .entries
+    {
+        let changes: Vec<String> = e
+            .changes
+            .iter()
+            .filter(|c| c.field != "vat_number")
+            .map(|c| format!("{}: {} → {}", c.field, c.old, c.new))
+            .collect();
         println!(
             "  v{} {} {} by {} via {} at {}: {}",
-            e.version, e.at.format("%Y-%m-%d %H:%M"), e.operation.name(), username(e.user_id),
-            e.origin.client.as_deref().unwrap_or("-"), e.origin.location.as_deref().unwrap_or("-"),
-            if changes.len() > 3 { format!("{} fields", changes.len()) } else { changes.join("; ") }
+            e.version,
+            e.at.format("%Y-%m-%d %H:%M"),
+            e.operation.name(),
+            username(e.user_id),
+            e.origin.client.as_deref().unwrap_or("-"),
+            e.origin.location.as_deref().unwrap_or("-"),
+            if changes.len() > 3 {
+                format!("{} fields", changes.len())
+            } else {
+                changes.join("; ")
+            }
         );
     }
     let v = crm.verify_audit(&admin).unwrap();
-    println!("  verify_audit: {} entries checked, chain intact: {}", v.checked, v.ok);
+    println!(
+        "  verify_audit: {} entries checked, chain intact: {}",
+        v.checked, v.ok
+    );
     let events = crm.pending_events(&admin, 0, 5).unwrap();
-    println!("  outbox: {} pending event(s) shown of many, e.g. `{}` for {} {}", events.len(), events[0].event_type, events[0].kind, events[0].record_id);
+    println!(
+        "  outbox: {} pending event(s) shown of many, e.g. `{}` for {} {}",
+        events.len(),
+        events[0].event_type,
+        events[0].kind,
+        events[0].record_id
+    );
     println!("\nDone. The database is at {path}.");
 }
 
@@ -149,8 +373,23 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
         .create(admin, EntityKind::Role, fields! { "name" => "Receptionist", "policy" => Value::Json(Policy::default().allow(EntityKind::Lead, ObjectRule::new(&[Action::Create, Action::Read], &[Scope::Own], &[Scope::Own])).to_json()) })
         .unwrap();
     let rita = crm.create(admin, EntityKind::User, fields! { "username" => "rita", "display_name" => "Rita (front desk)", "role_id" => reception.meta.id }).unwrap();
-    let rita = admin.as_user(rita.meta.id).client("switchboard").location("front desk");
-    let seniors: Vec<String> = org.reps.iter().filter(|r| crm.get(admin, EntityKind::User, r.user_id).unwrap().get("seniority").as_int().unwrap_or(0) >= 5).map(|r| r.user_id.to_string()).collect();
+    let rita = admin
+        .as_user(rita.meta.id)
+        .client("switchboard")
+        .location("front desk");
+    let seniors: Vec<String> = org
+        .reps
+        .iter()
+        .filter(|r| {
+            crm.get(admin, EntityKind::User, r.user_id)
+                .unwrap()
+                .get("seniority")
+                .as_int()
+                .unwrap_or(0)
+                >= 5
+        })
+        .map(|r| r.user_id.to_string())
+        .collect();
     let queue = crm.create(admin, EntityKind::Queue, fields! { "name" => "Senior reps", "strategy" => "least_open", "member_ids" => Value::List(seniors.clone()) }).unwrap();
     crm.create(admin, EntityKind::AssignmentRule, fields! {
         "name" => "important phone requests", "entity" => "lead", "position" => 10_i64,
@@ -174,39 +413,121 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
             "product_interest" => "heat pumps for three sites", "country" => "IT",
         })
         .unwrap();
-    let owner = org.reps.iter().find(|r| r.user_id == lead.meta.owner_id).expect("routed to a rep");
-    let seniority = crm.get(admin, EntityKind::User, owner.user_id).unwrap().get("seniority").as_int().unwrap_or(0);
-    println!("  1. phone lead recorded by rita, e-mail {}; routed by `{}` to {} (seniority {seniority})", lead.text("email").unwrap(), lead.text("assigned_by_rule").unwrap_or("-"), crm.get(admin, EntityKind::User, owner.user_id).unwrap().label());
+    let owner = org
+        .reps
+        .iter()
+        .find(|r| r.user_id == lead.meta.owner_id)
+        .expect("routed to a rep");
+    let seniority = crm
+        .get(admin, EntityKind::User, owner.user_id)
+        .unwrap()
+        .get("seniority")
+        .as_int()
+        .unwrap_or(0);
+    println!(
+        "  1. phone lead recorded by rita, e-mail {}; routed by `{}` to {} (seniority {seniority})",
+        lead.text("email").unwrap(),
+        lead.text("assigned_by_rule").unwrap_or("-"),
+        crm.get(admin, EntityKind::User, owner.user_id)
+            .unwrap()
+            .label()
+    );
 
     // 2-3. The rep works it and drafts the quote.
     clock.advance(Duration::hours(2));
-    let lead = crm.transition_lead(owner, lead.meta.id, lead.meta.version, "contacted", Some("called back")).unwrap();
-    let lead = crm.transition_lead(owner, lead.meta.id, lead.meta.version, "qualified", Some("three sites, budget confirmed")).unwrap();
-    let conv = crm.convert_lead(owner, lead.meta.id, lead.meta.version, ConvertLead::default()).unwrap();
-    println!("  2. qualified and converted: account `{}`, contact `{}`, opportunity `{}` at stage {}", conv.account.label(), conv.contact.label(), conv.opportunity.label(), conv.opportunity.text("stage").unwrap_or("-"));
-    let line = |desc: &str, qty: i64, price: i64| LineItem { product_id: None, description: desc.into(), quantity: qty.into(), unit_price: price.into(), discount_percent: 20.into(), tax_rate: 22.into(), unit_cost: None };
+    let lead = crm
+        .transition_lead(
+            owner,
+            lead.meta.id,
+            lead.meta.version,
+            "contacted",
+            Some("called back"),
+        )
+        .unwrap();
+    let lead = crm
+        .transition_lead(
+            owner,
+            lead.meta.id,
+            lead.meta.version,
+            "qualified",
+            Some("three sites, budget confirmed"),
+        )
+        .unwrap();
+    let conv = crm
+        .convert_lead(
+            owner,
+            lead.meta.id,
+            lead.meta.version,
+            ConvertLead::default(),
+        )
+        .unwrap();
+    println!(
+        "  2. qualified and converted: account `{}`, contact `{}`, opportunity `{}` at stage {}",
+        conv.account.label(),
+        conv.contact.label(),
+        conv.opportunity.label(),
+        conv.opportunity.text("stage").unwrap_or("-")
+    );
+    let line = |desc: &str, qty: i64, price: i64| LineItem {
+        product_id: None,
+        description: desc.into(),
+        quantity: qty.into(),
+        unit_price: price.into(),
+        discount_percent: 20.into(),
+        tax_rate: 22.into(),
+        unit_cost: None,
+    };
     let quote = crm
         .create(owner, EntityKind::Quote, fields! {
             "account_id" => conv.account.meta.id, "contact_id" => conv.contact.meta.id, "opportunity_id" => conv.opportunity.meta.id,
             "currency" => "EUR", "lines" => Value::Lines(vec![line("Heat pump HP-12", 3, 12_000), line("Installation", 3, 2_500)]),
         })
         .unwrap();
-    let quote = crm.submit_quote(owner, quote.meta.id, quote.meta.version, None).unwrap();
-    println!("  3. quote drafted: total {} with 20 % discount → {}", quote.get("total"), quote.text("status").unwrap());
+    let quote = crm
+        .submit_quote(owner, quote.meta.id, quote.meta.version, None)
+        .unwrap();
+    println!(
+        "  3. quote drafted: total {} with 20 % discount → {}",
+        quote.get("total"),
+        quote.text("status").unwrap()
+    );
 
     // 4. Nobody can send it before the director approves it.
-    let e = crm.send_quote(owner, quote.meta.id, quote.meta.version).unwrap_err();
+    let e = crm
+        .send_quote(owner, quote.meta.id, quote.meta.version)
+        .unwrap_err();
     println!("  4. rep tries to send it: {e}");
-    let e = crm.approve_quote(owner, quote.meta.id, quote.meta.version, None).unwrap_err();
+    let e = crm
+        .approve_quote(owner, quote.meta.id, quote.meta.version, None)
+        .unwrap_err();
     println!("     rep tries to approve it: {e}");
     clock.advance(Duration::minutes(40));
-    let quote = crm.approve_quote(&org.director, quote.meta.id, quote.meta.version, Some("ok, strategic customer")).unwrap();
-    println!("     director approves → status {}, sent to {}", quote.text("status").unwrap(), quote.text("sent_to").unwrap_or("-"));
+    let quote = crm
+        .approve_quote(
+            &org.director,
+            quote.meta.id,
+            quote.meta.version,
+            Some("ok, strategic customer"),
+        )
+        .unwrap();
+    println!(
+        "     director approves → status {}, sent to {}",
+        quote.text("status").unwrap(),
+        quote.text("sent_to").unwrap_or("-")
+    );
 
     // 5. The host's mailer delivers the e-mail job from the outbox.
     let n = crm.deliver_emails(admin, &PrintingMailer).unwrap();
     println!("  5. {n} e-mail delivered from the outbox to the address rita recorded when the call came in");
-    for s in crm.stage_history(admin, EntityKind::Quote, quote.meta.id).unwrap() {
-        println!("     quote {:>16} → {:<16} after {:>5} s in the previous state", s.from_state.as_deref().unwrap_or("(new)"), s.to_state, s.seconds_in_previous);
+    for s in crm
+        .stage_history(admin, EntityKind::Quote, quote.meta.id)
+        .unwrap()
+    {
+        println!(
+            "     quote {:>16} → {:<16} after {:>5} s in the previous state",
+            s.from_state.as_deref().unwrap_or("(new)"),
+            s.to_state,
+            s.seconds_in_previous
+        );
     }
 }

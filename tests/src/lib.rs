@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crm_core::chrono::{TimeZone, Utc};
 use crm_core::{
-    fields, Context, Crm, EntityKind, Fields, LineItem, ManualClock, Money, Origin, Policy, RecordId, TenantId, Value,
+    fields, Context, Crm, EntityKind, Fields, LineItem, ManualClock, Money, Origin, Policy,
+    RecordId, TenantId, Value,
 };
 use crm_store::SqliteStore;
 
@@ -79,7 +80,11 @@ impl World {
     /// Creates a territory.
     pub fn territory(&self, name: &str) -> RecordId {
         self.crm
-            .create(&self.admin, EntityKind::Territory, fields! { "name" => name })
+            .create(
+                &self.admin,
+                EntityKind::Territory,
+                fields! { "name" => name },
+            )
             .unwrap()
             .meta
             .id
@@ -109,48 +114,95 @@ fn eur(s: &str) -> Value {
 }
 
 fn account(w: &World, name: &str) -> crm_core::Record {
-    w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => name, "country" => "IT" }).unwrap()
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => name, "country" => "IT" },
+        )
+        .unwrap()
 }
 
 /// Minimal valid fields for every entity type the generic API writes.
 pub fn sample(w: &World, kind: EntityKind) -> Fields {
     let acc = || account(w, "Sample").meta.id;
     match kind {
-        EntityKind::Account => fields! { "name" => "ACME S.p.A.", "roles" => Value::List(vec!["customer".into()]), "phone" => "02 1234 5678" },
-        EntityKind::Contact => fields! { "first_name" => "Giulia", "last_name" => "Bianchi", "email" => "giulia@example.it" },
+        EntityKind::Account => {
+            fields! { "name" => "ACME S.p.A.", "roles" => Value::List(vec!["customer".into()]), "phone" => "02 1234 5678" }
+        }
+        EntityKind::Contact => {
+            fields! { "first_name" => "Giulia", "last_name" => "Bianchi", "email" => "giulia@example.it" }
+        }
         EntityKind::AccountContact => {
-            let c = w.crm.create(&w.admin, EntityKind::Contact, fields! { "last_name" => "Verdi" }).unwrap();
+            let c = w
+                .crm
+                .create(
+                    &w.admin,
+                    EntityKind::Contact,
+                    fields! { "last_name" => "Verdi" },
+                )
+                .unwrap();
             fields! { "account_id" => acc(), "contact_id" => c.meta.id, "job_title" => "CFO" }
         }
-        EntityKind::Lead => fields! { "last_name" => "Neri", "company" => "Neri SRL", "channel" => "phone" },
-        EntityKind::Opportunity => fields! { "name" => "Renewal", "account_id" => acc(), "amount" => eur("1000") },
-        EntityKind::Product => fields! { "sku" => format!("SKU-{}", RecordId::new_at(w.crm.now())), "name" => "Widget", "list_price" => eur("9.90"), "unit_cost" => eur("4.00") },
+        EntityKind::Lead => {
+            fields! { "last_name" => "Neri", "company" => "Neri SRL", "channel" => "phone" }
+        }
+        EntityKind::Opportunity => {
+            fields! { "name" => "Renewal", "account_id" => acc(), "amount" => eur("1000") }
+        }
+        EntityKind::Product => {
+            fields! { "sku" => format!("SKU-{}", RecordId::new_at(w.crm.now())), "name" => "Widget", "list_price" => eur("9.90"), "unit_cost" => eur("4.00") }
+        }
         EntityKind::Quote | EntityKind::Order => fields! {
             "account_id" => acc(),
             "currency" => "EUR",
             "lines" => Value::Lines(vec![LineItem { product_id: None, description: "Service".into(), quantity: d("2"), unit_price: d("50"), discount_percent: d("10"), tax_rate: d("22"), unit_cost: None }]),
         },
-        EntityKind::Activity => fields! { "activity_type" => "call", "direction" => "inbound", "channel" => "phone", "duration_seconds" => 120_i64 },
+        EntityKind::Activity => {
+            fields! { "activity_type" => "call", "direction" => "inbound", "channel" => "phone", "duration_seconds" => 120_i64 }
+        }
         EntityKind::Case => fields! { "subject" => "Printer broken", "priority" => "high" },
-        EntityKind::KnowledgeArticle => fields! { "title" => "Paper jam", "solution" => "Open tray 2" },
-        EntityKind::Campaign => fields! { "name" => "Spring", "starts_on" => Value::Date("2026-03-01".parse().unwrap()) },
+        EntityKind::KnowledgeArticle => {
+            fields! { "title" => "Paper jam", "solution" => "Open tray 2" }
+        }
+        EntityKind::Campaign => {
+            fields! { "name" => "Spring", "starts_on" => Value::Date("2026-03-01".parse().unwrap()) }
+        }
         EntityKind::CampaignMember => {
-            let c = w.crm.create(&w.admin, EntityKind::Campaign, fields! { "name" => "Autumn" }).unwrap();
+            let c = w
+                .crm
+                .create(
+                    &w.admin,
+                    EntityKind::Campaign,
+                    fields! { "name" => "Autumn" },
+                )
+                .unwrap();
             fields! { "campaign_id" => c.meta.id }
         }
-        EntityKind::User => fields! { "username" => format!("user{}", RecordId::new_at(w.crm.now())) },
+        EntityKind::User => {
+            fields! { "username" => format!("user{}", RecordId::new_at(w.crm.now())) }
+        }
         EntityKind::Team => fields! { "name" => format!("team{}", RecordId::new_at(w.crm.now())) },
         EntityKind::Role => fields! { "name" => format!("role{}", RecordId::new_at(w.crm.now())) },
-        EntityKind::Territory => fields! { "name" => format!("territory{}", RecordId::new_at(w.crm.now())) },
-        EntityKind::Attachment => fields! { "record_kind" => "account", "record_id" => acc(), "name" => "contract.pdf", "media_type" => "application/pdf", "size_bytes" => 1024_i64 },
-        EntityKind::CustomField => fields! { "entity" => "account", "name" => format!("f{}", w.crm.now().timestamp_micros() % 100_000), "field_type" => "text" },
+        EntityKind::Territory => {
+            fields! { "name" => format!("territory{}", RecordId::new_at(w.crm.now())) }
+        }
+        EntityKind::Attachment => {
+            fields! { "record_kind" => "account", "record_id" => acc(), "name" => "contract.pdf", "media_type" => "application/pdf", "size_bytes" => 1024_i64 }
+        }
+        EntityKind::CustomField => {
+            fields! { "entity" => "account", "name" => format!("f{}", w.crm.now().timestamp_micros() % 100_000), "field_type" => "text" }
+        }
         EntityKind::Share => unreachable!("shares are written through Crm::share"),
-        EntityKind::Pipeline => fields! { "name" => "Default", "stages" => Value::Json(serde_json::json!([{"name": "prospecting"}])) },
+        EntityKind::Pipeline => {
+            fields! { "name" => "Default", "stages" => Value::Json(serde_json::json!([{"name": "prospecting"}])) }
+        }
         EntityKind::AssignmentRule => fields! { "name" => "all phone leads", "entity" => "lead" },
         EntityKind::Queue => fields! { "name" => "Inside sales" },
-        EntityKind::ApprovalRule => fields! { "name" => "big discounts", "max_discount_percent" => d("10") },
+        EntityKind::ApprovalRule => {
+            fields! { "name" => "big discounts", "max_discount_percent" => d("10") }
+        }
         EntityKind::AuditSetting => fields! { "entity" => "campaign", "enabled" => true },
         EntityKind::Transition | EntityKind::Follow => unreachable!("system managed"),
     }
 }
-

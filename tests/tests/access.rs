@@ -1,16 +1,24 @@
 //! Access control: the role × scope × action × record matrix, external users, sharing, field-level
 //! security, explanations, and a property test against an independent reference model.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failures should be loud
+
 use std::collections::BTreeSet;
 
 use crm_core::{
-    fields, Action, Context, EntityKind, ErrorKind, FieldAccess, Filter, Grantee, ListRequest, ObjectRule, Policy,
-    RecordId, Scope, TenantId, Value,
+    fields, Action, Context, EntityKind, ErrorKind, FieldAccess, Filter, Grantee, ListRequest,
+    ObjectRule, Policy, RecordId, Scope, TenantId, Value,
 };
 use crm_tests::{ids, world, World};
 use proptest::prelude::*;
 
-const ALL_CRUD: &[Action] = &[Action::Create, Action::Read, Action::Update, Action::Delete, Action::Export];
+const ALL_CRUD: &[Action] = &[
+    Action::Create,
+    Action::Read,
+    Action::Update,
+    Action::Delete,
+    Action::Export,
+];
 
 fn rep_policy(read: &[Scope], write: &[Scope]) -> Policy {
     Policy::default()
@@ -39,11 +47,26 @@ fn org(scope: Scope) -> Org {
     let m = w.user("m", plain, fields! {});
     let rep = w.user("r", role, fields! { "team_ids" => ids(&[team_a]), "territory_ids" => ids(&[t1]), "manager_id" => m.user_id });
     let p = w.user("p", plain, fields! { "team_ids" => ids(&[team_a]) });
-    let s = w.user("s", plain, fields! { "team_ids" => ids(&[team_b]), "manager_id" => rep.user_id });
-    let o = w.user("o", plain, fields! { "team_ids" => ids(&[team_b]), "territory_ids" => ids(&[t2]) });
+    let s = w.user(
+        "s",
+        plain,
+        fields! { "team_ids" => ids(&[team_b]), "manager_id" => rep.user_id },
+    );
+    let o = w.user(
+        "o",
+        plain,
+        fields! { "team_ids" => ids(&[team_b]), "territory_ids" => ids(&[t2]) },
+    );
     let mk = |name: &str, owner: RecordId, territory: RecordId| {
         w.crm
-            .create(&w.admin, EntityKind::Account, crm_core::NewRecord { fields: fields! { "name" => name, "territory_id" => territory }, owner_id: Some(owner) })
+            .create(
+                &w.admin,
+                EntityKind::Account,
+                crm_core::NewRecord {
+                    fields: fields! { "name" => name, "territory_id" => territory },
+                    owner_id: Some(owner),
+                },
+            )
             .unwrap()
             .meta
             .id
@@ -56,39 +79,137 @@ fn org(scope: Scope) -> Org {
         ("other", mk("other", o.user_id, t2)),
         ("shared", mk("shared", o.user_id, t2)),
     ];
-    w.crm.share(&w.admin, EntityKind::Account, records[5].1, Grantee::User(rep.user_id), false, None).unwrap();
+    w.crm
+        .share(
+            &w.admin,
+            EntityKind::Account,
+            records[5].1,
+            Grantee::User(rep.user_id),
+            false,
+            None,
+        )
+        .unwrap();
     let globex = TenantId::new("globex").unwrap();
-    let b = w.crm.bootstrap(&globex, "boss", Default::default()).unwrap();
-    let other_tenant_record = w.crm.create(&b, EntityKind::Account, fields! { "name" => "other tenant" }).unwrap().meta.id;
-    Org { w, rep, records, other_tenant_record }
+    let b = w
+        .crm
+        .bootstrap(&globex, "boss", Default::default())
+        .unwrap();
+    let other_tenant_record = w
+        .crm
+        .create(
+            &b,
+            EntityKind::Account,
+            fields! { "name" => "other tenant" },
+        )
+        .unwrap()
+        .meta
+        .id;
+    Org {
+        w,
+        rep,
+        records,
+        other_tenant_record,
+    }
 }
 
 #[test]
 fn matrix_of_scopes_actions_and_records() {
     // Expected (read, update) per record, for each scope. Written out as a table.
     #[rustfmt::skip]
-    let table: &[(Scope, &[(&str, bool, bool)])] = &[
-        (Scope::Own,          &[("own", true, true), ("teammate", false, false), ("subordinate", false, false), ("territory", false, false), ("other", false, false), ("shared", true, false)]),
-        (Scope::Team,         &[("own", true, true), ("teammate", true, true),   ("subordinate", false, false), ("territory", false, false), ("other", false, false), ("shared", true, false)]),
-        (Scope::Subordinates, &[("own", true, true), ("teammate", false, false), ("subordinate", true, true),   ("territory", false, false), ("other", false, false), ("shared", true, false)]),
-        (Scope::Territory,    &[("own", true, true), ("teammate", false, false), ("subordinate", false, false), ("territory", true, true),   ("other", false, false), ("shared", true, false)]),
-        (Scope::All,          &[("own", true, true), ("teammate", true, true),   ("subordinate", true, true),   ("territory", true, true),   ("other", true, true),   ("shared", true, true)]),
+    type Row = (&'static str, bool, bool);
+    let table: &[(Scope, &[Row])] = &[
+        (
+            Scope::Own,
+            &[
+                ("own", true, true),
+                ("teammate", false, false),
+                ("subordinate", false, false),
+                ("territory", false, false),
+                ("other", false, false),
+                ("shared", true, false),
+            ],
+        ),
+        (
+            Scope::Team,
+            &[
+                ("own", true, true),
+                ("teammate", true, true),
+                ("subordinate", false, false),
+                ("territory", false, false),
+                ("other", false, false),
+                ("shared", true, false),
+            ],
+        ),
+        (
+            Scope::Subordinates,
+            &[
+                ("own", true, true),
+                ("teammate", false, false),
+                ("subordinate", true, true),
+                ("territory", false, false),
+                ("other", false, false),
+                ("shared", true, false),
+            ],
+        ),
+        (
+            Scope::Territory,
+            &[
+                ("own", true, true),
+                ("teammate", false, false),
+                ("subordinate", false, false),
+                ("territory", true, true),
+                ("other", false, false),
+                ("shared", true, false),
+            ],
+        ),
+        (
+            Scope::All,
+            &[
+                ("own", true, true),
+                ("teammate", true, true),
+                ("subordinate", true, true),
+                ("territory", true, true),
+                ("other", true, true),
+                ("shared", true, true),
+            ],
+        ),
     ];
     for (scope, rows) in table {
         let o = org(*scope);
-        let listed: BTreeSet<String> = o.w.crm.list(&o.rep, EntityKind::Account, &ListRequest::default()).unwrap().items.iter().map(|r| r.label()).collect();
+        let listed: BTreeSet<String> =
+            o.w.crm
+                .list(&o.rep, EntityKind::Account, &ListRequest::default())
+                .unwrap()
+                .items
+                .iter()
+                .map(|r| r.label())
+                .collect();
         for (label, read, update) in rows.iter() {
             let id = o.records.iter().find(|(l, _)| l == label).unwrap().1;
             let got = o.w.crm.get(&o.rep, EntityKind::Account, id);
             assert_eq!(got.is_ok(), *read, "{scope:?} read {label}");
             if !read {
-                assert_eq!(got.unwrap_err().kind, ErrorKind::NotFound, "{scope:?} {label}: existence must not leak");
+                assert_eq!(
+                    got.unwrap_err().kind,
+                    ErrorKind::NotFound,
+                    "{scope:?} {label}: existence must not leak"
+                );
             }
             assert_eq!(listed.contains(*label), *read, "{scope:?} list {label}");
-            let upd = o.w.crm.update(&o.rep, EntityKind::Account, id, 1, fields! { "city" => "Bari" });
+            let upd = o.w.crm.update(
+                &o.rep,
+                EntityKind::Account,
+                id,
+                1,
+                fields! { "city" => "Bari" },
+            );
             assert_eq!(upd.is_ok(), *update, "{scope:?} update {label}: {upd:?}");
             if let Err(e) = upd {
-                let expected = if *read { ErrorKind::PermissionDenied } else { ErrorKind::NotFound };
+                let expected = if *read {
+                    ErrorKind::PermissionDenied
+                } else {
+                    ErrorKind::NotFound
+                };
                 assert_eq!(e.kind, expected, "{scope:?} update {label}");
                 if *read {
                     assert_eq!(e.action.as_deref(), Some("update"));
@@ -100,11 +221,27 @@ fn matrix_of_scopes_actions_and_records() {
                 o.w.crm.restore(&o.rep, EntityKind::Account, id).unwrap();
             }
         }
-        assert_eq!(o.w.crm.count(&o.rep, EntityKind::Account, None).unwrap() as usize, rows.iter().filter(|r| r.1).count(), "{scope:?} count");
-        assert_eq!(o.w.crm.get(&o.rep, EntityKind::Account, o.other_tenant_record).unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(
+            o.w.crm.count(&o.rep, EntityKind::Account, None).unwrap() as usize,
+            rows.iter().filter(|r| r.1).count(),
+            "{scope:?} count"
+        );
+        assert_eq!(
+            o.w.crm
+                .get(&o.rep, EntityKind::Account, o.other_tenant_record)
+                .unwrap_err()
+                .kind,
+            ErrorKind::NotFound
+        );
         // No object permission: nothing at all.
-        let e = o.w.crm.list(&o.rep, EntityKind::Opportunity, &ListRequest::default()).unwrap_err();
-        assert_eq!((e.kind, e.action.as_deref()), (ErrorKind::PermissionDenied, Some("read")));
+        let e =
+            o.w.crm
+                .list(&o.rep, EntityKind::Opportunity, &ListRequest::default())
+                .unwrap_err();
+        assert_eq!(
+            (e.kind, e.action.as_deref()),
+            (ErrorKind::PermissionDenied, Some("read"))
+        );
     }
 }
 
@@ -115,44 +252,197 @@ fn read_and_write_scopes_are_separate() {
     let role = w.role("rep", &rep_policy(&[Scope::Team], &[Scope::Own]));
     let a = w.user("a", role, fields! { "team_ids" => ids(&[team]) });
     let b = w.user("b", role, fields! { "team_ids" => ids(&[team]) });
-    let acc = w.crm.create(&b, EntityKind::Account, fields! { "name" => "B's" }).unwrap();
+    let acc = w
+        .crm
+        .create(&b, EntityKind::Account, fields! { "name" => "B's" })
+        .unwrap();
     assert!(w.crm.get(&a, EntityKind::Account, acc.meta.id).is_ok());
-    let e = w.crm.update(&a, EntityKind::Account, acc.meta.id, 1, fields! { "city" => "X" }).unwrap_err();
-    assert_eq!((e.kind, e.action.as_deref(), e.rule.as_deref()), (ErrorKind::PermissionDenied, Some("update"), Some("record_scope")));
-    assert!(w.crm.update(&b, EntityKind::Account, acc.meta.id, 1, fields! { "city" => "X" }).is_ok());
+    let e = w
+        .crm
+        .update(
+            &a,
+            EntityKind::Account,
+            acc.meta.id,
+            1,
+            fields! { "city" => "X" },
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.action.as_deref(), e.rule.as_deref()),
+        (
+            ErrorKind::PermissionDenied,
+            Some("update"),
+            Some("record_scope")
+        )
+    );
+    assert!(w
+        .crm
+        .update(
+            &b,
+            EntityKind::Account,
+            acc.meta.id,
+            1,
+            fields! { "city" => "X" }
+        )
+        .is_ok());
 }
 
 #[test]
 fn external_users_see_only_what_is_shared_with_them_or_their_partner() {
     let w = world();
-    let partner = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "Partner SRL", "roles" => Value::List(vec!["partner".into()]) }).unwrap();
+    let partner = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "Partner SRL", "roles" => Value::List(vec!["partner".into()]) },
+        )
+        .unwrap();
     let role = w.role("partner", &rep_policy(&[Scope::All], &[Scope::All]));
-    let x = w.user("x", role, fields! { "user_type" => "external", "partner_account_id" => partner.meta.id });
-    let to_partner = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "via partner" }).unwrap();
-    let to_user = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "via user" }).unwrap();
-    let hidden = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "not shared" }).unwrap();
-    w.crm.share(&w.admin, EntityKind::Account, to_partner.meta.id, Grantee::Partner(partner.meta.id), false, None).unwrap();
-    w.crm.share(&w.admin, EntityKind::Account, to_user.meta.id, Grantee::User(x.user_id), true, None).unwrap();
-    let seen: BTreeSet<String> = w.crm.list(&x, EntityKind::Account, &ListRequest::default()).unwrap().items.iter().map(|r| r.label()).collect();
-    assert_eq!(seen, BTreeSet::from(["via partner".to_owned(), "via user".to_owned()]), "even a scope of `all` gives external users nothing more");
-    assert_eq!(w.crm.get(&x, EntityKind::Account, hidden.meta.id).unwrap_err().kind, ErrorKind::NotFound);
-    assert_eq!(w.crm.update(&x, EntityKind::Account, hidden.meta.id, 1, fields! { "city" => "x" }).unwrap_err().kind, ErrorKind::NotFound);
-    assert!(w.crm.update(&x, EntityKind::Account, to_user.meta.id, 1, fields! { "city" => "x" }).is_ok());
-    let e = w.crm.update(&x, EntityKind::Account, to_partner.meta.id, 1, fields! { "city" => "x" }).unwrap_err();
+    let x = w.user(
+        "x",
+        role,
+        fields! { "user_type" => "external", "partner_account_id" => partner.meta.id },
+    );
+    let to_partner = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "via partner" },
+        )
+        .unwrap();
+    let to_user = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "via user" },
+        )
+        .unwrap();
+    let hidden = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "not shared" },
+        )
+        .unwrap();
+    w.crm
+        .share(
+            &w.admin,
+            EntityKind::Account,
+            to_partner.meta.id,
+            Grantee::Partner(partner.meta.id),
+            false,
+            None,
+        )
+        .unwrap();
+    w.crm
+        .share(
+            &w.admin,
+            EntityKind::Account,
+            to_user.meta.id,
+            Grantee::User(x.user_id),
+            true,
+            None,
+        )
+        .unwrap();
+    let seen: BTreeSet<String> = w
+        .crm
+        .list(&x, EntityKind::Account, &ListRequest::default())
+        .unwrap()
+        .items
+        .iter()
+        .map(|r| r.label())
+        .collect();
+    assert_eq!(
+        seen,
+        BTreeSet::from(["via partner".to_owned(), "via user".to_owned()]),
+        "even a scope of `all` gives external users nothing more"
+    );
+    assert_eq!(
+        w.crm
+            .get(&x, EntityKind::Account, hidden.meta.id)
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        w.crm
+            .update(
+                &x,
+                EntityKind::Account,
+                hidden.meta.id,
+                1,
+                fields! { "city" => "x" }
+            )
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
+    assert!(w
+        .crm
+        .update(
+            &x,
+            EntityKind::Account,
+            to_user.meta.id,
+            1,
+            fields! { "city" => "x" }
+        )
+        .is_ok());
+    let e = w
+        .crm
+        .update(
+            &x,
+            EntityKind::Account,
+            to_partner.meta.id,
+            1,
+            fields! { "city" => "x" },
+        )
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::PermissionDenied);
     // Shares expire.
     let until = w.crm.now() + crm_core::chrono::Duration::hours(1);
-    let temp = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "temporary" }).unwrap();
-    w.crm.share(&w.admin, EntityKind::Account, temp.meta.id, Grantee::User(x.user_id), false, Some(until)).unwrap();
+    let temp = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "temporary" },
+        )
+        .unwrap();
+    w.crm
+        .share(
+            &w.admin,
+            EntityKind::Account,
+            temp.meta.id,
+            Grantee::User(x.user_id),
+            false,
+            Some(until),
+        )
+        .unwrap();
     assert!(w.crm.get(&x, EntityKind::Account, temp.meta.id).is_ok());
     w.clock.advance(crm_core::chrono::Duration::hours(2));
-    assert_eq!(w.crm.get(&x, EntityKind::Account, temp.meta.id).unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        w.crm
+            .get(&x, EntityKind::Account, temp.meta.id)
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
 fn hidden_fields_never_leave_and_cannot_be_probed() {
     let w = world();
-    w.crm.create(&w.admin, EntityKind::CustomField, fields! { "entity" => "account", "name" => "score", "field_type" => "int" }).unwrap();
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::CustomField,
+            fields! { "entity" => "account", "name" => "score", "field_type" => "int" },
+        )
+        .unwrap();
     let policy = rep_policy(&[Scope::All], &[Scope::All])
         .field(EntityKind::Account, "vat_number", FieldAccess::Hidden)
         .field(EntityKind::Account, "custom.score", FieldAccess::Hidden)
@@ -160,47 +450,146 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
     let role = w.role("restricted", &policy);
     let u = w.user("u", role, fields! {});
     let acc = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "ACME", "vat_number" => "IT123", "industry" => "retail", "custom.score" => 7_i64 }).unwrap();
-    let acc = w.crm.update(&w.admin, EntityKind::Account, acc.meta.id, 1, fields! { "vat_number" => "IT456", "custom.score" => 9_i64 }).unwrap();
+    let acc = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::Account,
+            acc.meta.id,
+            1,
+            fields! { "vat_number" => "IT456", "custom.score" => 9_i64 },
+        )
+        .unwrap();
 
     let r = w.crm.get(&u, EntityKind::Account, acc.meta.id).unwrap();
     assert!(!r.fields.contains_key("vat_number") && !r.custom.contains_key("score"));
     assert_eq!(r.text("industry"), Some("retail"));
-    let listed = &w.crm.list(&u, EntityKind::Account, &ListRequest::default()).unwrap().items[0];
+    let listed = &w
+        .crm
+        .list(&u, EntityKind::Account, &ListRequest::default())
+        .unwrap()
+        .items[0];
     assert!(!listed.fields.contains_key("vat_number"));
-    let history = w.crm.history(&u, EntityKind::Account, acc.meta.id, None, None).unwrap();
-    assert!(history.entries.iter().flat_map(|e| &e.changes).all(|c| c.field != "vat_number" && c.field != "custom.score"));
-    let then = w.crm.as_of(&u, EntityKind::Account, acc.meta.id, w.crm.now()).unwrap().unwrap();
+    let history = w
+        .crm
+        .history(&u, EntityKind::Account, acc.meta.id, None, None)
+        .unwrap();
+    assert!(history
+        .entries
+        .iter()
+        .flat_map(|e| &e.changes)
+        .all(|c| c.field != "vat_number" && c.field != "custom.score"));
+    let then = w
+        .crm
+        .as_of(&u, EntityKind::Account, acc.meta.id, w.crm.now())
+        .unwrap()
+        .unwrap();
     assert!(!then.fields.contains_key("vat_number"));
 
     for (what, res) in [
-        ("filter", w.crm.count(&u, EntityKind::Account, Some(&Filter::eq("vat_number", "IT456"))).map(|_| ())),
-        ("custom filter", w.crm.count(&u, EntityKind::Account, Some(&Filter::eq("custom.score", 9_i64))).map(|_| ())),
-        ("sort", w.crm.list(&u, EntityKind::Account, &ListRequest::default().sort_by("vat_number", false)).map(|_| ())),
-        ("export", w.crm.export(&u, EntityKind::Account, None, Some(&["name", "vat_number"]), &mut |_| Ok(())).map(|_| ())),
+        (
+            "filter",
+            w.crm
+                .count(
+                    &u,
+                    EntityKind::Account,
+                    Some(&Filter::eq("vat_number", "IT456")),
+                )
+                .map(|_| ()),
+        ),
+        (
+            "custom filter",
+            w.crm
+                .count(
+                    &u,
+                    EntityKind::Account,
+                    Some(&Filter::eq("custom.score", 9_i64)),
+                )
+                .map(|_| ()),
+        ),
+        (
+            "sort",
+            w.crm
+                .list(
+                    &u,
+                    EntityKind::Account,
+                    &ListRequest::default().sort_by("vat_number", false),
+                )
+                .map(|_| ()),
+        ),
+        (
+            "export",
+            w.crm
+                .export(
+                    &u,
+                    EntityKind::Account,
+                    None,
+                    Some(&["name", "vat_number"]),
+                    &mut |_| Ok(()),
+                )
+                .map(|_| ()),
+        ),
     ] {
         let e = res.expect_err(what);
-        assert_eq!((e.kind, e.rule.as_deref()), (ErrorKind::PermissionDenied, Some("hidden_field")), "{what}");
+        assert_eq!(
+            (e.kind, e.rule.as_deref()),
+            (ErrorKind::PermissionDenied, Some("hidden_field")),
+            "{what}"
+        );
     }
     let mut exported = Vec::new();
-    w.crm.export(&u, EntityKind::Account, None, None, &mut |r| {
-        exported.push(r);
-        Ok(())
-    })
-    .unwrap();
-    assert!(exported.iter().all(|r| !r.fields.contains_key("vat_number")));
+    w.crm
+        .export(&u, EntityKind::Account, None, None, &mut |r| {
+            exported.push(r);
+            Ok(())
+        })
+        .unwrap();
+    assert!(exported
+        .iter()
+        .all(|r| !r.fields.contains_key("vat_number")));
 
     // A read-only field refuses the whole update.
-    let e = w.crm.update(&u, EntityKind::Account, acc.meta.id, acc.meta.version, fields! { "city" => "Roma", "industry" => "bank" }).unwrap_err();
-    assert_eq!((e.kind, e.field.as_deref(), e.rule.as_deref()), (ErrorKind::PermissionDenied, Some("industry"), Some("read_only_field")));
-    let now = w.crm.get(&w.admin, EntityKind::Account, acc.meta.id).unwrap();
-    assert_eq!((now.meta.version, now.text("city")), (acc.meta.version, None));
+    let e = w
+        .crm
+        .update(
+            &u,
+            EntityKind::Account,
+            acc.meta.id,
+            acc.meta.version,
+            fields! { "city" => "Roma", "industry" => "bank" },
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.field.as_deref(), e.rule.as_deref()),
+        (
+            ErrorKind::PermissionDenied,
+            Some("industry"),
+            Some("read_only_field")
+        )
+    );
+    let now = w
+        .crm
+        .get(&w.admin, EntityKind::Account, acc.meta.id)
+        .unwrap();
+    assert_eq!(
+        (now.meta.version, now.text("city")),
+        (acc.meta.version, None)
+    );
 
     // Access review: which roles read the field.
-    let roles = w.crm.roles_reading_field(&w.admin, EntityKind::Account, "vat_number").unwrap();
+    let roles = w
+        .crm
+        .roles_reading_field(&w.admin, EntityKind::Account, "vat_number")
+        .unwrap();
     assert!(roles.iter().any(|(_, n, _)| n == "Administrator"));
     assert!(!roles.iter().any(|(_, n, _)| n == "restricted"));
-    let ro = w.crm.roles_reading_field(&w.admin, EntityKind::Account, "industry").unwrap();
-    assert!(ro.iter().any(|(_, n, a)| n == "restricted" && a == "read_only"));
+    let ro = w
+        .crm
+        .roles_reading_field(&w.admin, EntityKind::Account, "industry")
+        .unwrap();
+    assert!(ro
+        .iter()
+        .any(|(_, n, a)| n == "restricted" && a == "read_only"));
 }
 
 #[test]
@@ -209,19 +598,84 @@ fn explain_and_access_review_say_which_rule_decided() {
     let teammate = o.records[1].1;
     let other = o.records[4].1;
     let shared = o.records[5].1;
-    let d = o.w.crm.explain(&o.w.admin, o.rep.user_id, Action::Read, EntityKind::Account, teammate).unwrap();
+    let d =
+        o.w.crm
+            .explain(
+                &o.w.admin,
+                o.rep.user_id,
+                Action::Read,
+                EntityKind::Account,
+                teammate,
+            )
+            .unwrap();
     assert!(d.allowed && d.reason.contains("teammate"), "{}", d.reason);
-    let d = o.w.crm.explain(&o.w.admin, o.rep.user_id, Action::Read, EntityKind::Account, other).unwrap();
+    let d =
+        o.w.crm
+            .explain(
+                &o.w.admin,
+                o.rep.user_id,
+                Action::Read,
+                EntityKind::Account,
+                other,
+            )
+            .unwrap();
     assert!(!d.allowed && d.rule == "record_scope", "{}", d.reason);
-    let d = o.w.crm.explain(&o.w.admin, o.rep.user_id, Action::Read, EntityKind::Account, shared).unwrap();
+    let d =
+        o.w.crm
+            .explain(
+                &o.w.admin,
+                o.rep.user_id,
+                Action::Read,
+                EntityKind::Account,
+                shared,
+            )
+            .unwrap();
     assert!(d.allowed && d.rule == "share", "{}", d.reason);
-    let d = o.w.crm.explain(&o.w.admin, o.rep.user_id, Action::Update, EntityKind::Account, shared).unwrap();
+    let d =
+        o.w.crm
+            .explain(
+                &o.w.admin,
+                o.rep.user_id,
+                Action::Update,
+                EntityKind::Account,
+                shared,
+            )
+            .unwrap();
     assert!(!d.allowed, "{}", d.reason);
     // A user may ask about themselves, not about others.
-    assert!(o.w.crm.explain(&o.rep, o.rep.user_id, Action::Read, EntityKind::Account, teammate).is_ok());
-    assert_eq!(o.w.crm.explain(&o.rep, o.w.admin.user_id, Action::Read, EntityKind::Account, teammate).unwrap_err().kind, ErrorKind::PermissionDenied);
-    let review = o.w.crm.who_can_read(&o.w.admin, EntityKind::Account, teammate).unwrap();
-    let readers: BTreeSet<&str> = review.iter().filter(|r| r.decision.allowed).map(|r| r.username.as_str()).collect();
+    assert!(o
+        .w
+        .crm
+        .explain(
+            &o.rep,
+            o.rep.user_id,
+            Action::Read,
+            EntityKind::Account,
+            teammate
+        )
+        .is_ok());
+    assert_eq!(
+        o.w.crm
+            .explain(
+                &o.rep,
+                o.w.admin.user_id,
+                Action::Read,
+                EntityKind::Account,
+                teammate
+            )
+            .unwrap_err()
+            .kind,
+        ErrorKind::PermissionDenied
+    );
+    let review =
+        o.w.crm
+            .who_can_read(&o.w.admin, EntityKind::Account, teammate)
+            .unwrap();
+    let readers: BTreeSet<&str> = review
+        .iter()
+        .filter(|r| r.decision.allowed)
+        .map(|r| r.username.as_str())
+        .collect();
     assert_eq!(readers, BTreeSet::from(["admin", "p", "r"]));
 }
 
@@ -230,25 +684,71 @@ fn configuration_changes_need_configure_and_are_recorded() {
     let w = world();
     let role = w.role("rep", &rep_policy(&[Scope::All], &[Scope::All]));
     let u = w.user("u", role, fields! {});
-    let e = w.crm.create(&u, EntityKind::Role, fields! { "name" => "sneaky", "policy" => Value::Json(Policy::admin().to_json()) }).unwrap_err();
-    assert_eq!((e.kind, e.action.as_deref()), (ErrorKind::PermissionDenied, Some("create")));
-    let e = w.crm.update(&u, EntityKind::User, u.user_id, 1, fields! { "role_id" => role }).unwrap_err();
-    assert!(matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::NotFound));
-    let h = w.crm.history(&w.admin, EntityKind::Role, role, None, None).unwrap();
+    let e = w
+        .crm
+        .create(
+            &u,
+            EntityKind::Role,
+            fields! { "name" => "sneaky", "policy" => Value::Json(Policy::admin().to_json()) },
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.action.as_deref()),
+        (ErrorKind::PermissionDenied, Some("create"))
+    );
+    let e = w
+        .crm
+        .update(
+            &u,
+            EntityKind::User,
+            u.user_id,
+            1,
+            fields! { "role_id" => role },
+        )
+        .unwrap_err();
+    assert!(matches!(
+        e.kind,
+        ErrorKind::PermissionDenied | ErrorKind::NotFound
+    ));
+    let h = w
+        .crm
+        .history(&w.admin, EntityKind::Role, role, None, None)
+        .unwrap();
     assert_eq!(h.entries[0].operation, crm_core::Operation::Configure);
     // Changing a role's policy takes effect at once.
     let r = w.crm.get(&w.admin, EntityKind::Role, role).unwrap();
-    w.crm.update(&w.admin, EntityKind::Role, role, r.meta.version, fields! { "policy" => Value::Json(Policy::default().to_json()) }).unwrap();
-    assert_eq!(w.crm.count(&u, EntityKind::Account, None).unwrap_err().kind, ErrorKind::PermissionDenied);
+    w.crm
+        .update(
+            &w.admin,
+            EntityKind::Role,
+            role,
+            r.meta.version,
+            fields! { "policy" => Value::Json(Policy::default().to_json()) },
+        )
+        .unwrap();
+    assert_eq!(
+        w.crm.count(&u, EntityKind::Account, None).unwrap_err().kind,
+        ErrorKind::PermissionDenied
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Property test: random organisations against an independent reference model.
 
+/// Teams, manager (an earlier user), territories, read scopes, write scopes, external.
+type ModelUser = (
+    Vec<usize>,
+    Option<usize>,
+    Vec<usize>,
+    Vec<Scope>,
+    Vec<Scope>,
+    bool,
+);
+
 #[derive(Debug, Clone)]
 struct Model {
     /// Per user: teams, manager (an earlier user), territories, read scopes, write scopes, external.
-    users: Vec<(Vec<usize>, Option<usize>, Vec<usize>, Vec<Scope>, Vec<Scope>, bool)>,
+    users: Vec<ModelUser>,
     /// Per account: owner, territory.
     accounts: Vec<(usize, Option<usize>)>,
     /// (account, user, edit).
@@ -257,7 +757,16 @@ struct Model {
 }
 
 fn scope_strategy() -> impl Strategy<Value = Vec<Scope>> {
-    proptest::collection::vec(prop_oneof![Just(Scope::Own), Just(Scope::Team), Just(Scope::Subordinates), Just(Scope::Territory), Just(Scope::All)], 0..3)
+    proptest::collection::vec(
+        prop_oneof![
+            Just(Scope::Own),
+            Just(Scope::Team),
+            Just(Scope::Subordinates),
+            Just(Scope::Territory),
+            Just(Scope::All)
+        ],
+        0..3,
+    )
 }
 
 fn model_strategy() -> impl Strategy<Value = Model> {
@@ -272,8 +781,14 @@ fn model_strategy() -> impl Strategy<Value = Model> {
         );
         (
             proptest::collection::vec(user, n_users),
-            proptest::collection::vec((0usize..n_users, proptest::option::of(0usize..2)), n_accounts),
-            proptest::collection::vec((0usize..n_accounts.max(1), 0usize..n_users, any::<bool>()), 0..4),
+            proptest::collection::vec(
+                (0usize..n_users, proptest::option::of(0usize..2)),
+                n_accounts,
+            ),
+            proptest::collection::vec(
+                (0usize..n_accounts.max(1), 0usize..n_users, any::<bool>()),
+                0..4,
+            ),
             proptest::collection::vec(any::<bool>(), n_users),
         )
             .prop_map(move |(mut users, accounts, shares, hide_city)| {
@@ -281,8 +796,16 @@ fn model_strategy() -> impl Strategy<Value = Model> {
                     // Managers come earlier in the list, so the hierarchy is a forest.
                     u.1 = u.1.filter(|m| *m < i);
                 }
-                let shares = shares.into_iter().filter(|(a, _, _)| *a < accounts.len()).collect();
-                Model { users, accounts, shares, hide_city }
+                let shares = shares
+                    .into_iter()
+                    .filter(|(a, _, _)| *a < accounts.len())
+                    .collect();
+                Model {
+                    users,
+                    accounts,
+                    shares,
+                    hide_city,
+                }
             })
     })
 }
@@ -310,7 +833,10 @@ impl Model {
         if owner == u {
             return true;
         }
-        let shared = self.shares.iter().any(|(sa, su, edit)| *sa == a && *su == u && (*edit || !write));
+        let shared = self
+            .shares
+            .iter()
+            .any(|(sa, su, edit)| *sa == a && *su == u && (*edit || !write));
         if shared {
             return true;
         }

@@ -1,6 +1,8 @@
 //! Audit and history: every version with who/when/where, as-of reads, diffs, restores on every entity
 //! type; the per-type audit switch; and tamper detection done directly in the SQLite file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failures should be loud
+
 use crm_core::{fields, EntityKind, ErrorKind, FieldType, Operation, Value};
 use crm_store::SqliteStore;
 use crm_tests::{sample, world, world_on};
@@ -10,7 +12,13 @@ fn text_field(kind: EntityKind) -> Option<&'static str> {
     kind.schema()
         .fields
         .iter()
-        .find(|f| matches!(f.ty, FieldType::Text) && !f.system && !f.unique && !f.required && !["key", "checksum"].contains(&f.name))
+        .find(|f| {
+            matches!(f.ty, FieldType::Text)
+                && !f.system
+                && !f.unique
+                && !f.required
+                && !["key", "checksum"].contains(&f.name)
+        })
         .map(|f| f.name)
 }
 
@@ -21,34 +29,99 @@ fn history_as_of_diff_and_restore_on_every_entity_type() {
         if kind.is_system_managed() || kind == EntityKind::Share {
             continue;
         }
-        let Some(field) = text_field(kind) else { continue };
-        let r1 = w.crm.create(&w.admin, kind, sample(&w, kind)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let Some(field) = text_field(kind) else {
+            continue;
+        };
+        let r1 = w
+            .crm
+            .create(&w.admin, kind, sample(&w, kind))
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         let t1 = w.crm.now();
         w.clock.advance(crm_core::chrono::Duration::minutes(1));
-        let r2 = w.crm.update(&w.admin.clone().location("branch 2"), kind, r1.meta.id, 1, fields! { field => "second" }).unwrap();
+        let r2 = w
+            .crm
+            .update(
+                &w.admin.clone().location("branch 2"),
+                kind,
+                r1.meta.id,
+                1,
+                fields! { field => "second" },
+            )
+            .unwrap();
         w.clock.advance(crm_core::chrono::Duration::minutes(1));
-        let r3 = w.crm.update(&w.admin, kind, r1.meta.id, 2, fields! { field => "third" }).unwrap();
+        let r3 = w
+            .crm
+            .update(&w.admin, kind, r1.meta.id, 2, fields! { field => "third" })
+            .unwrap();
 
-        let h = w.crm.history(&w.admin, kind, r1.meta.id, None, Some(2)).unwrap();
-        assert_eq!(h.entries.iter().map(|e| e.version).collect::<Vec<_>>(), [3, 2], "{kind}: newest first, paged");
-        let older = w.crm.history(&w.admin, kind, r1.meta.id, h.next, Some(2)).unwrap();
-        assert_eq!(older.entries.iter().map(|e| e.version).collect::<Vec<_>>(), [1], "{kind}");
+        let h = w
+            .crm
+            .history(&w.admin, kind, r1.meta.id, None, Some(2))
+            .unwrap();
+        assert_eq!(
+            h.entries.iter().map(|e| e.version).collect::<Vec<_>>(),
+            [3, 2],
+            "{kind}: newest first, paged"
+        );
+        let older = w
+            .crm
+            .history(&w.admin, kind, r1.meta.id, h.next, Some(2))
+            .unwrap();
+        assert_eq!(
+            older.entries.iter().map(|e| e.version).collect::<Vec<_>>(),
+            [1],
+            "{kind}"
+        );
         assert_eq!(h.entries[1].origin.location.as_deref(), Some("branch 2"));
         assert_eq!(h.entries[1].changes[0].field, field);
 
-        let then = w.crm.as_of(&w.admin, kind, r1.meta.id, t1).unwrap().unwrap();
+        let then = w
+            .crm
+            .as_of(&w.admin, kind, r1.meta.id, t1)
+            .unwrap()
+            .unwrap();
         assert_eq!(then.fields, r1.fields, "{kind}: as of the creation instant");
-        assert!(w.crm.as_of(&w.admin, kind, r1.meta.id, t1 - crm_core::chrono::Duration::seconds(1)).unwrap().is_none());
-        assert_eq!(w.crm.version(&w.admin, kind, r1.meta.id, 2).unwrap().unwrap().fields, r2.fields, "{kind}");
+        assert!(w
+            .crm
+            .as_of(
+                &w.admin,
+                kind,
+                r1.meta.id,
+                t1 - crm_core::chrono::Duration::seconds(1)
+            )
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            w.crm
+                .version(&w.admin, kind, r1.meta.id, 2)
+                .unwrap()
+                .unwrap()
+                .fields,
+            r2.fields,
+            "{kind}"
+        );
 
-        let d = w.crm.diff_versions(&w.admin, kind, r1.meta.id, 1, 3).unwrap();
+        let d = w
+            .crm
+            .diff_versions(&w.admin, kind, r1.meta.id, 1, 3)
+            .unwrap();
         assert_eq!(d.len(), 1, "{kind}: {d:?}");
-        assert_eq!((&d[0].old, &d[0].new), (r1.get(field), &Value::Text("third".into())));
+        assert_eq!(
+            (&d[0].old, &d[0].new),
+            (r1.get(field), &Value::Text("third".into()))
+        );
 
-        let r4 = w.crm.restore_version(&w.admin, kind, r1.meta.id, r3.meta.version, 1).unwrap();
+        let r4 = w
+            .crm
+            .restore_version(&w.admin, kind, r1.meta.id, r3.meta.version, 1)
+            .unwrap();
         assert_eq!(r4.meta.version, 4);
         assert_eq!(r4.fields, r1.fields, "{kind}: restored");
-        let last = &w.crm.history(&w.admin, kind, r1.meta.id, None, Some(1)).unwrap().entries[0];
+        let last = &w
+            .crm
+            .history(&w.admin, kind, r1.meta.id, None, Some(1))
+            .unwrap()
+            .entries[0];
         assert_eq!(last.operation, Operation::Restore);
     }
     assert!(w.crm.verify_audit(&w.admin).unwrap().ok);
@@ -57,67 +130,221 @@ fn history_as_of_diff_and_restore_on_every_entity_type() {
 #[test]
 fn a_restore_must_pass_todays_validation() {
     let w = world();
-    let a = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "A" }).unwrap();
-    let b = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "B" }).unwrap();
-    let c = w.crm.create(&w.admin, EntityKind::Contact, fields! { "last_name" => "C", "account_id" => a.meta.id }).unwrap();
-    let c = w.crm.update(&w.admin, EntityKind::Contact, c.meta.id, 1, fields! { "account_id" => b.meta.id }).unwrap();
-    w.crm.delete(&w.admin, EntityKind::Account, a.meta.id, None).unwrap();
-    let e = w.crm.restore_version(&w.admin, EntityKind::Contact, c.meta.id, c.meta.version, 1).unwrap_err();
-    assert_eq!((e.kind, e.field.as_deref(), e.rule.as_deref()), (ErrorKind::Validation, Some("account_id"), Some("reference")));
-    assert_eq!(w.crm.get(&w.admin, EntityKind::Contact, c.meta.id).unwrap().meta.version, c.meta.version);
+    let a = w
+        .crm
+        .create(&w.admin, EntityKind::Account, fields! { "name" => "A" })
+        .unwrap();
+    let b = w
+        .crm
+        .create(&w.admin, EntityKind::Account, fields! { "name" => "B" })
+        .unwrap();
+    let c = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Contact,
+            fields! { "last_name" => "C", "account_id" => a.meta.id },
+        )
+        .unwrap();
+    let c = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::Contact,
+            c.meta.id,
+            1,
+            fields! { "account_id" => b.meta.id },
+        )
+        .unwrap();
+    w.crm
+        .delete(&w.admin, EntityKind::Account, a.meta.id, None)
+        .unwrap();
+    let e = w
+        .crm
+        .restore_version(&w.admin, EntityKind::Contact, c.meta.id, c.meta.version, 1)
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.field.as_deref(), e.rule.as_deref()),
+        (ErrorKind::Validation, Some("account_id"), Some("reference"))
+    );
+    assert_eq!(
+        w.crm
+            .get(&w.admin, EntityKind::Contact, c.meta.id)
+            .unwrap()
+            .meta
+            .version,
+        c.meta.version
+    );
 }
 
 #[test]
 fn audit_can_be_switched_off_per_type_but_not_for_configuration() {
     let w = world();
-    let setting = w.crm.create(&w.admin, EntityKind::AuditSetting, fields! { "entity" => "campaign", "enabled" => false }).unwrap();
+    let setting = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::AuditSetting,
+            fields! { "entity" => "campaign", "enabled" => false },
+        )
+        .unwrap();
     let before = w.crm.verify_audit(&w.admin).unwrap().checked;
-    let c = w.crm.create(&w.admin, EntityKind::Campaign, fields! { "name" => "Quiet" }).unwrap();
-    w.crm.update(&w.admin, EntityKind::Campaign, c.meta.id, 1, fields! { "description" => "no trail" }).unwrap();
-    assert_eq!(w.crm.verify_audit(&w.admin).unwrap().checked, before, "no entries for an unaudited type");
-    assert!(w.crm.history(&w.admin, EntityKind::Campaign, c.meta.id, None, None).unwrap().entries.is_empty());
+    let c = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Campaign,
+            fields! { "name" => "Quiet" },
+        )
+        .unwrap();
+    w.crm
+        .update(
+            &w.admin,
+            EntityKind::Campaign,
+            c.meta.id,
+            1,
+            fields! { "description" => "no trail" },
+        )
+        .unwrap();
+    assert_eq!(
+        w.crm.verify_audit(&w.admin).unwrap().checked,
+        before,
+        "no entries for an unaudited type"
+    );
+    assert!(w
+        .crm
+        .history(&w.admin, EntityKind::Campaign, c.meta.id, None, None)
+        .unwrap()
+        .entries
+        .is_empty());
     // The switch itself is recorded, and configuration is always audited.
-    let h = w.crm.history(&w.admin, EntityKind::AuditSetting, setting.meta.id, None, None).unwrap();
+    let h = w
+        .crm
+        .history(
+            &w.admin,
+            EntityKind::AuditSetting,
+            setting.meta.id,
+            None,
+            None,
+        )
+        .unwrap();
     assert_eq!(h.entries[0].operation, Operation::Configure);
-    let e = w.crm.create(&w.admin, EntityKind::AuditSetting, fields! { "entity" => "role", "enabled" => false }).unwrap_err();
+    let e = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::AuditSetting,
+            fields! { "entity" => "role", "enabled" => false },
+        )
+        .unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("always_audited"));
-    w.crm.update(&w.admin, EntityKind::AuditSetting, setting.meta.id, 1, fields! { "enabled" => true }).unwrap();
-    w.crm.update(&w.admin, EntityKind::Campaign, c.meta.id, 2, fields! { "description" => "trail again" }).unwrap();
-    assert_eq!(w.crm.history(&w.admin, EntityKind::Campaign, c.meta.id, None, None).unwrap().entries.len(), 1);
+    w.crm
+        .update(
+            &w.admin,
+            EntityKind::AuditSetting,
+            setting.meta.id,
+            1,
+            fields! { "enabled" => true },
+        )
+        .unwrap();
+    w.crm
+        .update(
+            &w.admin,
+            EntityKind::Campaign,
+            c.meta.id,
+            2,
+            fields! { "description" => "trail again" },
+        )
+        .unwrap();
+    assert_eq!(
+        w.crm
+            .history(&w.admin, EntityKind::Campaign, c.meta.id, None, None)
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
     // Only users allowed to configure may switch it.
     let role = w.role("plain", &crm_core::Policy::default());
     let u = w.user("u", role, fields! {});
-    assert_eq!(w.crm.create(&u, EntityKind::AuditSetting, fields! { "entity" => "lead", "enabled" => false }).unwrap_err().kind, ErrorKind::PermissionDenied);
+    assert_eq!(
+        w.crm
+            .create(
+                &u,
+                EntityKind::AuditSetting,
+                fields! { "entity" => "lead", "enabled" => false }
+            )
+            .unwrap_err()
+            .kind,
+        ErrorKind::PermissionDenied
+    );
 }
 
 #[test]
 fn supervisors_read_what_a_user_did_in_a_period() {
     let w = world();
     let mut policy = crm_core::Policy::default();
-    let all = [crm_core::Action::Create, crm_core::Action::Read, crm_core::Action::Update];
-    policy.objects.insert("*".into(), crm_core::ObjectRule::new(&all, &[crm_core::Scope::All], &[crm_core::Scope::Own]));
+    let all = [
+        crm_core::Action::Create,
+        crm_core::Action::Read,
+        crm_core::Action::Update,
+    ];
+    policy.objects.insert(
+        "*".into(),
+        crm_core::ObjectRule::new(&all, &[crm_core::Scope::All], &[crm_core::Scope::Own]),
+    );
     let role = w.role("rep", &policy);
     let boss = w.user("boss", role, fields! {});
     let rep = w.user("rep", role, fields! { "manager_id" => boss.user_id });
     let other = w.user("other", role, fields! {});
     let from = w.crm.now();
     for i in 0..3 {
-        w.crm.create(&rep, EntityKind::Activity, fields! { "activity_type" => "call", "subject" => format!("call {i}") }).unwrap();
+        w.crm
+            .create(
+                &rep,
+                EntityKind::Activity,
+                fields! { "activity_type" => "call", "subject" => format!("call {i}") },
+            )
+            .unwrap();
     }
-    let log = w.crm.user_activity(&boss, rep.user_id, from, w.crm.now() + crm_core::chrono::Duration::seconds(1), None).unwrap();
+    let log = w
+        .crm
+        .user_activity(
+            &boss,
+            rep.user_id,
+            from,
+            w.crm.now() + crm_core::chrono::Duration::seconds(1),
+            None,
+        )
+        .unwrap();
     assert_eq!(log.len(), 3);
-    assert!(log.iter().all(|e| e.user_id == rep.user_id && e.kind == EntityKind::Activity));
-    assert_eq!(w.crm.user_activity(&other, rep.user_id, from, w.crm.now(), None).unwrap_err().kind, ErrorKind::PermissionDenied);
+    assert!(log
+        .iter()
+        .all(|e| e.user_id == rep.user_id && e.kind == EntityKind::Activity));
+    assert_eq!(
+        w.crm
+            .user_activity(&other, rep.user_id, from, w.crm.now(), None)
+            .unwrap_err()
+            .kind,
+        ErrorKind::PermissionDenied
+    );
 }
 
 fn tampered(edit: &str) -> crm_core::AuditVerification {
-    let dir = std::env::temp_dir().join(format!("crm-tamper-{}-{}", std::process::id(), edit.len()));
+    let dir =
+        std::env::temp_dir().join(format!("crm-tamper-{}-{}", std::process::id(), edit.len()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("crm.db");
     let _ = std::fs::remove_file(&path);
     let w = world_on(SqliteStore::open(&path).unwrap());
     for i in 0..6 {
-        w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => format!("A{i}") }).unwrap();
+        w.crm
+            .create(
+                &w.admin,
+                EntityKind::Account,
+                fields! { "name" => format!("A{i}") },
+            )
+            .unwrap();
     }
     assert!(w.crm.verify_audit(&w.admin).unwrap().ok);
     let raw = rusqlite::Connection::open(&path).unwrap();
@@ -129,11 +356,22 @@ fn tampered(edit: &str) -> crm_core::AuditVerification {
 #[test]
 fn verify_audit_finds_altered_removed_and_reordered_entries() {
     let v = tampered("UPDATE audit_log SET changes = replace(changes, 'A2', 'A9') WHERE tenant_id = 'acme' AND seq = 5");
-    assert_eq!((v.ok, v.first_bad_seq, v.problem.as_deref()), (false, Some(5), Some("altered")));
-    let v = tampered("UPDATE audit_log SET user_id = zeroblob(16) WHERE tenant_id = 'acme' AND seq = 4");
-    assert_eq!((v.first_bad_seq, v.problem.as_deref()), (Some(4), Some("altered")));
+    assert_eq!(
+        (v.ok, v.first_bad_seq, v.problem.as_deref()),
+        (false, Some(5), Some("altered"))
+    );
+    let v = tampered(
+        "UPDATE audit_log SET user_id = zeroblob(16) WHERE tenant_id = 'acme' AND seq = 4",
+    );
+    assert_eq!(
+        (v.first_bad_seq, v.problem.as_deref()),
+        (Some(4), Some("altered"))
+    );
     let v = tampered("DELETE FROM audit_log WHERE tenant_id = 'acme' AND seq = 4");
-    assert_eq!((v.ok, v.first_bad_seq, v.problem.as_deref()), (false, Some(4), Some("missing")));
+    assert_eq!(
+        (v.ok, v.first_bad_seq, v.problem.as_deref()),
+        (false, Some(4), Some("missing"))
+    );
     // Swap two entries' positions: each still hashes correctly but links to the wrong predecessor.
     let v = tampered(
         "UPDATE audit_log SET seq = -1 WHERE tenant_id = 'acme' AND seq = 4;
@@ -142,7 +380,10 @@ fn verify_audit_finds_altered_removed_and_reordered_entries() {
     );
     assert!(!v.ok);
     assert_eq!(v.first_bad_seq, Some(4));
-    assert!(matches!(v.problem.as_deref(), Some("reordered") | Some("altered")), "{v:?}");
+    assert!(
+        matches!(v.problem.as_deref(), Some("reordered") | Some("altered")),
+        "{v:?}"
+    );
     // Removing the newest entry is found too: the chain head no longer matches the records' versions
     // only if something follows; a truncated tail is reported by the count the host keeps.
     let v = tampered("DELETE FROM audit_log WHERE tenant_id = 'acme' AND seq = 2");

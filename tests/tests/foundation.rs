@@ -1,8 +1,11 @@
 //! The foundation: every entity through `Crm`, validation reject paths that write nothing, optimistic
 //! concurrency, custom fields, keyset paging, phone lookup, tenants, audit and outbox basics.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failures should be loud
+
 use crm_core::{
-    fields, EntityKind, ErrorKind, Fields, Filter, LineItem, ListRequest, Money, Op, RecordId, TenantId, Value,
+    fields, EntityKind, ErrorKind, Filter, LineItem, ListRequest, Money, Op, RecordId, TenantId,
+    Value,
 };
 use crm_tests::{sample, world, World};
 
@@ -26,7 +29,13 @@ fn snapshot(w: &World) -> (Vec<u64>, u64, usize) {
     (counts, audit, events)
 }
 
-fn assert_rejected(w: &World, kind: ErrorKind, field: Option<&str>, rule: &str, f: impl FnOnce(&World) -> crm_core::Result<crm_core::Record>) {
+fn assert_rejected(
+    w: &World,
+    kind: ErrorKind,
+    field: Option<&str>,
+    rule: &str,
+    f: impl FnOnce(&World) -> crm_core::Result<crm_core::Record>,
+) {
     let before = snapshot(w);
     let e = f(w).expect_err("the operation must be refused");
     assert_eq!(e.kind, kind, "{e}");
@@ -36,7 +45,13 @@ fn assert_rejected(w: &World, kind: ErrorKind, field: Option<&str>, rule: &str, 
 }
 
 fn account(w: &World, name: &str) -> crm_core::Record {
-    w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => name, "country" => "IT" }).unwrap()
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => name, "country" => "IT" },
+        )
+        .unwrap()
 }
 
 #[test]
@@ -46,20 +61,52 @@ fn every_entity_type_can_be_created_read_updated_listed_and_deleted() {
         if kind.is_system_managed() || kind == EntityKind::Share {
             continue;
         }
-        let created = w.crm.create(&w.admin, kind, sample(&w, kind)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let created = w
+            .crm
+            .create(&w.admin, kind, sample(&w, kind))
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(created.meta.version, 1);
         let got = w.crm.get(&w.admin, kind, created.meta.id).unwrap();
         assert_eq!(got.fields, created.fields, "{kind}");
 
         // Update one plain text field that every type has, or the name.
-        let field = kind.schema().fields.iter().find(|f| matches!(f.ty, crm_core::FieldType::Text) && !f.system && !f.unique && f.name != "key").map(|f| f.name);
+        let field = kind
+            .schema()
+            .fields
+            .iter()
+            .find(|f| {
+                matches!(f.ty, crm_core::FieldType::Text)
+                    && !f.system
+                    && !f.unique
+                    && f.name != "key"
+            })
+            .map(|f| f.name);
         let updated = match field {
             Some(f) => {
-                let u = w.crm.update(&w.admin, kind, created.meta.id, 1, fields! { f => "changed" }).unwrap_or_else(|e| panic!("{kind}: {e}"));
+                let u = w
+                    .crm
+                    .update(
+                        &w.admin,
+                        kind,
+                        created.meta.id,
+                        1,
+                        fields! { f => "changed" },
+                    )
+                    .unwrap_or_else(|e| panic!("{kind}: {e}"));
                 assert_eq!(u.meta.version, 2, "{kind}");
                 assert_eq!(u.text(f), Some("changed"));
-                let page = w.crm.list(&w.admin, kind, &ListRequest::filter(Filter::eq(f, "changed"))).unwrap();
-                assert!(page.items.iter().any(|r| r.meta.id == created.meta.id), "{kind}: list by {f}");
+                let page = w
+                    .crm
+                    .list(
+                        &w.admin,
+                        kind,
+                        &ListRequest::filter(Filter::eq(f, "changed")),
+                    )
+                    .unwrap();
+                assert!(
+                    page.items.iter().any(|r| r.meta.id == created.meta.id),
+                    "{kind}: list by {f}"
+                );
                 u
             }
             None => created.clone(),
@@ -67,13 +114,34 @@ fn every_entity_type_can_be_created_read_updated_listed_and_deleted() {
         if kind == EntityKind::User {
             continue; // users are deactivated, not deleted, in practice; deletion is covered below
         }
-        w.crm.delete(&w.admin, kind, created.meta.id, Some(updated.meta.version)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        w.crm
+            .delete(&w.admin, kind, created.meta.id, Some(updated.meta.version))
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         let trashed = w.crm.get(&w.admin, kind, created.meta.id).unwrap();
         assert!(trashed.meta.deleted_at.is_some(), "{kind}");
-        let live = w.crm.list(&w.admin, kind, &ListRequest::default().limit(1000)).unwrap();
-        assert!(live.items.iter().all(|r| r.meta.id != created.meta.id), "{kind}: trashed record listed");
-        let trash = w.crm.list(&w.admin, kind, &ListRequest { deleted: true, ..Default::default() }).unwrap();
-        assert!(trash.items.iter().any(|r| r.meta.id == created.meta.id), "{kind}: not in the trash");
+        let live = w
+            .crm
+            .list(&w.admin, kind, &ListRequest::default().limit(1000))
+            .unwrap();
+        assert!(
+            live.items.iter().all(|r| r.meta.id != created.meta.id),
+            "{kind}: trashed record listed"
+        );
+        let trash = w
+            .crm
+            .list(
+                &w.admin,
+                kind,
+                &ListRequest {
+                    deleted: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(
+            trash.items.iter().any(|r| r.meta.id == created.meta.id),
+            "{kind}: not in the trash"
+        );
         w.crm.restore(&w.admin, kind, created.meta.id).unwrap();
     }
 }
@@ -81,7 +149,10 @@ fn every_entity_type_can_be_created_read_updated_listed_and_deleted() {
 #[test]
 fn quote_totals_are_computed_with_decimal_rounding() {
     let w = world();
-    let q = w.crm.create(&w.admin, EntityKind::Quote, sample(&w, EntityKind::Quote)).unwrap();
+    let q = w
+        .crm
+        .create(&w.admin, EntityKind::Quote, sample(&w, EntityKind::Quote))
+        .unwrap();
     // 2 × 50 = 100.00; 10 % discount = 10.00; 22 % tax on 90.00 = 19.80; total 109.80
     assert_eq!(q.get("subtotal"), &eur("100"));
     assert_eq!(q.get("discount_total"), &eur("10"));
@@ -93,67 +164,237 @@ fn quote_totals_are_computed_with_decimal_rounding() {
 fn reject_paths_name_field_and_rule_and_write_nothing() {
     let w = world();
     let acc = account(&w, "Base");
-    assert_rejected(&w, ErrorKind::Validation, Some("email"), "email_syntax", |w| {
-        w.crm.create(&w.admin, EntityKind::Contact, fields! { "last_name" => "X", "email" => "not-an-email" })
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("phone"), "phone_format", |w| {
-        w.crm.create(&w.admin, EntityKind::Contact, fields! { "last_name" => "X", "phone" => "12" })
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("currency"), "currency_code", |w| {
-        w.crm.create(&w.admin, EntityKind::Quote, fields! { "account_id" => acc.meta.id, "currency" => "XYZ" })
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("unit_cost"), "currency_mismatch", |w| {
-        w.crm.create(&w.admin, EntityKind::Product, fields! { "sku" => "P1", "name" => "P", "list_price" => eur("10"), "unit_cost" => Value::Money(Money::parse("5", "USD").unwrap()) })
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("last_name"), "required", |w| {
-        w.crm.create(&w.admin, EntityKind::Contact, fields! { "first_name" => "Only" })
-    });
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("email"),
+        "email_syntax",
+        |w| {
+            w.crm.create(
+                &w.admin,
+                EntityKind::Contact,
+                fields! { "last_name" => "X", "email" => "not-an-email" },
+            )
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("phone"),
+        "phone_format",
+        |w| {
+            w.crm.create(
+                &w.admin,
+                EntityKind::Contact,
+                fields! { "last_name" => "X", "phone" => "12" },
+            )
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("currency"),
+        "currency_code",
+        |w| {
+            w.crm.create(
+                &w.admin,
+                EntityKind::Quote,
+                fields! { "account_id" => acc.meta.id, "currency" => "XYZ" },
+            )
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("unit_cost"),
+        "currency_mismatch",
+        |w| {
+            w.crm.create(&w.admin, EntityKind::Product, fields! { "sku" => "P1", "name" => "P", "list_price" => eur("10"), "unit_cost" => Value::Money(Money::parse("5", "USD").unwrap()) })
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("last_name"),
+        "required",
+        |w| {
+            w.crm.create(
+                &w.admin,
+                EntityKind::Contact,
+                fields! { "first_name" => "Only" },
+            )
+        },
+    );
     let quote = |lines: Vec<LineItem>| fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => Value::Lines(lines) };
-    assert_rejected(&w, ErrorKind::Validation, Some("lines[0].quantity"), "non_negative", |w| {
-        let mut f = quote(vec![]);
-        f.insert("lines".into(), Value::Lines(vec![LineItem { product_id: None, description: String::new(), quantity: d("-1"), unit_price: d("1"), discount_percent: d("0"), tax_rate: d("0"), unit_cost: None }]));
-        w.crm.create(&w.admin, EntityKind::Quote, f)
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("lines[0].discount_percent"), "discount_range", |w| {
-        let mut f = quote(vec![]);
-        f.insert("lines".into(), Value::Lines(vec![LineItem { product_id: None, description: String::new(), quantity: d("1"), unit_price: d("1"), discount_percent: d("120"), tax_rate: d("0"), unit_cost: None }]));
-        w.crm.create(&w.admin, EntityKind::Quote, f)
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("ends_on"), "date_order", |w| {
-        w.crm.create(&w.admin, EntityKind::Campaign, fields! { "name" => "C", "starts_on" => Value::Date("2026-05-01".parse().unwrap()), "ends_on" => Value::Date("2026-04-01".parse().unwrap()) })
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("custom.nope"), "unknown_field", |w| {
-        w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "A", "custom.nope" => "x" })
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("nope"), "unknown_field", |w| {
-        w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "A", "nope" => "x" })
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("status"), "system_field", |w| {
-        w.crm.create(&w.admin, EntityKind::Lead, fields! { "last_name" => "A", "status" => "converted" })
-    });
-    w.crm.create(&w.admin, EntityKind::CustomField, fields! { "entity" => "account", "name" => "employees", "field_type" => "int" }).unwrap();
-    assert_rejected(&w, ErrorKind::Validation, Some("custom.employees"), "type", |w| {
-        w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "A", "custom.employees" => "many" })
-    });
-    assert_rejected(&w, ErrorKind::Validation, Some("account_id"), "reference", |w| {
-        w.crm.create(&w.admin, EntityKind::Opportunity, fields! { "name" => "O", "account_id" => RecordId::new_at(w.crm.now()) })
-    });
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("lines[0].quantity"),
+        "non_negative",
+        |w| {
+            let mut f = quote(vec![]);
+            f.insert(
+                "lines".into(),
+                Value::Lines(vec![LineItem {
+                    product_id: None,
+                    description: String::new(),
+                    quantity: d("-1"),
+                    unit_price: d("1"),
+                    discount_percent: d("0"),
+                    tax_rate: d("0"),
+                    unit_cost: None,
+                }]),
+            );
+            w.crm.create(&w.admin, EntityKind::Quote, f)
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("lines[0].discount_percent"),
+        "discount_range",
+        |w| {
+            let mut f = quote(vec![]);
+            f.insert(
+                "lines".into(),
+                Value::Lines(vec![LineItem {
+                    product_id: None,
+                    description: String::new(),
+                    quantity: d("1"),
+                    unit_price: d("1"),
+                    discount_percent: d("120"),
+                    tax_rate: d("0"),
+                    unit_cost: None,
+                }]),
+            );
+            w.crm.create(&w.admin, EntityKind::Quote, f)
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("ends_on"),
+        "date_order",
+        |w| {
+            w.crm.create(&w.admin, EntityKind::Campaign, fields! { "name" => "C", "starts_on" => Value::Date("2026-05-01".parse().unwrap()), "ends_on" => Value::Date("2026-04-01".parse().unwrap()) })
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("custom.nope"),
+        "unknown_field",
+        |w| {
+            w.crm.create(
+                &w.admin,
+                EntityKind::Account,
+                fields! { "name" => "A", "custom.nope" => "x" },
+            )
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("nope"),
+        "unknown_field",
+        |w| {
+            w.crm.create(
+                &w.admin,
+                EntityKind::Account,
+                fields! { "name" => "A", "nope" => "x" },
+            )
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("status"),
+        "system_field",
+        |w| {
+            w.crm.create(
+                &w.admin,
+                EntityKind::Lead,
+                fields! { "last_name" => "A", "status" => "converted" },
+            )
+        },
+    );
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::CustomField,
+            fields! { "entity" => "account", "name" => "employees", "field_type" => "int" },
+        )
+        .unwrap();
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("custom.employees"),
+        "type",
+        |w| {
+            w.crm.create(
+                &w.admin,
+                EntityKind::Account,
+                fields! { "name" => "A", "custom.employees" => "many" },
+            )
+        },
+    );
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("account_id"),
+        "reference",
+        |w| {
+            w.crm.create(
+                &w.admin,
+                EntityKind::Opportunity,
+                fields! { "name" => "O", "account_id" => RecordId::new_at(w.crm.now()) },
+            )
+        },
+    );
     // A batch is all or nothing; the error names the row.
-    assert_rejected(&w, ErrorKind::Validation, Some("rows[1].email"), "email_syntax", |w| {
-        w.crm
-            .create_many(&w.admin, EntityKind::Contact, vec![fields! { "last_name" => "Ok" }.into(), fields! { "last_name" => "Bad", "email" => "@" }.into()])
-            .map(|mut v| v.remove(0))
-    });
+    assert_rejected(
+        &w,
+        ErrorKind::Validation,
+        Some("rows[1].email"),
+        "email_syntax",
+        |w| {
+            w.crm
+                .create_many(
+                    &w.admin,
+                    EntityKind::Contact,
+                    vec![
+                        fields! { "last_name" => "Ok" }.into(),
+                        fields! { "last_name" => "Bad", "email" => "@" }.into(),
+                    ],
+                )
+                .map(|mut v| v.remove(0))
+        },
+    );
 }
 
 #[test]
 fn stale_version_is_a_conflict_and_writes_nothing() {
     let w = world();
     let a = account(&w, "ACME");
-    let a2 = w.crm.update(&w.admin, EntityKind::Account, a.meta.id, 1, fields! { "city" => "Milano" }).unwrap();
+    let a2 = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::Account,
+            a.meta.id,
+            1,
+            fields! { "city" => "Milano" },
+        )
+        .unwrap();
     assert_eq!(a2.meta.version, 2);
     assert_rejected(&w, ErrorKind::Conflict, None, "stale_version", |w| {
-        w.crm.update(&w.admin, EntityKind::Account, a.meta.id, 1, fields! { "city" => "Roma" })
+        w.crm.update(
+            &w.admin,
+            EntityKind::Account,
+            a.meta.id,
+            1,
+            fields! { "city" => "Roma" },
+        )
     });
     let now = w.crm.get(&w.admin, EntityKind::Account, a.meta.id).unwrap();
     assert_eq!((now.meta.version, now.text("city")), (2, Some("Milano")));
@@ -162,10 +403,25 @@ fn stale_version_is_a_conflict_and_writes_nothing() {
 #[test]
 fn phone_lookup_finds_the_record_whatever_the_format() {
     let w = world();
-    let c = w.crm.create(&w.admin, EntityKind::Contact, fields! { "last_name" => "Rossi", "phone" => "+39 02 1234 5678" }).unwrap();
+    let c = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Contact,
+            fields! { "last_name" => "Rossi", "phone" => "+39 02 1234 5678" },
+        )
+        .unwrap();
     assert_eq!(c.text("phone"), Some("+390212345678"));
-    for raw in ["+39 02 1234 5678", "0039-02-12345678", "(02) 1234 5678", "02.1234.5678"] {
-        let found = w.crm.find_by_phone(&w.admin, EntityKind::Contact, raw).unwrap();
+    for raw in [
+        "+39 02 1234 5678",
+        "0039-02-12345678",
+        "(02) 1234 5678",
+        "02.1234.5678",
+    ] {
+        let found = w
+            .crm
+            .find_by_phone(&w.admin, EntityKind::Contact, raw)
+            .unwrap();
         assert_eq!(found.len(), 1, "{raw}");
         assert_eq!(found[0].meta.id, c.meta.id);
     }
@@ -178,35 +434,139 @@ fn custom_fields_filter_sort_rename_and_archive_without_losing_values() {
         .crm
         .create(&w.admin, EntityKind::CustomField, fields! { "entity" => "account", "name" => "sector", "field_type" => "choice", "choices" => Value::Json(serde_json::json!(["retail", "bank", "energy"])) })
         .unwrap();
-    w.crm.create(&w.admin, EntityKind::CustomField, fields! { "entity" => "account", "name" => "revenue", "field_type" => "money" }).unwrap();
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::CustomField,
+            fields! { "entity" => "account", "name" => "revenue", "field_type" => "money" },
+        )
+        .unwrap();
     for (i, ind) in ["retail", "bank", "retail", "energy"].iter().enumerate() {
         w.crm
             .create(&w.admin, EntityKind::Account, fields! { "name" => format!("A{i}"), "custom.sector" => *ind, "custom.revenue" => eur(&format!("{}", 1000 * (i + 1))) })
             .unwrap();
     }
-    let retail = w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("custom.sector", "retail"))).unwrap();
+    let retail = w
+        .crm
+        .count(
+            &w.admin,
+            EntityKind::Account,
+            Some(&Filter::eq("custom.sector", "retail")),
+        )
+        .unwrap();
     assert_eq!(retail, 2);
-    let big = w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::cmp("custom.revenue", Op::Gt, eur("2500")))).unwrap();
+    let big = w
+        .crm
+        .count(
+            &w.admin,
+            EntityKind::Account,
+            Some(&Filter::cmp("custom.revenue", Op::Gt, eur("2500"))),
+        )
+        .unwrap();
     assert_eq!(big, 2);
-    let sorted = w.crm.list(&w.admin, EntityKind::Account, &ListRequest::default().sort_by("custom.revenue", true)).unwrap();
+    let sorted = w
+        .crm
+        .list(
+            &w.admin,
+            EntityKind::Account,
+            &ListRequest::default().sort_by("custom.revenue", true),
+        )
+        .unwrap();
     assert_eq!(sorted.items[0].label(), "A3");
-    let e = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "X", "custom.sector" => "farming" }).unwrap_err();
-    assert_eq!((e.field.as_deref(), e.rule.as_deref()), (Some("custom.sector"), Some("choice")));
+    let e = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "X", "custom.sector" => "farming" },
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.field.as_deref(), e.rule.as_deref()),
+        (Some("custom.sector"), Some("choice"))
+    );
 
     // Rename: values follow the field.
-    let def = w.crm.update(&w.admin, EntityKind::CustomField, def.meta.id, 1, fields! { "name" => "vertical" }).unwrap();
-    assert_eq!(w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("custom.vertical", "retail"))).unwrap(), 2);
-    let e = w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("custom.sector", "retail"))).unwrap_err();
+    let def = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::CustomField,
+            def.meta.id,
+            1,
+            fields! { "name" => "vertical" },
+        )
+        .unwrap();
+    assert_eq!(
+        w.crm
+            .count(
+                &w.admin,
+                EntityKind::Account,
+                Some(&Filter::eq("custom.vertical", "retail"))
+            )
+            .unwrap(),
+        2
+    );
+    let e = w
+        .crm
+        .count(
+            &w.admin,
+            EntityKind::Account,
+            Some(&Filter::eq("custom.sector", "retail")),
+        )
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidQuery);
     // Archive: hidden, but kept; un-archive brings the values back.
-    let def = w.crm.update(&w.admin, EntityKind::CustomField, def.meta.id, def.meta.version, fields! { "archived" => true }).unwrap();
-    let a = &w.crm.list(&w.admin, EntityKind::Account, &ListRequest::filter(Filter::eq("name", "A0"))).unwrap().items[0];
-    assert!(a.custom.get("vertical").is_none());
-    w.crm.update(&w.admin, EntityKind::CustomField, def.meta.id, def.meta.version, fields! { "archived" => false }).unwrap();
-    let a = &w.crm.list(&w.admin, EntityKind::Account, &ListRequest::filter(Filter::eq("name", "A0"))).unwrap().items[0];
+    let def = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::CustomField,
+            def.meta.id,
+            def.meta.version,
+            fields! { "archived" => true },
+        )
+        .unwrap();
+    let a = &w
+        .crm
+        .list(
+            &w.admin,
+            EntityKind::Account,
+            &ListRequest::filter(Filter::eq("name", "A0")),
+        )
+        .unwrap()
+        .items[0];
+    assert!(!a.custom.contains_key("vertical"));
+    w.crm
+        .update(
+            &w.admin,
+            EntityKind::CustomField,
+            def.meta.id,
+            def.meta.version,
+            fields! { "archived" => false },
+        )
+        .unwrap();
+    let a = &w
+        .crm
+        .list(
+            &w.admin,
+            EntityKind::Account,
+            &ListRequest::filter(Filter::eq("name", "A0")),
+        )
+        .unwrap()
+        .items[0];
     assert_eq!(a.custom("vertical"), &Value::Text("retail".into()));
     // The type cannot change under stored values.
-    let e = w.crm.update(&w.admin, EntityKind::CustomField, def.meta.id, def.meta.version + 1, fields! { "field_type" => "int" }).unwrap_err();
+    let e = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::CustomField,
+            def.meta.id,
+            def.meta.version + 1,
+            fields! { "field_type" => "int" },
+        )
+        .unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("immutable"));
 }
 
@@ -214,10 +574,14 @@ fn custom_fields_filter_sort_rename_and_archive_without_losing_values() {
 fn keyset_pages_visit_every_record_once_in_order() {
     let w = world();
     let rows: Vec<_> = (0..2_500).map(|i| fields! { "name" => format!("Company {:04}", (i * 7919) % 2_500), "city" => if i % 3 == 0 { "Milano" } else { "Roma" } }.into()).collect();
-    w.crm.create_many(&w.admin, EntityKind::Account, rows).unwrap();
+    w.crm
+        .create_many(&w.admin, EntityKind::Account, rows)
+        .unwrap();
     for desc in [false, true] {
         let mut seen = Vec::new();
-        let mut req = ListRequest::filter(Filter::eq("city", "Roma")).sort_by("name", desc).limit(97);
+        let mut req = ListRequest::filter(Filter::eq("city", "Roma"))
+            .sort_by("name", desc)
+            .limit(97);
         loop {
             let page = w.crm.list(&w.admin, EntityKind::Account, &req).unwrap();
             seen.extend(page.items.iter().map(|r| r.label()));
@@ -232,14 +596,37 @@ fn keyset_pages_visit_every_record_once_in_order() {
             expected.reverse();
         }
         assert_eq!(seen, expected);
-        assert_eq!(seen.len() as u64, w.crm.count(&w.admin, EntityKind::Account, Some(&Filter::eq("city", "Roma"))).unwrap());
+        assert_eq!(
+            seen.len() as u64,
+            w.crm
+                .count(
+                    &w.admin,
+                    EntityKind::Account,
+                    Some(&Filter::eq("city", "Roma"))
+                )
+                .unwrap()
+        );
         let mut dedup = seen.clone();
         dedup.dedup();
         assert_eq!(dedup.len(), seen.len());
     }
     // A cursor belongs to its sort.
-    let p = w.crm.list(&w.admin, EntityKind::Account, &ListRequest::default().sort_by("name", false).limit(5)).unwrap();
-    let e = w.crm.list(&w.admin, EntityKind::Account, &ListRequest::default().sort_by("city", false).after(p.next)).unwrap_err();
+    let p = w
+        .crm
+        .list(
+            &w.admin,
+            EntityKind::Account,
+            &ListRequest::default().sort_by("name", false).limit(5),
+        )
+        .unwrap();
+    let e = w
+        .crm
+        .list(
+            &w.admin,
+            EntityKind::Account,
+            &ListRequest::default().sort_by("city", false).after(p.next),
+        )
+        .unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("cursor"));
 }
 
@@ -249,12 +636,33 @@ fn tenants_never_see_each_other() {
     let a = account(&w, "Tenant A only");
     let other = TenantId::new("globex").unwrap();
     let b = w.crm.bootstrap(&other, "boss", Default::default()).unwrap();
-    assert_eq!(w.crm.get(&b, EntityKind::Account, a.meta.id).unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        w.crm
+            .get(&b, EntityKind::Account, a.meta.id)
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
     assert_eq!(w.crm.count(&b, EntityKind::Account, None).unwrap(), 0);
     // A user id of tenant A means nothing in tenant B.
     let forged = crm_core::Context::new(other.clone(), w.admin.user_id);
-    assert_eq!(w.crm.count(&forged, EntityKind::Account, None).unwrap_err().kind, ErrorKind::PermissionDenied);
-    let e = w.crm.update(&b, EntityKind::Account, a.meta.id, 1, fields! { "name" => "x" }).unwrap_err();
+    assert_eq!(
+        w.crm
+            .count(&forged, EntityKind::Account, None)
+            .unwrap_err()
+            .kind,
+        ErrorKind::PermissionDenied
+    );
+    let e = w
+        .crm
+        .update(
+            &b,
+            EntityKind::Account,
+            a.meta.id,
+            1,
+            fields! { "name" => "x" },
+        )
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
 }
 
@@ -263,15 +671,37 @@ fn every_change_has_its_audit_entry_and_event() {
     let w = world();
     let before_events = w.crm.pending_events(&w.admin, 0, 10_000).unwrap().len();
     let a = account(&w, "Audited");
-    let a = w.crm.update(&w.admin, EntityKind::Account, a.meta.id, 1, fields! { "city" => "Torino" }).unwrap();
-    w.crm.delete(&w.admin, EntityKind::Account, a.meta.id, Some(a.meta.version)).unwrap();
-    let h = w.crm.history(&w.admin, EntityKind::Account, a.meta.id, None, None).unwrap();
+    let a = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::Account,
+            a.meta.id,
+            1,
+            fields! { "city" => "Torino" },
+        )
+        .unwrap();
+    w.crm
+        .delete(
+            &w.admin,
+            EntityKind::Account,
+            a.meta.id,
+            Some(a.meta.version),
+        )
+        .unwrap();
+    let h = w
+        .crm
+        .history(&w.admin, EntityKind::Account, a.meta.id, None, None)
+        .unwrap();
     let ops: Vec<_> = h.entries.iter().map(|e| e.operation.name()).collect();
     assert_eq!(ops, ["delete", "update", "create"]);
     let upd = &h.entries[1];
     assert_eq!(upd.changes.len(), 1);
     assert_eq!(upd.changes[0].field, "city");
-    assert_eq!((&upd.changes[0].old, &upd.changes[0].new), (&Value::Null, &Value::Text("Torino".into())));
+    assert_eq!(
+        (&upd.changes[0].old, &upd.changes[0].new),
+        (&Value::Null, &Value::Text("Torino".into()))
+    );
     assert_eq!(upd.origin.client.as_deref(), Some("tests"));
     assert_eq!(upd.user_id, w.admin.user_id);
     let events = w.crm.pending_events(&w.admin, 0, 10_000).unwrap();

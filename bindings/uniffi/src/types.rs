@@ -633,6 +633,6 @@ mod tests {
             Err(CrmError::InvalidQuery { .. })
         ));
         assert!(filter(Some("  ")).unwrap().is_none());
-        assert_eq!(unsigned32("limit", -1).is_err(), true);
+        assert!(unsigned32("limit", -1).is_err());
     }
 }

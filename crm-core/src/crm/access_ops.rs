@@ -43,7 +43,12 @@ impl Crm {
     /// Sets up an empty tenant: an `Administrator` role allowed everything and its first user.
     /// Returns the administrator's context. Refused when the tenant already has users. This is the
     /// only call without an acting user, and it is recorded in the audit log as the new administrator's.
-    pub fn bootstrap(&self, tenant: &TenantId, admin_username: &str, origin: Origin) -> Result<Context> {
+    pub fn bootstrap(
+        &self,
+        tenant: &TenantId,
+        admin_username: &str,
+        origin: Origin,
+    ) -> Result<Context> {
         let now = self.now();
         let admin_id = RecordId::new_at(now);
         let ctx = Context {
@@ -53,7 +58,11 @@ impl Crm {
         };
         let mut uow = self.begin(&ctx, now)?;
         if !load_all(&*uow.tx, EntityKind::User, tenant)?.is_empty() {
-            return Err(CrmError::conflict("tenant", "already_bootstrapped", "the tenant already has users"));
+            return Err(CrmError::conflict(
+                "tenant",
+                "already_bootstrapped",
+                "the tenant already has users",
+            ));
         }
         let role_id = RecordId::new_at(now);
         let meta = |kind, id| RecordMeta {
@@ -79,7 +88,11 @@ impl Crm {
         };
         let username = admin_username.trim();
         if username.is_empty() {
-            return Err(CrmError::validation("username", "required", "field `username` is required"));
+            return Err(CrmError::validation(
+                "username",
+                "required",
+                "field `username` is required",
+            ));
         }
         let user = Record {
             meta: meta(EntityKind::User, admin_id),
@@ -100,21 +113,41 @@ impl Crm {
 
     /// Shares a record with a user, a team or a partner organisation, for reading or editing, until
     /// an optional instant. Allowed to the record's owner and to users who may configure shares.
-    pub fn share(&self, ctx: &Context, kind: EntityKind, id: RecordId, grantee: Grantee, edit: bool, until: Option<DateTime<Utc>>) -> Result<Record> {
+    pub fn share(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        grantee: Grantee,
+        edit: bool,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
         let mut uow = self.begin(ctx, self.now())?;
         let target = self.fetch_visible(&*uow.tx, &p, &cache, ctx, kind, id, Action::Read)?;
         let admin = access::object_decision(&p, Action::Configure, EntityKind::Share).allowed;
         if target.meta.owner_id != p.user_id && !admin {
-            return Err(CrmError::permission_denied("share", kind.name(), "owner_or_admin"));
+            return Err(CrmError::permission_denied(
+                "share",
+                kind.name(),
+                "owner_or_admin",
+            ));
         }
         let (field, gid, gkind) = match grantee {
             Grantee::User(g) => ("grantee_user_id", g, EntityKind::User),
             Grantee::Team(g) => ("grantee_team_id", g, EntityKind::Team),
             Grantee::Partner(g) => ("grantee_account_id", g, EntityKind::Account),
         };
-        if uow.tx.get(gkind, &ctx.tenant, gid, &Default::default())?.is_none() {
-            return Err(CrmError::validation(field, "reference", format!("no {gkind} with id `{gid}`")));
+        if uow
+            .tx
+            .get(gkind, &ctx.tenant, gid, &Default::default())?
+            .is_none()
+        {
+            return Err(CrmError::validation(
+                field,
+                "reference",
+                format!("no {gkind} with id `{gid}`"),
+            ));
         }
         let mut fields = fields! {
             "record_kind" => kind.name(),
@@ -154,7 +187,12 @@ impl Crm {
         let mut uow = self.begin(ctx, self.now())?;
         let share = uow
             .tx
-            .get(EntityKind::Share, &ctx.tenant, share_id, &Default::default())?
+            .get(
+                EntityKind::Share,
+                &ctx.tenant,
+                share_id,
+                &Default::default(),
+            )?
             .filter(|s| s.meta.deleted_at.is_none())
             .ok_or_else(|| CrmError::not_found("share", share_id))?;
         let admin = access::object_decision(&p, Action::Configure, EntityKind::Share).allowed;
@@ -164,25 +202,63 @@ impl Crm {
         let _ = cache;
         let mut new = share.clone();
         new.meta.deleted_at = Some(uow.now);
-        uow.replace(&share, new, Operation::Share, "record.unshared", Some("share revoked".into()))?;
+        uow.replace(
+            &share,
+            new,
+            Operation::Share,
+            "record.unshared",
+            Some("share revoked".into()),
+        )?;
         uow.commit(self)
     }
 
     /// Live shares of one record.
-    fn shares_of(&self, tx: &dyn ReadTx, tenant: &TenantId, kind: EntityKind, id: RecordId) -> Result<Vec<Record>> {
-        let col = |name: &'static str| Column::Builtin { name, ty: EntityKind::Share.schema().field(name).map(|f| f.ty.clone()).unwrap_or(crate::value::FieldType::Text) };
+    fn shares_of(
+        &self,
+        tx: &dyn ReadTx,
+        tenant: &TenantId,
+        kind: EntityKind,
+        id: RecordId,
+    ) -> Result<Vec<Record>> {
+        let col = |name: &'static str| Column::Builtin {
+            name,
+            ty: EntityKind::Share
+                .schema()
+                .field(name)
+                .map(|f| f.ty.clone())
+                .unwrap_or(crate::value::FieldType::Text),
+        };
         let q = Query::all(EntityKind::Share, tenant.clone())
-            .and(Cond::Compare(col("record_kind"), Op::Eq, Value::Text(kind.name().into())))
+            .and(Cond::Compare(
+                col("record_kind"),
+                Op::Eq,
+                Value::Text(kind.name().into()),
+            ))
             .and(Cond::Compare(col("record_id"), Op::Eq, Value::Ref(id)));
         tx.query(&q)
     }
 
-    fn explain_with(&self, tx: &dyn ReadTx, cache: &TenantCache, ctx: &Context, p: &access::Principal, action: Action, record: &Record, shares: &[Record]) -> Result<Decision> {
+    #[allow(clippy::too_many_arguments)] // the facts of one decision, all borrowed from the caller
+    fn explain_with(
+        &self,
+        tx: &dyn ReadTx,
+        cache: &TenantCache,
+        ctx: &Context,
+        p: &access::Principal,
+        action: Action,
+        record: &Record,
+        shares: &[Record],
+    ) -> Result<Decision> {
         let now = self.now();
         let account = match record.meta.kind {
             EntityKind::Account => Some(record.clone()),
             k => match k.account_link().and_then(|f| record.reference(f)) {
-                Some(aid) => tx.get(EntityKind::Account, &ctx.tenant, aid, &cache.customs.types(EntityKind::Account))?,
+                Some(aid) => tx.get(
+                    EntityKind::Account,
+                    &ctx.tenant,
+                    aid,
+                    &cache.customs.types(EntityKind::Account),
+                )?,
                 None => None,
             },
         };
@@ -195,7 +271,11 @@ impl Crm {
             }
             let hit = ["grantee_user_id", "grantee_team_id", "grantee_account_id"]
                 .iter()
-                .find_map(|f| s.reference(f).filter(|g| principals.contains(g)).map(|_| *f));
+                .find_map(|f| {
+                    s.reference(f)
+                        .filter(|g| principals.contains(g))
+                        .map(|_| *f)
+                });
             if let Some(f) = hit {
                 let edit = s.text("access") == Some("edit");
                 let via = match f {
@@ -208,25 +288,45 @@ impl Crm {
                 }
             }
         }
-        Ok(access::explain_record(p, action, record, territory, best.as_ref().map(|(v, e)| (v.as_str(), *e))))
+        Ok(access::explain_record(
+            p,
+            action,
+            record,
+            territory,
+            best.as_ref().map(|(v, e)| (v.as_str(), *e)),
+        ))
     }
 
     fn require_admin(&self, p: &access::Principal) -> Result<()> {
         if access::object_decision(p, Action::Configure, EntityKind::Role).allowed {
             Ok(())
         } else {
-            Err(CrmError::permission_denied("configure", "role", "object_permission"))
+            Err(CrmError::permission_denied(
+                "configure",
+                "role",
+                "object_permission",
+            ))
         }
     }
 
     /// Says whether `user_id` may take `action` on a record and which rule decided, in words an
     /// administrator understands. Asked by an administrator, or by a user about themselves.
-    pub fn explain(&self, ctx: &Context, user_id: RecordId, action: Action, kind: EntityKind, id: RecordId) -> Result<Decision> {
+    pub fn explain(
+        &self,
+        ctx: &Context,
+        user_id: RecordId,
+        action: Action,
+        kind: EntityKind,
+        id: RecordId,
+    ) -> Result<Decision> {
         let (me, cache) = self.principal(ctx)?;
         if me.user_id != user_id {
             self.require_admin(&me)?;
         }
-        let p = cache.org.principal(user_id).ok_or_else(|| CrmError::not_found("user", user_id))?;
+        let p = cache
+            .org
+            .principal(user_id)
+            .ok_or_else(|| CrmError::not_found("user", user_id))?;
         let tx = self.store().read()?;
         let record = tx
             .get(kind, &ctx.tenant, id, &cache.customs.types(kind))?
@@ -237,7 +337,12 @@ impl Crm {
 
     /// Every active user of the tenant and whether they can read a record, with the deciding rule.
     /// For administrators.
-    pub fn who_can_read(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Vec<AccessReview>> {
+    pub fn who_can_read(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+    ) -> Result<Vec<AccessReview>> {
         let (me, cache) = self.principal(ctx)?;
         self.require_admin(&me)?;
         let tx = self.store().read()?;
@@ -247,7 +352,8 @@ impl Crm {
         let shares = self.shares_of(&*tx, &ctx.tenant, kind, id)?;
         let mut out = Vec::new();
         for p in cache.org.principals() {
-            let decision = self.explain_with(&*tx, &cache, ctx, p, Action::Read, &record, &shares)?;
+            let decision =
+                self.explain_with(&*tx, &cache, ctx, p, Action::Read, &record, &shares)?;
             out.push(AccessReview {
                 user_id: p.user_id,
                 username: p.username.clone(),
@@ -260,7 +366,12 @@ impl Crm {
 
     /// The roles whose holders can read field `field` of `kind` (built-in, or `custom.<name>`), with
     /// `read` or `read_only`; roles that cannot read the type or have the field hidden are left out.
-    pub fn roles_reading_field(&self, ctx: &Context, kind: EntityKind, field: &str) -> Result<Vec<(RecordId, String, String)>> {
+    pub fn roles_reading_field(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        field: &str,
+    ) -> Result<Vec<(RecordId, String, String)>> {
         let (me, cache) = self.principal(ctx)?;
         self.require_admin(&me)?;
         let tx = self.store().read()?;
@@ -272,13 +383,17 @@ impl Crm {
                 Value::Json(j) => Policy::from_json(j)?,
                 _ => Policy::default(),
             };
-            let reads = policy.rule(kind).is_some_and(|(_, rule)| rule.actions.contains(&Action::Read));
+            let reads = policy
+                .rule(kind)
+                .is_some_and(|(_, rule)| rule.actions.contains(&Action::Read));
             if !reads {
                 continue;
             }
             match policy.field_access(kind, field) {
                 Some(FieldAccess::Hidden) => {}
-                Some(FieldAccess::ReadOnly) => out.push((r.meta.id, r.label(), "read_only".to_owned())),
+                Some(FieldAccess::ReadOnly) => {
+                    out.push((r.meta.id, r.label(), "read_only".to_owned()))
+                }
                 None => out.push((r.meta.id, r.label(), "read".to_owned())),
             }
         }
@@ -286,4 +401,3 @@ impl Crm {
         Ok(out)
     }
 }
-

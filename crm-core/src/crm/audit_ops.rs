@@ -57,7 +57,11 @@ impl Crm {
             .into_iter()
             .filter_map(|mut c| {
                 if let Some(key) = c.field.strip_prefix("custom.") {
-                    let name = cache.customs.by_key(kind, key).map(|d| d.name.clone()).unwrap_or_else(|| key.to_owned());
+                    let name = cache
+                        .customs
+                        .by_key(kind, key)
+                        .map(|d| d.name.clone())
+                        .unwrap_or_else(|| key.to_owned());
                     c.field = format!("custom.{name}");
                 }
                 (access::field_access(p, kind, &c.field) != Some(FieldAccess::Hidden)).then_some(c)
@@ -79,9 +83,17 @@ impl Crm {
 
     /// The history of a record, newest first, `limit` entries a page (default 50). Fields hidden from
     /// the reader appear in no entry.
-    pub fn history(&self, ctx: &Context, kind: EntityKind, id: RecordId, before_seq: Option<u64>, limit: Option<u32>) -> Result<HistoryPage> {
+    pub fn history(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        before_seq: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage> {
         let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, kind).map_err(|_| CrmError::not_found(kind.name(), id))?;
+        self.require(&p, Action::Read, kind)
+            .map_err(|_| CrmError::not_found(kind.name(), id))?;
         let tx = self.store().read()?;
         self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
         let limit = limit.unwrap_or(50).clamp(1, 1000);
@@ -93,18 +105,32 @@ impl Crm {
         let mut rows = tx.audit(&q)?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
-        let next = if more { rows.last().map(|e| e.seq) } else { None };
+        let next = if more {
+            rows.last().map(|e| e.seq)
+        } else {
+            None
+        };
         Ok(HistoryPage {
-            entries: rows.into_iter().map(|e| self.present_entry(&p, &cache, e)).collect(),
+            entries: rows
+                .into_iter()
+                .map(|e| self.present_entry(&p, &cache, e))
+                .collect(),
             next,
         })
     }
 
     /// The record as it was at instant `at`, rebuilt from its history; `None` if it did not exist then
     /// (or was in the trash). Hidden fields are left out.
-    pub fn as_of(&self, ctx: &Context, kind: EntityKind, id: RecordId, at: DateTime<Utc>) -> Result<Option<Record>> {
+    pub fn as_of(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Record>> {
         let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, kind).map_err(|_| CrmError::not_found(kind.name(), id))?;
+        self.require(&p, Action::Read, kind)
+            .map_err(|_| CrmError::not_found(kind.name(), id))?;
         let tx = self.store().read()?;
         let current = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
@@ -122,14 +148,25 @@ impl Crm {
     }
 
     /// The record at `version`, rebuilt from its history (`None` if there was no such version).
-    pub fn version(&self, ctx: &Context, kind: EntityKind, id: RecordId, version: i64) -> Result<Option<Record>> {
+    pub fn version(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        version: i64,
+    ) -> Result<Option<Record>> {
         let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, kind).map_err(|_| CrmError::not_found(kind.name(), id))?;
+        self.require(&p, Action::Read, kind)
+            .map_err(|_| CrmError::not_found(kind.name(), id))?;
         let tx = self.store().read()?;
         let current = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
         q.record = Some((kind, id));
-        let entries: Vec<AuditEntry> = tx.audit(&q)?.into_iter().filter(|e| e.version <= version).collect();
+        let entries: Vec<AuditEntry> = tx
+            .audit(&q)?
+            .into_iter()
+            .filter(|e| e.version <= version)
+            .collect();
         drop(tx);
         if entries.last().map(|e| e.version) != Some(version) {
             return Ok(None);
@@ -138,30 +175,69 @@ impl Crm {
     }
 
     /// Field-level differences between two versions of a record (old = `from`, new = `to`).
-    pub fn diff_versions(&self, ctx: &Context, kind: EntityKind, id: RecordId, from: i64, to: i64) -> Result<Vec<FieldChange>> {
-        let a = self.version(ctx, kind, id, from)?.ok_or_else(|| CrmError::validation("from", "version", format!("no version {from}")))?;
-        let b = self.version(ctx, kind, id, to)?.ok_or_else(|| CrmError::validation("to", "version", format!("no version {to}")))?;
-        Ok(crate::audit::diff(&a.fields, &a.custom, &b.fields, &b.custom))
+    pub fn diff_versions(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<FieldChange>> {
+        let a = self
+            .version(ctx, kind, id, from)?
+            .ok_or_else(|| CrmError::validation("from", "version", format!("no version {from}")))?;
+        let b = self
+            .version(ctx, kind, id, to)?
+            .ok_or_else(|| CrmError::validation("to", "version", format!("no version {to}")))?;
+        Ok(crate::audit::diff(
+            &a.fields, &a.custom, &b.fields, &b.custom,
+        ))
     }
 
     /// Restores the field values a record had at `version`, as a new, recorded change that must pass
     /// today's validation. Lifecycle and computed fields (status, totals) keep their current values:
     /// states change only through their transitions. Fields the user may not write are left as they are
     /// today only if unchanged; otherwise the restore is refused.
-    pub fn restore_version(&self, ctx: &Context, kind: EntityKind, id: RecordId, expected_version: i64, version: i64) -> Result<Record> {
+    pub fn restore_version(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        expected_version: i64,
+        version: i64,
+    ) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
         let mut uow = self.begin(ctx, self.now())?;
         let current = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Update)?;
         if current.meta.version != expected_version {
-            return Err(CrmError::conflict(kind.name(), "stale_version", "the record changed since it was read"));
+            return Err(CrmError::conflict(
+                kind.name(),
+                "stale_version",
+                "the record changed since it was read",
+            ));
         }
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
         q.record = Some((kind, id));
-        let entries: Vec<AuditEntry> = uow.tx.audit(&q)?.into_iter().filter(|e| e.version <= version).collect();
+        let entries: Vec<AuditEntry> = uow
+            .tx
+            .audit(&q)?
+            .into_iter()
+            .filter(|e| e.version <= version)
+            .collect();
         if entries.last().map(|e| e.version) != Some(version) {
-            return Err(CrmError::validation("version", "version", format!("no recorded version {version}")));
+            return Err(CrmError::validation(
+                "version",
+                "version",
+                format!("no recorded version {version}"),
+            ));
         }
-        let old = replay(&current.meta, &entries).ok_or_else(|| CrmError::validation("version", "version", format!("no recorded version {version}")))?;
+        let old = replay(&current.meta, &entries).ok_or_else(|| {
+            CrmError::validation(
+                "version",
+                "version",
+                format!("no recorded version {version}"),
+            )
+        })?;
         let mut new = current.clone();
         for spec in &kind.schema().fields {
             if spec.system {
@@ -187,18 +263,35 @@ impl Crm {
             }
         }
         self.check_record(&*uow.tx, &cache, ctx, &mut new, Some(&current))?;
-        let saved = uow.replace(&current, new, Operation::Restore, "record.restored", Some(format!("restored version {version}")))?;
+        let saved = uow.replace(
+            &current,
+            new,
+            Operation::Restore,
+            "record.restored",
+            Some(format!("restored version {version}")),
+        )?;
         uow.commit(self)?;
         Ok(self.present(&p, &cache, saved))
     }
 
     /// What `user_id` did between `from` and `until`, oldest first: the supervisor's activity log.
     /// Asked by an administrator, the user themselves, or one of their managers.
-    pub fn user_activity(&self, ctx: &Context, user_id: RecordId, from: DateTime<Utc>, until: DateTime<Utc>, limit: Option<u32>) -> Result<Vec<HistoryEntry>> {
+    pub fn user_activity(
+        &self,
+        ctx: &Context,
+        user_id: RecordId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: Option<u32>,
+    ) -> Result<Vec<HistoryEntry>> {
         let (p, cache) = self.principal(ctx)?;
         let admin = access::object_decision(&p, Action::Configure, EntityKind::Role).allowed;
         if !admin && !p.subordinates.contains(&user_id) {
-            return Err(CrmError::permission_denied("supervise", "user", "not_a_manager"));
+            return Err(CrmError::permission_denied(
+                "supervise",
+                "user",
+                "not_a_manager",
+            ));
         }
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
         q.user = Some(user_id);
@@ -219,7 +312,11 @@ impl Crm {
     pub fn verify_audit(&self, ctx: &Context) -> Result<AuditVerification> {
         let (p, _) = self.principal(ctx)?;
         if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
-            return Err(CrmError::permission_denied("verify", "audit", "object_permission"));
+            return Err(CrmError::permission_denied(
+                "verify",
+                "audit",
+                "object_permission",
+            ));
         }
         let tx = self.store().read()?;
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
@@ -249,10 +346,16 @@ impl Crm {
     }
 
     fn require_integration(&self, p: &Principal) -> Result<()> {
-        if p.has_capability("integration") || access::object_decision(p, Action::Configure, EntityKind::Role).allowed {
+        if p.has_capability("integration")
+            || access::object_decision(p, Action::Configure, EntityKind::Role).allowed
+        {
             Ok(())
         } else {
-            Err(CrmError::permission_denied("drain", "outbox", "integration_capability"))
+            Err(CrmError::permission_denied(
+                "drain",
+                "outbox",
+                "integration_capability",
+            ))
         }
     }
 }

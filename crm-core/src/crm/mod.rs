@@ -28,8 +28,8 @@ use crate::validate::PhoneRules;
 
 pub use access_ops::{AccessReview, Grantee};
 pub use audit_ops::{HistoryEntry, HistoryPage};
-pub use write::NewRecord;
 pub use process::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
+pub use write::NewRecord;
 
 /// Who acts, in which tenant, and from where. Every call of [`Crm`] takes one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,9 +125,11 @@ impl Crm {
         Ok(self)
     }
 
-    /// The current instant of the CRM's clock.
+    /// The current instant of the CRM's clock, to the microsecond (what storage keeps, so a record
+    /// returned by a write equals the record read back).
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
+        use chrono::SubsecRound;
+        self.clock.now().trunc_subsecs(6)
     }
 
     /// The clock.
@@ -171,14 +173,22 @@ impl Crm {
         let cache = self.tenant_cache(&ctx.tenant)?;
         match cache.org.principal(ctx.user_id) {
             Some(p) if p.active => Ok((p, cache)),
-            Some(_) => Err(CrmError::permission_denied("act", "tenant", "inactive_user")),
+            Some(_) => Err(CrmError::permission_denied(
+                "act",
+                "tenant",
+                "inactive_user",
+            )),
             None => Err(CrmError::permission_denied("act", "tenant", "unknown_user")),
         }
     }
 }
 
 /// Loads every live record of `kind`, unchecked: only for building the in-memory configuration.
-pub(crate) fn load_all(tx: &dyn ReadTx, kind: EntityKind, tenant: &TenantId) -> Result<Vec<Record>> {
+pub(crate) fn load_all(
+    tx: &dyn ReadTx,
+    kind: EntityKind,
+    tenant: &TenantId,
+) -> Result<Vec<Record>> {
     let mut q = Query::all(kind, tenant.clone());
     q.liveness = Liveness::Live;
     tx.query(&q)

@@ -168,7 +168,7 @@ impl Conditions {
                 Value::Decimal(d) => Some(*d),
                 _ => None,
             };
-            if !value.is_some_and(|v| v >= min) {
+            if value.is_none_or(|v| v < min) {
                 return false;
             }
         }
@@ -575,19 +575,17 @@ impl Crm {
                     set(r, "status", "assigned");
                 }
             }
-            EntityKind::Opportunity => {
-                if r.get("stage").is_null() {
-                    if let Some(p) =
-                        self.load_pipeline(&*uow.tx, &uow.ctx.tenant, r.text("pipeline"))?
-                    {
-                        if let Some(s) = p.first() {
-                            let (name, prob, fc) =
-                                (s.name.clone(), s.probability, s.forecast().to_owned());
-                            set(r, "pipeline", p.name.as_str());
-                            set(r, "stage", name);
-                            set(r, "probability", prob);
-                            set(r, "forecast_category", fc);
-                        }
+            EntityKind::Opportunity if r.get("stage").is_null() => {
+                if let Some(p) =
+                    self.load_pipeline(&*uow.tx, &uow.ctx.tenant, r.text("pipeline"))?
+                {
+                    if let Some(s) = p.first() {
+                        let (name, prob, fc) =
+                            (s.name.clone(), s.probability, s.forecast().to_owned());
+                        set(r, "pipeline", p.name.as_str());
+                        set(r, "stage", name);
+                        set(r, "probability", prob);
+                        set(r, "forecast_category", fc);
                     }
                 }
             }

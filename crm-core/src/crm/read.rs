@@ -3,7 +3,9 @@
 use crate::access::{self, Action, Principal};
 use crate::error::{CrmError, Result};
 use crate::id::RecordId;
-use crate::query::{Column, Cond, CursorToken, Keyset, ListRequest, Liveness, MetaColumn, Op, Page, Query};
+use crate::query::{
+    Column, Cond, CursorToken, Keyset, ListRequest, Liveness, MetaColumn, Op, Page, Query,
+};
 use crate::record::Record;
 use crate::schema::EntityKind;
 use crate::store::ReadTx;
@@ -24,7 +26,11 @@ impl Crm {
         if d.allowed {
             Ok(())
         } else {
-            Err(CrmError::permission_denied(action.name(), kind.name(), &d.rule))
+            Err(CrmError::permission_denied(
+                action.name(),
+                kind.name(),
+                &d.rule,
+            ))
         }
     }
 
@@ -49,6 +55,7 @@ impl Crm {
     }
 
     /// Fetches one record `p` may read for `action` (as stored), or `NotFound`.
+    #[allow(clippy::too_many_arguments)] // transaction, principal, configuration, context and target
     pub(crate) fn fetch_visible(
         &self,
         tx: &dyn ReadTx,
@@ -108,7 +115,11 @@ impl Crm {
             q.cond = resolver.cond(f)?;
         }
         q = q.and(access::record_cond(p, action, kind, self.now()));
-        q.liveness = if req.deleted { Liveness::Deleted } else { Liveness::Live };
+        q.liveness = if req.deleted {
+            Liveness::Deleted
+        } else {
+            Liveness::Live
+        };
         q.custom_types = cache.customs.types(kind);
         let (sort_name, desc) = match &req.sort {
             Some(s) => {
@@ -120,9 +131,16 @@ impl Crm {
         if let Some(c) = &req.after {
             let t = CursorToken::decode(c)?;
             if t.sort != sort_name || t.desc != desc {
-                return Err(CrmError::invalid_query(None, "cursor", "the page cursor belongs to another sort order"));
+                return Err(CrmError::invalid_query(
+                    None,
+                    "cursor",
+                    "the page cursor belongs to another sort order",
+                ));
             }
-            q.after = Some(Keyset { value: t.value, id: t.id });
+            q.after = Some(Keyset {
+                value: t.value,
+                id: t.id,
+            });
         }
         Ok(q)
     }
@@ -144,12 +162,20 @@ impl Crm {
             (true, Some(last)) => Some(cursor_for(&q, req, last)),
             _ => None,
         };
-        let items = rows.into_iter().map(|r| self.present(&p, &cache, r)).collect();
+        let items = rows
+            .into_iter()
+            .map(|r| self.present(&p, &cache, r))
+            .collect();
         Ok(Page { items, next })
     }
 
     /// How many records of `kind` matching `filter` the user may read.
-    pub fn count(&self, ctx: &Context, kind: EntityKind, filter: Option<&crate::query::Filter>) -> Result<u64> {
+    pub fn count(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        filter: Option<&crate::query::Filter>,
+    ) -> Result<u64> {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Read, kind)?;
         let req = ListRequest {
@@ -163,12 +189,23 @@ impl Crm {
 
     /// Records of `kind` whose phone fields match `phone`, written in any format: the caller-id lookup.
     /// Looks in `phone` and, for contacts, `mobile`.
-    pub fn find_by_phone(&self, ctx: &Context, kind: EntityKind, phone: &str) -> Result<Vec<Record>> {
+    pub fn find_by_phone(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        phone: &str,
+    ) -> Result<Vec<Record>> {
         let normalised = self.phones.normalise(phone, "phone")?;
         let fields: &[&str] = match kind {
             EntityKind::Contact => &["phone", "mobile"],
             EntityKind::Account | EntityKind::Lead => &["phone"],
-            _ => return Err(CrmError::invalid_query(Some("phone"), "no_phone", format!("{kind} has no phone field"))),
+            _ => {
+                return Err(CrmError::invalid_query(
+                    Some("phone"),
+                    "no_phone",
+                    format!("{kind} has no phone field"),
+                ))
+            }
         };
         let filter = crate::query::Filter::Or {
             any: fields
@@ -176,7 +213,9 @@ impl Crm {
                 .map(|f| crate::query::Filter::eq(f, normalised.as_str()))
                 .collect(),
         };
-        Ok(self.list(ctx, kind, &ListRequest::filter(filter).limit(MAX_PAGE))?.items)
+        Ok(self
+            .list(ctx, kind, &ListRequest::filter(filter).limit(MAX_PAGE))?
+            .items)
     }
 
     /// Every record of `kind` matching `filter` that the user may export, with only `columns` (all
@@ -218,7 +257,10 @@ impl Crm {
                 let mut r = self.present(&p, &cache, r);
                 if let Some(cols) = columns {
                     r.fields.retain(|f, _| cols.contains(&f.as_str()));
-                    r.custom.retain(|f, _| cols.iter().any(|c| c.strip_prefix("custom.") == Some(f.as_str())));
+                    r.custom.retain(|f, _| {
+                        cols.iter()
+                            .any(|c| c.strip_prefix("custom.") == Some(f.as_str()))
+                    });
                 }
                 sink(r)?;
                 n += 1;
@@ -258,7 +300,11 @@ pub(crate) fn column_value(col: &Column, r: &Record) -> Value {
             MetaColumn::UpdatedAt => Value::Timestamp(r.meta.updated_at),
             MetaColumn::UpdatedBy => Value::Ref(r.meta.updated_by),
             MetaColumn::Version => Value::Int(r.meta.version),
-            MetaColumn::DeletedAt => r.meta.deleted_at.map(Value::Timestamp).unwrap_or(Value::Null),
+            MetaColumn::DeletedAt => r
+                .meta
+                .deleted_at
+                .map(Value::Timestamp)
+                .unwrap_or(Value::Null),
         },
         Column::Builtin { name, .. } => r.get(name).clone(),
         Column::Custom { key, .. } => r.custom(key).clone(),

@@ -22,7 +22,11 @@ impl Resolver<'_> {
         let kind = self.kind;
         let col = if let Some(custom) = name.strip_prefix("custom.") {
             let def = self.customs.by_name(kind, custom).ok_or_else(|| {
-                CrmError::invalid_query(Some(name), "unknown_field", format!("{kind} has no custom field `{custom}`"))
+                CrmError::invalid_query(
+                    Some(name),
+                    "unknown_field",
+                    format!("{kind} has no custom field `{custom}`"),
+                )
             })?;
             Column::Custom {
                 key: def.key.clone(),
@@ -32,7 +36,11 @@ impl Resolver<'_> {
             Column::Meta(m)
         } else {
             let spec = kind.schema().field(name).ok_or_else(|| {
-                CrmError::invalid_query(Some(name), "unknown_field", format!("{kind} has no field `{name}`"))
+                CrmError::invalid_query(
+                    Some(name),
+                    "unknown_field",
+                    format!("{kind} has no field `{name}`"),
+                )
             })?;
             Column::Builtin {
                 name: spec.name,
@@ -46,7 +54,9 @@ impl Resolver<'_> {
     fn value(&self, ty: &FieldType, v: Value, field: &str) -> Result<Value> {
         let ty = match ty {
             // An element of a list column.
-            FieldType::MultiChoice { choices } => FieldType::Choice { choices: choices.clone() },
+            FieldType::MultiChoice { choices } => FieldType::Choice {
+                choices: choices.clone(),
+            },
             FieldType::MultiReference { to } => FieldType::Reference { to: *to },
             t => t.clone(),
         };
@@ -96,7 +106,11 @@ impl Resolver<'_> {
                         crate::query::Op::Eq => is_null,
                         crate::query::Op::Ne => Cond::Not(Box::new(is_null)),
                         _ => {
-                            return Err(CrmError::invalid_query(Some(field), "null_compare", "only `=` and `!=` compare with null"))
+                            return Err(CrmError::invalid_query(
+                                Some(field),
+                                "null_compare",
+                                "only `=` and `!=` compare with null",
+                            ))
                         }
                     });
                 }
@@ -121,17 +135,32 @@ impl Resolver<'_> {
                     Cond::ListContains(col, v)
                 } else if matches!(ty, FieldType::Text | FieldType::Email | FieldType::Phone) {
                     let s = value.as_text().ok_or_else(|| {
-                        CrmError::invalid_query(Some(field), "type", "`contains` on text takes a text")
+                        CrmError::invalid_query(
+                            Some(field),
+                            "type",
+                            "`contains` on text takes a text",
+                        )
                     })?;
                     Cond::TextContains(col, s.to_owned())
                 } else {
-                    return Err(CrmError::invalid_query(Some(field), "not_text", format!("`contains` does not apply to field `{field}`")));
+                    return Err(CrmError::invalid_query(
+                        Some(field),
+                        "not_text",
+                        format!("`contains` does not apply to field `{field}`"),
+                    ));
                 }
             }
             Filter::StartsWith { field, value } => {
                 let col = self.column(field)?;
-                if !matches!(col.ty(), FieldType::Text | FieldType::Email | FieldType::Phone) {
-                    return Err(CrmError::invalid_query(Some(field), "not_text", format!("`starts_with` does not apply to field `{field}`")));
+                if !matches!(
+                    col.ty(),
+                    FieldType::Text | FieldType::Email | FieldType::Phone
+                ) {
+                    return Err(CrmError::invalid_query(
+                        Some(field),
+                        "not_text",
+                        format!("`starts_with` does not apply to field `{field}`"),
+                    ));
                 }
                 Cond::StartsWith(col, value.clone())
             }
@@ -142,7 +171,11 @@ impl Resolver<'_> {
     pub(crate) fn sort_column(&self, name: &str) -> Result<Column> {
         let col = self.column(name)?;
         if !col.ty().is_sortable() {
-            return Err(CrmError::invalid_query(Some(name), "not_sortable", format!("field `{name}` cannot be sorted on")));
+            return Err(CrmError::invalid_query(
+                Some(name),
+                "not_sortable",
+                format!("field `{name}` cannot be sorted on"),
+            ));
         }
         Ok(col)
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::access::{self, Action, Principal, Policy};
+use crate::access::{self, Action, Policy, Principal};
 use crate::audit::{diff, AuditEntry, FieldChange, Operation};
 use crate::custom_field::{self, CustomCatalog};
 use crate::error::{CrmError, ErrorKind, Result};
@@ -33,7 +33,10 @@ pub struct NewRecord {
 
 impl From<Fields> for NewRecord {
     fn from(fields: Fields) -> Self {
-        NewRecord { fields, owner_id: None }
+        NewRecord {
+            fields,
+            owner_id: None,
+        }
     }
 }
 
@@ -106,7 +109,13 @@ impl<'s> Uow<'s> {
     }
 
     /// Appends an outbox event.
-    pub(crate) fn event(&mut self, event_type: &str, kind: EntityKind, record_id: RecordId, payload: serde_json::Value) -> Result<u64> {
+    pub(crate) fn event(
+        &mut self,
+        event_type: &str,
+        kind: EntityKind,
+        record_id: RecordId,
+        payload: serde_json::Value,
+    ) -> Result<u64> {
         self.tx.append_event(&NewEvent {
             tenant: self.ctx.tenant.clone(),
             at: self.now,
@@ -122,9 +131,22 @@ impl<'s> Uow<'s> {
     pub(crate) fn insert(&mut self, r: &Record, operation: Operation) -> Result<()> {
         self.tx.insert(r)?;
         let changes = diff(&Fields::new(), &Fields::new(), &r.fields, &r.custom);
-        self.audit(operation, r.meta.kind, r.meta.id, r.meta.version, changes, None)?;
-        self.event("record.created", r.meta.kind, r.meta.id, json!({"version": r.meta.version}))?;
-        self.written.push((r.meta.kind, r.meta.id, "record.created".to_owned()));
+        self.audit(
+            operation,
+            r.meta.kind,
+            r.meta.id,
+            r.meta.version,
+            changes,
+            None,
+        )?;
+        self.event(
+            "record.created",
+            r.meta.kind,
+            r.meta.id,
+            json!({"version": r.meta.version}),
+        )?;
+        self.written
+            .push((r.meta.kind, r.meta.id, "record.created".to_owned()));
         if r.meta.kind.is_configuration() || r.meta.kind == EntityKind::User {
             self.config_changed = true;
         }
@@ -132,16 +154,36 @@ impl<'s> Uow<'s> {
     }
 
     /// Replaces `old` by `new` (version bumped here), with its audit entry and event.
-    pub(crate) fn replace(&mut self, old: &Record, mut new: Record, operation: Operation, event_type: &str, comment: Option<String>) -> Result<Record> {
+    pub(crate) fn replace(
+        &mut self,
+        old: &Record,
+        mut new: Record,
+        operation: Operation,
+        event_type: &str,
+        comment: Option<String>,
+    ) -> Result<Record> {
         new.meta.version = old.meta.version + 1;
         new.meta.updated_at = self.now;
         new.meta.updated_by = self.ctx.user_id;
         self.tx.update(&new, old.meta.version)?;
         let changes = diff(&old.fields, &old.custom, &new.fields, &new.custom);
         let names: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-        self.event(event_type, new.meta.kind, new.meta.id, json!({"version": new.meta.version, "fields": names}))?;
-        self.written.push((new.meta.kind, new.meta.id, event_type.to_owned()));
-        self.audit(operation, new.meta.kind, new.meta.id, new.meta.version, changes, comment)?;
+        self.event(
+            event_type,
+            new.meta.kind,
+            new.meta.id,
+            json!({"version": new.meta.version, "fields": names}),
+        )?;
+        self.written
+            .push((new.meta.kind, new.meta.id, event_type.to_owned()));
+        self.audit(
+            operation,
+            new.meta.kind,
+            new.meta.id,
+            new.meta.version,
+            changes,
+            comment,
+        )?;
         if new.meta.kind.is_configuration() || new.meta.kind == EntityKind::User {
             self.config_changed = true;
         }
@@ -195,10 +237,18 @@ impl Crm {
         for (name, value) in input {
             if let Some(cname) = name.strip_prefix("custom.") {
                 if !kind.allows_custom_fields() {
-                    return Err(CrmError::validation(name.as_str(), "unknown_field", format!("{kind} has no custom fields")));
+                    return Err(CrmError::validation(
+                        name.as_str(),
+                        "unknown_field",
+                        format!("{kind} has no custom fields"),
+                    ));
                 }
                 let def = customs.by_name(kind, cname).ok_or_else(|| {
-                    CrmError::validation(name.as_str(), "unknown_field", format!("{kind} has no custom field `{cname}`"))
+                    CrmError::validation(
+                        name.as_str(),
+                        "unknown_field",
+                        format!("{kind} has no custom field `{cname}`"),
+                    )
                 })?;
                 access::check_field_write(p, kind, &name)?;
                 let v = normalise_value(&def.ty, value, &name, &self.phones)?;
@@ -209,10 +259,18 @@ impl Crm {
                 }
             } else {
                 let spec = schema.field(&name).ok_or_else(|| {
-                    CrmError::validation(name.as_str(), "unknown_field", format!("{kind} has no field `{name}`"))
+                    CrmError::validation(
+                        name.as_str(),
+                        "unknown_field",
+                        format!("{kind} has no field `{name}`"),
+                    )
                 })?;
                 if spec.system {
-                    return Err(CrmError::validation(name.as_str(), "system_field", format!("field `{name}` is set by the library")));
+                    return Err(CrmError::validation(
+                        name.as_str(),
+                        "system_field",
+                        format!("field `{name}` is set by the library"),
+                    ));
                 }
                 access::check_field_write(p, kind, &name)?;
                 let v = normalise_value(&spec.ty, value, &name, &self.phones)?;
@@ -227,18 +285,33 @@ impl Crm {
     }
 
     /// Checks required fields, kind rules and references, and computes derived fields.
-    pub(crate) fn check_record(&self, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r: &mut Record, old: Option<&Record>) -> Result<()> {
+    pub(crate) fn check_record(
+        &self,
+        tx: &dyn WriteTx,
+        cache: &TenantCache,
+        ctx: &Context,
+        r: &mut Record,
+        old: Option<&Record>,
+    ) -> Result<()> {
         let kind = r.meta.kind;
         kind_rules(self, tx, cache, ctx, r, old)?;
         for spec in &kind.schema().fields {
             if spec.required && r.get(spec.name).is_null() {
-                return Err(CrmError::validation(spec.name, "required", format!("field `{}` is required", spec.name)));
+                return Err(CrmError::validation(
+                    spec.name,
+                    "required",
+                    format!("field `{}` is required", spec.name),
+                ));
             }
         }
         for def in cache.customs.all(kind) {
             if def.required && !def.archived && r.custom(&def.key).is_null() {
                 let f = format!("custom.{}", def.name);
-                return Err(CrmError::validation(f.as_str(), "required", format!("field `{f}` is required")));
+                return Err(CrmError::validation(
+                    f.as_str(),
+                    "required",
+                    format!("field `{f}` is required"),
+                ));
             }
         }
         // References point at live records of the same tenant.
@@ -249,11 +322,16 @@ impl Crm {
             }
             let targets: Vec<(EntityKind, RecordId)> = match (&spec.ty, v) {
                 (FieldType::Reference { to }, Value::Ref(id)) => vec![(*to, *id)],
-                (FieldType::AnyReference, Value::Ref(id)) => match r.text("record_kind").and_then(|k| k.parse().ok()) {
-                    Some(k) => vec![(k, *id)],
-                    None => vec![],
-                },
-                (FieldType::MultiReference { to }, Value::List(ids)) => ids.iter().filter_map(|s| s.parse().ok().map(|id| (*to, id))).collect(),
+                (FieldType::AnyReference, Value::Ref(id)) => {
+                    match r.text("record_kind").and_then(|k| k.parse().ok()) {
+                        Some(k) => vec![(k, *id)],
+                        None => vec![],
+                    }
+                }
+                (FieldType::MultiReference { to }, Value::List(ids)) => ids
+                    .iter()
+                    .filter_map(|s| s.parse().ok().map(|id| (*to, id)))
+                    .collect(),
                 _ => vec![],
             };
             for (to, id) in targets {
@@ -271,14 +349,34 @@ impl Crm {
         Ok(())
     }
 
-    fn check_reference(&self, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, to: EntityKind, id: RecordId, field: &str) -> Result<()> {
+    fn check_reference(
+        &self,
+        tx: &dyn WriteTx,
+        cache: &TenantCache,
+        ctx: &Context,
+        to: EntityKind,
+        id: RecordId,
+        field: &str,
+    ) -> Result<()> {
         match tx.get(to, &ctx.tenant, id, &cache.customs.types(to))? {
             Some(t) if t.meta.deleted_at.is_none() => Ok(()),
-            _ => Err(CrmError::validation(field, "reference", format!("no live {to} with id `{id}`"))),
+            _ => Err(CrmError::validation(
+                field,
+                "reference",
+                format!("no live {to} with id `{id}`"),
+            )),
         }
     }
 
-    fn new_record(&self, ctx: &Context, kind: EntityKind, owner: RecordId, now: DateTime<Utc>, fields: Fields, custom: Fields) -> Record {
+    fn new_record(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        owner: RecordId,
+        now: DateTime<Utc>,
+        fields: Fields,
+        custom: Fields,
+    ) -> Record {
         Record {
             meta: RecordMeta {
                 kind,
@@ -297,17 +395,34 @@ impl Crm {
         }
     }
 
-    fn owner_for(&self, p: &Principal, kind: EntityKind, cache: &TenantCache, owner: Option<RecordId>) -> Result<RecordId> {
+    fn owner_for(
+        &self,
+        p: &Principal,
+        kind: EntityKind,
+        cache: &TenantCache,
+        owner: Option<RecordId>,
+    ) -> Result<RecordId> {
         match owner {
             None => Ok(p.user_id),
             Some(o) if o == p.user_id => Ok(o),
             Some(o) => {
-                let all = p.policy.rule(kind).is_some_and(|(_, r)| r.write.contains(&access::Scope::All));
+                let all = p
+                    .policy
+                    .rule(kind)
+                    .is_some_and(|(_, r)| r.write.contains(&access::Scope::All));
                 if !all || p.external {
-                    return Err(CrmError::permission_denied("assign", kind.name(), "record_scope"));
+                    return Err(CrmError::permission_denied(
+                        "assign",
+                        kind.name(),
+                        "record_scope",
+                    ));
                 }
                 if cache.org.principal(o).is_none() {
-                    return Err(CrmError::validation("owner_id", "reference", format!("no active user with id `{o}`")));
+                    return Err(CrmError::validation(
+                        "owner_id",
+                        "reference",
+                        format!("no active user with id `{o}`"),
+                    ));
                 }
                 Ok(o)
             }
@@ -316,14 +431,25 @@ impl Crm {
 
     /// Creates a record. Fields are validated and normalised (phones to E.164, e-mails lower-cased);
     /// custom fields are named `custom.<name>`.
-    pub fn create(&self, ctx: &Context, kind: EntityKind, new: impl Into<NewRecord>) -> Result<Record> {
+    pub fn create(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        new: impl Into<NewRecord>,
+    ) -> Result<Record> {
         let mut v = self.create_many(ctx, kind, vec![new.into()])?;
-        v.pop().ok_or_else(|| CrmError::internal("batch create returned nothing"))
+        v.pop()
+            .ok_or_else(|| CrmError::internal("batch create returned nothing"))
     }
 
     /// Creates many records of one type in one transaction: all of them or, if one is invalid, none
     /// (the error names the row as `rows[i].field`).
-    pub fn create_many(&self, ctx: &Context, kind: EntityKind, rows: Vec<NewRecord>) -> Result<Vec<Record>> {
+    pub fn create_many(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        rows: Vec<NewRecord>,
+    ) -> Result<Vec<Record>> {
         let (p, cache) = self.principal(ctx)?;
         refuse_system_managed(kind, "create")?;
         self.require(&p, Action::Create, kind)?;
@@ -333,35 +459,70 @@ impl Crm {
         let many = rows.len() > 1;
         for (i, row) in rows.into_iter().enumerate() {
             let row_err = |e: CrmError| if many { in_row(e, i) } else { e };
-            let owner = self.owner_for(&p, kind, &cache, row.owner_id).map_err(row_err)?;
-            let (fields, custom) = self.apply_input(&p, &cache.customs, kind, row.fields, None).map_err(row_err)?;
-            let mut r = self.new_record(ctx, kind, owner, now, fields, custom);
-            self.check_record(&*uow.tx, &cache, ctx, &mut r, None).map_err(row_err)?;
-            self.before_insert(&mut uow, &cache, &mut r).map_err(row_err)?;
-            uow.insert(&r, if kind.is_configuration() { Operation::Configure } else { Operation::Create })
+            let owner = self
+                .owner_for(&p, kind, &cache, row.owner_id)
                 .map_err(row_err)?;
+            let (fields, custom) = self
+                .apply_input(&p, &cache.customs, kind, row.fields, None)
+                .map_err(row_err)?;
+            let mut r = self.new_record(ctx, kind, owner, now, fields, custom);
+            self.check_record(&*uow.tx, &cache, ctx, &mut r, None)
+                .map_err(row_err)?;
+            self.before_insert(&mut uow, &cache, &mut r)
+                .map_err(row_err)?;
+            uow.insert(
+                &r,
+                if kind.is_configuration() {
+                    Operation::Configure
+                } else {
+                    Operation::Create
+                },
+            )
+            .map_err(row_err)?;
             if kind == EntityKind::CustomField {
-                if let (Some(entity), Some(key), Ok(ty)) = (r.text("entity").and_then(|e| e.parse().ok()), r.text("key"), custom_field::type_of(&r)) {
+                if let (Some(entity), Some(key), Ok(ty)) = (
+                    r.text("entity").and_then(|e| e.parse().ok()),
+                    r.text("key"),
+                    custom_field::type_of(&r),
+                ) {
                     uow.tx.index_custom_field(entity, key, &ty)?;
                 }
             }
             out.push(r);
         }
         uow.commit(self)?;
-        let cache = if kind.is_configuration() || kind == EntityKind::User { self.tenant_cache(&ctx.tenant)? } else { cache };
-        Ok(out.into_iter().map(|r| self.present(&p, &cache, r)).collect())
+        let cache = if kind.is_configuration() || kind == EntityKind::User {
+            self.tenant_cache(&ctx.tenant)?
+        } else {
+            cache
+        };
+        Ok(out
+            .into_iter()
+            .map(|r| self.present(&p, &cache, r))
+            .collect())
     }
 
     /// Loads a record for a change by `p`: `NotFound` if they may not read it, `PermissionDenied`
     /// naming `action` if they may read but not change it.
-    pub(crate) fn fetch_for_write(&self, uow: &Uow<'_>, p: &Principal, cache: &TenantCache, kind: EntityKind, id: RecordId, action: Action) -> Result<Record> {
-        self.require(p, Action::Read, kind).map_err(|_| CrmError::not_found(kind.name(), id))?;
+    pub(crate) fn fetch_for_write(
+        &self,
+        uow: &Uow<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        kind: EntityKind,
+        id: RecordId,
+        action: Action,
+    ) -> Result<Record> {
+        self.require(p, Action::Read, kind)
+            .map_err(|_| CrmError::not_found(kind.name(), id))?;
         let r = self.fetch_visible(&*uow.tx, p, cache, &uow.ctx, kind, id, Action::Read)?;
         self.require(p, action, kind)?;
         if r.meta.owner_id != p.user_id || kind.is_configuration() {
             self.fetch_visible(&*uow.tx, p, cache, &uow.ctx, kind, id, Action::Update)
                 .map_err(|e| match e.kind {
-                    ErrorKind::NotFound => CrmError::permission_denied(action.name(), kind.name(), "record_scope"),
+                    ErrorKind::NotFound => {
+                        CrmError::permission_denied(action.name(), kind.name(), "record_scope")
+                    }
                     _ => e,
                 })?;
         }
@@ -371,43 +532,81 @@ impl Crm {
     /// Changes fields of a record. `expected_version` is the version the caller read: if the record
     /// changed since, the update is a `Conflict` and nothing is written. Setting a field to `Null`
     /// clears it. Writing a hidden or read-only field refuses the whole update.
-    pub fn update(&self, ctx: &Context, kind: EntityKind, id: RecordId, expected_version: i64, changes: Fields) -> Result<Record> {
+    pub fn update(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        expected_version: i64,
+        changes: Fields,
+    ) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
         refuse_system_managed(kind, "update")?;
         let mut uow = self.begin(ctx, self.now())?;
         let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Update)?;
         if old.meta.deleted_at.is_some() {
-            return Err(CrmError::conflict(kind.name(), "in_trash", "the record is in the trash; restore it first"));
+            return Err(CrmError::conflict(
+                kind.name(),
+                "in_trash",
+                "the record is in the trash; restore it first",
+            ));
         }
         if old.meta.version != expected_version {
-            return Err(CrmError::conflict(kind.name(), "stale_version", format!(
-                "the record changed since it was read (version {} now, {} expected)", old.meta.version, expected_version
-            )));
+            return Err(CrmError::conflict(
+                kind.name(),
+                "stale_version",
+                format!(
+                    "the record changed since it was read (version {} now, {} expected)",
+                    old.meta.version, expected_version
+                ),
+            ));
         }
         let (fields, custom) = self.apply_input(&p, &cache.customs, kind, changes, Some(&old))?;
-        let mut new = Record { meta: old.meta.clone(), fields, custom };
+        let mut new = Record {
+            meta: old.meta.clone(),
+            fields,
+            custom,
+        };
         self.check_record(&*uow.tx, &cache, ctx, &mut new, Some(&old))?;
         self.before_update(&mut uow, &cache, &old, &mut new)?;
         if new.fields == old.fields && new.custom == old.custom {
             return Ok(self.present(&p, &cache, old));
         }
-        let op = if kind.is_configuration() { Operation::Configure } else { Operation::Update };
+        let op = if kind.is_configuration() {
+            Operation::Configure
+        } else {
+            Operation::Update
+        };
         let saved = uow.replace(&old, new, op, "record.updated", None)?;
         uow.commit(self)?;
-        let cache = if kind.is_configuration() || kind == EntityKind::User { self.tenant_cache(&ctx.tenant)? } else { cache };
+        let cache = if kind.is_configuration() || kind == EntityKind::User {
+            self.tenant_cache(&ctx.tenant)?
+        } else {
+            cache
+        };
         Ok(self.present(&p, &cache, saved))
     }
 
     /// Moves a record to the trash (a soft delete, recorded). `expected_version`, when given, guards
     /// against deleting a record changed since it was read.
-    pub fn delete(&self, ctx: &Context, kind: EntityKind, id: RecordId, expected_version: Option<i64>) -> Result<()> {
+    pub fn delete(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
         let (p, cache) = self.principal(ctx)?;
         refuse_system_managed(kind, "delete")?;
         let mut uow = self.begin(ctx, self.now())?;
         let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Delete)?;
         if let Some(v) = expected_version {
             if v != old.meta.version {
-                return Err(CrmError::conflict(kind.name(), "stale_version", "the record changed since it was read"));
+                return Err(CrmError::conflict(
+                    kind.name(),
+                    "stale_version",
+                    "the record changed since it was read",
+                ));
             }
         }
         if old.meta.deleted_at.is_some() {
@@ -441,10 +640,21 @@ impl Crm {
         let mut uow = self.begin(ctx, self.now())?;
         let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Delete)?;
         if old.meta.deleted_at.is_none() {
-            return Err(CrmError::conflict(kind.name(), "not_in_trash", "only records in the trash can be purged"));
+            return Err(CrmError::conflict(
+                kind.name(),
+                "not_in_trash",
+                "only records in the trash can be purged",
+            ));
         }
         uow.tx.purge(kind, &ctx.tenant, id)?;
-        uow.audit(Operation::Purge, kind, id, old.meta.version + 1, Vec::new(), Some(reason.to_owned()))?;
+        uow.audit(
+            Operation::Purge,
+            kind,
+            id,
+            old.meta.version + 1,
+            Vec::new(),
+            Some(reason.to_owned()),
+        )?;
         uow.event("record.purged", kind, id, json!({}))?;
         if kind.is_configuration() || kind == EntityKind::User {
             uow.config_changed = true;
@@ -455,7 +665,11 @@ impl Crm {
 
 fn refuse_system_managed(kind: EntityKind, action: &str) -> Result<()> {
     if kind.is_system_managed() {
-        Err(CrmError::permission_denied(action, kind.name(), "system_managed"))
+        Err(CrmError::permission_denied(
+            action,
+            kind.name(),
+            "system_managed",
+        ))
     } else {
         Ok(())
     }
@@ -470,7 +684,14 @@ fn in_row(mut e: CrmError, i: usize) -> CrmError {
 }
 
 /// Rules particular to one entity type, and derived fields.
-fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r: &mut Record, old: Option<&Record>) -> Result<()> {
+fn kind_rules(
+    crm: &Crm,
+    tx: &dyn WriteTx,
+    cache: &TenantCache,
+    ctx: &Context,
+    r: &mut Record,
+    old: Option<&Record>,
+) -> Result<()> {
     let date_order = |r: &Record, a: &str, b: &str| -> Result<()> {
         let (x, y) = (r.get(a), r.get(b));
         let bad = match (x, y) {
@@ -479,7 +700,11 @@ fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r
             _ => false,
         };
         if bad {
-            Err(CrmError::validation(b, "date_order", format!("`{b}` may not be before `{a}`")))
+            Err(CrmError::validation(
+                b,
+                "date_order",
+                format!("`{b}` may not be before `{a}`"),
+            ))
         } else {
             Ok(())
         }
@@ -488,7 +713,13 @@ fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r
         EntityKind::Quote | EntityKind::Order => {
             let currency = match r.get("currency") {
                 Value::Text(c) => c.parse::<crate::money::Currency>()?,
-                _ => return Err(CrmError::validation("currency", "required", "field `currency` is required")),
+                _ => {
+                    return Err(CrmError::validation(
+                        "currency",
+                        "required",
+                        "field `currency` is required",
+                    ))
+                }
             };
             let mut lines = match r.get("lines") {
                 Value::Lines(l) => l.clone(),
@@ -499,16 +730,39 @@ fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r
                 for (i, l) in lines.iter_mut().enumerate() {
                     if let (Some(pid), None) = (l.product_id, l.unit_cost) {
                         let prod = tx
-                            .get(EntityKind::Product, &ctx.tenant, pid, &cache.customs.types(EntityKind::Product))?
-                            .ok_or_else(|| CrmError::validation(format!("lines[{i}].product_id"), "reference", format!("no product with id `{pid}`")))?;
+                            .get(
+                                EntityKind::Product,
+                                &ctx.tenant,
+                                pid,
+                                &cache.customs.types(EntityKind::Product),
+                            )?
+                            .ok_or_else(|| {
+                                CrmError::validation(
+                                    format!("lines[{i}].product_id"),
+                                    "reference",
+                                    format!("no product with id `{pid}`"),
+                                )
+                            })?;
                         l.unit_cost = prod.get("unit_cost").as_money().map(|m| m.amount);
                     }
                 }
             }
             for (i, l) in lines.iter().enumerate() {
                 if let Some(pid) = l.product_id {
-                    if tx.get(EntityKind::Product, &ctx.tenant, pid, &cache.customs.types(EntityKind::Product))?.is_none() {
-                        return Err(CrmError::validation(format!("lines[{i}].product_id"), "reference", format!("no product with id `{pid}`")));
+                    if tx
+                        .get(
+                            EntityKind::Product,
+                            &ctx.tenant,
+                            pid,
+                            &cache.customs.types(EntityKind::Product),
+                        )?
+                        .is_none()
+                    {
+                        return Err(CrmError::validation(
+                            format!("lines[{i}].product_id"),
+                            "reference",
+                            format!("no product with id `{pid}`"),
+                        ));
                     }
                 }
             }
@@ -517,17 +771,25 @@ fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r
                 r.fields.insert("lines".into(), Value::Lines(lines));
             }
             r.fields.insert("subtotal".into(), Value::Money(t.subtotal));
-            r.fields.insert("discount_total".into(), Value::Money(t.discount));
+            r.fields
+                .insert("discount_total".into(), Value::Money(t.discount));
             r.fields.insert("tax_total".into(), Value::Money(t.tax));
             r.fields.insert("total".into(), Value::Money(t.total));
             if r.meta.kind == EntityKind::Order && r.get("ordered_at").is_null() {
-                r.fields.insert("ordered_at".into(), Value::Timestamp(r.meta.created_at));
+                r.fields
+                    .insert("ordered_at".into(), Value::Timestamp(r.meta.created_at));
             }
         }
         EntityKind::Product => {
-            if let (Some(price), Some(cost)) = (r.get("list_price").as_money(), r.get("unit_cost").as_money()) {
+            if let (Some(price), Some(cost)) = (
+                r.get("list_price").as_money(),
+                r.get("unit_cost").as_money(),
+            ) {
                 // Margins subtract one from the other: they must be in one currency.
-                price.checked_sub(cost).map_err(|e| CrmError { field: Some("unit_cost".into()), ..e })?;
+                price.checked_sub(cost).map_err(|e| CrmError {
+                    field: Some("unit_cost".into()),
+                    ..e
+                })?;
             }
         }
         EntityKind::Campaign => date_order(r, "starts_on", "ends_on")?,
@@ -535,34 +797,59 @@ fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r
         EntityKind::Opportunity => {
             if let Value::Decimal(d) = r.get("probability") {
                 if *d < 0.into() || *d > 100.into() {
-                    return Err(CrmError::validation("probability", "range", "probability must be between 0 and 100"));
+                    return Err(CrmError::validation(
+                        "probability",
+                        "range",
+                        "probability must be between 0 and 100",
+                    ));
                 }
             }
         }
         EntityKind::Activity => {
             if r.get("duration_seconds").as_int().is_some_and(|d| d < 0) {
-                return Err(CrmError::validation("duration_seconds", "non_negative", "duration may not be negative"));
+                return Err(CrmError::validation(
+                    "duration_seconds",
+                    "non_negative",
+                    "duration may not be negative",
+                ));
             }
             if r.get("performed_by").is_null() {
-                r.fields.insert("performed_by".into(), Value::Ref(ctx.user_id));
+                r.fields
+                    .insert("performed_by".into(), Value::Ref(ctx.user_id));
             }
         }
         EntityKind::Attachment => {
             if r.get("size_bytes").as_int().is_some_and(|d| d < 0) {
-                return Err(CrmError::validation("size_bytes", "non_negative", "size may not be negative"));
+                return Err(CrmError::validation(
+                    "size_bytes",
+                    "non_negative",
+                    "size may not be negative",
+                ));
             }
             if let Some(c) = r.text("checksum") {
                 if c.len() != 64 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(CrmError::validation("checksum", "checksum_syntax", "expected a SHA-256 checksum in hex"));
+                    return Err(CrmError::validation(
+                        "checksum",
+                        "checksum_syntax",
+                        "expected a SHA-256 checksum in hex",
+                    ));
                 }
             }
         }
         EntityKind::User => {
             if r.text("user_type") == Some("external") && r.get("partner_account_id").is_null() {
-                return Err(CrmError::validation("partner_account_id", "required", "an external user belongs to a partner account"));
+                return Err(CrmError::validation(
+                    "partner_account_id",
+                    "required",
+                    "an external user belongs to a partner account",
+                ));
             }
             if r.get("manager_id").as_ref_id() == Some(r.meta.id) {
-                return Err(CrmError::validation("manager_id", "manager_cycle", "a user cannot manage themselves"));
+                return Err(CrmError::validation(
+                    "manager_id",
+                    "manager_cycle",
+                    "a user cannot manage themselves",
+                ));
             }
         }
         EntityKind::Role => {
@@ -576,15 +863,27 @@ fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r
                 .filter(|f| !r.get(f).is_null())
                 .count();
             if n != 1 {
-                return Err(CrmError::validation("grantee", "grantee", "a share names exactly one user, team or partner account"));
+                return Err(CrmError::validation(
+                    "grantee",
+                    "grantee",
+                    "a share names exactly one user, team or partner account",
+                ));
             }
         }
         EntityKind::CustomField => custom_field_rules(crm, cache, r, old)?,
         EntityKind::AuditSetting => {
             let entity: EntityKind = r.text("entity").unwrap_or_default().parse()?;
             let off = r.get("enabled").as_bool() == Some(false);
-            if off && (entity.is_configuration() || entity.is_system_managed() || entity == EntityKind::User) {
-                return Err(CrmError::validation("enabled", "always_audited", format!("changes to {entity} are always audited")));
+            if off
+                && (entity.is_configuration()
+                    || entity.is_system_managed()
+                    || entity == EntityKind::User)
+            {
+                return Err(CrmError::validation(
+                    "enabled",
+                    "always_audited",
+                    format!("changes to {entity} are always audited"),
+                ));
             }
         }
         _ => {}
@@ -592,27 +891,54 @@ fn kind_rules(crm: &Crm, tx: &dyn WriteTx, cache: &TenantCache, ctx: &Context, r
     Ok(())
 }
 
-fn custom_field_rules(_crm: &Crm, cache: &TenantCache, r: &mut Record, old: Option<&Record>) -> Result<()> {
+fn custom_field_rules(
+    _crm: &Crm,
+    cache: &TenantCache,
+    r: &mut Record,
+    old: Option<&Record>,
+) -> Result<()> {
     let name = r.text("name").unwrap_or_default().to_owned();
     custom_field::check_identifier(&name, "name")?;
     let entity: EntityKind = r.text("entity").unwrap_or_default().parse()?;
     if !entity.allows_custom_fields() {
-        return Err(CrmError::validation("entity", "custom_fields", format!("{entity} takes no custom fields")));
+        return Err(CrmError::validation(
+            "entity",
+            "custom_fields",
+            format!("{entity} takes no custom fields"),
+        ));
     }
     custom_field::type_of(r)?;
     if let Some(o) = old {
         for f in ["entity", "field_type", "reference_to"] {
             if o.get(f) != r.get(f) {
-                return Err(CrmError::validation(f, "immutable", format!("`{f}` of a custom field cannot change; define a new field")));
+                return Err(CrmError::validation(
+                    f,
+                    "immutable",
+                    format!("`{f}` of a custom field cannot change; define a new field"),
+                ));
             }
         }
     }
     if entity.schema().field(&name).is_some() {
-        return Err(CrmError::validation("name", "name_taken", format!("{entity} has a built-in field `{name}`")));
+        return Err(CrmError::validation(
+            "name",
+            "name_taken",
+            format!("{entity} has a built-in field `{name}`"),
+        ));
     }
     let archived = r.get("archived").as_bool().unwrap_or(false);
-    if !archived && cache.customs.all(entity).iter().any(|d| d.id != r.meta.id && !d.archived && d.name == name) {
-        return Err(CrmError::validation("name", "name_taken", format!("{entity} already has a custom field `{name}`")));
+    if !archived
+        && cache
+            .customs
+            .all(entity)
+            .iter()
+            .any(|d| d.id != r.meta.id && !d.archived && d.name == name)
+    {
+        return Err(CrmError::validation(
+            "name",
+            "name_taken",
+            format!("{entity} already has a custom field `{name}`"),
+        ));
     }
     if old.is_none() {
         // The storage key is fixed now and never reused, so renames and archiving lose nothing.
