@@ -691,19 +691,18 @@ impl Crm {
         {
             return Ok(());
         }
-        let mut seen: Vec<(EntityKind, RecordId, Vec<String>)> = Vec::new();
+        // Group the events per record (a batch can touch thousands of records).
+        let mut seen: std::collections::BTreeMap<(EntityKind, RecordId), Vec<String>> =
+            std::collections::BTreeMap::new();
         for (kind, id, ev) in written {
             if matches!(kind, EntityKind::Follow | EntityKind::Transition)
                 || kind.is_configuration()
             {
                 continue;
             }
-            match seen.iter_mut().find(|(k, i, _)| *k == kind && *i == id) {
-                Some((_, _, evs)) => evs.push(ev),
-                None => seen.push((kind, id, vec![ev])),
-            }
+            seen.entry((kind, id)).or_default().push(ev);
         }
-        for (kind, id, events) in seen {
+        for ((kind, id), events) in seen {
             let q = Query::all(EntityKind::Follow, tenant.clone())
                 .and(eq(EntityKind::Follow, "record_kind", kind.name())?)
                 .and(eq(EntityKind::Follow, "record_id", id)?);
