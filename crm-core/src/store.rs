@@ -23,6 +23,16 @@ pub trait Store: Send + Sync {
     fn read(&self) -> Result<Box<dyn ReadTx + '_>>;
     /// Starts the (single) write transaction; waits for other writers.
     fn write(&self) -> Result<Box<dyn WriteTx + '_>>;
+    /// Copies the whole live database to a new file at `dest` while writers keep writing, reporting
+    /// `(done, total)` progress, and checks the copy. Backends that cannot answer `Storage`.
+    fn backup_to(&self, dest: &std::path::Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        let _ = (dest, progress);
+        Err(crate::error::CrmError::storage("this storage backend has no file backups"))
+    }
+    /// The backend's own consistency check: an empty list when sound.
+    fn integrity_check(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Which audit entries to read.

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod audit;
+mod backup;
 mod codec;
 mod compile;
 mod migrate;

@@ -113,6 +113,49 @@ impl SqliteStore {
         migrate::latest()
     }
 
+    /// Copies the live database to a new file at `dest` while writers keep writing (SQLite's online
+    /// backup, inside one read snapshot), reporting `(pages done, pages total)`, then checks the copy's
+    /// integrity. Refuses an existing destination.
+    pub fn backup_to(
+        &self,
+        dest: impl AsRef<Path>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        match &self.readers {
+            Some(r) => {
+                let src = open_reader(&r.path)?;
+                crate::backup::copy(&src, dest.as_ref(), progress)
+            }
+            None => {
+                let conn = lock(&self.writer)?;
+                crate::backup::copy(&conn, dest.as_ref(), progress)
+            }
+        }
+    }
+
+    /// Restores a backup into a new database file `into` (refused if it exists) and checks it.
+    pub fn restore_backup(
+        backup: impl AsRef<Path>,
+        into: impl AsRef<Path>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        let src = Connection::open_with_flags(backup.as_ref(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(storage)?;
+        migrate::check(&src)?;
+        crate::backup::copy(&src, into.as_ref(), progress)
+    }
+
+    /// `PRAGMA integrity_check` and the foreign-key check of this database: empty when sound.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        let conn = lock(&self.writer)?;
+        crate::backup::check(&conn)
+    }
+
+    /// Integrity check of a database file (for example a backup), opened read-only.
+    pub fn check_file(path: impl AsRef<Path>) -> Result<Vec<String>> {
+        crate::backup::check_file(path.as_ref())
+    }
+
     /// The query plan SQLite picks for a query, one `EXPLAIN QUERY PLAN` detail line per step
     /// (for tests and tuning).
     pub fn explain(&self, q: &Query) -> Result<Vec<String>> {
@@ -176,6 +219,14 @@ impl Drop for Tx<'_> {
 }
 
 impl Store for SqliteStore {
+    fn backup_to(&self, dest: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        SqliteStore::backup_to(self, dest, progress)
+    }
+
+    fn integrity_check(&self) -> Result<Vec<String>> {
+        SqliteStore::integrity_check(self)
+    }
+
     fn read(&self) -> Result<Box<dyn ReadTx + '_>> {
         let conn = match &self.readers {
             None => Handle::Locked(lock(&self.writer)?),

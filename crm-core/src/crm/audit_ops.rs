@@ -325,6 +325,26 @@ impl Crm {
         Ok(verify_chain(&entries))
     }
 
+    /// Takes an online backup of the whole database into a new file while other users keep working,
+    /// reporting `(done, total)` progress, and checks the copy's integrity. For administrators.
+    pub fn backup(&self, ctx: &Context, dest: &std::path::Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        let (p, _) = self.principal(ctx)?;
+        if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
+            return Err(CrmError::permission_denied("backup", "database", "object_permission"));
+        }
+        self.store().backup_to(dest, progress)
+    }
+
+    /// The storage's own consistency check (SQLite `integrity_check` and foreign keys): empty when
+    /// sound. For administrators.
+    pub fn integrity_check(&self, ctx: &Context) -> Result<Vec<String>> {
+        let (p, _) = self.principal(ctx)?;
+        if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
+            return Err(CrmError::permission_denied("check", "database", "object_permission"));
+        }
+        self.store().integrity_check()
+    }
+
     /// Undelivered outbox events after `after_seq`, oldest first (at most `limit`). Delivery is
     /// at-least-once: events stay pending until acknowledged. For administrators and integration users
     /// (capability `integration`).
