@@ -58,7 +58,7 @@ fn lookups_and_pages(c: &mut Criterion) {
             i = (i + 7919) % visible.len();
             // Written the way a caller-id system hands it over: national format.
             let p = &cs[visible[i]].phone;
-            let national = format!("0{}", &p[3..]);
+            let national = p[3..].to_string();
             black_box(
                 f.crm
                     .find_by_phone(rep, EntityKind::Account, &national)

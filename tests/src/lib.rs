@@ -203,6 +203,9 @@ pub fn sample(w: &World, kind: EntityKind) -> Fields {
             fields! { "name" => "big discounts", "max_discount_percent" => d("10") }
         }
         EntityKind::AuditSetting => fields! { "entity" => "campaign", "enabled" => true },
+        EntityKind::Segment => {
+            fields! { "name" => "Italian customers", "entity" => "account", "definition" => "country = \"IT\"" }
+        }
         EntityKind::Transition | EntityKind::Follow => unreachable!("system managed"),
     }
 }
