@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod access;
+pub mod analytics;
 mod audit;
 mod clock;
 mod crm;
@@ -10,6 +11,7 @@ mod events;
 mod id;
 mod money;
 pub mod pipeline;
+pub mod segment;
 mod query;
 mod record;
 mod schema;

@@ -102,6 +102,9 @@ kinds! {
     Follow = "follow", "follows";
     /// Whether changes to one entity type are audited.
     AuditSetting = "audit_setting", "audit_settings";
+    /// A named set of accounts, contacts or leads: a filter-language definition (dynamic) or a fixed
+    /// member list (static).
+    Segment = "segment", "segments";
 }
 
 impl fmt::Display for EntityKind {
@@ -310,6 +313,8 @@ pub(crate) const MEMBER_STATUSES: &[&str] = &[
     "unsubscribed",
     "bounced",
 ];
+/// Entity types a segment may group.
+pub(crate) const SEGMENT_ENTITIES: &[&str] = &["account", "contact", "lead"];
 /// Custom field types that can be defined at run time.
 pub(crate) const CUSTOM_FIELD_TYPES: &[&str] = &[
     "text",
@@ -358,6 +363,13 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("country", T::Country),
             F::new("territory_id", r(K::Territory)),
             F::new("parent_id", r(K::Account)),
+            // Derived order statistics, maintained in the order's transaction (see docs/segments.md).
+            F::new("order_count", T::Int).system(),
+            F::new("lifetime_value", T::Money).system(),
+            F::new("average_order_value", T::Money).system(),
+            F::new("first_order_at", T::Timestamp).system(),
+            F::new("last_order_at", T::Timestamp).system(),
+            F::new("other_currency_orders", T::Int).system(),
         ],
         K::Contact => vec![
             F::new("first_name", T::Text),
@@ -627,6 +639,16 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
         K::AuditSetting => vec![
             F::new("entity", T::choice(&kind_names())).req().unique(),
             F::new("enabled", T::Bool).default(true),
+        ],
+        K::Segment => vec![
+            F::new("name", T::Text).req(),
+            F::new("entity", T::choice(SEGMENT_ENTITIES)).req(),
+            F::new("kind", T::choice(&["static", "dynamic"])).default("dynamic"),
+            F::new("definition", T::Text),
+            F::new("currency", T::Currency),
+            F::new("member_ids", T::Json),
+            F::new("member_count", T::Int).system(),
+            F::new("last_refreshed_at", T::Timestamp).system(),
         ],
         K::Share => vec![
             F::new("record_kind", T::choice(&kind_names())).req(),

@@ -26,6 +26,14 @@ CREATE TABLE accounts (
     country TEXT,
     territory_id BLOB,
     parent_id BLOB,
+    order_count INTEGER,
+    lifetime_value INTEGER,
+    lifetime_value_currency TEXT,
+    average_order_value INTEGER,
+    average_order_value_currency TEXT,
+    first_order_at INTEGER,
+    last_order_at INTEGER,
+    other_currency_orders INTEGER,
     PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX ix_accounts_owner ON accounts (tenant_id, owner_id);
@@ -689,7 +697,32 @@ CREATE INDEX ix_audit_settings_owner ON audit_settings (tenant_id, owner_id);
 CREATE INDEX ix_audit_settings_updated ON audit_settings (tenant_id, updated_at);
 CREATE UNIQUE INDEX ux_audit_settings_entity ON audit_settings (tenant_id, entity) WHERE deleted_at IS NULL;
 
+CREATE TABLE segments (
+    tenant_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    owner_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    deleted_at INTEGER,
+    custom TEXT,
+    name TEXT,
+    entity TEXT,
+    kind TEXT,
+    definition TEXT,
+    currency TEXT,
+    member_ids TEXT,
+    member_count INTEGER,
+    last_refreshed_at INTEGER,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX ix_segments_owner ON segments (tenant_id, owner_id);
+CREATE INDEX ix_segments_updated ON segments (tenant_id, updated_at);
+
 -- Hot lookups and lists.
+CREATE INDEX ix_accounts_last_order ON accounts (tenant_id, last_order_at);
 CREATE INDEX ix_accounts_phone ON accounts (tenant_id, phone);
 CREATE INDEX ix_accounts_email ON accounts (tenant_id, email);
 CREATE INDEX ix_accounts_name ON accounts (tenant_id, name);

@@ -3,6 +3,7 @@
 //! entry and its outbox events.
 
 mod access_ops;
+mod analytics_ops;
 mod audit_ops;
 mod process;
 mod read;

@@ -659,6 +659,7 @@ impl Crm {
             EntityKind::AssignmentRule => {
                 parse_conditions(new)?;
             }
+            EntityKind::Order => self.order_stats_on_update(uow, old, new)?,
             _ => {}
         }
         Ok(())
@@ -671,6 +672,7 @@ impl Crm {
         if uow.written.is_empty() {
             return Ok(());
         }
+        self.order_stats_before_commit(uow)?;
         let written = uow.written.clone();
         let tenant = uow.ctx.tenant.clone();
         for (kind, id, ev) in &written {
