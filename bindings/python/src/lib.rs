@@ -8,6 +8,7 @@
 
 mod convert;
 mod error;
+mod mailer;
 mod session;
 mod types;
 
@@ -38,6 +39,9 @@ fn _crm_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::HistoryPage>()?;
     m.add_class::<types::AuditVerification>()?;
     m.add_class::<types::Event>()?;
+    m.add_class::<types::StageEntry>()?;
+    m.add_class::<types::Conversion>()?;
+    m.add_class::<types::EmailMessage>()?;
     m.add_function(wrap_pyfunction!(_raise_error, m)?)?;
     error::register(m)?;
     Ok(())

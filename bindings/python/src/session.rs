@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crm_core::chrono::{DateTime, Duration, Utc};
 use crm_core::{
-    Context, Crm as CoreCrm, EntityKind, Filter, Grantee, ListRequest, NewRecord, Origin, RecordId,
-    Sort, TenantId,
+    Context, ConvertLead, Crm as CoreCrm, EntityKind, Filter, Grantee, ListRequest, ManualClock,
+    NewRecord, Origin, RecordId, Sort, TenantId,
 };
 use crm_store::SqliteStore;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -13,11 +14,12 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 
-use crate::convert::{from_value, opt_filter, to_action, to_fields, to_instant, to_kind};
+use crate::convert::{from_value, money_of, opt_filter, to_action, to_fields, to_instant, to_kind};
 use crate::error::Error;
+use crate::mailer::PyMailer;
 use crate::types::{
-    AccessReview, AuditVerification, Decision, Event, FieldChange, HistoryEntry, HistoryPage, Page,
-    Record,
+    AccessReview, AuditVerification, Conversion, Decision, Event, FieldChange, HistoryEntry,
+    HistoryPage, Page, Record, StageEntry,
 };
 
 fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
@@ -79,35 +81,79 @@ fn sort_of(sort: Option<String>, descending: bool) -> Option<Sort> {
 #[pyclass(frozen, module = "crm_core._crm_core")]
 pub(crate) struct Crm {
     inner: Arc<CoreCrm>,
+    /// The manual clock, when the CRM was opened with `clock=`.
+    manual: Option<Arc<ManualClock>>,
 }
 
 impl Crm {
-    fn build(store: SqliteStore, region: &str) -> PyResult<Self> {
-        let crm = CoreCrm::new(Arc::new(store))
+    fn build(store: SqliteStore, region: &str, clock: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let mut crm = CoreCrm::new(Arc::new(store))
             .with_default_region(region)
             .map_err(Error)?;
+        let manual = match clock {
+            Some(c) if !c.is_none() => Some(Arc::new(ManualClock::new(to_instant(c)?))),
+            _ => None,
+        };
+        if let Some(m) = &manual {
+            crm = crm.with_clock(m.clone());
+        }
         Ok(Crm {
             inner: Arc::new(crm),
+            manual,
+        })
+    }
+
+    fn manual(&self) -> PyResult<&ManualClock> {
+        self.manual.as_deref().ok_or_else(|| {
+            PyRuntimeError::new_err("the CRM runs on the system clock: open it with `clock=`")
         })
     }
 }
 
 #[pymethods]
 impl Crm {
-    /// Opens (or creates) the database file at `path`.
+    /// Opens (or creates) the database file at `path`. With `clock` (an aware datetime) the CRM runs
+    /// on a manual clock showing that instant, moved only by `advance` and `set_clock`.
     #[staticmethod]
-    #[pyo3(signature = (path, *, default_region = "IT"))]
-    fn open(py: Python<'_>, path: PathBuf, default_region: &str) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, default_region = "IT", clock = None))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        default_region: &str,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let store = py.detach(move || SqliteStore::open(path)).map_err(Error)?;
-        Crm::build(store, default_region)
+        Crm::build(store, default_region, clock)
     }
 
-    /// A throw-away in-memory database.
+    /// A throw-away in-memory database (`clock` as in `open`).
     #[staticmethod]
-    #[pyo3(signature = (*, default_region = "IT"))]
-    fn memory(py: Python<'_>, default_region: &str) -> PyResult<Self> {
+    #[pyo3(signature = (*, default_region = "IT", clock = None))]
+    fn memory(
+        py: Python<'_>,
+        default_region: &str,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let store = py.detach(SqliteStore::open_in_memory).map_err(Error)?;
-        Crm::build(store, default_region)
+        Crm::build(store, default_region, clock)
+    }
+
+    /// The current instant of the CRM's clock (UTC, to the microsecond).
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.now()
+    }
+
+    /// Moves the manual clock forward by `delta` (a `timedelta`).
+    fn advance(&self, delta: Duration) -> PyResult<()> {
+        self.manual()?.advance(delta);
+        Ok(())
+    }
+
+    /// Sets the manual clock to `at` (an aware datetime).
+    fn set_clock(&self, at: &Bound<'_, PyAny>) -> PyResult<()> {
+        let at = to_instant(at)?;
+        self.manual()?.set(at);
+        Ok(())
     }
 
     /// Sets up an empty tenant with an administrator and returns the administrator's session.
@@ -630,6 +676,294 @@ impl Session {
         let new = new_record(EntityKind::Role, Some(&kw))?;
         self.run(py, move |c, ctx| c.create(ctx, EntityKind::Role, new))
             .map(Record)
+    }
+
+    // ------------------------------------------------------------- processes
+
+    /// Moves a lead along its lifecycle (`contacted`, `qualified`, `disqualified`…); converting is
+    /// `convert_lead`. Refused moves raise `InvalidTransition`.
+    #[pyo3(signature = (id, version, to, *, comment=None))]
+    fn transition_lead(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        version: i64,
+        to: String,
+        comment: Option<String>,
+    ) -> PyResult<Record> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| {
+            c.transition_lead(ctx, id, version, &to, comment.as_deref())
+        })
+        .map(Record)
+    }
+
+    /// Disqualifies a lead; the reason is required.
+    fn disqualify_lead(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        version: i64,
+        reason: String,
+    ) -> PyResult<Record> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| {
+            c.disqualify_lead(ctx, id, version, &reason)
+        })
+        .map(Record)
+    }
+
+    /// Converts a qualified lead atomically into an account (created, or `account_id` linked), a
+    /// contact and an opportunity (named `opportunity_name`, worth `amount`, in `pipeline` or the
+    /// default pipeline).
+    #[pyo3(signature = (id, version, *, account_id=None, opportunity_name=None, amount=None, pipeline=None))]
+    #[allow(clippy::too_many_arguments)] // reason: mirrors the keyword arguments of the Python API
+    fn convert_lead(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        version: i64,
+        account_id: Option<&str>,
+        opportunity_name: Option<String>,
+        amount: Option<&Bound<'_, PyAny>>,
+        pipeline: Option<String>,
+    ) -> PyResult<Conversion> {
+        let id = rid(id)?;
+        let amount = match amount {
+            Some(a) if !a.is_none() => Some(money_of(a)?.ok_or_else(|| {
+                PyTypeError::new_err("`amount` must be a Money or an (amount, currency) tuple")
+            })?),
+            _ => None,
+        };
+        let opts = ConvertLead {
+            account_id: account_id.map(rid).transpose()?,
+            opportunity_name,
+            amount,
+            pipeline,
+        };
+        let conv = self.run(py, move |c, ctx| c.convert_lead(ctx, id, version, opts))?;
+        Conversion::new(py, conv)
+    }
+
+    /// Moves an opportunity to another stage of its pipeline, checking the stage's guards.
+    #[pyo3(signature = (id, version, stage, *, comment=None, lost_reason=None))]
+    fn move_opportunity(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        version: i64,
+        stage: String,
+        comment: Option<String>,
+        lost_reason: Option<String>,
+    ) -> PyResult<Record> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| {
+            c.move_opportunity(
+                ctx,
+                id,
+                version,
+                &stage,
+                comment.as_deref(),
+                lost_reason.as_deref(),
+            )
+        })
+        .map(Record)
+    }
+
+    /// Submits a draft quote: it waits for approval if an approval rule triggers, else it is
+    /// approved at once (and sent, if `auto_send`).
+    #[pyo3(signature = (id, version, *, comment=None))]
+    fn submit_quote(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        version: i64,
+        comment: Option<String>,
+    ) -> PyResult<Record> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| {
+            c.submit_quote(ctx, id, version, comment.as_deref())
+        })
+        .map(Record)
+    }
+
+    /// Approves a quote waiting for approval (capability `approve_quotes`; not by its author or
+    /// submitter: rule `same_person`).
+    #[pyo3(signature = (id, version, *, comment=None))]
+    fn approve_quote(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        version: i64,
+        comment: Option<String>,
+    ) -> PyResult<Record> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| {
+            c.approve_quote(ctx, id, version, comment.as_deref())
+        })
+        .map(Record)
+    }
+
+    /// Rejects a quote waiting for approval or a sent one; the reason is required.
+    fn reject_quote(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        version: i64,
+        reason: String,
+    ) -> PyResult<Record> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| c.reject_quote(ctx, id, version, &reason))
+            .map(Record)
+    }
+
+    /// Sends an approved quote (rule `approval_missing` otherwise): an `email.requested` event goes
+    /// to the outbox for `deliver_emails`.
+    fn send_quote(&self, py: Python<'_>, id: &str, version: i64) -> PyResult<Record> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| c.send_quote(ctx, id, version))
+            .map(Record)
+    }
+
+    /// Marks an approved or sent quote expired.
+    fn expire_quote(&self, py: Python<'_>, id: &str, version: i64) -> PyResult<Record> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| c.expire_quote(ctx, id, version))
+            .map(Record)
+    }
+
+    /// Records the customer's acceptance of a sent quote; with `create_order` also creates the
+    /// order. Returns `(quote, order or None)`.
+    #[pyo3(signature = (id, version, *, create_order=false))]
+    fn accept_quote(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        version: i64,
+        create_order: bool,
+    ) -> PyResult<(Record, Option<Record>)> {
+        let id = rid(id)?;
+        let (q, o) = self.run(py, move |c, ctx| {
+            c.accept_quote(ctx, id, version, create_order)
+        })?;
+        Ok((Record(q), o.map(Record)))
+    }
+
+    /// Moves a case along its lifecycle (reopening included).
+    #[pyo3(signature = (id, version, to, *, comment=None))]
+    fn transition_case(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        version: i64,
+        to: String,
+        comment: Option<String>,
+    ) -> PyResult<Record> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| {
+            c.transition_case(ctx, id, version, &to, comment.as_deref())
+        })
+        .map(Record)
+    }
+
+    /// Marks the open cases past an SLA due time as breached (once each); returns their ids.
+    fn check_slas(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let out = self.run(py, |c, ctx| c.check_slas(ctx))?;
+        Ok(out.into_iter().map(|id| id.to_string()).collect())
+    }
+
+    /// The recorded transitions of a record, oldest first, with the time spent in each state.
+    fn stage_history(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+    ) -> PyResult<Vec<StageEntry>> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        let out = self.run(py, move |c, ctx| c.stage_history(ctx, kind, id))?;
+        Ok(out.into_iter().map(StageEntry::from).collect())
+    }
+
+    /// Follows a record (its later changes notify the user); returns the Follow record.
+    fn follow(&self, py: Python<'_>, kind: &Bound<'_, PyAny>, id: &str) -> PyResult<Record> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        self.run(py, move |c, ctx| c.follow(ctx, kind, id))
+            .map(Record)
+    }
+
+    /// Stops following a record; `False` if the user was not following it.
+    fn unfollow(&self, py: Python<'_>, kind: &Bound<'_, PyAny>, id: &str) -> PyResult<bool> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        self.run(py, move |c, ctx| c.unfollow(ctx, kind, id))
+    }
+
+    /// The ids of the users following a record.
+    fn followers(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+    ) -> PyResult<Vec<String>> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        let out = self.run(py, move |c, ctx| c.followers(ctx, kind, id))?;
+        Ok(out.into_iter().map(|id| id.to_string()).collect())
+    }
+
+    /// Open tasks due before `until` (an aware datetime), earliest first.
+    fn due_tasks(&self, py: Python<'_>, until: &Bound<'_, PyAny>) -> PyResult<Vec<Py<Record>>> {
+        let until = to_instant(until)?;
+        let out = self.run(py, move |c, ctx| c.due_tasks(ctx, until))?;
+        records(py, out)
+    }
+
+    /// Emits one `task.due` event per open task due by now not yet reminded; returns how many.
+    fn fire_reminders(&self, py: Python<'_>) -> PyResult<usize> {
+        self.run(py, |c, ctx| c.fire_reminders(ctx))
+    }
+
+    /// Delivers the pending `email.requested` events through `mailer` (any object with a
+    /// `send(message)` method, called with an `EmailMessage`), oldest first, and acknowledges each one
+    /// sent; returns how many. An exception raised by `send` leaves that event pending for the next
+    /// call and the other messages are still tried; `on_error(message, error)` is then called with a
+    /// `StorageError` whose `__cause__` is the exception.
+    #[pyo3(signature = (mailer, *, on_error=None))]
+    fn deliver_emails(
+        &self,
+        py: Python<'_>,
+        mailer: &Bound<'_, PyAny>,
+        on_error: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let m = PyMailer::new(mailer)?;
+        let result = self.run(py, |c, ctx| c.deliver_emails(ctx, &m));
+        let (failures, fatal) = m.into_outcome();
+        if let Some(e) = fatal {
+            return Err(e);
+        }
+        let delivered = result?;
+        if let Some(cb) = on_error.filter(|cb| !cb.is_none()) {
+            for f in &failures {
+                let msg = crate::types::EmailMessage::from(&f.message);
+                cb.call1((msg, PyMailer::error_of(py, f).into_value(py)))?;
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Restores the field values a record had at `restore_to`, as a new recorded change that passes
+    /// today's validation (`version` is the current version, checked as in `update`).
+    fn restore_version(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        id: &str,
+        version: i64,
+        restore_to: i64,
+    ) -> PyResult<Record> {
+        let (kind, id) = (to_kind(kind)?, rid(id)?);
+        self.run(py, move |c, ctx| {
+            c.restore_version(ctx, kind, id, version, restore_to)
+        })
+        .map(Record)
     }
 
     fn __repr__(&self) -> String {

@@ -5,9 +5,11 @@ use std::hash::{Hash, Hasher};
 
 use crm_core::chrono::{DateTime, Utc};
 use crm_core::{
-    AccessReview as CoreAccessReview, AuditVerification as CoreAuditVerification, Currency,
-    Decimal, Decision as CoreDecision, Event as CoreEvent, FieldChange as CoreFieldChange,
+    AccessReview as CoreAccessReview, AuditVerification as CoreAuditVerification,
+    Conversion as CoreConversion, Currency, Decimal, Decision as CoreDecision,
+    EmailMessage as CoreEmailMessage, Event as CoreEvent, FieldChange as CoreFieldChange,
     HistoryEntry as CoreHistoryEntry, Money as CoreMoney, Record as CoreRecord,
+    StageEntry as CoreStageEntry,
 };
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
@@ -458,5 +460,101 @@ impl Event {
 impl Event {
     fn __repr__(&self) -> String {
         format!("<Event #{} {}>", self.seq, self.event_type)
+    }
+}
+
+/// One recorded lifecycle transition with the time spent in the state it entered.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct StageEntry {
+    at: DateTime<Utc>,
+    user_id: String,
+    from_state: Option<String>,
+    to_state: String,
+    comment: Option<String>,
+    rule: Option<String>,
+    seconds_in_previous: i64,
+    seconds_in_state: i64,
+}
+
+impl From<CoreStageEntry> for StageEntry {
+    fn from(e: CoreStageEntry) -> Self {
+        StageEntry {
+            at: e.at,
+            user_id: e.user_id.to_string(),
+            from_state: e.from_state,
+            to_state: e.to_state,
+            comment: e.comment,
+            rule: e.rule,
+            seconds_in_previous: e.seconds_in_previous,
+            seconds_in_state: e.seconds_in_state,
+        }
+    }
+}
+
+#[pymethods]
+impl StageEntry {
+    fn __repr__(&self) -> String {
+        format!(
+            "<StageEntry {} -> {}>",
+            self.from_state.as_deref().unwrap_or("-"),
+            self.to_state
+        )
+    }
+}
+
+/// The records a lead conversion created or linked: the converted lead, the account, the contact
+/// and the opportunity.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct Conversion {
+    lead: Py<Record>,
+    account: Py<Record>,
+    contact: Py<Record>,
+    opportunity: Py<Record>,
+}
+
+impl Conversion {
+    pub(crate) fn new(py: Python<'_>, c: CoreConversion) -> PyResult<Self> {
+        Ok(Conversion {
+            lead: Py::new(py, Record(c.lead))?,
+            account: Py::new(py, Record(c.account))?,
+            contact: Py::new(py, Record(c.contact))?,
+            opportunity: Py::new(py, Record(c.opportunity))?,
+        })
+    }
+}
+
+#[pymethods]
+impl Conversion {
+    fn __repr__(&self) -> String {
+        "<Conversion>".to_owned()
+    }
+}
+
+/// An e-mail the outbox asks the host's mailer to send.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct EmailMessage {
+    to: String,
+    subject: String,
+    body: String,
+    record_kind: String,
+    record_id: String,
+}
+
+impl From<&CoreEmailMessage> for EmailMessage {
+    fn from(m: &CoreEmailMessage) -> Self {
+        EmailMessage {
+            to: m.to.clone(),
+            subject: m.subject.clone(),
+            body: m.body.clone(),
+            record_kind: m.record_kind.name().to_owned(),
+            record_id: m.record_id.to_string(),
+        }
+    }
+}
+
+#[pymethods]
+impl EmailMessage {
+    fn __repr__(&self) -> String {
+        format!("<EmailMessage to={:?} subject={:?}>", self.to, self.subject)
     }
 }

@@ -8,15 +8,17 @@ serde form or ``{field: value}``) or :class:`F` expressions.
 from __future__ import annotations
 
 import enum
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from crm_core._crm_core import (
     AccessReview,
     AuditVerification,
     Conflict,
+    Conversion,
     Crm,
     CrmError,
     Decision,
+    EmailMessage,
     Event,
     FieldChange,
     HistoryEntry,
@@ -31,6 +33,7 @@ from crm_core._crm_core import (
     Record,
     RecordIterator,
     Session,
+    StageEntry,
     StorageError,
     ValidationError,
 )
@@ -40,9 +43,11 @@ __all__ = [
     "Action",
     "AuditVerification",
     "Conflict",
+    "Conversion",
     "Crm",
     "CrmError",
     "Decision",
+    "EmailMessage",
     "ErrorKind",
     "Event",
     "F",
@@ -53,6 +58,7 @@ __all__ = [
     "InternalError",
     "InvalidQuery",
     "InvalidTransition",
+    "Mailer",
     "Money",
     "NotFound",
     "Page",
@@ -60,9 +66,17 @@ __all__ = [
     "Record",
     "RecordIterator",
     "Session",
+    "StageEntry",
     "StorageError",
     "ValidationError",
 ]
+
+
+class Mailer(Protocol):
+    """What :meth:`Session.deliver_emails` needs: an object whose ``send`` method delivers one
+    :class:`EmailMessage`. An exception raised by ``send`` leaves the message pending."""
+
+    def send(self, message: EmailMessage, /) -> object: ...
 
 
 class Action(str, enum.Enum):

@@ -2,17 +2,19 @@
 
 import builtins
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union, final
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence, Union, final
 
 __all__ = [
     "AccessReview",
     "AuditVerification",
     "Conflict",
+    "Conversion",
     "Crm",
     "CrmError",
     "Decision",
+    "EmailMessage",
     "Event",
     "FieldChange",
     "HistoryEntry",
@@ -27,6 +29,7 @@ __all__ = [
     "Record",
     "RecordIterator",
     "Session",
+    "StageEntry",
     "StorageError",
     "ValidationError",
     "_raise_error",
@@ -34,6 +37,10 @@ __all__ = [
 
 _FilterLike = Any  # dict (serde form or {field: value}) or an object with ``to_dict()``
 _KindLike = Any  # entity type name such as "account", or a str enum member
+_MoneyLike = Union["Money", tuple[Union[Decimal, int], str]]
+
+class _Mailer(Protocol):
+    def send(self, message: "EmailMessage", /) -> object: ...
 
 class CrmError(Exception):
     kind: str
@@ -200,6 +207,49 @@ class Event:
     def payload(self) -> Any: ...
 
 @final
+class StageEntry:
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def from_state(self) -> Optional[str]: ...
+    @property
+    def to_state(self) -> str: ...
+    @property
+    def comment(self) -> Optional[str]: ...
+    @property
+    def rule(self) -> Optional[str]: ...
+    @property
+    def seconds_in_previous(self) -> int: ...
+    @property
+    def seconds_in_state(self) -> int: ...
+
+@final
+class Conversion:
+    @property
+    def lead(self) -> Record: ...
+    @property
+    def account(self) -> Record: ...
+    @property
+    def contact(self) -> Record: ...
+    @property
+    def opportunity(self) -> Record: ...
+
+@final
+class EmailMessage:
+    @property
+    def to(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def record_kind(self) -> str: ...
+    @property
+    def record_id(self) -> str: ...
+
+@final
 class RecordIterator:
     def __iter__(self) -> "RecordIterator": ...
     def __next__(self) -> Record: ...
@@ -207,9 +257,17 @@ class RecordIterator:
 @final
 class Crm:
     @staticmethod
-    def open(path: Union[str, "os.PathLike[str]"], *, default_region: str = "IT") -> "Crm": ...
+    def open(
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        default_region: str = "IT",
+        clock: Optional[datetime] = None,
+    ) -> "Crm": ...
     @staticmethod
-    def memory(*, default_region: str = "IT") -> "Crm": ...
+    def memory(*, default_region: str = "IT", clock: Optional[datetime] = None) -> "Crm": ...
+    def now(self) -> datetime: ...
+    def advance(self, delta: timedelta) -> None: ...
+    def set_clock(self, at: datetime) -> None: ...
     def bootstrap(
         self,
         tenant: str,
@@ -313,4 +371,52 @@ class Session:
     def create_role(
         self, name: str, policy: Mapping[str, Any], *, description: Optional[str] = None
     ) -> Record: ...
+    def transition_lead(
+        self, id: str, version: int, to: str, *, comment: Optional[str] = None
+    ) -> Record: ...
+    def disqualify_lead(self, id: str, version: int, reason: str) -> Record: ...
+    def convert_lead(
+        self,
+        id: str,
+        version: int,
+        *,
+        account_id: Optional[str] = None,
+        opportunity_name: Optional[str] = None,
+        amount: Optional[_MoneyLike] = None,
+        pipeline: Optional[str] = None,
+    ) -> Conversion: ...
+    def move_opportunity(
+        self,
+        id: str,
+        version: int,
+        stage: str,
+        *,
+        comment: Optional[str] = None,
+        lost_reason: Optional[str] = None,
+    ) -> Record: ...
+    def submit_quote(self, id: str, version: int, *, comment: Optional[str] = None) -> Record: ...
+    def approve_quote(self, id: str, version: int, *, comment: Optional[str] = None) -> Record: ...
+    def reject_quote(self, id: str, version: int, reason: str) -> Record: ...
+    def send_quote(self, id: str, version: int) -> Record: ...
+    def expire_quote(self, id: str, version: int) -> Record: ...
+    def accept_quote(
+        self, id: str, version: int, *, create_order: bool = False
+    ) -> tuple[Record, Optional[Record]]: ...
+    def transition_case(
+        self, id: str, version: int, to: str, *, comment: Optional[str] = None
+    ) -> Record: ...
+    def check_slas(self) -> builtins.list[str]: ...
+    def stage_history(self, kind: _KindLike, id: str) -> builtins.list[StageEntry]: ...
+    def follow(self, kind: _KindLike, id: str) -> Record: ...
+    def unfollow(self, kind: _KindLike, id: str) -> bool: ...
+    def followers(self, kind: _KindLike, id: str) -> builtins.list[str]: ...
+    def due_tasks(self, until: datetime) -> builtins.list[Record]: ...
+    def fire_reminders(self) -> int: ...
+    def deliver_emails(
+        self,
+        mailer: _Mailer,
+        *,
+        on_error: Optional[Callable[[EmailMessage, CrmError], object]] = None,
+    ) -> int: ...
+    def restore_version(self, kind: _KindLike, id: str, version: int, restore_to: int) -> Record: ...
 
