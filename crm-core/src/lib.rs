@@ -30,6 +30,10 @@ pub use audit::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crm::{AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord};
+pub use crm::{
+    ErpFacts, ErpFactsRow, OverdueInvoice, ProfitDimension, ProfitOptions, ProfitRow, RfmOptions,
+    RfmRow, ScreenPop, SegmentDiff,
+};
 pub use crm::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use custom_field::CustomFieldDef;
 pub use error::{CrmError, ErrorKind, Result};

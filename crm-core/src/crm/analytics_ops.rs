@@ -2,17 +2,239 @@
 //! segment filter language, segments, RFM, lifecycle, profit and the screen pop. Every read goes
 //! through the permission-filtered list calls.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::analytics;
-use crate::error::Result;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::access::Action;
+use crate::analytics::{self, Lifecycle, LifecycleThresholds, RfmRule};
+use crate::audit::Operation;
+use crate::error::{CrmError, Result};
 use crate::id::RecordId;
-use crate::query::{Column, Cond, Op, Query};
+use crate::money::{Currency, Money, RateTable};
+use crate::query::{Column, Cond, Filter, ListRequest, Op, Page, Query};
+use crate::record::Record;
 use crate::schema::EntityKind;
-use crate::value::Value;
+use crate::segment::{self, FieldEnv};
+use crate::value::{FieldType, Value};
 
+use super::read::MAX_PAGE;
+use super::resolve::Resolver;
 use super::write::Uow;
-use super::Crm;
+use super::{Context, Crm};
+
+/// Field types, clock and checks for the filter language, from the facade's resolver.
+struct CrmEnv<'a> {
+    resolver: Resolver<'a>,
+    now: DateTime<Utc>,
+    currency: Option<Currency>,
+}
+
+impl FieldEnv for CrmEnv<'_> {
+    fn field_type(&self, field: &str) -> Result<FieldType> {
+        self.resolver.column(field).map(|c| c.ty())
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+    fn currency(&self) -> Option<Currency> {
+        self.currency
+    }
+    fn check(&self, leaf: &Filter) -> Result<()> {
+        self.resolver.cond(leaf).map(|_| ())
+    }
+}
+
+/// Who entered and who left a segment at a refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SegmentDiff {
+    /// Members now that were not members at the previous refresh.
+    pub entered: Vec<RecordId>,
+    /// Members at the previous refresh that are not members now.
+    pub left: Vec<RecordId>,
+    /// Members now.
+    pub member_count: u64,
+}
+
+/// What [`Crm::rfm`] computes over.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RfmOptions {
+    /// Only orders of the last `window_days` days; `None` = all history (fast path: the maintained
+    /// account statistics).
+    pub window_days: Option<u32>,
+    /// The segment rule table; `None` = [`analytics::default_rfm_rules`].
+    pub rules: Option<Vec<RfmRule>>,
+    /// Rates to combine amounts in several currencies (into `rates.base`).
+    pub rates: Option<RateTable>,
+    /// Lifecycle thresholds; `None` = the defaults.
+    pub lifecycle: Option<LifecycleThresholds>,
+    /// Only accounts matching this filter.
+    pub accounts: Option<Filter>,
+}
+
+/// One customer's RFM scores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RfmRow {
+    /// The account.
+    pub account_id: RecordId,
+    /// Whole days since the last order (in the window).
+    pub recency_days: i64,
+    /// Orders in the window.
+    pub frequency: i64,
+    /// Net value of the orders in the window.
+    pub monetary: Money,
+    /// Recency score 1–5 (5 = most recent).
+    pub r: u8,
+    /// Frequency score 1–5 (5 = most orders).
+    pub f: u8,
+    /// Monetary score 1–5 (5 = highest spend).
+    pub m: u8,
+    /// The named segment from the rule table.
+    pub segment: String,
+    /// The lifecycle stage (from all-time first and last order).
+    pub lifecycle: Lifecycle,
+}
+
+/// How [`Crm::profit`] groups customers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum ProfitDimension {
+    /// The RFM segment (computed with these options).
+    Rfm,
+    /// The lifecycle stage.
+    Lifecycle,
+    /// The value of an account field (rendered as text; `""` when empty).
+    Field {
+        /// The account field name.
+        field: String,
+    },
+}
+
+/// What [`Crm::profit`] computes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfitOptions {
+    /// Orders placed at or after this instant…
+    pub from: DateTime<Utc>,
+    /// …and before this one.
+    pub to: DateTime<Utc>,
+    /// The customer dimension.
+    pub by: ProfitDimension,
+    /// Rates to combine currencies; without them all orders must share one currency.
+    pub rates: Option<RateTable>,
+    /// RFM options when grouping by RFM segment.
+    #[serde(default)]
+    pub rfm: RfmOptions,
+}
+
+/// Revenue, cost and margin of one segment × product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfitRow {
+    /// The segment value.
+    pub segment: String,
+    /// The product (`None` for free-text lines).
+    pub product_id: Option<RecordId>,
+    /// The line description of the product (first seen).
+    pub product: String,
+    /// Units sold.
+    pub quantity: Decimal,
+    /// Net revenue (after line discounts, before tax).
+    pub revenue: Money,
+    /// Σ unit_cost × quantity (lines without a cost count 0 and are counted in `lines_without_cost`).
+    pub cost: Money,
+    /// revenue − cost.
+    pub margin: Money,
+    /// Lines without a unit cost.
+    pub lines_without_cost: u64,
+}
+
+/// What the host's ERP knows about a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ErpFactsRow {
+    /// Open balance.
+    pub balance: Option<Money>,
+    /// Payment terms.
+    pub credit_terms: Option<String>,
+    /// Invoices past due.
+    pub overdue_invoices: Vec<OverdueInvoice>,
+}
+
+/// An invoice past due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverdueInvoice {
+    /// Invoice number.
+    pub number: String,
+    /// Amount open.
+    pub amount: Money,
+    /// Due date.
+    pub due: NaiveDate,
+}
+
+/// The host's ERP: balance and credit facts per account (a host extension point).
+pub trait ErpFacts {
+    /// The facts of one account.
+    fn facts(&self, account_id: RecordId) -> Result<ErpFactsRow>;
+}
+
+/// Everything an agent needs when a call comes in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScreenPop {
+    /// Accounts and contacts whose phone matches (several = ask the caller).
+    pub candidates: Vec<Record>,
+    /// The matched account (one account, or the account of the one matched contact).
+    pub account: Option<Record>,
+    /// The matched contact, when the number is a contact's.
+    pub contact: Option<Record>,
+    /// Contacts of the account.
+    pub contacts: Vec<Record>,
+    /// Latest orders (newest first, at most 10) with their lines.
+    pub recent_orders: Vec<Record>,
+    /// Opportunities not closed.
+    pub open_opportunities: Vec<Record>,
+    /// Latest quotes (at most 10).
+    pub quotes: Vec<Record>,
+    /// Cases not resolved or closed.
+    pub open_cases: Vec<Record>,
+    /// Latest interactions (at most 10).
+    pub last_activities: Vec<Record>,
+    /// RFM segment (all history).
+    pub rfm_segment: Option<String>,
+    /// Lifecycle stage.
+    pub lifecycle: Option<Lifecycle>,
+    /// ERP facts, when a provider was given.
+    pub erp: Option<ErpFactsRow>,
+}
+
+fn money_sum(a: Option<Money>, b: Money) -> Result<Money> {
+    match a {
+        Some(a) => a.checked_add(b),
+        None => Ok(b),
+    }
+}
+
+/// Amounts in one currency: converted with `rates` when given, else all must share one currency.
+fn to_common(m: Money, rates: Option<&RateTable>, seen: &mut Option<Currency>) -> Result<Money> {
+    let m = match rates {
+        Some(r) => r.convert(m)?,
+        None => m,
+    };
+    match seen {
+        Some(c) if *c != m.currency => Err(CrmError::invalid_query(
+            Some("rates"),
+            "rates_needed",
+            format!(
+                "amounts in {} and {}: give a rate table to combine them",
+                c, m.currency
+            ),
+        )),
+        Some(_) => Ok(m),
+        None => {
+            *seen = Some(m.currency);
+            Ok(m)
+        }
+    }
+}
 
 fn builtin(kind: EntityKind, name: &str) -> Option<Column> {
     kind.schema().field(name).map(|s| Column::Builtin {
@@ -113,7 +335,510 @@ impl Crm {
         }
         Ok(())
     }
+
+    // ----------------------------------------------------------------- filter language
+
+    /// Parses filter-language text over `kind` into a [`Filter`], checked against the schema and the
+    /// user's field rules. Errors are `InvalidQuery` naming the field, with the column in the message.
+    /// Amounts without a currency are in `currency`.
+    pub fn parse_filter(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        text: &str,
+        currency: Option<Currency>,
+    ) -> Result<Filter> {
+        let (p, cache) = self.principal(ctx)?;
+        let expr = segment::parse(text)?;
+        let env = CrmEnv {
+            resolver: Resolver {
+                kind,
+                principal: &p,
+                customs: &cache.customs,
+                phones: &self.phones,
+            },
+            now: self.now(),
+            currency,
+        };
+        expr.to_filter(&env)
+    }
+
+    /// Every record of `kind` matching `filter` that the user may read (paged internally).
+    pub(crate) fn list_all(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        filter: Option<Filter>,
+    ) -> Result<Vec<Record>> {
+        let mut req = ListRequest {
+            filter,
+            limit: Some(MAX_PAGE),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.list(ctx, kind, &req)?;
+            out.extend(page.items);
+            match page.next {
+                Some(n) => req.after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------- segments
+
+    /// The entity type and filter of a segment the user may read.
+    pub fn segment_filter(&self, ctx: &Context, id: RecordId) -> Result<(EntityKind, Filter)> {
+        let seg = self.get(ctx, EntityKind::Segment, id)?;
+        self.filter_of(ctx, &seg)
+    }
+
+    fn filter_of(&self, ctx: &Context, seg: &Record) -> Result<(EntityKind, Filter)> {
+        let kind: EntityKind = seg.text("entity").unwrap_or("account").parse()?;
+        if seg.text("kind") == Some("static") {
+            return Ok((
+                kind,
+                Filter::In {
+                    field: "id".into(),
+                    values: member_ids(seg).into_iter().map(Value::Ref).collect(),
+                },
+            ));
+        }
+        let currency = match seg.get("currency") {
+            Value::Text(c) => Some(c.parse::<Currency>()?),
+            _ => None,
+        };
+        let text = seg.text("definition").unwrap_or_default();
+        let f = self
+            .parse_filter(ctx, kind, text, currency)
+            .map_err(|e| e.in_field("definition"))?;
+        Ok((kind, f))
+    }
+
+    /// How many records the user may read are in the segment now (dynamic: evaluated now).
+    pub fn segment_count(&self, ctx: &Context, id: RecordId) -> Result<u64> {
+        let (kind, f) = self.segment_filter(ctx, id)?;
+        self.count(ctx, kind, Some(&f))
+    }
+
+    /// A page of the segment's members the user may read; `req.filter` narrows further, sort and
+    /// keyset paging as in [`Crm::list`].
+    pub fn segment_members(
+        &self,
+        ctx: &Context,
+        id: RecordId,
+        req: &ListRequest,
+    ) -> Result<Page<Record>> {
+        let (kind, f) = self.segment_filter(ctx, id)?;
+        let mut req = req.clone();
+        req.filter = Some(match req.filter.take() {
+            Some(g) => f.and(g),
+            None => f,
+        });
+        self.list(ctx, kind, &req)
+    }
+
+    /// Materialises a dynamic segment's members (those the acting user may read) into `member_ids`,
+    /// with `member_count` and `last_refreshed_at`, recorded as an audited update; reports who entered
+    /// and left since the previous refresh. A static segment's members are only recounted.
+    pub fn refresh_segment(&self, ctx: &Context, id: RecordId) -> Result<SegmentDiff> {
+        let seg = self.get(ctx, EntityKind::Segment, id)?;
+        let (kind, f) = self.filter_of(ctx, &seg)?;
+        let now_ids: BTreeSet<RecordId> = self
+            .list_all(ctx, kind, Some(f))?
+            .iter()
+            .map(|r| r.meta.id)
+            .collect();
+        let before: BTreeSet<RecordId> = member_ids(&seg).into_iter().collect();
+        let diff = SegmentDiff {
+            entered: now_ids.difference(&before).copied().collect(),
+            left: before.difference(&now_ids).copied().collect(),
+            member_count: now_ids.len() as u64,
+        };
+        let (p, cache) = self.principal(ctx)?;
+        let mut uow = self.begin(ctx, self.now())?;
+        let old =
+            self.fetch_for_write(&uow, &p, &cache, EntityKind::Segment, id, Action::Update)?;
+        let mut new = old.clone();
+        if old.text("kind") != Some("static") {
+            new.fields.insert(
+                "member_ids".into(),
+                Value::Json(serde_json::Value::Array(
+                    now_ids
+                        .iter()
+                        .map(|i| serde_json::Value::String(i.to_string()))
+                        .collect(),
+                )),
+            );
+        }
+        new.fields.insert(
+            "member_count".into(),
+            Value::Int(i64::try_from(now_ids.len()).unwrap_or(i64::MAX)),
+        );
+        new.fields
+            .insert("last_refreshed_at".into(), Value::Timestamp(uow.now));
+        uow.replace(&old, new, Operation::Update, "segment.refreshed", None)?;
+        uow.commit(self)?;
+        Ok(diff)
+    }
+
+    // ----------------------------------------------------------------- RFM and lifecycle
+
+    /// RFM scores of the accounts the user may read that have orders (in the window): quintiles with
+    /// SQL `NTILE(5)` semantics, named segments from the rule table. Accounts without orders in the
+    /// window are left out. See `docs/segments.md`.
+    pub fn rfm(&self, ctx: &Context, opts: &RfmOptions) -> Result<Vec<RfmRow>> {
+        let now = self.now();
+        let rules = opts
+            .rules
+            .clone()
+            .unwrap_or_else(analytics::default_rfm_rules);
+        let thresholds = opts.lifecycle.unwrap_or_default();
+        let accounts = self.list_all(ctx, EntityKind::Account, opts.accounts.clone())?;
+        // (account, last order, frequency, monetary)
+        let mut measures: Vec<(RecordId, DateTime<Utc>, i64, Money)> = Vec::new();
+        let mut seen = None;
+        let fast = opts.window_days.is_none()
+            && accounts
+                .iter()
+                .all(|a| a.get("other_currency_orders").as_int().unwrap_or(0) == 0);
+        if fast {
+            for a in &accounts {
+                let (Some(last), Some(n), Some(ltv)) = (
+                    a.get("last_order_at").as_timestamp(),
+                    a.get("order_count").as_int(),
+                    a.get("lifetime_value").as_money(),
+                ) else {
+                    continue;
+                };
+                if n == 0 {
+                    continue;
+                }
+                let m = to_common(ltv, opts.rates.as_ref(), &mut seen)?;
+                measures.push((a.meta.id, last, n, m));
+            }
+        } else {
+            let visible: BTreeSet<RecordId> = accounts.iter().map(|a| a.meta.id).collect();
+            let mut f = Filter::cmp("status", Op::Ne, "cancelled");
+            if let Some(days) = opts.window_days {
+                f = f.and(Filter::cmp(
+                    "ordered_at",
+                    Op::Ge,
+                    now - Duration::days(i64::from(days)),
+                ));
+            }
+            let mut by: BTreeMap<RecordId, (DateTime<Utc>, i64, Option<Money>)> = BTreeMap::new();
+            for o in self.list_all(ctx, EntityKind::Order, Some(f))? {
+                let Some(a) = o.reference("account_id").filter(|a| visible.contains(a)) else {
+                    continue;
+                };
+                let Some(net) = analytics::order_net(&o) else {
+                    continue;
+                };
+                let net = to_common(net, opts.rates.as_ref(), &mut seen)?;
+                let at = analytics::ordered_at(&o);
+                let e = by.entry(a).or_insert((at, 0, None));
+                e.0 = e.0.max(at);
+                e.1 += 1;
+                e.2 = Some(money_sum(e.2, net)?);
+            }
+            for (a, (last, n, m)) in by {
+                if let Some(m) = m {
+                    measures.push((a, last, n, m));
+                }
+            }
+        }
+        let r = analytics::quintiles(
+            &measures
+                .iter()
+                .map(|(id, last, _, _)| (*last, *id))
+                .collect::<Vec<_>>(),
+        );
+        let f = analytics::quintiles(
+            &measures
+                .iter()
+                .map(|(id, _, n, _)| (*n, *id))
+                .collect::<Vec<_>>(),
+        );
+        let m = analytics::quintiles(
+            &measures
+                .iter()
+                .map(|(id, _, _, m)| (m.amount, *id))
+                .collect::<Vec<_>>(),
+        );
+        let stats: HashMap<RecordId, &Record> = accounts.iter().map(|a| (a.meta.id, a)).collect();
+        let mut out = Vec::with_capacity(measures.len());
+        for (i, (id, last, n, money)) in measures.into_iter().enumerate() {
+            let (ri, fi, mi) = (
+                r.get(i).copied().unwrap_or(1),
+                f.get(i).copied().unwrap_or(1),
+                m.get(i).copied().unwrap_or(1),
+            );
+            let acc = stats.get(&id);
+            out.push(RfmRow {
+                account_id: id,
+                recency_days: analytics::days_between(last, now),
+                frequency: n,
+                monetary: money,
+                r: ri,
+                f: fi,
+                m: mi,
+                segment: analytics::rfm_segment(&rules, ri, fi, mi),
+                lifecycle: analytics::lifecycle(
+                    acc.and_then(|a| a.get("first_order_at").as_timestamp()),
+                    acc.and_then(|a| a.get("last_order_at").as_timestamp()),
+                    now,
+                    &thresholds,
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The lifecycle stage of every account the user may read (matching `filter`), from the
+    /// maintained first/last order instants.
+    pub fn lifecycles(
+        &self,
+        ctx: &Context,
+        filter: Option<Filter>,
+        thresholds: &LifecycleThresholds,
+    ) -> Result<Vec<(RecordId, Lifecycle)>> {
+        let now = self.now();
+        Ok(self
+            .list_all(ctx, EntityKind::Account, filter)?
+            .iter()
+            .map(|a| {
+                (
+                    a.meta.id,
+                    analytics::lifecycle(
+                        a.get("first_order_at").as_timestamp(),
+                        a.get("last_order_at").as_timestamp(),
+                        now,
+                        thresholds,
+                    ),
+                )
+            })
+            .collect())
+    }
+
+    // ----------------------------------------------------------------- profit
+
+    /// Revenue, cost and margin of the orders the user may read placed in `[from, to)` (not
+    /// cancelled), by customer segment × product, largest margin first (ties: segment, product).
+    pub fn profit(&self, ctx: &Context, opts: &ProfitOptions) -> Result<Vec<ProfitRow>> {
+        let f = Filter::cmp("status", Op::Ne, "cancelled")
+            .and(Filter::cmp("ordered_at", Op::Ge, opts.from))
+            .and(Filter::cmp("ordered_at", Op::Lt, opts.to));
+        let orders = self.list_all(ctx, EntityKind::Order, Some(f))?;
+        let segment_of: HashMap<RecordId, String> = match &opts.by {
+            ProfitDimension::Rfm => self
+                .rfm(ctx, &opts.rfm)?
+                .into_iter()
+                .map(|r| (r.account_id, r.segment))
+                .collect(),
+            ProfitDimension::Lifecycle => self
+                .lifecycles(ctx, None, &opts.rfm.lifecycle.unwrap_or_default())?
+                .into_iter()
+                .map(|(id, l)| (id, l.name().to_owned()))
+                .collect(),
+            ProfitDimension::Field { field } => {
+                let (p, cache) = self.principal(ctx)?;
+                Resolver {
+                    kind: EntityKind::Account,
+                    principal: &p,
+                    customs: &cache.customs,
+                    phones: &self.phones,
+                }
+                .column(field)?;
+                self.list_all(ctx, EntityKind::Account, None)?
+                    .iter()
+                    .map(|a| {
+                        let v = match field.strip_prefix("custom.") {
+                            Some(c) => a.custom(c),
+                            None => a.get(field),
+                        };
+                        let s = match v.to_json() {
+                            serde_json::Value::String(s) => s,
+                            serde_json::Value::Null => String::new(),
+                            j => j.to_string(),
+                        };
+                        (a.meta.id, s)
+                    })
+                    .collect()
+            }
+        };
+        type Acc = (String, Decimal, Decimal, Decimal, u64);
+        let mut groups: BTreeMap<(String, Option<RecordId>), Acc> = BTreeMap::new();
+        let mut seen = None;
+        for o in &orders {
+            let seg = o
+                .reference("account_id")
+                .and_then(|a| segment_of.get(&a).cloned())
+                .unwrap_or_else(|| match opts.by {
+                    ProfitDimension::Rfm => "no_rfm".to_owned(),
+                    _ => String::new(),
+                });
+            let Ok(currency) = o.text("currency").unwrap_or_default().parse::<Currency>() else {
+                continue;
+            };
+            let lines = match o.get("lines") {
+                Value::Lines(l) => l.clone(),
+                _ => continue,
+            };
+            let hundred = Decimal::from(100);
+            for l in lines {
+                let gross = currency.round(l.quantity * l.unit_price);
+                let disc = currency.round(gross * l.discount_percent / hundred);
+                let rev = to_common(
+                    Money::new(gross - disc, currency),
+                    opts.rates.as_ref(),
+                    &mut seen,
+                )?;
+                let cost = to_common(
+                    Money::new(l.unit_cost.unwrap_or_default() * l.quantity, currency),
+                    opts.rates.as_ref(),
+                    &mut seen,
+                )?;
+                let e = groups
+                    .entry((seg.clone(), l.product_id))
+                    .or_insert_with(|| {
+                        (
+                            l.description.clone(),
+                            Decimal::ZERO,
+                            Decimal::ZERO,
+                            Decimal::ZERO,
+                            0,
+                        )
+                    });
+                e.1 += l.quantity;
+                e.2 += rev.amount;
+                e.3 += cost.amount;
+                if l.unit_cost.is_none() {
+                    e.4 += 1;
+                }
+            }
+        }
+        let Some(c) = seen else {
+            return Ok(Vec::new());
+        };
+        let mut rows: Vec<ProfitRow> = groups
+            .into_iter()
+            .map(
+                |((segment, product_id), (product, q, rev, cost, missing))| ProfitRow {
+                    segment,
+                    product_id,
+                    product,
+                    quantity: q,
+                    revenue: Money::new(rev, c),
+                    cost: Money::new(cost, c),
+                    margin: Money::new(rev - cost, c),
+                    lines_without_cost: missing,
+                },
+            )
+            .collect();
+        rows.sort_by(|a, b| {
+            b.margin
+                .amount
+                .cmp(&a.margin.amount)
+                .then_with(|| a.segment.cmp(&b.segment))
+                .then_with(|| a.product_id.cmp(&b.product_id))
+        });
+        Ok(rows)
+    }
+
+    // ----------------------------------------------------------------- screen pop
+
+    /// The caller-id screen: who is calling (accounts and contacts with that phone), and for a single
+    /// match its contacts, recent orders, open opportunities, quotes, open cases, last interactions,
+    /// RFM segment, lifecycle and ERP facts — all as the user may see them.
+    pub fn screen_pop(
+        &self,
+        ctx: &Context,
+        phone: &str,
+        facts: Option<&dyn ErpFacts>,
+    ) -> Result<ScreenPop> {
+        let accounts = self.find_by_phone(ctx, EntityKind::Account, phone)?;
+        let contacts = self.find_by_phone(ctx, EntityKind::Contact, phone)?;
+        let mut pop = ScreenPop {
+            candidates: accounts.iter().chain(contacts.iter()).cloned().collect(),
+            ..Default::default()
+        };
+        let account = match (accounts.as_slice(), contacts.as_slice()) {
+            ([a], []) => Some(a.clone()),
+            ([], [c]) => {
+                pop.contact = Some(c.clone());
+                match c.reference("account_id") {
+                    Some(a) => self.get(ctx, EntityKind::Account, a).ok(),
+                    None => None,
+                }
+            }
+            ([a], [c]) if c.reference("account_id") == Some(a.meta.id) => {
+                pop.contact = Some(c.clone());
+                Some(a.clone())
+            }
+            _ => None,
+        };
+        let Some(account) = account else {
+            return Ok(pop);
+        };
+        let id = account.meta.id;
+        let of = |kind: EntityKind, extra: Option<Filter>, sort: Option<&str>, limit: u32| {
+            let mut f = Filter::eq("account_id", id);
+            if let Some(x) = extra {
+                f = f.and(x);
+            }
+            let mut req = ListRequest::filter(f).limit(limit);
+            if let Some(s) = sort {
+                req = req.sort_by(s, true);
+            }
+            self.list(ctx, kind, &req).map(|p| p.items)
+        };
+        pop.contacts = of(EntityKind::Contact, None, None, 100)?;
+        pop.recent_orders = of(EntityKind::Order, None, Some("ordered_at"), 10)?;
+        pop.open_opportunities = of(
+            EntityKind::Opportunity,
+            Some(Filter::is_null("closed_at")),
+            Some("expected_close"),
+            50,
+        )?;
+        pop.quotes = of(EntityKind::Quote, None, Some("created_at"), 10)?;
+        pop.open_cases = of(
+            EntityKind::Case,
+            Some(Filter::Not {
+                not: Box::new(Filter::one_of("status", ["resolved", "closed"])),
+            }),
+            Some("created_at"),
+            50,
+        )?;
+        pop.last_activities = of(EntityKind::Activity, None, Some("created_at"), 10)?;
+        let opts = RfmOptions::default();
+        pop.rfm_segment = self
+            .rfm(ctx, &opts)
+            .ok()
+            .and_then(|rows| rows.into_iter().find(|r| r.account_id == id))
+            .map(|r| r.segment);
+        pop.lifecycle = Some(analytics::lifecycle(
+            account.get("first_order_at").as_timestamp(),
+            account.get("last_order_at").as_timestamp(),
+            self.now(),
+            &LifecycleThresholds::default(),
+        ));
+        if let Some(f) = facts {
+            pop.erp = Some(f.facts(id)?);
+        }
+        pop.account = Some(account);
+        Ok(pop)
+    }
 }
 
-#[allow(dead_code)]
-type Unused = BTreeMap<(), ()>;
+/// The member ids stored on a segment.
+fn member_ids(seg: &Record) -> Vec<RecordId> {
+    match seg.get("member_ids") {
+        Value::Json(serde_json::Value::Array(v)) => v
+            .iter()
+            .filter_map(|x| x.as_str().and_then(|s| s.parse().ok()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}

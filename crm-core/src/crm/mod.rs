@@ -28,6 +28,10 @@ use crate::store::{ReadTx, Store};
 use crate::validate::PhoneRules;
 
 pub use access_ops::{AccessReview, Grantee};
+pub use analytics_ops::{
+    ErpFacts, ErpFactsRow, OverdueInvoice, ProfitDimension, ProfitOptions, ProfitRow, RfmOptions,
+    RfmRow, ScreenPop, SegmentDiff,
+};
 pub use audit_ops::{HistoryEntry, HistoryPage};
 pub use process::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use write::NewRecord;
