@@ -18,12 +18,16 @@
 
 mod error;
 mod filter;
+mod process;
 mod session;
 mod types;
 
 pub use error::CrmError;
 pub use filter::*;
-pub use session::{CrmHandle, ExportSink, Mailer, Session};
+pub use process::{
+    FfiConversion, FfiConvertLead, FfiEmailMessage, FfiQuoteAcceptance, FfiStageEntry, Mailer,
+};
+pub use session::{CrmHandle, ExportSink, Session};
 pub use types::{
     FfiAccessReview, FfiAuditVerification, FfiDecision, FfiEvent, FfiFieldChange, FfiGrantee,
     FfiHistoryEntry, FfiHistoryPage, FfiListRequest, FfiOrigin, FfiPage, FfiRecord,

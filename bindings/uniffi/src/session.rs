@@ -9,6 +9,7 @@ use crm_core::{Context as CoreContext, Crm as CoreCrm, NewRecord as CoreNewRecor
 use crm_store::SqliteStore;
 
 use crate::error::{guard, CrmError};
+use crate::process::{FfiEmailMessage, Mailer};
 use crate::types::{
     action, core_fields, filter, instant, kind, record_id, signed, tenant, unsigned32, unsigned64,
     FfiAccessReview, FfiAuditVerification, FfiDecision, FfiEvent, FfiFieldChange, FfiGrantee,
@@ -96,8 +97,8 @@ impl CrmHandle {
 /// One user acting in one tenant from one origin. Thread-safe; cheap to create.
 #[derive(Debug, uniffi::Object)]
 pub struct Session {
-    crm: Arc<CoreCrm>,
-    ctx: CoreContext,
+    pub(crate) crm: Arc<CoreCrm>,
+    pub(crate) ctx: CoreContext,
 }
 
 /// A host-side receiver of exported records, called once per record.
@@ -105,13 +106,6 @@ pub struct Session {
 pub trait ExportSink: Send + Sync {
     /// Takes one record; raising an error stops the export.
     fn accept(&self, record: FfiRecord) -> Result<(), CrmError>;
-}
-
-/// A host-side mailer: the binding calls it to deliver outbox events as e-mails.
-#[uniffi::export(with_foreign)]
-pub trait Mailer: Send + Sync {
-    /// Sends one message; raising an error stops the delivery (the event stays pending).
-    fn send(&self, to: String, subject: String, body: String) -> Result<(), CrmError>;
 }
 
 #[uniffi::export]
@@ -538,8 +532,8 @@ impl Session {
         })
     }
 
-    /// Glue for hosts: drains up to `limit` pending events, sends one message per event to `to`
-    /// through `mailer` (subject `[crm] <event type> <kind> <record id>`, body the event payload JSON)
+    /// Glue for hosts: drains up to `limit` pending events of any type, sends one message per event to
+    /// `to` through `mailer` (subject `[crm] <event type> <kind> <record id>`, body the event payload JSON)
     /// and acknowledges each event once its message is sent. A failing send stops the drain; the
     /// events sent so far stay acknowledged, the rest stay pending. Returns how many were delivered.
     pub fn deliver_pending_events(
@@ -554,8 +548,14 @@ impl Session {
                 .pending_events(&self.ctx, 0, unsigned32("limit", limit)?)?;
             let mut delivered = 0i64;
             for e in events {
-                let subject = format!("[crm] {} {} {}", e.event_type, e.kind.name(), e.record_id);
-                mailer.send(to.clone(), subject, e.payload.to_string())?;
+                let message = FfiEmailMessage {
+                    to: to.clone(),
+                    subject: format!("[crm] {} {} {}", e.event_type, e.kind.name(), e.record_id),
+                    body: e.payload.to_string(),
+                    record_kind: e.kind.name().to_owned(),
+                    record_id: e.record_id.to_string(),
+                };
+                mailer.send(message)?;
                 delivered += signed(self.crm.ack_events(&self.ctx, &[e.seq])?);
             }
             Ok(delivered)

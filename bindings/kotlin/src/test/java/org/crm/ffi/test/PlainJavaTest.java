@@ -40,6 +40,16 @@ class PlainJavaTest {
             FfiListRequest req = new FfiListRequest(null, "name", false, 10, null, false);
             assertEquals(1, admin.list("account", req).getItems().size());
             assertEquals(1, admin.findByPhone("account", "+39 02 12345678").size());
+
+            // A process call: lifecycle moves take the version read, like updates.
+            FfiRecord lead = admin.create("lead",
+                    Map.of("last_name", new FfiValue.Text("Rossi"), "channel", new FfiValue.Text("phone")), null);
+            FfiRecord contacted = admin.transitionLead(lead.getId(), lead.getVersion(), "contacted", null);
+            assertEquals(new FfiValue.Text("contacted"), contacted.getFields().get("status"));
+            CrmException.InvalidTransition noReason = assertThrows(CrmException.InvalidTransition.class,
+                    () -> admin.disqualifyLead(contacted.getId(), contacted.getVersion(), ""));
+            assertEquals("reason_required", noReason.getRule());
+            assertEquals(1, admin.stageHistory("lead", lead.getId()).size());
         }
     }
 }

@@ -3,6 +3,7 @@ package org.crm.ffi.test
 import org.crm.ffi.CrmException
 import org.crm.ffi.CrmHandle
 import org.crm.ffi.ExportSink
+import org.crm.ffi.FfiEmailMessage
 import org.crm.ffi.FfiGrantee
 import org.crm.ffi.FfiListRequest
 import org.crm.ffi.FfiOrigin
@@ -302,7 +303,7 @@ class OutboxAndThreadsTest {
         CrmHandle.openInMemory().use { h ->
             val admin = h.bootstrap("mail", "admin")
             admin.deliverPendingEvents(object : Mailer {
-                override fun send(to: String, subject: String, body: String) {}
+                override fun send(message: FfiEmailMessage) {}
             }, "ops@example.invalid", 1000)
             val acc = admin.create("account", mapOf("name" to text("Outbox Srl")))
             admin.update("account", acc.id, acc.version, mapOf("city" to text("Pisa")))
@@ -312,27 +313,27 @@ class OutboxAndThreadsTest {
 
             // A failing mailer stops the drain; nothing is lost.
             val failing = object : Mailer {
-                override fun send(to: String, subject: String, body: String) {
+                override fun send(message: FfiEmailMessage) {
                     throw CrmException.Storage("smtp down", null, "smtp", null, null)
                 }
             }
             assertThrows<CrmException.Storage> { admin.deliverPendingEvents(failing, "ops@example.invalid", 100) }
             // An unexpected exception becomes Internal, not a crash.
             val broken = object : Mailer {
-                override fun send(to: String, subject: String, body: String) { throw IllegalStateException("boom") }
+                override fun send(message: FfiEmailMessage) { throw IllegalStateException("boom") }
             }
             val internal = assertThrows<CrmException.Internal> { admin.deliverPendingEvents(broken, "x", 100) }
             assertEquals("callback", internal.rule)
             assertEquals(2, admin.pendingEvents(0, 100).size)
 
-            val sent = mutableListOf<Triple<String, String, String>>()
+            val sent = mutableListOf<FfiEmailMessage>()
             val mailer = object : Mailer {
-                override fun send(to: String, subject: String, body: String) { sent += Triple(to, subject, body) }
+                override fun send(message: FfiEmailMessage) { sent += message }
             }
             assertEquals(2L, admin.deliverPendingEvents(mailer, "sales@example.invalid", 100))
             assertEquals(2, sent.size)
-            assertTrue(sent[0].second.startsWith("[crm] record.created account ${acc.id}"))
-            assertTrue(sent.all { it.first == "sales@example.invalid" })
+            assertTrue(sent[0].subject.startsWith("[crm] record.created account ${acc.id}"))
+            assertTrue(sent.all { it.to == "sales@example.invalid" && it.recordKind == "account" && it.recordId == acc.id })
             assertTrue(admin.pendingEvents(0, 100).isEmpty())
             assertEquals(0L, admin.ackEvents(listOf(pending[0].seq)))
         }
