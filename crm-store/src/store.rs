@@ -30,6 +30,8 @@ const MAX_READERS: usize = 4;
 /// same thread.
 pub struct SqliteStore {
     writer: Mutex<Connection>,
+    /// Rows inserted per table since its statistics were last refreshed.
+    unanalyzed: Mutex<Vec<(&'static str, u64)>>,
     /// `None` for in-memory stores (reads use the writer connection).
     readers: Option<Readers>,
 }
@@ -84,6 +86,7 @@ impl SqliteStore {
         migrate::apply(&conn)?;
         Ok(SqliteStore {
             writer: Mutex::new(conn),
+            unanalyzed: Mutex::new(Vec::new()),
             readers: Some(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -98,6 +101,7 @@ impl SqliteStore {
         migrate::apply(&conn)?;
         Ok(SqliteStore {
             writer: Mutex::new(conn),
+            unanalyzed: Mutex::new(Vec::new()),
             readers: None,
         })
     }
@@ -187,7 +191,14 @@ enum Handle<'a> {
 struct Tx<'a> {
     conn: Handle<'a>,
     open: bool,
+    /// Rows inserted per table in this transaction: large loads refresh the planner's statistics.
+    inserted: Vec<(&'static str, u64)>,
+    /// The store, for write transactions (statistics bookkeeping after commit).
+    store: Option<&'a SqliteStore>,
 }
+
+/// A transaction inserting at least this many rows into a table refreshes that table's statistics.
+const ANALYZE_AFTER_ROWS: u64 = 1_000;
 
 impl Deref for Tx<'_> {
     type Target = Connection;
@@ -239,7 +250,12 @@ impl Store for SqliteStore {
                 Handle::Pooled(Some(c), &r.idle)
             }
         };
-        let mut tx = Tx { conn, open: false };
+        let mut tx = Tx {
+            conn,
+            open: false,
+            inserted: Vec::new(),
+            store: None,
+        };
         tx.execute_batch("BEGIN DEFERRED").map_err(storage)?;
         tx.open = true;
         Ok(Box::new(tx))
@@ -249,6 +265,8 @@ impl Store for SqliteStore {
         let mut tx = Tx {
             conn: Handle::Locked(lock(&self.writer)?),
             open: false,
+            inserted: Vec::new(),
+            store: Some(self),
         };
         tx.execute_batch("BEGIN IMMEDIATE").map_err(storage)?;
         tx.open = true;
@@ -436,6 +454,10 @@ impl ReadTx for Tx<'_> {
 impl WriteTx for Tx<'_> {
     fn insert(&mut self, record: &Record) -> Result<()> {
         let kind = record.meta.kind;
+        match self.inserted.iter_mut().find(|(t, _)| *t == kind.table()) {
+            Some((_, n)) => *n += 1,
+            None => self.inserted.push((kind.table(), 1)),
+        }
         let params = record_params(record)?;
         let cols = field_cols(kind);
         let sql = format!(
@@ -570,6 +592,41 @@ impl WriteTx for Tx<'_> {
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.execute_batch("COMMIT").map_err(storage)?;
         self.open = false;
+        // Once enough rows have arrived, give the planner real statistics (bounded work with
+        // `analysis_limit`): the seeded ones assume large, selective indexes and would, for example,
+        // pick the owner index plus a sort for a permission-scoped first page instead of walking the
+        // primary key in order.
+        let Some(store) = self.store else {
+            return Ok(());
+        };
+        let mut due = Vec::new();
+        {
+            let mut pending = lock(&store.unanalyzed)?;
+            for (table, n) in std::mem::take(&mut self.inserted) {
+                match pending.iter_mut().find(|(t, _)| *t == table) {
+                    Some((_, total)) => *total += n,
+                    None => pending.push((table, n)),
+                }
+            }
+            pending.retain(|(t, total)| {
+                if *total >= ANALYZE_AFTER_ROWS {
+                    due.push(*t);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        if !due.is_empty() {
+            for table in due {
+                self.execute_batch(&format!("PRAGMA analysis_limit = 1000; ANALYZE {table};"))
+                    .map_err(storage)?;
+            }
+            // Open connections keep the statistics they loaded: let idle readers be reopened.
+            if let Some(r) = &store.readers {
+                lock(&r.idle)?.clear();
+            }
+        }
         Ok(())
     }
 }
