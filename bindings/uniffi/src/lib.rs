@@ -18,12 +18,14 @@
 
 mod error;
 mod filter;
+mod maintenance;
 mod process;
 mod session;
 mod types;
 
 pub use error::CrmError;
 pub use filter::*;
+pub use maintenance::FfiSegmentDiff;
 pub use process::{
     FfiConversion, FfiConvertLead, FfiEmailMessage, FfiQuoteAcceptance, FfiStageEntry, Mailer,
 };
