@@ -14,12 +14,14 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 
-use crate::convert::{from_value, money_of, opt_filter, to_action, to_fields, to_instant, to_kind};
+use crate::convert::{
+    from_json, from_value, money_of, opt_filter, to_action, to_fields, to_instant, to_kind,
+};
 use crate::error::Error;
 use crate::mailer::PyMailer;
 use crate::types::{
     AccessReview, AuditVerification, Conversion, Decision, Event, FieldChange, HistoryEntry,
-    HistoryPage, Page, Record, StageEntry,
+    HistoryPage, Page, Record, SegmentDiff, StageEntry,
 };
 
 fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
@@ -964,6 +966,97 @@ impl Session {
             c.restore_version(ctx, kind, id, version, restore_to)
         })
         .map(Record)
+    }
+
+    // ------------------------------------------------------------- segments and analytics
+
+    /// Parses filter-language text over `kind` (e.g. `country in ("IT", "DE") and
+    /// lifetime_value > 1000`) into the serde dict form of a filter, which every `filter=` accepts.
+    /// Amounts without a currency are in `currency`. Errors are `InvalidQuery` naming the field.
+    #[pyo3(signature = (kind, text, *, currency=None))]
+    fn parse_filter(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        text: String,
+        currency: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        let kind = to_kind(kind)?;
+        let currency = currency
+            .map(|c| crm_core::Currency::parse_field(c, "currency"))
+            .transpose()
+            .map_err(Error)?;
+        let f = self.run(py, move |c, ctx| c.parse_filter(ctx, kind, &text, currency))?;
+        let j = serde_json::to_value(&f)
+            .map_err(|e| PyRuntimeError::new_err(format!("filter not serialisable: {e}")))?;
+        from_json(py, &j)
+    }
+
+    /// How many records the user may read are in the segment now.
+    fn segment_count(&self, py: Python<'_>, id: &str) -> PyResult<u64> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| c.segment_count(ctx, id))
+    }
+
+    /// A page of the segment's members the user may read; `filter` narrows further, sorting and
+    /// keyset paging as in `list`.
+    #[pyo3(signature = (id, filter=None, sort=None, descending=false, limit=50, after=None))]
+    #[allow(clippy::too_many_arguments)] // reason: mirrors the keyword arguments of the Python API
+    fn segment_members(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        filter: Option<&Bound<'_, PyAny>>,
+        sort: Option<String>,
+        descending: bool,
+        limit: u32,
+        after: Option<String>,
+    ) -> PyResult<Page> {
+        let id = rid(id)?;
+        let req = ListRequest {
+            filter: opt_filter(filter)?,
+            sort: sort_of(sort, descending),
+            after,
+            limit: Some(limit),
+            deleted: false,
+        };
+        let page = self.run(py, move |c, ctx| c.segment_members(ctx, id, &req))?;
+        Ok(Page {
+            items: records(py, page.items)?,
+            next: page.next,
+        })
+    }
+
+    /// Materialises a dynamic segment's members (recounts a static one); reports who entered and
+    /// who left since the previous refresh.
+    fn refresh_segment(&self, py: Python<'_>, id: &str) -> PyResult<SegmentDiff> {
+        let id = rid(id)?;
+        self.run(py, move |c, ctx| c.refresh_segment(ctx, id))
+            .map(SegmentDiff::from)
+    }
+
+    /// `(account_id, lifecycle)` for every account the user may read (matching `filter`), the
+    /// lifecycle being `new`, `active`, `dormant`, `inactive` or `prospect`.
+    #[pyo3(signature = (filter=None, *, new_days=30, active_days=90, dormant_days=365))]
+    fn lifecycles(
+        &self,
+        py: Python<'_>,
+        filter: Option<&Bound<'_, PyAny>>,
+        new_days: i64,
+        active_days: i64,
+        dormant_days: i64,
+    ) -> PyResult<Vec<(String, &'static str)>> {
+        let filter = opt_filter(filter)?;
+        let t = crm_core::analytics::LifecycleThresholds {
+            new_days,
+            active_days,
+            dormant_days,
+        };
+        let out = self.run(py, move |c, ctx| c.lifecycles(ctx, filter, &t))?;
+        Ok(out
+            .into_iter()
+            .map(|(id, l)| (id.to_string(), l.name()))
+            .collect())
     }
 
     fn __repr__(&self) -> String {

@@ -558,3 +558,33 @@ impl EmailMessage {
         format!("<EmailMessage to={:?} subject={:?}>", self.to, self.subject)
     }
 }
+
+/// Who entered and who left a segment at a refresh, and how many members it has now.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct SegmentDiff {
+    entered: Vec<String>,
+    left: Vec<String>,
+    member_count: u64,
+}
+
+impl From<crm_core::SegmentDiff> for SegmentDiff {
+    fn from(d: crm_core::SegmentDiff) -> Self {
+        SegmentDiff {
+            entered: d.entered.iter().map(ToString::to_string).collect(),
+            left: d.left.iter().map(ToString::to_string).collect(),
+            member_count: d.member_count,
+        }
+    }
+}
+
+#[pymethods]
+impl SegmentDiff {
+    fn __repr__(&self) -> String {
+        format!(
+            "<SegmentDiff +{} -{} members={}>",
+            self.entered.len(),
+            self.left.len(),
+            self.member_count
+        )
+    }
+}

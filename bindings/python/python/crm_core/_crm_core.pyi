@@ -28,6 +28,7 @@ __all__ = [
     "PermissionDenied",
     "Record",
     "RecordIterator",
+    "SegmentDiff",
     "Session",
     "StageEntry",
     "StorageError",
@@ -250,6 +251,15 @@ class EmailMessage:
     def record_id(self) -> str: ...
 
 @final
+class SegmentDiff:
+    @property
+    def entered(self) -> builtins.list[str]: ...
+    @property
+    def left(self) -> builtins.list[str]: ...
+    @property
+    def member_count(self) -> int: ...
+
+@final
 class RecordIterator:
     def __iter__(self) -> "RecordIterator": ...
     def __next__(self) -> Record: ...
@@ -419,4 +429,26 @@ class Session:
         on_error: Optional[Callable[[EmailMessage, CrmError], object]] = None,
     ) -> int: ...
     def restore_version(self, kind: _KindLike, id: str, version: int, restore_to: int) -> Record: ...
+    def parse_filter(
+        self, kind: _KindLike, text: str, *, currency: Optional[str] = None
+    ) -> dict[str, Any]: ...
+    def segment_count(self, id: str) -> int: ...
+    def segment_members(
+        self,
+        id: str,
+        filter: _FilterLike = None,
+        sort: Optional[str] = None,
+        descending: bool = False,
+        limit: int = 50,
+        after: Optional[str] = None,
+    ) -> Page: ...
+    def refresh_segment(self, id: str) -> SegmentDiff: ...
+    def lifecycles(
+        self,
+        filter: _FilterLike = None,
+        *,
+        new_days: int = 30,
+        active_days: int = 90,
+        dormant_days: int = 365,
+    ) -> builtins.list[tuple[str, str]]: ...
 

@@ -1,0 +1,73 @@
+"""The filter language, segments and lifecycles."""
+
+from __future__ import annotations
+
+import pytest
+
+import crm_core
+from crm_core import Session
+
+
+def accounts(admin: Session) -> dict[str, crm_core.Record]:
+    rows = [
+        {"name": "Alpha", "country": "IT", "city": "Milano"},
+        {"name": "Beta", "country": "DE", "city": "Berlin"},
+        {"name": "Gamma", "country": "FR", "city": "Paris"},
+    ]
+    return {r["name"]: r for r in admin.create_many("account", rows)}
+
+
+def test_parse_filter_gives_a_usable_filter(admin: Session) -> None:
+    accs = accounts(admin)
+    f = admin.parse_filter("account", 'country in ("IT", "DE") and name != "Beta"')
+    assert isinstance(f, dict) and "op" in f
+    assert [r.id for r in admin.list("account", f).items] == [accs["Alpha"].id]
+    assert admin.count("account", admin.parse_filter("account", 'city = "Paris"', currency="EUR")) == 1
+    with pytest.raises(crm_core.InvalidQuery) as e:
+        admin.parse_filter("account", "no_such_field = 1")
+    assert e.value.field == "no_such_field"
+    with pytest.raises(crm_core.CrmError):
+        admin.parse_filter("account", "country in (")
+    with pytest.raises(crm_core.ValidationError):
+        admin.parse_filter("account", 'country = "IT"', currency="XXXX")
+
+
+def test_dynamic_and_static_segments(admin: Session) -> None:
+    accs = accounts(admin)
+    seg = admin.create("segment", name="DACH and Italy", entity="account", definition='country in ("IT", "DE")')
+    assert admin.segment_count(seg.id) == 2
+    page = admin.segment_members(seg.id, sort="name")
+    assert [r["name"] for r in page.items] == ["Alpha", "Beta"] and page.next is None
+    narrowed = admin.segment_members(seg.id, {"country": "DE"})
+    assert [r.id for r in narrowed.items] == [accs["Beta"].id]
+    first = admin.segment_members(seg.id, sort="name", limit=1)
+    assert len(first) == 1 and first.next is not None
+    rest = admin.segment_members(seg.id, sort="name", limit=1, after=first.next)
+    assert [r["name"] for r in rest.items] == ["Beta"]
+
+    diff = admin.refresh_segment(seg.id)
+    assert sorted(diff.entered) == sorted([accs["Alpha"].id, accs["Beta"].id])
+    assert diff.left == [] and diff.member_count == 2 and "SegmentDiff" in repr(diff)
+    gamma = accs["Gamma"]
+    admin.update("account", gamma.id, gamma.version, country="IT")
+    beta = accs["Beta"]
+    admin.update("account", beta.id, beta.version, country="FR")
+    diff = admin.refresh_segment(seg.id)
+    assert diff.entered == [gamma.id] and diff.left == [beta.id] and diff.member_count == 2
+    refreshed = admin.get("segment", seg.id)
+    assert refreshed["member_count"] == 2 and refreshed["last_refreshed_at"] is not None
+
+    static = admin.create(
+        "segment", name="hand picked", entity="account", kind="static", member_ids=[accs["Alpha"].id]
+    )
+    assert admin.segment_count(static.id) == 1
+    with pytest.raises(crm_core.NotFound):
+        admin.segment_count(accs["Alpha"].id)
+
+
+def test_lifecycles_without_orders_are_prospects(admin: Session) -> None:
+    accs = accounts(admin)
+    got = dict(admin.lifecycles())
+    assert got == {a.id: "prospect" for a in accs.values()}
+    only_it = admin.lifecycles({"country": "IT"}, new_days=10, active_days=20, dormant_days=30)
+    assert only_it == [(accs["Alpha"].id, "prospect")]
