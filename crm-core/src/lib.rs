@@ -29,7 +29,7 @@ pub use audit::{
     diff, verify_chain, AuditEntry, AuditVerification, FieldChange, Operation, Origin,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use crm::{AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord};
+pub use crm::{AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord, TransferSummary};
 pub use crm::{
     ErpFacts, ErpFactsRow, OverdueInvoice, ProfitDimension, ProfitOptions, ProfitRow, RfmOptions,
     RfmRow, ScreenPop, SegmentDiff,

@@ -381,7 +381,7 @@ impl Crm {
 }
 
 /// Rebuilds a record from its audit entries (oldest first).
-fn replay(meta: &RecordMeta, entries: &[AuditEntry]) -> Option<Record> {
+pub(crate) fn replay(meta: &RecordMeta, entries: &[AuditEntry]) -> Option<Record> {
     let first = entries.first()?;
     let mut r = Record {
         meta: RecordMeta {

@@ -8,6 +8,7 @@ mod audit_ops;
 mod process;
 mod read;
 mod resolve;
+mod transfer;
 mod write;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub use analytics_ops::{
 };
 pub use audit_ops::{HistoryEntry, HistoryPage};
 pub use process::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
+pub use transfer::TransferSummary;
 pub use write::NewRecord;
 
 /// Who acts, in which tenant, and from where. Every call of [`Crm`] takes one.
