@@ -414,7 +414,11 @@ impl Parser {
         Ok(match tok {
             Tok::Str(s) => Literal::Text(s),
             Tok::Num(n) => match self.peek() {
-                Tok::Ident(c) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) => {
+                Tok::Ident(c)
+                    if c.len() == 3
+                        && c.chars().all(|ch| ch.is_ascii_uppercase())
+                        && !KEYWORDS.iter().any(|k| c.eq_ignore_ascii_case(k)) =>
+                {
                     let currency = c.clone();
                     let ccol = self.col();
                     currency

@@ -332,11 +332,12 @@ fn products(w: &World) -> Vec<(RecordId, crm_core::Decimal)> {
     ]
 }
 
+/// Expected RFM per account: last order, frequency, monetary, r, f, m.
+type Expected =
+    std::collections::BTreeMap<RecordId, (DateTime<Utc>, i64, crm_core::Decimal, u8, u8, u8)>;
+
 /// Independent RFM: per-account aggregates in plain Rust, quintiles by SQLite's own `NTILE(5)`.
-fn expected_rfm(
-    orders: &[Raw],
-    since: Option<DateTime<Utc>>,
-) -> std::collections::BTreeMap<RecordId, (DateTime<Utc>, i64, crm_core::Decimal, u8, u8, u8)> {
+fn expected_rfm(orders: &[Raw], since: Option<DateTime<Utc>>) -> Expected {
     use std::collections::BTreeMap;
     let mut agg: BTreeMap<RecordId, (DateTime<Utc>, i64, crm_core::Decimal)> = BTreeMap::new();
     for o in orders.iter().filter(|o| since.is_none_or(|s| o.at >= s)) {
@@ -379,15 +380,7 @@ fn expected_rfm(
     out
 }
 
-fn check_rfm(
-    w: &World,
-    ctx: &Context,
-    rows: &[crm_core::RfmRow],
-    expected: &std::collections::BTreeMap<
-        RecordId,
-        (DateTime<Utc>, i64, crm_core::Decimal, u8, u8, u8),
-    >,
-) {
+fn check_rfm(w: &World, ctx: &Context, rows: &[crm_core::RfmRow], expected: &Expected) {
     let now = w.crm.now();
     let _ = ctx;
     assert_eq!(
@@ -642,4 +635,731 @@ fn profit_by_country_and_product_matches_raw_lines() {
         .map(Raw::net)
         .sum();
     assert_eq!(total, raw);
+}
+
+// ----------------------------------------------------------------- filter language
+
+use crm_core::segment::{parse, Expr};
+use crm_core::{Action, FieldAccess, ObjectRule, Policy, Scope};
+
+fn ids_of(page: &[Record]) -> std::collections::BTreeSet<RecordId> {
+    page.iter().map(|r| r.meta.id).collect()
+}
+
+fn matching(w: &World, ctx: &Context, text: &str) -> std::collections::BTreeSet<RecordId> {
+    let eur = "EUR".parse().ok();
+    let f = w
+        .crm
+        .parse_filter(ctx, EntityKind::Account, text, eur)
+        .unwrap();
+    ids_of(
+        &w.crm
+            .list(
+                ctx,
+                EntityKind::Account,
+                &ListRequest::filter(f).limit(1000),
+            )
+            .unwrap()
+            .items,
+    )
+}
+
+fn all_accounts(w: &World) -> Vec<Record> {
+    w.crm
+        .list(
+            &w.admin,
+            EntityKind::Account,
+            &ListRequest::default().limit(1000),
+        )
+        .unwrap()
+        .items
+}
+
+#[test]
+fn filter_text_round_trips_through_display_and_serde() {
+    let texts = [
+        r#"country in ("IT", "DE") and lifetime_value > 1000 and days_since_last_order < 90 and custom.sector = "retail""#,
+        r#"a = 1 or b = 2 and not (c != 3 or d is not null)"#,
+        r#"name starts with "Ac\"me" and roles contains "customer" and x <= -2.5 and y >= 2026-01-31"#,
+        r#"t > 2026-01-31T10:00:00+00:00 and m = 10.50 EUR and b = true and n not in (1, 2)"#,
+    ];
+    for t in texts {
+        let e = parse(t).unwrap();
+        let shown = e.to_string();
+        let again = parse(&shown).unwrap();
+        assert_eq!(again.to_string(), shown, "display is stable for {t}");
+        let json = serde_json::to_string(&e).unwrap();
+        let back: Expr = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+    }
+    // Precedence: `and` binds tighter than `or`; `not` tighter than both.
+    assert_eq!(
+        parse("a = 1 or b = 2 and c = 3").unwrap().to_string(),
+        "a = 1 or (b = 2 and c = 3)"
+    );
+    assert_eq!(
+        parse("(a = 1 or b = 2) and c = 3").unwrap().to_string(),
+        "(a = 1 or b = 2) and c = 3"
+    );
+    assert_eq!(
+        parse("NOT a = 1 AND b = 2").unwrap().to_string(),
+        "not a = 1 and b = 2"
+    );
+}
+
+#[test]
+fn filter_precedence_selects_the_right_records() {
+    let w = world();
+    let it_a = account(&w, &w.admin, "A", "IT").meta.id;
+    let de_b = account(&w, &w.admin, "B", "DE").meta.id;
+    let fr_a = account(&w, &w.admin, "A", "FR").meta.id;
+    let want = |v: &[RecordId]| v.iter().copied().collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(
+        matching(
+            &w,
+            &w.admin,
+            r#"country = "IT" or country = "FR" and name = "B""#
+        ),
+        want(&[it_a])
+    );
+    assert_eq!(
+        matching(
+            &w,
+            &w.admin,
+            r#"(country = "IT" or country = "FR") and name = "A""#
+        ),
+        want(&[it_a, fr_a])
+    );
+    assert_eq!(
+        matching(&w, &w.admin, r#"not country in ("IT", "FR")"#),
+        want(&[de_b])
+    );
+    assert_eq!(
+        matching(&w, &w.admin, r#"name = "A" and not country = "IT""#),
+        want(&[fr_a])
+    );
+}
+
+#[test]
+fn filter_errors_name_field_and_column() {
+    let w = world();
+    let err = |text: &str| {
+        w.crm
+            .parse_filter(&w.admin, EntityKind::Account, text, None)
+            .unwrap_err()
+    };
+    let cases: &[(&str, ErrorKind, Option<&str>, &str, usize)] = &[
+        (
+            "country = ",
+            ErrorKind::InvalidQuery,
+            Some("country"),
+            "syntax",
+            11,
+        ),
+        ("country ~ 1", ErrorKind::InvalidQuery, None, "syntax", 9),
+        (
+            r#"country = "IT" and"#,
+            ErrorKind::InvalidQuery,
+            None,
+            "syntax",
+            19,
+        ),
+        (
+            r#"country = "IT" country"#,
+            ErrorKind::InvalidQuery,
+            None,
+            "syntax",
+            16,
+        ),
+        (
+            r#"(country = "IT""#,
+            ErrorKind::InvalidQuery,
+            None,
+            "syntax",
+            16,
+        ),
+        (
+            r#"name = "open"#,
+            ErrorKind::InvalidQuery,
+            None,
+            "syntax",
+            8,
+        ),
+        (
+            "country in (1,",
+            ErrorKind::InvalidQuery,
+            Some("country"),
+            "syntax",
+            15,
+        ),
+        (
+            "name starts with 3",
+            ErrorKind::InvalidQuery,
+            Some("name"),
+            "syntax",
+            18,
+        ),
+        (
+            "name is empty",
+            ErrorKind::InvalidQuery,
+            Some("name"),
+            "syntax",
+            9,
+        ),
+        (
+            "order_count = 1 XYZ",
+            ErrorKind::InvalidQuery,
+            Some("order_count"),
+            "syntax",
+            17,
+        ),
+        (
+            r#"country = "IT" and colour = "red""#,
+            ErrorKind::InvalidQuery,
+            Some("colour"),
+            "unknown_field",
+            20,
+        ),
+        (
+            r#"country = "IT" and custom.nope = 1"#,
+            ErrorKind::InvalidQuery,
+            Some("custom.nope"),
+            "unknown_field",
+            20,
+        ),
+        (
+            "order_count = 1.5",
+            ErrorKind::InvalidQuery,
+            Some("order_count"),
+            "type",
+            1,
+        ),
+        (
+            "lifetime_value > 1000",
+            ErrorKind::InvalidQuery,
+            Some("lifetime_value"),
+            "currency_needed",
+            1,
+        ),
+        (
+            "days_since_last_order < 1.5",
+            ErrorKind::InvalidQuery,
+            Some("days_since_last_order"),
+            "type",
+            1,
+        ),
+    ];
+    for (text, kind, field, rule, col) in cases {
+        let e = err(text);
+        assert_eq!(e.kind, *kind, "{text}: {e}");
+        assert_eq!(e.field.as_deref(), *field, "{text}: {e}");
+        assert_eq!(e.rule.as_deref(), Some(*rule), "{text}: {e}");
+        assert!(
+            e.message.ends_with(&format!("at column {col}")),
+            "{text}: {}",
+            e.message
+        );
+    }
+    // A value of the wrong type for its field is caught by the facade's resolver, with the position.
+    let e = err(r#"name = "x" or order_count = "many""#);
+    assert_eq!(e.field.as_deref(), Some("order_count"));
+    assert!(e.message.ends_with("at column 15"), "{}", e.message);
+}
+
+#[test]
+fn hidden_fields_are_refused_in_filters_with_their_position() {
+    let w = world();
+    let policy = Policy::admin().field(EntityKind::Account, "lifetime_value", FieldAccess::Hidden);
+    let role = w.role("no money", &policy);
+    let u = w.user("nomo", role, fields! {});
+    let e = w
+        .crm
+        .parse_filter(
+            &u,
+            EntityKind::Account,
+            r#"name = "x" and lifetime_value > 5 EUR"#,
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PermissionDenied, "{e}");
+    assert_eq!(e.field.as_deref(), Some("lifetime_value"));
+    assert!(e.message.ends_with("at column 16"), "{}", e.message);
+    // And the value never shows up in results.
+    let a = account(&w, &w.admin, "A", "IT").meta.id;
+    order_at(
+        &w,
+        &w.admin,
+        a,
+        "EUR",
+        vec![line(None, "1", "10", None)],
+        w.crm.now(),
+    );
+    let r = w.crm.get(&u, EntityKind::Account, a).unwrap();
+    assert!(r.get("lifetime_value").is_null());
+    assert_eq!(r.get("order_count").as_int(), Some(1));
+}
+
+#[test]
+fn values_are_bound_parameters() {
+    let w = world();
+    let evil = "x' OR 1=1 --";
+    let hit = account(&w, &w.admin, evil, "IT").meta.id;
+    account(&w, &w.admin, "plain", "IT");
+    let want: std::collections::BTreeSet<_> = [hit].into_iter().collect();
+    assert_eq!(matching(&w, &w.admin, r#"name = "x' OR 1=1 --""#), want);
+    assert_eq!(matching(&w, &w.admin, r#"name = 'x\' OR 1=1 --'"#), want);
+    assert_eq!(
+        matching(&w, &w.admin, r#"name contains "' OR 1=1 --""#),
+        want
+    );
+    assert!(matching(&w, &w.admin, r#"name = "' OR 1=1 --""#).is_empty());
+}
+
+#[test]
+fn stats_filters_and_days_since_match_raw_data() {
+    let w = world();
+    let prods = products(&w);
+    let data = populate(&w, &w.admin, 13, &prods);
+    let now = w.crm.now();
+    let accounts = all_accounts(&w);
+    let mine = |id: RecordId| data.orders.iter().filter(move |o| o.account == id);
+    for (text, pred) in [
+        (
+            "days_since_last_order < 90",
+            Box::new(|id: RecordId| mine(id).any(|o| (now - o.at).num_seconds() / 86_400 < 90))
+                as Box<dyn Fn(RecordId) -> bool>,
+        ),
+        (
+            "days_since_last_order >= 90",
+            Box::new(|id: RecordId| {
+                mine(id).count() > 0 && mine(id).all(|o| (now - o.at).num_seconds() / 86_400 >= 90)
+            }),
+        ),
+        (
+            "days_since_last_order <= 30 or days_since_last_order > 300",
+            Box::new(|id: RecordId| {
+                let last = mine(id).map(|o| o.at).max();
+                last.is_some_and(|l| {
+                    let dd = (now - l).num_seconds() / 86_400;
+                    dd <= 30 || dd > 300
+                })
+            }),
+        ),
+        (
+            "lifetime_value > 400 and order_count >= 2",
+            Box::new(|id: RecordId| {
+                mine(id).map(Raw::net).sum::<crm_core::Decimal>() > d("400")
+                    && mine(id).count() >= 2
+            }),
+        ),
+        (
+            r#"country in ("IT", "DE") and lifetime_value >= 200 EUR"#,
+            Box::new(|id: RecordId| {
+                let c = &data.accounts.iter().find(|a| a.0 == id).unwrap().1;
+                (c == "IT" || c == "DE")
+                    && mine(id).map(Raw::net).sum::<crm_core::Decimal>() >= d("200")
+            }),
+        ),
+        (
+            "order_count is null or order_count = 0",
+            Box::new(|id: RecordId| mine(id).count() == 0),
+        ),
+        (
+            "days_since_last_order is null",
+            Box::new(|id: RecordId| mine(id).count() == 0),
+        ),
+    ] {
+        let expected: std::collections::BTreeSet<RecordId> = accounts
+            .iter()
+            .map(|a| a.meta.id)
+            .filter(|id| pred(*id))
+            .collect();
+        assert_eq!(matching(&w, &w.admin, text), expected, "{text}");
+    }
+    // Exact day borders: an order exactly 90 days ago is 90 days old.
+    let a = account(&w, &w.admin, "border", "IT").meta.id;
+    order_at(
+        &w,
+        &w.admin,
+        a,
+        "EUR",
+        vec![line(None, "1", "1", None)],
+        now - Duration::days(90),
+    );
+    assert!(matching(&w, &w.admin, "days_since_last_order = 90").contains(&a));
+    assert!(!matching(&w, &w.admin, "days_since_last_order < 90").contains(&a));
+    assert!(matching(&w, &w.admin, "days_since_last_order <= 90").contains(&a));
+    assert!(!matching(&w, &w.admin, "days_since_last_order > 90").contains(&a));
+    assert!(matching(&w, &w.admin, "days_since_last_order != 89").contains(&a));
+}
+
+#[test]
+fn custom_fields_work_in_the_filter_language() {
+    let w = world();
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::CustomField,
+            fields! { "entity" => "account", "name" => "sector", "field_type" => "text" },
+        )
+        .unwrap();
+    let r = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "Shop", "country" => "IT", "custom.sector" => "retail" },
+        )
+        .unwrap()
+        .meta
+        .id;
+    account(&w, &w.admin, "Bank", "IT");
+    let got = matching(
+        &w,
+        &w.admin,
+        r#"country in ("IT", "DE") and custom.sector = "retail""#,
+    );
+    assert_eq!(got, [r].into_iter().collect());
+}
+
+// ----------------------------------------------------------------- segments
+
+fn segment(w: &World, ctx: &Context, f: Fields) -> RecordId {
+    w.crm.create(ctx, EntityKind::Segment, f).unwrap().meta.id
+}
+
+#[test]
+fn segment_refresh_reports_who_entered_and_left() {
+    let w = world();
+    let now = w.crm.now();
+    let a = account(&w, &w.admin, "A", "IT").meta.id;
+    let b = account(&w, &w.admin, "B", "IT").meta.id;
+    let c = account(&w, &w.admin, "C", "DE").meta.id;
+    let s = segment(
+        &w,
+        &w.admin,
+        fields! { "name" => "Recent Italians", "entity" => "account", "definition" => r#"country = "IT" and days_since_last_order < 30"#, "currency" => "EUR" },
+    );
+    order_at(
+        &w,
+        &w.admin,
+        a,
+        "EUR",
+        vec![line(None, "1", "10", None)],
+        now - Duration::days(1),
+    );
+    order_at(
+        &w,
+        &w.admin,
+        c,
+        "EUR",
+        vec![line(None, "1", "10", None)],
+        now - Duration::days(1),
+    );
+    assert_eq!(w.crm.segment_count(&w.admin, s).unwrap(), 1);
+    let diff = w.crm.refresh_segment(&w.admin, s).unwrap();
+    assert_eq!(diff.entered, vec![a]);
+    assert!(diff.left.is_empty());
+    let seg = get(&w, EntityKind::Segment, s);
+    assert_eq!(seg.get("member_count").as_int(), Some(1));
+    assert_eq!(seg.get("last_refreshed_at").as_timestamp(), Some(now));
+
+    // Time passes, b orders; a's order ages out.
+    w.clock.advance(Duration::days(40));
+    let now = w.crm.now();
+    order_at(
+        &w,
+        &w.admin,
+        b,
+        "EUR",
+        vec![line(None, "1", "10", None)],
+        now,
+    );
+    let diff = w.crm.refresh_segment(&w.admin, s).unwrap();
+    assert_eq!(diff.entered, vec![b]);
+    assert_eq!(diff.left, vec![a]);
+    assert_eq!(diff.member_count, 1);
+    // Members page through the ordinary list.
+    let page = w
+        .crm
+        .segment_members(&w.admin, s, &ListRequest::default())
+        .unwrap();
+    assert_eq!(ids_of(&page.items), [b].into_iter().collect());
+    // The refresh is an audited update.
+    let h = w
+        .crm
+        .history(&w.admin, EntityKind::Segment, s, None, None)
+        .unwrap();
+    assert!(h.entries.len() >= 3, "created + two refreshes");
+}
+
+#[test]
+fn static_segments_and_paging() {
+    let w = world();
+    let accs: Vec<RecordId> = (0..7)
+        .map(|i| account(&w, &w.admin, &format!("S{i}"), "IT").meta.id)
+        .collect();
+    let members = serde_json::Value::Array(
+        accs[..5]
+            .iter()
+            .map(|i| serde_json::json!(i.to_string()))
+            .collect(),
+    );
+    let s = segment(
+        &w,
+        &w.admin,
+        fields! { "name" => "Hand picked", "entity" => "account", "kind" => "static", "member_ids" => Value::Json(members) },
+    );
+    assert_eq!(w.crm.segment_count(&w.admin, s).unwrap(), 5);
+    let mut seen = Vec::new();
+    let mut req = ListRequest::default().limit(2);
+    loop {
+        let p = w.crm.segment_members(&w.admin, s, &req).unwrap();
+        seen.extend(p.items.iter().map(|r| r.meta.id));
+        match p.next {
+            Some(n) => req = req.after(Some(n)),
+            None => break,
+        }
+    }
+    let mut expected = accs[..5].to_vec();
+    expected.sort();
+    assert_eq!(seen, expected, "all members, once, in id order");
+    let diff = w.crm.refresh_segment(&w.admin, s).unwrap();
+    assert_eq!(diff.member_count, 5);
+    assert!(diff.entered.is_empty() && diff.left.is_empty());
+    // A bad definition is reported on the definition field with its position.
+    let bad = segment(
+        &w,
+        &w.admin,
+        fields! { "name" => "bad", "entity" => "account", "definition" => "country = " },
+    );
+    let e = w.crm.segment_count(&w.admin, bad).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidQuery);
+    // Stored text is trimmed, so the end is column 10; the field is named under `definition`.
+    assert!(e.message.ends_with("at column 10"), "{e}");
+    assert_eq!(e.field.as_deref(), Some("definition.country"));
+}
+
+// ----------------------------------------------------------------- permissions
+
+fn rep(w: &World, name: &str) -> Context {
+    let mut p = Policy::default();
+    p.objects.insert(
+        "*".into(),
+        ObjectRule::new(
+            &[Action::Create, Action::Read, Action::Update],
+            &[Scope::Own],
+            &[Scope::Own],
+        ),
+    );
+    let role = w.role(
+        &format!("rep {name}"),
+        &p.field(EntityKind::Account, "vat_number", FieldAccess::Hidden),
+    );
+    w.user(name, role, fields! {})
+}
+
+#[test]
+fn a_rep_sees_only_their_customers_in_rfm_profit_and_screen_pop() {
+    let w = world();
+    let prods = products(&w);
+    let rep1 = rep(&w, "rita");
+    let mine = populate(&w, &rep1, 21, &prods);
+    let theirs = populate(&w, &w.admin, 22, &prods);
+    let rows = w.crm.rfm(&rep1, &crm_core::RfmOptions::default()).unwrap();
+    let expected = expected_rfm(&mine.orders, None);
+    check_rfm(&w, &rep1, &rows, &expected);
+    let all = w
+        .crm
+        .rfm(&w.admin, &crm_core::RfmOptions::default())
+        .unwrap();
+    let mut every = mine.orders.clone();
+    every.extend(theirs.orders.iter().cloned());
+    check_rfm(&w, &w.admin, &all, &expected_rfm(&every, None));
+
+    let now = w.crm.now();
+    let profit = |ctx: &Context| {
+        w.crm
+            .profit(
+                ctx,
+                &crm_core::ProfitOptions {
+                    from: now - Duration::days(400),
+                    to: now + Duration::days(1),
+                    by: crm_core::ProfitDimension::Lifecycle,
+                    rates: None,
+                    rfm: Default::default(),
+                },
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.revenue.amount)
+            .sum::<crm_core::Decimal>()
+    };
+    assert_eq!(
+        profit(&rep1),
+        mine.orders.iter().map(Raw::net).sum::<crm_core::Decimal>()
+    );
+    assert_eq!(
+        profit(&w.admin),
+        every.iter().map(Raw::net).sum::<crm_core::Decimal>()
+    );
+
+    // Screen pop: the admin's customer is invisible to the rep.
+    let acc = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "Caller", "phone" => "02 1234 5678", "vat_number" => "IT123" },
+        )
+        .unwrap();
+    assert!(w
+        .crm
+        .screen_pop(&rep1, "+39 02 1234 5678", None)
+        .unwrap()
+        .candidates
+        .is_empty());
+    assert_eq!(
+        w.crm
+            .screen_pop(&w.admin, "+39 02 1234 5678", None)
+            .unwrap()
+            .account
+            .unwrap()
+            .meta
+            .id,
+        acc.meta.id
+    );
+    // The rep's own customer shows, without hidden fields.
+    let own = w
+        .crm
+        .create(
+            &rep1,
+            EntityKind::Account,
+            fields! { "name" => "Own", "phone" => "02 9999 0000" },
+        )
+        .unwrap();
+    let own = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::Account,
+            own.meta.id,
+            own.meta.version,
+            fields! { "vat_number" => "IT999" },
+        )
+        .unwrap();
+    assert_eq!(own.get("vat_number").as_text(), Some("IT999"));
+    let pop = w.crm.screen_pop(&rep1, "0299990000", None).unwrap();
+    let a = pop.account.unwrap();
+    assert_eq!(a.meta.id, own.meta.id);
+    assert!(a.get("vat_number").is_null());
+}
+
+struct Erp;
+
+impl crm_core::ErpFacts for Erp {
+    fn facts(&self, _account: RecordId) -> crm_core::Result<crm_core::ErpFactsRow> {
+        Ok(crm_core::ErpFactsRow {
+            balance: Some(Money::parse("1234.50", "EUR").unwrap()),
+            credit_terms: Some("30 days".into()),
+            overdue_invoices: vec![crm_core::OverdueInvoice {
+                number: "INV-7".into(),
+                amount: Money::parse("200", "EUR").unwrap(),
+                due: "2025-12-01".parse().unwrap(),
+            }],
+        })
+    }
+}
+
+#[test]
+fn screen_pop_gathers_the_customer_picture() {
+    let w = world();
+    let now = w.crm.now();
+    let acc = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "Caller", "phone" => "02 1234 5678" },
+        )
+        .unwrap()
+        .meta
+        .id;
+    let contact = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Contact,
+            fields! { "last_name" => "Rossi", "mobile" => "333 123 4567", "account_id" => acc },
+        )
+        .unwrap()
+        .meta
+        .id;
+    for i in 0..12 {
+        order_at(
+            &w,
+            &w.admin,
+            acc,
+            "EUR",
+            vec![line(None, "1", "10", None)],
+            now - Duration::days(i * 20),
+        );
+    }
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::Opportunity,
+            fields! { "name" => "Upsell", "account_id" => acc },
+        )
+        .unwrap();
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::Case,
+            fields! { "subject" => "Broken", "account_id" => acc },
+        )
+        .unwrap();
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::Activity,
+            fields! { "activity_type" => "call", "account_id" => acc },
+        )
+        .unwrap();
+    let pop = w
+        .crm
+        .screen_pop(&w.admin, "+393331234567", Some(&Erp))
+        .unwrap();
+    assert_eq!(pop.contact.as_ref().unwrap().meta.id, contact);
+    assert_eq!(pop.account.as_ref().unwrap().meta.id, acc);
+    assert_eq!(pop.contacts.len(), 1);
+    assert_eq!(pop.recent_orders.len(), 10);
+    let dates: Vec<_> = pop
+        .recent_orders
+        .iter()
+        .map(|o| o.get("ordered_at").as_timestamp().unwrap())
+        .collect();
+    assert!(dates.windows(2).all(|p| p[0] >= p[1]), "newest first");
+    assert!(matches!(pop.recent_orders[0].get("lines"), Value::Lines(l) if l.len() == 1));
+    assert_eq!(pop.open_opportunities.len(), 1);
+    assert_eq!(pop.open_cases.len(), 1);
+    assert_eq!(pop.last_activities.len(), 1);
+    assert!(pop.rfm_segment.is_some());
+    assert_eq!(pop.lifecycle, Some(crm_core::analytics::Lifecycle::Active));
+    assert_eq!(pop.erp.unwrap().credit_terms.as_deref(), Some("30 days"));
+
+    // Two parties with one number: candidates only.
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "Twin", "phone" => "02 1234 5678" },
+        )
+        .unwrap();
+    let pop = w
+        .crm
+        .screen_pop(&w.admin, "02 1234 5678", Some(&Erp))
+        .unwrap();
+    assert_eq!(pop.candidates.len(), 2);
+    assert!(pop.account.is_none() && pop.erp.is_none());
 }
