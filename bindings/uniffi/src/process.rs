@@ -484,3 +484,65 @@ impl Session {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Host(Mutex<Vec<FfiEmailMessage>>, bool);
+
+    impl Mailer for Host {
+        fn send(&self, message: FfiEmailMessage) -> Result<(), CrmError> {
+            if self.1 {
+                return Err(CrmError::internal("callback", "smtp down"));
+            }
+            self.0.lock().unwrap().push(message);
+            Ok(())
+        }
+    }
+
+    fn msg() -> CoreEmailMessage {
+        CoreEmailMessage {
+            to: "a@example.com".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            record_kind: crm_core::EntityKind::Quote,
+            record_id: crm_core::RecordId::new_at(crm_core::chrono::Utc::now()),
+        }
+    }
+
+    #[test]
+    fn the_host_mailer_gets_the_message_and_its_failure_reaches_the_core() {
+        let ok = Host(Mutex::new(vec![]), false);
+        let m = msg();
+        HostMailer(&ok).send(&m).unwrap();
+        let sent = ok.0.lock().unwrap();
+        assert_eq!(sent[0].to, "a@example.com");
+        assert_eq!(sent[0].record_kind, "quote");
+        assert_eq!(sent[0].record_id, m.record_id.to_string());
+        let failing = Host(Mutex::new(vec![]), true);
+        assert!(HostMailer(&failing).send(&m).is_err());
+    }
+
+    #[test]
+    fn convert_options_need_a_money_amount() {
+        let bad = FfiConvertLead {
+            amount: Some(FfiValue::Int { value: 5 }),
+            ..Default::default()
+        };
+        assert!(matches!(
+            CoreConvertLead::try_from(bad),
+            Err(CrmError::Validation { .. })
+        ));
+        let ok = FfiConvertLead {
+            amount: Some(FfiValue::Money {
+                amount: "10.50".into(),
+                currency: "EUR".into(),
+            }),
+            ..Default::default()
+        };
+        assert!(CoreConvertLead::try_from(ok).unwrap().amount.is_some());
+    }
+}
