@@ -79,6 +79,41 @@ fn sort_of(sort: Option<String>, descending: bool) -> Option<Sort> {
     })
 }
 
+/// A Python `progress(done, total)` callback for a long storage operation running without the GIL:
+/// each call re-acquires the GIL; the first exception stops further calls and is raised afterwards.
+struct Progress {
+    callback: Option<Py<PyAny>>,
+    error: Option<PyErr>,
+}
+
+impl Progress {
+    fn new(callback: Option<&Bound<'_, PyAny>>) -> Self {
+        Progress {
+            callback: callback
+                .filter(|c| !c.is_none())
+                .map(|c| c.clone().unbind()),
+            error: None,
+        }
+    }
+
+    fn report(&mut self, done: u64, total: u64) {
+        if let (Some(cb), None) = (&self.callback, &self.error) {
+            if let Err(e) = Python::attach(|py| cb.call1(py, (done, total)).map(drop)) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// The operation's result, or the callback's exception if it raised one.
+    fn finish<T>(self, result: crm_core::Result<T>) -> PyResult<T> {
+        let value = result.map_err(Error)?;
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+}
+
 /// A CRM over one SQLite database; share it between threads freely.
 #[pyclass(frozen, module = "crm_core._crm_core")]
 pub(crate) struct Crm {
@@ -138,6 +173,28 @@ impl Crm {
     ) -> PyResult<Self> {
         let store = py.detach(SqliteStore::open_in_memory).map_err(Error)?;
         Crm::build(store, default_region, clock)
+    }
+
+    /// Restores the backup file `backup` into the new database file `into` (refused if it exists)
+    /// and checks it; `progress(done, total)` is called as pages are copied.
+    #[staticmethod]
+    #[pyo3(signature = (backup, into, progress=None))]
+    fn restore_backup(
+        py: Python<'_>,
+        backup: PathBuf,
+        into: PathBuf,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let mut p = Progress::new(progress);
+        let r = py.detach(|| SqliteStore::restore_backup(backup, into, &mut |d, t| p.report(d, t)));
+        p.finish(r)
+    }
+
+    /// The integrity check of a database file (a backup, say), opened read-only: empty when sound.
+    #[staticmethod]
+    fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<Vec<String>> {
+        py.detach(move || SqliteStore::check_file(path))
+            .map_err(|e| Error(e).into())
     }
 
     /// The current instant of the CRM's clock (UTC, to the microsecond).
@@ -966,6 +1023,29 @@ impl Session {
             c.restore_version(ctx, kind, id, version, restore_to)
         })
         .map(Record)
+    }
+
+    // ------------------------------------------------------------- maintenance
+
+    /// Takes an online backup of the whole database into the new file `dest` while others keep
+    /// working, then checks the copy (administrators); `progress(done, total)` is called as pages
+    /// are copied.
+    #[pyo3(signature = (dest, progress=None))]
+    fn backup(
+        &self,
+        py: Python<'_>,
+        dest: PathBuf,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let mut p = Progress::new(progress);
+        let (crm, ctx) = (&*self.crm, &self.ctx);
+        let r = py.detach(|| crm.backup(ctx, &dest, &mut |d, t| p.report(d, t)));
+        p.finish(r)
+    }
+
+    /// The storage's own consistency check (administrators): empty when sound.
+    fn integrity_check(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.run(py, |c, ctx| c.integrity_check(ctx))
     }
 
     // ------------------------------------------------------------- segments and analytics

@@ -1,0 +1,54 @@
+"""Online backup, restore into a new file and integrity checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import crm_core
+from crm_core import Crm
+
+
+def test_backup_restore_and_check(tmp_path: Path) -> None:
+    crm = Crm.open(tmp_path / "live.db")
+    admin = crm.bootstrap("acme", "admin")
+    ids = [r.id for r in admin.create_many("account", [{"name": f"A{i}"} for i in range(50)])]
+    assert admin.integrity_check() == []
+    seen: list[tuple[int, int]] = []
+    admin.backup(tmp_path / "copy.db", lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1] > 0
+    assert Crm.check_file(tmp_path / "copy.db") == []
+    with pytest.raises(crm_core.CrmError):
+        admin.backup(str(tmp_path / "copy.db"))  # refuses an existing destination
+    Crm.restore_backup(tmp_path / "copy.db", tmp_path / "restored.db")
+    restored = Crm.open(tmp_path / "restored.db").session("acme", admin.user_id)
+    assert restored.count("account") == 50 and restored.get("account", ids[0])["name"] == "A0"
+    with pytest.raises(crm_core.CrmError):
+        Crm.restore_backup(tmp_path / "copy.db", tmp_path / "restored.db")
+
+
+def test_progress_exception_is_raised_after_the_backup(tmp_path: Path) -> None:
+    crm = Crm.open(tmp_path / "live.db")
+    admin = crm.bootstrap("acme", "admin")
+    calls: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append(done)
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        admin.backup(tmp_path / "copy.db", progress)
+    assert len(calls) == 1
+    assert Crm.check_file(tmp_path / "copy.db") == [], "the copy itself completed"
+
+
+def test_backup_is_for_administrators(tmp_path: Path) -> None:
+    crm = Crm.open(tmp_path / "live.db")
+    admin = crm.bootstrap("acme", "admin")
+    role = admin.create_role("rep", {"objects": {"account": {"actions": ["read"], "read": ["all"]}}})
+    rep = crm.session("acme", admin.create("user", username="rep", role_id=role.id).id)
+    with pytest.raises(crm_core.PermissionDenied):
+        rep.backup(tmp_path / "copy.db")
+    with pytest.raises(crm_core.PermissionDenied):
+        rep.integrity_check()
