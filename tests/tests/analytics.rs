@@ -897,6 +897,10 @@ fn hidden_fields_are_refused_in_filters_with_their_position() {
     let r = w.crm.get(&u, EntityKind::Account, a).unwrap();
     assert!(r.get("lifetime_value").is_null());
     assert_eq!(r.get("order_count").as_int(), Some(1));
+    // Analytics built on the hidden field are refused rather than silently leaking or dropping it.
+    let e = w.crm.rfm(&u, &crm_core::RfmOptions::default()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PermissionDenied);
+    assert_eq!(e.field.as_deref(), Some("lifetime_value"));
 }
 
 #[test]

@@ -363,6 +363,21 @@ impl Crm {
         expr.to_filter(&env)
     }
 
+    /// Refuses (naming the field) when one of `fields` of `kind` is hidden from the user.
+    fn require_fields(&self, ctx: &Context, kind: EntityKind, fields: &[&str]) -> Result<()> {
+        let (p, cache) = self.principal(ctx)?;
+        let resolver = Resolver {
+            kind,
+            principal: &p,
+            customs: &cache.customs,
+            phones: &self.phones,
+        };
+        for f in fields {
+            resolver.column(f)?;
+        }
+        Ok(())
+    }
+
     /// Every record of `kind` matching `filter` that the user may read (paged internally).
     pub(crate) fn list_all(
         &self,
@@ -495,6 +510,24 @@ impl Crm {
             .clone()
             .unwrap_or_else(analytics::default_rfm_rules);
         let thresholds = opts.lifecycle.unwrap_or_default();
+        // Scores built from fields the user may not see would leak them: refuse instead.
+        self.require_fields(
+            ctx,
+            EntityKind::Account,
+            &[
+                "order_count",
+                "lifetime_value",
+                "first_order_at",
+                "last_order_at",
+            ],
+        )?;
+        if opts.window_days.is_some() {
+            self.require_fields(
+                ctx,
+                EntityKind::Order,
+                &["account_id", "ordered_at", "total", "tax_total"],
+            )?;
+        }
         let accounts = self.list_all(ctx, EntityKind::Account, opts.accounts.clone())?;
         // (account, last order, frequency, monetary)
         let mut measures: Vec<(RecordId, DateTime<Utc>, i64, Money)> = Vec::new();
@@ -627,6 +660,11 @@ impl Crm {
     /// Revenue, cost and margin of the orders the user may read placed in `[from, to)` (not
     /// cancelled), by customer segment × product, largest margin first (ties: segment, product).
     pub fn profit(&self, ctx: &Context, opts: &ProfitOptions) -> Result<Vec<ProfitRow>> {
+        self.require_fields(
+            ctx,
+            EntityKind::Order,
+            &["account_id", "ordered_at", "lines", "currency"],
+        )?;
         let f = Filter::cmp("status", Op::Ne, "cancelled")
             .and(Filter::cmp("ordered_at", Op::Ge, opts.from))
             .and(Filter::cmp("ordered_at", Op::Lt, opts.to));
