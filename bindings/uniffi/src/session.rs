@@ -5,29 +5,47 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crm_core::{Context as CoreContext, Crm as CoreCrm, NewRecord as CoreNewRecord};
+use crm_core::{Context as CoreContext, Crm as CoreCrm, ManualClock, NewRecord as CoreNewRecord};
 use crm_store::SqliteStore;
 
 use crate::error::{guard, CrmError};
 use crate::process::{FfiEmailMessage, Mailer};
 use crate::types::{
-    action, core_fields, filter, instant, kind, record_id, signed, tenant, unsigned32, unsigned64,
-    FfiAccessReview, FfiAuditVerification, FfiDecision, FfiEvent, FfiFieldChange, FfiGrantee,
-    FfiHistoryPage, FfiListRequest, FfiOrigin, FfiPage, FfiRecord, FfiRoleFieldAccess, FfiValue,
+    action, core_fields, filter, instant, kind, micros, record_id, signed, tenant, unsigned32,
+    unsigned64, FfiAccessReview, FfiAuditVerification, FfiDecision, FfiEvent, FfiFieldChange,
+    FfiGrantee, FfiHistoryPage, FfiListRequest, FfiOrigin, FfiPage, FfiRecord, FfiRoleFieldAccess,
+    FfiValue,
 };
 
 /// One open database. Thread-safe: share it between threads and sessions.
 #[derive(Debug, uniffi::Object)]
 pub struct CrmHandle {
     crm: Arc<CoreCrm>,
+    /// The manual clock, when the handle was opened with one.
+    manual: Option<Arc<ManualClock>>,
 }
 
-fn build(store: SqliteStore, default_region: Option<String>) -> Result<Arc<CrmHandle>, CrmError> {
+fn build(
+    store: SqliteStore,
+    default_region: Option<String>,
+    clock_start: Option<i64>,
+) -> Result<Arc<CrmHandle>, CrmError> {
     let mut crm = CoreCrm::new(Arc::new(store));
     if let Some(region) = default_region {
         crm = crm.with_default_region(&region)?;
     }
-    Ok(Arc::new(CrmHandle { crm: Arc::new(crm) }))
+    let manual = match clock_start {
+        Some(at) => {
+            let clock = Arc::new(ManualClock::new(instant("start_micros", at)?));
+            crm = crm.with_clock(clock.clone());
+            Some(clock)
+        }
+        None => None,
+    };
+    Ok(Arc::new(CrmHandle {
+        crm: Arc::new(crm),
+        manual,
+    }))
 }
 
 #[uniffi::export]
@@ -36,13 +54,68 @@ impl CrmHandle {
     /// for phone numbers without an international prefix (Italy when absent).
     #[uniffi::constructor(default(default_region = None))]
     pub fn open(path: String, default_region: Option<String>) -> Result<Arc<Self>, CrmError> {
-        guard(|| build(SqliteStore::open(&path)?, default_region))
+        guard(|| build(SqliteStore::open(&path)?, default_region, None))
     }
 
     /// A private database in memory, gone when the handle is.
     #[uniffi::constructor(default(default_region = None))]
     pub fn open_in_memory(default_region: Option<String>) -> Result<Arc<Self>, CrmError> {
-        guard(|| build(SqliteStore::open_in_memory()?, default_region))
+        guard(|| build(SqliteStore::open_in_memory()?, default_region, None))
+    }
+
+    /// Like [`CrmHandle::open`], but the CRM runs on a manual clock showing `start_micros` (UTC epoch
+    /// microseconds), moved only by `advance_clock` and `set_clock`: for tests, demos and SLA drills.
+    #[uniffi::constructor]
+    pub fn open_with_clock(
+        path: String,
+        default_region: Option<String>,
+        start_micros: i64,
+    ) -> Result<Arc<Self>, CrmError> {
+        guard(|| {
+            build(
+                SqliteStore::open(&path)?,
+                default_region,
+                Some(start_micros),
+            )
+        })
+    }
+
+    /// Like [`CrmHandle::open_in_memory`], on a manual clock showing `start_micros`.
+    #[uniffi::constructor]
+    pub fn open_in_memory_with_clock(
+        default_region: Option<String>,
+        start_micros: i64,
+    ) -> Result<Arc<Self>, CrmError> {
+        guard(|| {
+            build(
+                SqliteStore::open_in_memory()?,
+                default_region,
+                Some(start_micros),
+            )
+        })
+    }
+
+    /// The CRM's current time, UTC epoch microseconds.
+    pub fn now(&self) -> i64 {
+        micros(self.crm.now())
+    }
+
+    /// Moves the manual clock forward by `seconds`; `Validation` (rule `system_clock`) when the handle
+    /// runs on the system clock.
+    pub fn advance_clock(&self, seconds: i64) -> Result<(), CrmError> {
+        guard(|| {
+            self.manual_clock()?
+                .advance(crm_core::chrono::Duration::seconds(seconds));
+            Ok(())
+        })
+    }
+
+    /// Sets the manual clock to `at_micros`; `Validation` (rule `system_clock`) on the system clock.
+    pub fn set_clock(&self, at_micros: i64) -> Result<(), CrmError> {
+        guard(|| {
+            self.manual_clock()?.set(instant("at_micros", at_micros)?);
+            Ok(())
+        })
     }
 
     /// Sets up an empty tenant (an `Administrator` role and its first user) and returns the
@@ -86,6 +159,16 @@ impl CrmHandle {
 }
 
 impl CrmHandle {
+    fn manual_clock(&self) -> Result<&ManualClock, CrmError> {
+        self.manual.as_deref().ok_or_else(|| {
+            CrmError::validation(
+                "clock",
+                "system_clock",
+                "this handle runs on the system clock: open it with a manual clock",
+            )
+        })
+    }
+
     fn session_for(&self, ctx: CoreContext) -> Arc<Session> {
         Arc::new(Session {
             crm: self.crm.clone(),

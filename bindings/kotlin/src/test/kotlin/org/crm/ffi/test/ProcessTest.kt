@@ -317,6 +317,37 @@ class ProcessTest {
     }
 
     @Test
+    fun `SLA breach and reminders on a manual clock`() {
+        val start = 1_767_261_600_000_000L // 2026-01-01T10:00:00Z
+        val hour = 3_600_000_000L
+        CrmHandle.openInMemoryWithClock("IT", start).use { h ->
+            val admin = h.bootstrap("clock", "admin")
+            assertEquals(start, h.now())
+            val case = admin.create("case", mapOf("subject" to text("No heat"), "priority" to text("high")))
+            assertEquals(FfiValue.Timestamp(start + 4 * hour), case.fields["first_response_due"])
+            assertTrue(admin.checkSlas().isEmpty())
+            h.advanceClock(5 * 3600)
+            assertEquals(listOf(case.id), admin.checkSlas())
+            assertTrue(admin.checkSlas().isEmpty(), "marked once per case")
+            assertEquals(FfiValue.Bool(true), admin.get("case", case.id).fields["sla_breached"])
+
+            val task = admin.create("activity", mapOf(
+                "activity_type" to text("task"), "subject" to text("Call back"), "due_at" to FfiValue.Timestamp(h.now() + hour),
+            ))
+            assertEquals(0L, admin.fireReminders())
+            h.advanceClock(2 * 3600)
+            assertEquals(1L, admin.fireReminders())
+            assertEquals(0L, admin.fireReminders())
+            assertTrue(admin.pendingEvents(0, 1000).any { it.eventType == "task.due" && it.recordId == task.id })
+            h.setClock(start)
+            assertEquals(start, h.now())
+        }
+        CrmHandle.openInMemory().use { h ->
+            assertEquals("system_clock", assertThrows<CrmException.Validation> { h.advanceClock(1) }.rule)
+        }
+    }
+
+    @Test
     fun `restore an earlier version as a new change`() {
         val acc = senior.create("account", mapOf("name" to text("Restore Srl"), "city" to text("Pavia")))
         val v2 = senior.update("account", acc.id, acc.version, mapOf("city" to text("Lodi"), "name" to text("Renamed Srl")))
