@@ -206,16 +206,8 @@ impl Crm {
         expected_version: i64,
         version: i64,
     ) -> Result<Record> {
-        let (p, cache) = self.principal(ctx)?;
-        let mut uow = self.begin(ctx, self.now())?;
-        let current = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Update)?;
-        if current.meta.version != expected_version {
-            return Err(CrmError::conflict(
-                kind.name(),
-                "stale_version",
-                "the record changed since it was read",
-            ));
-        }
+        let (p, cache, mut uow, current) =
+            self.open_for_transition(ctx, kind, id, expected_version)?;
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
         q.record = Some((kind, id));
         let entries: Vec<AuditEntry> = uow
@@ -327,10 +319,19 @@ impl Crm {
 
     /// Takes an online backup of the whole database into a new file while other users keep working,
     /// reporting `(done, total)` progress, and checks the copy's integrity. For administrators.
-    pub fn backup(&self, ctx: &Context, dest: &std::path::Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    pub fn backup(
+        &self,
+        ctx: &Context,
+        dest: &std::path::Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
         let (p, _) = self.principal(ctx)?;
         if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
-            return Err(CrmError::permission_denied("backup", "database", "object_permission"));
+            return Err(CrmError::permission_denied(
+                "backup",
+                "database",
+                "object_permission",
+            ));
         }
         self.store().backup_to(dest, progress)
     }
@@ -340,7 +341,11 @@ impl Crm {
     pub fn integrity_check(&self, ctx: &Context) -> Result<Vec<String>> {
         let (p, _) = self.principal(ctx)?;
         if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
-            return Err(CrmError::permission_denied("check", "database", "object_permission"));
+            return Err(CrmError::permission_denied(
+                "check",
+                "database",
+                "object_permission",
+            ));
         }
         self.store().integrity_check()
     }

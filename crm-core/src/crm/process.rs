@@ -377,8 +377,9 @@ fn transitions_of(
 impl Crm {
     // ----------------------------------------------------------------- shared plumbing
 
-    /// Starts a lifecycle operation: the record, loaded for update, at the version the caller read.
-    fn open_for_transition(
+    /// Starts a change of an existing record: the record, loaded for update (not in the trash), at
+    /// the version the caller read — else `NotFound`, `PermissionDenied` or `Conflict`.
+    pub(crate) fn open_for_transition(
         &self,
         ctx: &Context,
         kind: EntityKind,

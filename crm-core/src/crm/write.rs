@@ -540,27 +540,8 @@ impl Crm {
         expected_version: i64,
         changes: Fields,
     ) -> Result<Record> {
-        let (p, cache) = self.principal(ctx)?;
         refuse_system_managed(kind, "update")?;
-        let mut uow = self.begin(ctx, self.now())?;
-        let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Update)?;
-        if old.meta.deleted_at.is_some() {
-            return Err(CrmError::conflict(
-                kind.name(),
-                "in_trash",
-                "the record is in the trash; restore it first",
-            ));
-        }
-        if old.meta.version != expected_version {
-            return Err(CrmError::conflict(
-                kind.name(),
-                "stale_version",
-                format!(
-                    "the record changed since it was read (version {} now, {} expected)",
-                    old.meta.version, expected_version
-                ),
-            ));
-        }
+        let (p, cache, mut uow, old) = self.open_for_transition(ctx, kind, id, expected_version)?;
         let (fields, custom) = self.apply_input(&p, &cache.customs, kind, changes, Some(&old))?;
         let mut new = Record {
             meta: old.meta.clone(),
