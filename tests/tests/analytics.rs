@@ -1367,3 +1367,99 @@ fn screen_pop_gathers_the_customer_picture() {
     assert_eq!(pop.candidates.len(), 2);
     assert!(pop.account.is_none() && pop.erp.is_none());
 }
+
+/// Timing of the analytic paths on a larger data set: `cargo test --release -p crm-tests --test
+/// analytics perf -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn perf_rfm_and_order_writes() {
+    let w = world();
+    let n_accounts = 5_000;
+    let accounts: Vec<RecordId> = w
+        .crm
+        .create_many(
+            &w.admin,
+            EntityKind::Account,
+            (0..n_accounts)
+                .map(|i| fields! { "name" => format!("C{i}"), "country" => "IT" }.into())
+                .collect(),
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.meta.id)
+        .collect();
+    let now = w.crm.now();
+    let t = std::time::Instant::now();
+    let mut n_orders = 0;
+    for chunk in accounts.chunks(500) {
+        let rows = chunk
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| {
+                (0..(i % 4)).map(move |k| {
+                    fields! { "account_id" => *a, "currency" => "EUR", "ordered_at" => now - Duration::days((i * 7 + k * 30) as i64 % 700), "lines" => Value::Lines(vec![line(None, "1", "100", None)]) }
+                        .into()
+                })
+            })
+            .collect::<Vec<crm_core::NewRecord>>();
+        n_orders += rows.len();
+        w.crm
+            .create_many(&w.admin, EntityKind::Order, rows)
+            .unwrap();
+    }
+    let write = t.elapsed();
+    let one = std::time::Instant::now();
+    order_at(
+        &w,
+        &w.admin,
+        accounts[3],
+        "EUR",
+        vec![line(None, "1", "5", None)],
+        now,
+    );
+    let single = one.elapsed();
+    let t = std::time::Instant::now();
+    let fast = w
+        .crm
+        .rfm(&w.admin, &crm_core::RfmOptions::default())
+        .unwrap();
+    let fast_t = t.elapsed();
+    let t = std::time::Instant::now();
+    let slow = w
+        .crm
+        .rfm(
+            &w.admin,
+            &crm_core::RfmOptions {
+                window_days: Some(3650),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let slow_t = t.elapsed();
+    assert_eq!(fast.len(), slow.len());
+    let t = std::time::Instant::now();
+    let n = w
+        .crm
+        .count(
+            &w.admin,
+            EntityKind::Account,
+            Some(
+                &w.crm
+                    .parse_filter(
+                        &w.admin,
+                        EntityKind::Account,
+                        "days_since_last_order < 90 and lifetime_value > 150 EUR",
+                        None,
+                    )
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+    let seg_t = t.elapsed();
+    println!(
+        "{n_orders} orders written in {write:?} ({:?}/order incl. stats); one order {single:?}; \
+         rfm fast path {} rows {fast_t:?}; rfm over orders {slow_t:?}; segment count {n} in {seg_t:?}",
+        write / n_orders as u32,
+        fast.len()
+    );
+}
