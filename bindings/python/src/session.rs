@@ -15,13 +15,13 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 
 use crate::convert::{
-    from_json, from_value, money_of, opt_filter, to_action, to_fields, to_instant, to_kind,
+    from_json, from_value, money_of, opt_filter, to_action, to_fields, to_instant, to_json, to_kind,
 };
 use crate::error::Error;
 use crate::mailer::PyMailer;
 use crate::types::{
     AccessReview, AuditVerification, Conversion, Decision, Event, FieldChange, HistoryEntry,
-    HistoryPage, Page, Record, SegmentDiff, StageEntry,
+    HistoryPage, Page, Record, RfmRow, SegmentDiff, StageEntry,
 };
 
 fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
@@ -1137,6 +1137,50 @@ impl Session {
             .into_iter()
             .map(|(id, l)| (id.to_string(), l.name()))
             .collect())
+    }
+
+    /// RFM scores (quintiles 1–5 with `NTILE(5)` semantics) of the accounts the user may read that
+    /// have orders in the window (`window_days`, default all history), with named segments from
+    /// `rules` (dicts `{"segment": name, "r": [lo, hi], "f": [lo, hi], "m": [lo, hi]}`, default
+    /// the built-in table) and lifecycle stages; `rates` (`{"base": "EUR", "rates": {"USD": "0.9"}}`)
+    /// combines currencies; `accounts` filters the accounts.
+    #[pyo3(signature = (*, window_days=None, accounts=None, rules=None, rates=None, new_days=30, active_days=90, dormant_days=365))]
+    #[allow(clippy::too_many_arguments)] // reason: mirrors the keyword arguments of the Python API
+    fn rfm(
+        &self,
+        py: Python<'_>,
+        window_days: Option<u32>,
+        accounts: Option<&Bound<'_, PyAny>>,
+        rules: Option<&Bound<'_, PyAny>>,
+        rates: Option<&Bound<'_, PyAny>>,
+        new_days: i64,
+        active_days: i64,
+        dormant_days: i64,
+    ) -> PyResult<Vec<RfmRow>> {
+        fn serde_arg<T: serde::de::DeserializeOwned>(
+            obj: Option<&Bound<'_, PyAny>>,
+            name: &str,
+        ) -> PyResult<Option<T>> {
+            match obj {
+                Some(o) if !o.is_none() => serde_json::from_value(to_json(o)?)
+                    .map(Some)
+                    .map_err(|e| PyValueError::new_err(format!("malformed `{name}`: {e}"))),
+                _ => Ok(None),
+            }
+        }
+        let opts = crm_core::RfmOptions {
+            window_days,
+            rules: serde_arg(rules, "rules")?,
+            rates: serde_arg(rates, "rates")?,
+            lifecycle: Some(crm_core::analytics::LifecycleThresholds {
+                new_days,
+                active_days,
+                dormant_days,
+            }),
+            accounts: opt_filter(accounts)?,
+        };
+        let out = self.run(py, move |c, ctx| c.rfm(ctx, &opts))?;
+        Ok(out.into_iter().map(RfmRow::from).collect())
     }
 
     fn __repr__(&self) -> String {

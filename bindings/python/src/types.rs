@@ -588,3 +588,43 @@ impl SegmentDiff {
         )
     }
 }
+
+/// One customer's RFM scores, named segment and lifecycle stage.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct RfmRow {
+    account_id: String,
+    recency_days: i64,
+    frequency: i64,
+    monetary: Money,
+    r: u8,
+    f: u8,
+    m: u8,
+    segment: String,
+    lifecycle: &'static str,
+}
+
+impl From<crm_core::RfmRow> for RfmRow {
+    fn from(row: crm_core::RfmRow) -> Self {
+        RfmRow {
+            account_id: row.account_id.to_string(),
+            recency_days: row.recency_days,
+            frequency: row.frequency,
+            monetary: Money(row.monetary),
+            r: row.r,
+            f: row.f,
+            m: row.m,
+            segment: row.segment,
+            lifecycle: row.lifecycle.name(),
+        }
+    }
+}
+
+#[pymethods]
+impl RfmRow {
+    fn __repr__(&self) -> String {
+        format!(
+            "<RfmRow {} {}{}{} {}>",
+            self.account_id, self.r, self.f, self.m, self.segment
+        )
+    }
+}

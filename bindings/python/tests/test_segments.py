@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 import pytest
 
 import crm_core
@@ -71,3 +74,31 @@ def test_lifecycles_without_orders_are_prospects(admin: Session) -> None:
     assert got == {a.id: "prospect" for a in accs.values()}
     only_it = admin.lifecycles({"country": "IT"}, new_days=10, active_days=20, dormant_days=30)
     assert only_it == [(accs["Alpha"].id, "prospect")]
+
+
+def test_rfm_scores_accounts_with_orders(admin: Session) -> None:
+    accs = accounts(admin)
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def order(acc: crm_core.Record, amount: str, days_ago: int) -> None:
+        line = {"description": "Goods", "quantity": 1, "unit_price": Decimal(amount), "tax_rate": 0}
+        admin.create(
+            "order", account_id=acc.id, currency="EUR", lines=[line], ordered_at=now - dt.timedelta(days=days_ago)
+        )
+
+    order(accs["Alpha"], "1000", 5)
+    order(accs["Alpha"], "500", 20)
+    order(accs["Beta"], "100", 200)
+    rows = {r.account_id: r for r in admin.rfm()}
+    assert set(rows) == {accs["Alpha"].id, accs["Beta"].id}, "accounts without orders are left out"
+    a, b = rows[accs["Alpha"].id], rows[accs["Beta"].id]
+    assert a.frequency == 2 and a.monetary == crm_core.Money("1500", "EUR") and a.recency_days == 5
+    assert a.r > b.r and a.f > b.f and a.m > b.m and a.lifecycle == "new" and b.lifecycle == "dormant"
+    assert isinstance(a.segment, str) and "RfmRow" in repr(a)
+    recent = admin.rfm(window_days=30)
+    assert [r.account_id for r in recent] == [accs["Alpha"].id]
+    rules = [{"segment": "everyone", "r": [1, 5], "f": [1, 5], "m": [1, 5]}]
+    assert {r.segment for r in admin.rfm(rules=rules)} == {"everyone"}
+    assert [r.account_id for r in admin.rfm(accounts={"country": "DE"})] == [accs["Beta"].id]
+    with pytest.raises(ValueError):
+        admin.rfm(rules=[{"segment": 1}])

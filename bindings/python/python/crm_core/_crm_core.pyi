@@ -28,6 +28,7 @@ __all__ = [
     "PermissionDenied",
     "Record",
     "RecordIterator",
+    "RfmRow",
     "SegmentDiff",
     "Session",
     "StageEntry",
@@ -251,6 +252,27 @@ class EmailMessage:
     def record_id(self) -> str: ...
 
 @final
+class RfmRow:
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def recency_days(self) -> int: ...
+    @property
+    def frequency(self) -> int: ...
+    @property
+    def monetary(self) -> Money: ...
+    @property
+    def r(self) -> int: ...
+    @property
+    def f(self) -> int: ...
+    @property
+    def m(self) -> int: ...
+    @property
+    def segment(self) -> str: ...
+    @property
+    def lifecycle(self) -> str: ...
+
+@final
 class SegmentDiff:
     @property
     def entered(self) -> builtins.list[str]: ...
@@ -457,6 +479,17 @@ class Session:
         after: Optional[str] = None,
     ) -> Page: ...
     def refresh_segment(self, id: str) -> SegmentDiff: ...
+    def rfm(
+        self,
+        *,
+        window_days: Optional[int] = None,
+        accounts: _FilterLike = None,
+        rules: Optional[Sequence[Mapping[str, Any]]] = None,
+        rates: Optional[Mapping[str, Any]] = None,
+        new_days: int = 30,
+        active_days: int = 90,
+        dormant_days: int = 365,
+    ) -> builtins.list[RfmRow]: ...
     def lifecycles(
         self,
         filter: _FilterLike = None,
