@@ -25,7 +25,7 @@ mod types;
 
 pub use error::CrmError;
 pub use filter::*;
-pub use maintenance::FfiSegmentDiff;
+pub use maintenance::{FfiSegmentDiff, FfiTransferSummary};
 pub use process::{
     FfiConversion, FfiConvertLead, FfiEmailMessage, FfiQuoteAcceptance, FfiStageEntry, Mailer,
 };

@@ -1,10 +1,12 @@
 //! Small facade additions beside the processes: the filter language, segment counts and refreshes,
 //! online backups and the storage integrity check. Thin conversions inside [`guard`], as elsewhere.
 
-use crm_core::Currency as CoreCurrency;
+use std::io::{BufReader, BufWriter};
+
+use crm_core::{Currency as CoreCurrency, TransferSummary as CoreTransferSummary};
 
 use crate::error::{guard, CrmError};
-use crate::session::Session;
+use crate::session::{CrmHandle, Session};
 use crate::types::{kind, record_id, signed};
 
 /// What a segment refresh changed.
@@ -18,8 +20,66 @@ pub struct FfiSegmentDiff {
     pub member_count: i64,
 }
 
+/// What a tenant export or import moved.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FfiTransferSummary {
+    /// Records (of every type, trash included).
+    pub records: i64,
+    /// Audit entries.
+    pub audit: i64,
+    /// Pending outbox events.
+    pub events: i64,
+}
+
+impl From<CoreTransferSummary> for FfiTransferSummary {
+    fn from(s: CoreTransferSummary) -> Self {
+        FfiTransferSummary {
+            records: signed(s.records),
+            audit: signed(s.audit),
+            events: signed(s.events),
+        }
+    }
+}
+
+fn io(path: &str, e: std::io::Error) -> CrmError {
+    CrmError::Storage {
+        detail: format!("cannot use the file: {e}"),
+        field: Some(path.to_owned()),
+        rule: Some("io".to_owned()),
+        action: None,
+        entity: None,
+    }
+}
+
+#[uniffi::export]
+impl CrmHandle {
+    /// Reads a tenant export (JSON Lines, from `Session::export_tenant`) into this database, whose
+    /// tenant must be empty: records keep their ids, versions and history; the audit chain is checked
+    /// first; all or nothing. Needs no acting user (the export brings its users).
+    pub fn import_tenant(&self, src_path: String) -> Result<FfiTransferSummary, CrmError> {
+        guard(|| {
+            let file = std::fs::File::open(&src_path).map_err(|e| io(&src_path, e))?;
+            let s = self
+                .core()
+                .import_tenant(&mut BufReader::new(file), &mut |_| {})?;
+            Ok(s.into())
+        })
+    }
+}
+
 #[uniffi::export]
 impl Session {
+    /// Writes the whole tenant to the new file `dest_path` as JSON Lines (administrators).
+    pub fn export_tenant(&self, dest_path: String) -> Result<FfiTransferSummary, CrmError> {
+        guard(|| {
+            let file = std::fs::File::create_new(&dest_path).map_err(|e| io(&dest_path, e))?;
+            let s = self
+                .crm
+                .export_tenant(&self.ctx, &mut BufWriter::new(file), &mut |_| {})?;
+            Ok(s.into())
+        })
+    }
+
     /// Parses filter-language text over a type (`country = "IT" and days_since_last_order < 30`)
     /// into the filter JSON that `list`, `count` and `export` take. Amounts without a currency are in
     /// `currency`. Errors are `InvalidQuery` naming the field.

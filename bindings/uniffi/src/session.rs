@@ -159,6 +159,10 @@ impl CrmHandle {
 }
 
 impl CrmHandle {
+    pub(crate) fn core(&self) -> &Arc<CoreCrm> {
+        &self.crm
+    }
+
     fn manual_clock(&self) -> Result<&ManualClock, CrmError> {
         self.manual.as_deref().ok_or_else(|| {
             CrmError::validation(

@@ -11,15 +11,17 @@ import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.api.io.TempDir
 import java.nio.file.Path
 
-/** Filter language, segments, online backup and the integrity check. */
+/** Filter language, segments, online backup, integrity check, tenant export and import. */
 class MaintenanceTest {
     @TempDir
     lateinit var dir: Path
 
     @Test
-    fun `filter language, segments, backup and integrity check`() {
+    fun `filter language, segments, backup, integrity check, tenant export and import`() {
         val copy = dir.resolve("copy.sqlite").toString()
+        val jsonl = dir.resolve("ops.jsonl").toString()
         val adminId: String
+        var exported = 0L
         CrmHandle.open(dir.resolve("crm.sqlite").toString(), "IT").use { h ->
             val admin = h.bootstrap("ops", "admin")
             adminId = admin.userId()
@@ -44,6 +46,20 @@ class MaintenanceTest {
 
             assertTrue(admin.integrityCheck().isEmpty())
             admin.backup(copy)
+
+            // The tenant as JSON Lines; an existing file is never overwritten.
+            val sent = admin.exportTenant(jsonl)
+            assertTrue(sent.records >= 5 && sent.audit > 0, sent.toString())
+            assertEquals("io", assertThrows<CrmException.Storage> { admin.exportTenant(jsonl) }.rule)
+            exported = sent.records
+        }
+        // Imported into another database, with its users, history and audit chain.
+        CrmHandle.openInMemory("IT").use { h ->
+            assertEquals(exported, h.importTenant(jsonl).records)
+            val admin = h.session("ops", adminId)
+            assertEquals(3L, admin.count("account"))
+            assertTrue(admin.verifyAudit().ok)
+            assertThrows<CrmException> { h.importTenant(jsonl) } // the tenant is no longer empty
         }
         CrmHandle.open(copy).use { h ->
             val admin = h.session("ops", adminId)
