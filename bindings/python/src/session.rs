@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::mailer::PyMailer;
 use crate::types::{
     AccessReview, AuditVerification, Conversion, Decision, Event, FieldChange, HistoryEntry,
-    HistoryPage, Page, Record, RfmRow, SegmentDiff, StageEntry,
+    HistoryPage, Page, ProfitRow, Record, RfmRow, SegmentDiff, StageEntry,
 };
 
 fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
@@ -64,6 +64,19 @@ fn new_record(kind: EntityKind, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<
         fields: to_fields(kind, kwargs)?,
         owner_id,
     })
+}
+
+/// An optional argument given as the JSON form of a core type.
+fn serde_arg<T: serde::de::DeserializeOwned>(
+    obj: Option<&Bound<'_, PyAny>>,
+    name: &str,
+) -> PyResult<Option<T>> {
+    match obj {
+        Some(o) if !o.is_none() => serde_json::from_value(to_json(o)?)
+            .map(Some)
+            .map_err(|e| PyValueError::new_err(format!("malformed `{name}`: {e}"))),
+        _ => Ok(None),
+    }
 }
 
 fn sort_of(sort: Option<String>, descending: bool) -> Option<Sort> {
@@ -1157,17 +1170,6 @@ impl Session {
         active_days: i64,
         dormant_days: i64,
     ) -> PyResult<Vec<RfmRow>> {
-        fn serde_arg<T: serde::de::DeserializeOwned>(
-            obj: Option<&Bound<'_, PyAny>>,
-            name: &str,
-        ) -> PyResult<Option<T>> {
-            match obj {
-                Some(o) if !o.is_none() => serde_json::from_value(to_json(o)?)
-                    .map(Some)
-                    .map_err(|e| PyValueError::new_err(format!("malformed `{name}`: {e}"))),
-                _ => Ok(None),
-            }
-        }
         let opts = crm_core::RfmOptions {
             window_days,
             rules: serde_arg(rules, "rules")?,
@@ -1181,6 +1183,48 @@ impl Session {
         };
         let out = self.run(py, move |c, ctx| c.rfm(ctx, &opts))?;
         Ok(out.into_iter().map(RfmRow::from).collect())
+    }
+
+    /// Revenue, cost and margin of the orders the user may read placed in `[start, end)` (not
+    /// cancelled), by customer segment × product, largest margin first. `by` is `"rfm"` (the RFM
+    /// segment over `window_days`), `"lifecycle"`, or `"field"` with an account `field` (e.g.
+    /// `"country"`); `rates` as in `rfm`.
+    #[pyo3(signature = (start, end, *, by="rfm", field=None, rates=None, window_days=None))]
+    #[allow(clippy::too_many_arguments)] // reason: mirrors the keyword arguments of the Python API
+    fn profit(
+        &self,
+        py: Python<'_>,
+        start: &Bound<'_, PyAny>,
+        end: &Bound<'_, PyAny>,
+        by: &str,
+        field: Option<String>,
+        rates: Option<&Bound<'_, PyAny>>,
+        window_days: Option<u32>,
+    ) -> PyResult<Vec<ProfitRow>> {
+        let by = match (by, field) {
+            ("rfm", None) => crm_core::ProfitDimension::Rfm,
+            ("lifecycle", None) => crm_core::ProfitDimension::Lifecycle,
+            ("field", Some(field)) => crm_core::ProfitDimension::Field { field },
+            _ => {
+                return Err(PyValueError::new_err(
+                    "`by` is \"rfm\", \"lifecycle\" or \"field\" (with `field`)",
+                ))
+            }
+        };
+        let rates: Option<crm_core::RateTable> = serde_arg(rates, "rates")?;
+        let opts = crm_core::ProfitOptions {
+            from: to_instant(start)?,
+            to: to_instant(end)?,
+            by,
+            rates: rates.clone(),
+            rfm: crm_core::RfmOptions {
+                window_days,
+                rates,
+                ..Default::default()
+            },
+        };
+        let out = self.run(py, move |c, ctx| c.profit(ctx, &opts))?;
+        Ok(out.into_iter().map(ProfitRow::from).collect())
     }
 
     fn __repr__(&self) -> String {

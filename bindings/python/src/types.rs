@@ -628,3 +628,44 @@ impl RfmRow {
         )
     }
 }
+
+/// Revenue, cost and margin of one customer segment × product.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct ProfitRow {
+    segment: String,
+    product_id: Option<String>,
+    product: String,
+    quantity: Decimal,
+    revenue: Money,
+    cost: Money,
+    margin: Money,
+    lines_without_cost: u64,
+}
+
+impl From<crm_core::ProfitRow> for ProfitRow {
+    fn from(row: crm_core::ProfitRow) -> Self {
+        ProfitRow {
+            segment: row.segment,
+            product_id: row.product_id.map(|id| id.to_string()),
+            product: row.product,
+            quantity: row.quantity,
+            revenue: Money(row.revenue),
+            cost: Money(row.cost),
+            margin: Money(row.margin),
+            lines_without_cost: row.lines_without_cost,
+        }
+    }
+}
+
+#[pymethods]
+impl ProfitRow {
+    fn __repr__(&self) -> String {
+        format!(
+            "<ProfitRow {} × {} margin={} {}>",
+            self.segment,
+            self.product,
+            self.margin.0.amount,
+            self.margin.0.currency.code()
+        )
+    }
+}

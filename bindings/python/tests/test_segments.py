@@ -102,3 +102,38 @@ def test_rfm_scores_accounts_with_orders(admin: Session) -> None:
     assert [r.account_id for r in admin.rfm(accounts={"country": "DE"})] == [accs["Beta"].id]
     with pytest.raises(ValueError):
         admin.rfm(rules=[{"segment": 1}])
+
+
+def test_profit_by_field_rfm_and_lifecycle(admin: Session) -> None:
+    accs = accounts(admin)
+    now = dt.datetime.now(dt.timezone.utc)
+    widget = admin.create("product", name="Widget", sku="W-1", list_price=crm_core.Money("100", "EUR"))
+
+    def order(acc: crm_core.Record, qty: int, cost: str | None) -> None:
+        line: dict[str, object] = {
+            "product_id": widget.id,
+            "description": "Widget",
+            "quantity": qty,
+            "unit_price": Decimal("100"),
+            "tax_rate": 22,
+        }
+        if cost is not None:
+            line["unit_cost"] = Decimal(cost)
+        admin.create("order", account_id=acc.id, currency="EUR", lines=[line], ordered_at=now - dt.timedelta(days=3))
+
+    order(accs["Alpha"], 3, "60")
+    order(accs["Beta"], 1, None)
+    start, end = now - dt.timedelta(days=30), now + dt.timedelta(seconds=1)
+    rows = admin.profit(start, end, by="field", field="country")
+    by_seg = {r.segment: r for r in rows}
+    it = by_seg["IT"]
+    assert it.product_id == widget.id and it.product == "Widget" and it.quantity == Decimal("3")
+    assert it.revenue == crm_core.Money("300", "EUR") and it.cost == crm_core.Money("180", "EUR")
+    assert it.margin == crm_core.Money("120", "EUR") and it.lines_without_cost == 0
+    assert by_seg["DE"].lines_without_cost == 1 and rows[0].segment == "IT", "largest margin first"
+    assert "ProfitRow" in repr(it)
+    assert sum(r.revenue.amount for r in admin.profit(start, end)) == Decimal("400")
+    assert {r.segment for r in admin.profit(start, end, by="lifecycle")} == {"new"}
+    assert admin.profit(now - dt.timedelta(days=90), now - dt.timedelta(days=60), by="lifecycle") == []
+    with pytest.raises(ValueError):
+        admin.profit(start, end, by="field")

@@ -26,6 +26,7 @@ __all__ = [
     "NotFound",
     "Page",
     "PermissionDenied",
+    "ProfitRow",
     "Record",
     "RecordIterator",
     "RfmRow",
@@ -250,6 +251,25 @@ class EmailMessage:
     def record_kind(self) -> str: ...
     @property
     def record_id(self) -> str: ...
+
+@final
+class ProfitRow:
+    @property
+    def segment(self) -> str: ...
+    @property
+    def product_id(self) -> Optional[str]: ...
+    @property
+    def product(self) -> str: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def revenue(self) -> Money: ...
+    @property
+    def cost(self) -> Money: ...
+    @property
+    def margin(self) -> Money: ...
+    @property
+    def lines_without_cost(self) -> int: ...
 
 @final
 class RfmRow:
@@ -490,6 +510,16 @@ class Session:
         active_days: int = 90,
         dormant_days: int = 365,
     ) -> builtins.list[RfmRow]: ...
+    def profit(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        by: str = "rfm",
+        field: Optional[str] = None,
+        rates: Optional[Mapping[str, Any]] = None,
+        window_days: Optional[int] = None,
+    ) -> builtins.list[ProfitRow]: ...
     def lifecycles(
         self,
         filter: _FilterLike = None,
