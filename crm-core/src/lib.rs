@@ -11,10 +11,10 @@ mod events;
 mod id;
 mod money;
 pub mod pipeline;
-pub mod segment;
 mod query;
 mod record;
 mod schema;
+pub mod segment;
 mod store;
 mod validate;
 mod value;
@@ -29,12 +29,14 @@ pub use audit::{
     diff, verify_chain, AuditEntry, AuditVerification, FieldChange, Operation, Origin,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use crm::{AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord, TransferSummary};
 pub use crm::{
-    ErpFacts, ErpFactsRow, OverdueInvoice, ProfitDimension, ProfitOptions, ProfitRow, RfmOptions,
-    RfmRow, ScreenPop, SegmentDiff,
+    AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord, TransferSummary,
 };
 pub use crm::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
+pub use crm::{
+    CrossSell, ErpFacts, ErpFactsRow, ForecastRow, OverdueInvoice, ProfitDimension, ProfitOptions,
+    ProfitRow, RfmOptions, RfmRow, ScreenPop, SegmentDiff, UserKpi,
+};
 pub use custom_field::CustomFieldDef;
 pub use error::{CrmError, ErrorKind, Result};
 pub use events::{Event, NewEvent};

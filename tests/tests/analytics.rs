@@ -1463,3 +1463,158 @@ fn perf_rfm_and_order_writes() {
         fast.len()
     );
 }
+
+// ----------------------------------------------------------------- cross-sell, forecast, KPIs
+
+#[test]
+fn cross_sell_matches_hand_counted_baskets() {
+    let w = world();
+    let now = w.crm.now();
+    let p: Vec<RecordId> = (0..4)
+        .map(|i| product(&w, &format!("P{i}"), "10", "5"))
+        .collect();
+    let basket = |acc: RecordId, items: &[usize]| {
+        order_at(
+            &w,
+            &w.admin,
+            acc,
+            "EUR",
+            items
+                .iter()
+                .map(|i| line(Some(p[*i]), "1", "10", None))
+                .collect(),
+            now,
+        );
+    };
+    let me = account(&w, &w.admin, "Me", "IT").meta.id;
+    let other = account(&w, &w.admin, "Other", "IT").meta.id;
+    basket(me, &[0]);
+    basket(other, &[0, 1]);
+    basket(other, &[0, 1, 2]);
+    basket(other, &[1, 3]);
+    basket(other, &[3]);
+    // Baskets: {0} {0,1} {0,1,2} {1,3} {3}: N = 5; count(0)=3, count(1)=3, count(2)=1, count(3)=2.
+    // 0→1: both 2, confidence 2/3, lift (2/3)/(3/5) = 10/9. 0→2: both 1, conf 1/3, lift (1/3)/(1/5) = 5/3.
+    // 0→3: never together. Owned: {0}.
+    let got = w.crm.cross_sell(&w.admin, me, 10).unwrap();
+    assert_eq!(got.len(), 2);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    assert_eq!(got[0].product_id, p[2]);
+    assert!(
+        close(got[0].lift, 5.0 / 3.0)
+            && close(got[0].confidence, 1.0 / 3.0)
+            && close(got[0].support, 0.2)
+    );
+    assert_eq!(got[1].product_id, p[1]);
+    assert!(
+        close(got[1].lift, 10.0 / 9.0)
+            && close(got[1].confidence, 2.0 / 3.0)
+            && close(got[1].support, 0.4)
+    );
+    assert!(got.iter().all(|c| c.because_of == p[0]));
+}
+
+#[test]
+fn forecast_weights_open_opportunities_by_month_and_category() {
+    let w = world();
+    let acc = account(&w, &w.admin, "A", "IT").meta.id;
+    let raw = [
+        ("2026-02-10", "100", "10", "pipeline"),
+        ("2026-02-20", "300", "50", "pipeline"),
+        ("2026-02-25", "200", "90", "commit"),
+        ("2026-03-01", "1000", "25", "best_case"),
+    ];
+    for (i, (date, amount, prob, cat)) in raw.iter().enumerate() {
+        w.crm
+            .create(
+                &w.admin,
+                EntityKind::Opportunity,
+                fields! {
+                    "name" => format!("O{i}"), "account_id" => acc,
+                    "amount" => Money::parse(amount, "EUR").unwrap(), "probability" => d(prob),
+                    "forecast_category" => *cat, "expected_close" => Value::Date(date.parse().unwrap()),
+                },
+            )
+            .unwrap();
+    }
+    let rows = w.crm.forecast(&w.admin, None).unwrap();
+    let mut expected: std::collections::BTreeMap<
+        (String, String),
+        (u64, crm_core::Decimal, crm_core::Decimal),
+    > = Default::default();
+    for (date, amount, prob, cat) in raw {
+        let e = expected
+            .entry((date[..7].to_owned(), cat.to_owned()))
+            .or_default();
+        e.0 += 1;
+        e.1 += d(amount);
+        e.2 += d(amount) * d(prob) / d("100");
+    }
+    assert_eq!(rows.len(), expected.len());
+    for r in rows {
+        let (n, amount, weighted) = expected[&(r.month.clone(), r.forecast_category.clone())];
+        assert_eq!(
+            (r.count, r.amount.amount, r.weighted.amount),
+            (n, amount, weighted)
+        );
+    }
+}
+
+#[test]
+fn kpis_count_per_owner() {
+    let w = world();
+    let rep1 = rep(&w, "rita");
+    let now = w.crm.now();
+    let a = account(&w, &rep1, "Mine", "IT").meta.id;
+    order_at(&w, &rep1, a, "EUR", vec![line(None, "2", "50", None)], now);
+    for t in ["call", "call", "email"] {
+        w.crm
+            .create(
+                &rep1,
+                EntityKind::Activity,
+                fields! { "activity_type" => t, "account_id" => a },
+            )
+            .unwrap();
+    }
+    w.crm
+        .create(
+            &rep1,
+            EntityKind::Case,
+            fields! { "subject" => "Help", "account_id" => a },
+        )
+        .unwrap();
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::Activity,
+            fields! { "activity_type" => "call" },
+        )
+        .unwrap();
+    let k = w
+        .crm
+        .kpis(
+            &w.admin,
+            now - Duration::days(1),
+            now + Duration::days(1),
+            None,
+        )
+        .unwrap();
+    let mine = k.iter().find(|r| r.user_id == rep1.user_id).unwrap();
+    assert_eq!(
+        (mine.activities, mine.calls, mine.orders, mine.open_cases),
+        (3, 2, 1, 1)
+    );
+    assert_eq!(mine.order_revenue.unwrap().amount, d("100"));
+    // The rep sees only their own figures.
+    let k = w
+        .crm
+        .kpis(
+            &rep1,
+            now - Duration::days(1),
+            now + Duration::days(1),
+            None,
+        )
+        .unwrap();
+    assert_eq!(k.len(), 1);
+    assert_eq!(k[0].user_id, rep1.user_id);
+}

@@ -202,8 +202,59 @@ pub struct ScreenPop {
     pub rfm_segment: Option<String>,
     /// Lifecycle stage.
     pub lifecycle: Option<Lifecycle>,
+    /// Products frequently bought with the customer's (at most 5).
+    pub cross_sell: Vec<CrossSell>,
     /// ERP facts, when a provider was given.
     pub erp: Option<ErpFactsRow>,
+}
+
+/// A product suggested to a customer because customers buying one of theirs also buy it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossSell {
+    /// The suggested product (not yet bought by the customer).
+    pub product_id: RecordId,
+    /// The customer's product the rule starts from (the one with the best lift).
+    pub because_of: RecordId,
+    /// Share of order baskets holding both.
+    pub support: f64,
+    /// Share of baskets with `because_of` that also hold `product_id`.
+    pub confidence: f64,
+    /// `confidence` / share of baskets holding `product_id` (> 1: bought together more than by chance).
+    pub lift: f64,
+}
+
+/// Weighted pipeline of one expected-close month and forecast category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForecastRow {
+    /// `YYYY-MM` of `expected_close`, or `""` when not set.
+    pub month: String,
+    /// The opportunities' forecast category.
+    pub forecast_category: String,
+    /// Open opportunities.
+    pub count: u64,
+    /// Σ amount.
+    pub amount: Money,
+    /// Σ amount × probability / 100.
+    pub weighted: Money,
+}
+
+/// Supervision figures of one user (as owner) over a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserKpi {
+    /// The user.
+    pub user_id: RecordId,
+    /// Activities created in the period.
+    pub activities: u64,
+    /// … of which calls.
+    pub calls: u64,
+    /// Orders placed in the period (not cancelled).
+    pub orders: u64,
+    /// Their net value (common currency; `None` without orders).
+    pub order_revenue: Option<Money>,
+    /// Opportunities closed in the period at probability 100.
+    pub opportunities_won: u64,
+    /// Cases owned that are not resolved or closed (now).
+    pub open_cases: u64,
 }
 
 fn money_sum(a: Option<Money>, b: Money) -> Result<Money> {
@@ -862,11 +913,205 @@ impl Crm {
             self.now(),
             &LifecycleThresholds::default(),
         ));
+        pop.cross_sell = self.cross_sell(ctx, id, 5)?;
         if let Some(f) = facts {
             pop.erp = Some(f.facts(id)?);
         }
         pop.account = Some(account);
         Ok(pop)
+    }
+
+    // ----------------------------------------------------------------- cross-sell, forecast, KPIs
+
+    /// Products often bought together with the ones `account` bought, which it has not bought:
+    /// association rules over the order baskets (non-cancelled orders) the user may read, best lift
+    /// first (ties: confidence, then product id), at most `limit`.
+    pub fn cross_sell(
+        &self,
+        ctx: &Context,
+        account: RecordId,
+        limit: usize,
+    ) -> Result<Vec<CrossSell>> {
+        let orders = self.list_all(
+            ctx,
+            EntityKind::Order,
+            Some(Filter::cmp("status", Op::Ne, "cancelled")),
+        )?;
+        let mut baskets: Vec<BTreeSet<RecordId>> = Vec::new();
+        let mut owned = BTreeSet::new();
+        for o in &orders {
+            let items: BTreeSet<RecordId> = match o.get("lines") {
+                Value::Lines(l) => l.iter().filter_map(|l| l.product_id).collect(),
+                _ => BTreeSet::new(),
+            };
+            if o.reference("account_id") == Some(account) {
+                owned.extend(items.iter().copied());
+            }
+            if !items.is_empty() {
+                baskets.push(items);
+            }
+        }
+        let n = baskets.len() as f64;
+        let mut count: BTreeMap<RecordId, f64> = BTreeMap::new();
+        let mut pair: BTreeMap<(RecordId, RecordId), f64> = BTreeMap::new();
+        for b in &baskets {
+            for x in b {
+                *count.entry(*x).or_default() += 1.0;
+                if owned.contains(x) {
+                    for y in b.iter().filter(|y| !owned.contains(y)) {
+                        *pair.entry((*x, *y)).or_default() += 1.0;
+                    }
+                }
+            }
+        }
+        let mut best: BTreeMap<RecordId, CrossSell> = BTreeMap::new();
+        for ((a, b), both) in pair {
+            let (ca, cb) = (
+                count.get(&a).copied().unwrap_or(1.0),
+                count.get(&b).copied().unwrap_or(1.0),
+            );
+            let confidence = both / ca;
+            let c = CrossSell {
+                product_id: b,
+                because_of: a,
+                support: both / n,
+                confidence,
+                lift: confidence / (cb / n),
+            };
+            let better = best
+                .get(&b)
+                .is_none_or(|o| (c.lift, c.confidence) > (o.lift, o.confidence));
+            if better {
+                best.insert(b, c);
+            }
+        }
+        let mut out: Vec<CrossSell> = best.into_values().collect();
+        out.sort_by(|x, y| {
+            y.lift
+                .total_cmp(&x.lift)
+                .then(y.confidence.total_cmp(&x.confidence))
+                .then(x.product_id.cmp(&y.product_id))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// The weighted pipeline of the open opportunities (no `closed_at`) the user may read, by
+    /// expected-close month and forecast category. Amounts in several currencies need `rates`.
+    pub fn forecast(&self, ctx: &Context, rates: Option<&RateTable>) -> Result<Vec<ForecastRow>> {
+        self.require_fields(
+            ctx,
+            EntityKind::Opportunity,
+            &[
+                "amount",
+                "probability",
+                "expected_close",
+                "forecast_category",
+            ],
+        )?;
+        let opps = self.list_all(
+            ctx,
+            EntityKind::Opportunity,
+            Some(Filter::is_null("closed_at")),
+        )?;
+        let mut seen = None;
+        let mut groups: BTreeMap<(String, String), (u64, Decimal, Decimal)> = BTreeMap::new();
+        for o in &opps {
+            let month = o
+                .get("expected_close")
+                .as_date()
+                .map(|d| d.format("%Y-%m").to_string())
+                .unwrap_or_default();
+            let cat = o.text("forecast_category").unwrap_or("pipeline").to_owned();
+            let e = groups.entry((month, cat)).or_default();
+            e.0 += 1;
+            if let Some(m) = o.get("amount").as_money() {
+                let m = to_common(m, rates, &mut seen)?;
+                let p = o.get("probability").as_decimal().unwrap_or_default();
+                e.1 += m.amount;
+                e.2 += m.amount * p / Decimal::from(100);
+            }
+        }
+        let c = match seen {
+            Some(c) => c,
+            None => match rates.and_then(|r| r.base) {
+                Some(c) => c,
+                None if groups.is_empty() => return Ok(Vec::new()),
+                None => Currency::parse_field("EUR", "currency")?,
+            },
+        };
+        Ok(groups
+            .into_iter()
+            .map(
+                |((month, forecast_category), (count, amount, weighted))| ForecastRow {
+                    month,
+                    forecast_category,
+                    count,
+                    amount: Money::new(amount, c),
+                    weighted: Money::new(c.round(weighted), c),
+                },
+            )
+            .collect())
+    }
+
+    /// Per-owner supervision figures over `[from, to)` for the records the user may read, one row
+    /// per owner with any figure, by user id.
+    pub fn kpis(
+        &self,
+        ctx: &Context,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        rates: Option<&RateTable>,
+    ) -> Result<Vec<UserKpi>> {
+        let mut by: BTreeMap<RecordId, UserKpi> = BTreeMap::new();
+        fn kpi(by: &mut BTreeMap<RecordId, UserKpi>, u: RecordId) -> &mut UserKpi {
+            by.entry(u).or_insert_with(|| UserKpi {
+                user_id: u,
+                activities: 0,
+                calls: 0,
+                orders: 0,
+                order_revenue: None,
+                opportunities_won: 0,
+                open_cases: 0,
+            })
+        }
+        let period =
+            |field: &str| Filter::cmp(field, Op::Ge, from).and(Filter::cmp(field, Op::Lt, to));
+        for a in self.list_all(ctx, EntityKind::Activity, Some(period("created_at")))? {
+            let r = kpi(&mut by, a.meta.owner_id);
+            r.activities += 1;
+            if a.text("activity_type") == Some("call") {
+                r.calls += 1;
+            }
+        }
+        let mut seen = None;
+        let orders = self.list_all(
+            ctx,
+            EntityKind::Order,
+            Some(period("ordered_at").and(Filter::cmp("status", Op::Ne, "cancelled"))),
+        )?;
+        for o in orders {
+            let net = match analytics::order_net(&o) {
+                Some(n) => Some(to_common(n, rates, &mut seen)?),
+                None => None,
+            };
+            let r = kpi(&mut by, o.meta.owner_id);
+            r.orders += 1;
+            if let Some(net) = net {
+                r.order_revenue = Some(money_sum(r.order_revenue, net)?);
+            }
+        }
+        let won = period("closed_at").and(Filter::cmp("probability", Op::Eq, Decimal::from(100)));
+        for o in self.list_all(ctx, EntityKind::Opportunity, Some(won))? {
+            kpi(&mut by, o.meta.owner_id).opportunities_won += 1;
+        }
+        let open = Filter::Not {
+            not: Box::new(Filter::one_of("status", ["resolved", "closed"])),
+        };
+        for c in self.list_all(ctx, EntityKind::Case, Some(open))? {
+            kpi(&mut by, c.meta.owner_id).open_cases += 1;
+        }
+        Ok(by.into_values().collect())
     }
 }
 

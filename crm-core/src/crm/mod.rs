@@ -30,8 +30,8 @@ use crate::validate::PhoneRules;
 
 pub use access_ops::{AccessReview, Grantee};
 pub use analytics_ops::{
-    ErpFacts, ErpFactsRow, OverdueInvoice, ProfitDimension, ProfitOptions, ProfitRow, RfmOptions,
-    RfmRow, ScreenPop, SegmentDiff,
+    CrossSell, ErpFacts, ErpFactsRow, ForecastRow, OverdueInvoice, ProfitDimension, ProfitOptions,
+    ProfitRow, RfmOptions, RfmRow, ScreenPop, SegmentDiff, UserKpi,
 };
 pub use audit_ops::{HistoryEntry, HistoryPage};
 pub use process::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
