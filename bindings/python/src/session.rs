@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::mailer::PyMailer;
 use crate::types::{
     AccessReview, AuditVerification, Conversion, Decision, Event, FieldChange, HistoryEntry,
-    HistoryPage, Page, ProfitRow, Record, RfmRow, SegmentDiff, StageEntry,
+    HistoryPage, Page, ProfitRow, Record, RfmRow, SegmentDiff, StageEntry, TransferSummary,
 };
 
 fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
@@ -117,6 +117,14 @@ impl Progress {
         }
     }
 
+    fn count(&mut self, n: u64) {
+        if let (Some(cb), None) = (&self.callback, &self.error) {
+            if let Err(e) = Python::attach(|py| cb.call1(py, (n,)).map(drop)) {
+                self.error = Some(e);
+            }
+        }
+    }
+
     /// The operation's result, or the callback's exception if it raised one.
     fn finish<T>(self, result: crm_core::Result<T>) -> PyResult<T> {
         let value = result.map_err(Error)?;
@@ -201,6 +209,28 @@ impl Crm {
         let mut p = Progress::new(progress);
         let r = py.detach(|| SqliteStore::restore_backup(backup, into, &mut |d, t| p.report(d, t)));
         p.finish(r)
+    }
+
+    /// Reads a tenant export (JSON Lines, from `Session.export_tenant`) into this database, whose
+    /// tenant must be empty; one transaction, the audit chain checked first. `progress(lines)` is
+    /// called with the number of lines read so far.
+    #[pyo3(signature = (path, progress=None))]
+    fn import_tenant(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<TransferSummary> {
+        let mut p = Progress::new(progress);
+        let crm = &*self.inner;
+        let r = py.detach(|| {
+            let file = std::fs::File::open(&path).map_err(|e| {
+                crm_core::CrmError::storage(format!("cannot open {}: {e}", path.display()))
+            })?;
+            let mut input = std::io::BufReader::new(file);
+            crm.import_tenant(&mut input, &mut |n| p.count(n))
+        });
+        p.finish(r).map(TransferSummary::from)
     }
 
     /// The integrity check of a database file (a backup, say), opened read-only: empty when sound.
@@ -1054,6 +1084,30 @@ impl Session {
         let (crm, ctx) = (&*self.crm, &self.ctx);
         let r = py.detach(|| crm.backup(ctx, &dest, &mut |d, t| p.report(d, t)));
         p.finish(r)
+    }
+
+    /// Writes the whole tenant to the new file `path` as JSON Lines (administrators);
+    /// `progress(lines)` is called with the number of lines written so far.
+    #[pyo3(signature = (path, progress=None))]
+    fn export_tenant(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<TransferSummary> {
+        let mut p = Progress::new(progress);
+        let (crm, ctx) = (&*self.crm, &self.ctx);
+        let r = py.detach(|| {
+            let io = |e: std::io::Error| {
+                crm_core::CrmError::storage(format!("cannot write {}: {e}", path.display()))
+            };
+            let file = std::fs::File::create_new(&path).map_err(io)?;
+            let mut out = std::io::BufWriter::new(file);
+            let sum = crm.export_tenant(ctx, &mut out, &mut |n| p.count(n))?;
+            std::io::Write::flush(&mut out).map_err(io)?;
+            Ok(sum)
+        });
+        p.finish(r).map(TransferSummary::from)
     }
 
     /// The storage's own consistency check (administrators): empty when sound.

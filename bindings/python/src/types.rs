@@ -669,3 +669,31 @@ impl ProfitRow {
         )
     }
 }
+
+/// What a tenant export or import moved.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct TransferSummary {
+    records: u64,
+    audit: u64,
+    events: u64,
+}
+
+impl From<crm_core::TransferSummary> for TransferSummary {
+    fn from(s: crm_core::TransferSummary) -> Self {
+        TransferSummary {
+            records: s.records,
+            audit: s.audit,
+            events: s.events,
+        }
+    }
+}
+
+#[pymethods]
+impl TransferSummary {
+    fn __repr__(&self) -> String {
+        format!(
+            "<TransferSummary records={} audit={} events={}>",
+            self.records, self.audit, self.events
+        )
+    }
+}

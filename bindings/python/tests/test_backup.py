@@ -52,3 +52,26 @@ def test_backup_is_for_administrators(tmp_path: Path) -> None:
         rep.backup(tmp_path / "copy.db")
     with pytest.raises(crm_core.PermissionDenied):
         rep.integrity_check()
+
+
+def test_tenant_export_and_import(tmp_path: Path) -> None:
+    crm = Crm.open(tmp_path / "live.db")
+    admin = crm.bootstrap("acme", "admin")
+    acc = admin.create("account", name="ACME", city="Milano")
+    admin.update("account", acc.id, acc.version, city="Roma")
+    lines: list[int] = []
+    summary = admin.export_tenant(tmp_path / "acme.jsonl", lines.append)
+    assert summary.records >= 2 and summary.audit >= 3 and lines and "TransferSummary" in repr(summary)
+    with pytest.raises(crm_core.StorageError):
+        admin.export_tenant(tmp_path / "acme.jsonl")  # refuses to overwrite
+    other = Crm.open(tmp_path / "other.db")
+    got = other.import_tenant(tmp_path / "acme.jsonl")
+    assert (got.records, got.audit, got.events) == (summary.records, summary.audit, summary.events)
+    s = other.session("acme", admin.user_id)
+    assert s.get("account", acc.id)["city"] == "Roma"
+    assert [e.version for e in s.history("account", acc.id).entries] == [2, 1]
+    assert s.verify_audit().ok
+    with pytest.raises(crm_core.CrmError):
+        other.import_tenant(tmp_path / "acme.jsonl")  # the tenant is no longer empty
+    with pytest.raises(crm_core.StorageError):
+        Crm.memory().import_tenant(tmp_path / "missing.jsonl")

@@ -38,6 +38,7 @@ from crm_core._crm_core import (
     Session,
     StageEntry,
     StorageError,
+    TransferSummary,
     ValidationError,
 )
 
@@ -74,6 +75,7 @@ __all__ = [
     "Session",
     "StageEntry",
     "StorageError",
+    "TransferSummary",
     "ValidationError",
 ]
 

@@ -34,6 +34,7 @@ __all__ = [
     "Session",
     "StageEntry",
     "StorageError",
+    "TransferSummary",
     "ValidationError",
     "_raise_error",
 ]
@@ -272,6 +273,15 @@ class ProfitRow:
     def lines_without_cost(self) -> int: ...
 
 @final
+class TransferSummary:
+    @property
+    def records(self) -> int: ...
+    @property
+    def audit(self) -> int: ...
+    @property
+    def events(self) -> int: ...
+
+@final
 class RfmRow:
     @property
     def account_id(self) -> str: ...
@@ -323,6 +333,11 @@ class Crm:
         into: Union[str, "os.PathLike[str]"],
         progress: Optional[Callable[[int, int], object]] = None,
     ) -> None: ...
+    def import_tenant(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        progress: Optional[Callable[[int], object]] = None,
+    ) -> TransferSummary: ...
     @staticmethod
     def check_file(path: Union[str, "os.PathLike[str]"]) -> builtins.list[str]: ...
     def now(self) -> datetime: ...
@@ -485,6 +500,11 @@ class Session:
         progress: Optional[Callable[[int, int], object]] = None,
     ) -> None: ...
     def integrity_check(self) -> builtins.list[str]: ...
+    def export_tenant(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        progress: Optional[Callable[[int], object]] = None,
+    ) -> TransferSummary: ...
     def parse_filter(
         self, kind: _KindLike, text: str, *, currency: Optional[str] = None
     ) -> dict[str, Any]: ...
