@@ -104,6 +104,48 @@ impl OrderStats {
     }
 }
 
+/// The open-opportunity fields of an account from its opportunities: `open_opportunities` (live,
+/// no `closed_at`) and `open_opportunity_value` (Σ amount in the currency of the earliest-created open
+/// opportunity with an amount; amounts in other currencies are left out).
+pub fn open_opportunity_fields(opps: &[Record]) -> Vec<(&'static str, Value)> {
+    let mut open: Vec<&Record> = opps
+        .iter()
+        .filter(|o| o.meta.deleted_at.is_none() && o.get("closed_at").is_null())
+        .collect();
+    open.sort_by_key(|o| (o.meta.created_at, o.meta.id));
+    let mut sum: Option<Money> = None;
+    for o in &open {
+        if let Some(m) = o.get("amount").as_money() {
+            match sum {
+                None => sum = Some(m),
+                Some(s) if s.currency == m.currency => {
+                    sum = Some(Money::new(s.amount + m.amount, s.currency))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    vec![
+        ("open_opportunities", Value::Int(open.len() as i64)),
+        (
+            "open_opportunity_value",
+            sum.map(Value::Money).unwrap_or(Value::Null),
+        ),
+    ]
+}
+
+/// The `open_cases` field of an account: live cases not resolved or closed.
+pub fn open_case_fields(cases: &[Record]) -> Vec<(&'static str, Value)> {
+    let n = cases
+        .iter()
+        .filter(|c| {
+            c.meta.deleted_at.is_none()
+                && !matches!(c.text("status"), Some("resolved") | Some("closed"))
+        })
+        .count();
+    vec![("open_cases", Value::Int(n as i64))]
+}
+
 /// SQL `NTILE(n)` over rows already in order: the bucket (1-based) of each row. The first
 /// `len % n` buckets hold one row more than the others.
 pub fn ntile(len: usize, n: usize) -> Vec<u8> {

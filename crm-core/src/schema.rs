@@ -370,6 +370,9 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("first_order_at", T::Timestamp).system(),
             F::new("last_order_at", T::Timestamp).system(),
             F::new("other_currency_orders", T::Int).system(),
+            F::new("open_opportunities", T::Int).system(),
+            F::new("open_opportunity_value", T::Money).system(),
+            F::new("open_cases", T::Int).system(),
         ],
         K::Contact => vec![
             F::new("first_name", T::Text),

@@ -34,6 +34,10 @@ CREATE TABLE accounts (
     first_order_at INTEGER,
     last_order_at INTEGER,
     other_currency_orders INTEGER,
+    open_opportunities INTEGER,
+    open_opportunity_value INTEGER,
+    open_opportunity_value_currency TEXT,
+    open_cases INTEGER,
     PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX ix_accounts_owner ON accounts (tenant_id, owner_id);

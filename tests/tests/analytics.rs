@@ -1618,3 +1618,77 @@ fn kpis_count_per_owner() {
     assert_eq!(k.len(), 1);
     assert_eq!(k[0].user_id, rep1.user_id);
 }
+
+#[test]
+fn open_opportunity_and_case_stats_follow_their_records() {
+    let w = world();
+    let a = account(&w, &w.admin, "A", "IT").meta.id;
+    let b = account(&w, &w.admin, "B", "IT").meta.id;
+    let opp = |amount: &str, ccy: &str| {
+        // Creation order decides the currency of the sum: keep it unambiguous.
+        w.clock.advance(Duration::seconds(1));
+        w.crm
+            .create(
+                &w.admin,
+                EntityKind::Opportunity,
+                fields! { "name" => "O", "account_id" => a, "amount" => Money::parse(amount, ccy).unwrap() },
+            )
+            .unwrap()
+    };
+    let o1 = opp("100", "EUR");
+    opp("50", "EUR");
+    opp("70", "USD");
+    let acc = get(&w, EntityKind::Account, a);
+    assert_eq!(acc.get("open_opportunities").as_int(), Some(3));
+    assert_eq!(
+        acc.get("open_opportunity_value").as_money(),
+        Some(Money::parse("150", "EUR").unwrap())
+    );
+    w.crm
+        .delete(&w.admin, EntityKind::Opportunity, o1.meta.id, None)
+        .unwrap();
+    let acc = get(&w, EntityKind::Account, a);
+    assert_eq!(acc.get("open_opportunities").as_int(), Some(2));
+    assert_eq!(
+        acc.get("open_opportunity_value").as_money(),
+        Some(Money::parse("50", "EUR").unwrap())
+    );
+
+    let c = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Case,
+            fields! { "subject" => "S", "account_id" => a },
+        )
+        .unwrap();
+    assert_eq!(
+        get(&w, EntityKind::Account, a).get("open_cases").as_int(),
+        Some(1)
+    );
+    let c = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::Case,
+            c.meta.id,
+            c.meta.version,
+            fields! { "account_id" => b },
+        )
+        .unwrap();
+    assert_eq!(
+        get(&w, EntityKind::Account, a).get("open_cases").as_int(),
+        Some(0)
+    );
+    assert_eq!(
+        get(&w, EntityKind::Account, b).get("open_cases").as_int(),
+        Some(1)
+    );
+    let got = matching(
+        &w,
+        &w.admin,
+        "open_cases > 0 and open_opportunities is null",
+    );
+    assert_eq!(got, [b].into_iter().collect());
+    let _ = c;
+}

@@ -287,6 +287,9 @@ fn to_common(m: Money, rates: Option<&RateTable>, seen: &mut Option<Currency>) -
     }
 }
 
+/// The kinds whose records feed statistics kept on their account.
+const STATS_KINDS: &[EntityKind] = &[EntityKind::Order, EntityKind::Opportunity, EntityKind::Case];
+
 fn builtin(kind: EntityKind, name: &str) -> Option<Column> {
     kind.schema().field(name).map(|s| Column::Builtin {
         name: s.name,
@@ -297,27 +300,31 @@ fn builtin(kind: EntityKind, name: &str) -> Option<Column> {
 impl Crm {
     // ----------------------------------------------------------------- derived order statistics
 
-    /// Recomputes the order statistics of `account` from its live orders (leaving out `exclude`), inside
-    /// the unit of work. The account's version is not bumped and no audit entry is written: the stats
-    /// are derived from audited order changes.
-    pub(crate) fn refresh_order_stats(
+    /// Recomputes the statistics `kind` (orders, opportunities or cases) contributes to `account` from
+    /// the account's live records of that kind (leaving out `exclude`), inside the unit of work. The
+    /// account's version is not bumped and no audit entry is written: the stats are derived from
+    /// audited changes of those records.
+    pub(crate) fn refresh_account_stats(
         &self,
         uow: &mut Uow<'_>,
+        kind: EntityKind,
         account: RecordId,
         exclude: Option<RecordId>,
     ) -> Result<()> {
         let tenant = uow.ctx.tenant.clone();
-        let Some(col) = builtin(EntityKind::Order, "account_id") else {
+        let Some(col) = builtin(kind, "account_id") else {
             return Ok(());
         };
-        let q = Query::all(EntityKind::Order, tenant.clone()).and(Cond::Compare(
-            col,
-            Op::Eq,
-            Value::Ref(account),
-        ));
-        let mut orders = uow.tx.query(&q)?;
-        orders.retain(|o| Some(o.meta.id) != exclude);
-        let stats = analytics::order_stats(&orders);
+        let q =
+            Query::all(kind, tenant.clone()).and(Cond::Compare(col, Op::Eq, Value::Ref(account)));
+        let mut rows = uow.tx.query(&q)?;
+        rows.retain(|o| Some(o.meta.id) != exclude);
+        let fields = match kind {
+            EntityKind::Order => analytics::order_stats(&rows).fields(),
+            EntityKind::Opportunity => analytics::open_opportunity_fields(&rows),
+            EntityKind::Case => analytics::open_case_fields(&rows),
+            _ => return Ok(()),
+        };
         let types = self
             .tenant_cache(&tenant)?
             .customs
@@ -326,7 +333,7 @@ impl Crm {
             return Ok(());
         };
         let before = acc.fields.clone();
-        for (name, v) in stats.fields() {
+        for (name, v) in fields {
             if v.is_null() {
                 acc.fields.remove(name);
             } else {
@@ -340,49 +347,50 @@ impl Crm {
         Ok(())
     }
 
-    /// Hook of `before_update`: an order moved to another account leaves its old account's stats.
+    /// Hook of `before_update`: an order, opportunity or case moved to another account leaves its old
+    /// account's stats.
     pub(crate) fn order_stats_on_update(
         &self,
         uow: &mut Uow<'_>,
         old: &crate::record::Record,
         new: &crate::record::Record,
     ) -> Result<()> {
-        if old.meta.kind != EntityKind::Order {
+        let kind = old.meta.kind;
+        if !STATS_KINDS.contains(&kind) {
             return Ok(());
         }
         let (a, b) = (old.reference("account_id"), new.reference("account_id"));
         match (a, b) {
-            (Some(a), b) if Some(a) != b => self.refresh_order_stats(uow, a, Some(old.meta.id)),
+            (Some(a), b) if Some(a) != b => {
+                self.refresh_account_stats(uow, kind, a, Some(old.meta.id))
+            }
             _ => Ok(()),
         }
     }
 
-    /// Hook of `before_commit`: every account whose orders this unit of work created, changed,
-    /// deleted or restored gets its statistics recomputed.
+    /// Hook of `before_commit`: every account whose orders, opportunities or cases this unit of work
+    /// created, changed, deleted or restored gets those statistics recomputed.
     pub(crate) fn order_stats_before_commit(&self, uow: &mut Uow<'_>) -> Result<()> {
-        let orders: BTreeSet<RecordId> = uow
+        let touched: BTreeSet<(EntityKind, RecordId)> = uow
             .written
             .iter()
-            .filter(|(k, _, _)| *k == EntityKind::Order)
-            .map(|(_, id, _)| *id)
+            .filter(|(k, _, _)| STATS_KINDS.contains(k))
+            .map(|(k, id, _)| (*k, *id))
             .collect();
-        if orders.is_empty() {
+        if touched.is_empty() {
             return Ok(());
         }
         let tenant = uow.ctx.tenant.clone();
         let mut accounts = BTreeSet::new();
-        for id in orders {
-            if let Some(o) = uow
-                .tx
-                .get(EntityKind::Order, &tenant, id, &Default::default())?
-            {
+        for (kind, id) in touched {
+            if let Some(o) = uow.tx.get(kind, &tenant, id, &Default::default())? {
                 if let Some(a) = o.reference("account_id") {
-                    accounts.insert(a);
+                    accounts.insert((kind, a));
                 }
             }
         }
-        for a in accounts {
-            self.refresh_order_stats(uow, a, None)?;
+        for (kind, a) in accounts {
+            self.refresh_account_stats(uow, kind, a, None)?;
         }
         Ok(())
     }

@@ -660,7 +660,9 @@ impl Crm {
             EntityKind::AssignmentRule => {
                 parse_conditions(new)?;
             }
-            EntityKind::Order => self.order_stats_on_update(uow, old, new)?,
+            EntityKind::Order | EntityKind::Opportunity | EntityKind::Case => {
+                self.order_stats_on_update(uow, old, new)?
+            }
             _ => {}
         }
         Ok(())
