@@ -1692,3 +1692,142 @@ fn open_opportunity_and_case_stats_follow_their_records() {
     assert_eq!(got, [b].into_iter().collect());
     let _ = c;
 }
+
+// ----------------------------------------------------------------- parser property
+
+mod parser_props {
+    use crm_core::segment::{parse, Expr, Literal};
+    use crm_core::Op;
+    use proptest::prelude::*;
+
+    fn literal() -> impl Strategy<Value = Literal> {
+        prop_oneof![
+            any::<String>().prop_map(Literal::Text),
+            (any::<i64>(), 0u32..5)
+                .prop_map(|(n, s)| Literal::Number(crm_core::Decimal::new(n, s))),
+            (
+                (-1_000_000i64..1_000_000),
+                prop::sample::select(vec!["EUR", "USD", "JPY"])
+            )
+                .prop_map(|(n, c)| Literal::Money {
+                    amount: crm_core::Decimal::new(n, 2),
+                    currency: c.into()
+                }),
+            any::<bool>().prop_map(Literal::Bool),
+            (1900i32..2100, 1u32..13, 1u32..29).prop_map(|(y, m, d)| Literal::Date(
+                crm_core::chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap()
+            )),
+            (0i64..4_000_000_000).prop_map(|s| Literal::Timestamp(
+                crm_core::chrono::DateTime::from_timestamp(s, 0).unwrap()
+            )),
+            Just(Literal::Null),
+        ]
+    }
+
+    fn field() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "name",
+            "country",
+            "custom.tier",
+            "days_since_last_order",
+            "lifetime_value",
+            "a_b.c9",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop::sample::select(vec![Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge])
+    }
+
+    fn leaf() -> impl Strategy<Value = Expr> {
+        prop_oneof![
+            (field(), op(), literal()).prop_map(|(field, cmp, value)| Expr::Compare {
+                field,
+                cmp,
+                value,
+                at: 0
+            }),
+            (field(), prop::collection::vec(literal(), 1..4)).prop_map(|(field, values)| {
+                Expr::In {
+                    field,
+                    values,
+                    at: 0,
+                }
+            }),
+            (field(), literal()).prop_map(|(field, value)| Expr::Contains {
+                field,
+                value,
+                at: 0
+            }),
+            (field(), any::<String>()).prop_map(|(field, value)| Expr::StartsWith {
+                field,
+                value,
+                at: 0
+            }),
+            field().prop_map(|field| Expr::IsNull { field, at: 0 }),
+        ]
+    }
+
+    fn expr() -> impl Strategy<Value = Expr> {
+        leaf().prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 2..4).prop_map(|all| Expr::And { all }),
+                prop::collection::vec(inner.clone(), 2..4).prop_map(|any| Expr::Or { any }),
+                inner.prop_map(|e| Expr::Not { not: Box::new(e) }),
+            ]
+        })
+    }
+
+    fn strip(e: Expr) -> Expr {
+        match e {
+            Expr::And { all } => Expr::And {
+                all: all.into_iter().map(strip).collect(),
+            },
+            Expr::Or { any } => Expr::Or {
+                any: any.into_iter().map(strip).collect(),
+            },
+            Expr::Not { not } => Expr::Not {
+                not: Box::new(strip(*not)),
+            },
+            Expr::Compare {
+                field, cmp, value, ..
+            } => Expr::Compare {
+                field,
+                cmp,
+                value,
+                at: 0,
+            },
+            Expr::In { field, values, .. } => Expr::In {
+                field,
+                values,
+                at: 0,
+            },
+            Expr::Contains { field, value, .. } => Expr::Contains {
+                field,
+                value,
+                at: 0,
+            },
+            Expr::StartsWith { field, value, .. } => Expr::StartsWith {
+                field,
+                value,
+                at: 0,
+            },
+            Expr::IsNull { field, .. } => Expr::IsNull { field, at: 0 },
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_gives_the_same_tree(e in expr()) {
+            let text = e.to_string();
+            let back = parse(&text).map_err(|err| TestCaseError::fail(format!("{text}: {err}")))?;
+            prop_assert_eq!(strip(back), e, "{}", text);
+        }
+
+        #[test]
+        fn parsing_garbage_never_panics(s in any::<String>()) {
+            let _ = parse(&s);
+        }
+    }
+}
