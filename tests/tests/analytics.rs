@@ -1831,3 +1831,72 @@ mod parser_props {
         }
     }
 }
+
+#[test]
+fn profit_across_currencies_and_lines_without_cost() {
+    let w = world();
+    let now = w.crm.now();
+    let p = product(&w, "P", "10", "4");
+    let a = account(&w, &w.admin, "A", "IT").meta.id;
+    let b = account(&w, &w.admin, "B", "US").meta.id;
+    order_at(
+        &w,
+        &w.admin,
+        a,
+        "EUR",
+        vec![line(Some(p), "3", "10", None), line(None, "1", "7", None)],
+        now - Duration::days(1),
+    );
+    order_at(
+        &w,
+        &w.admin,
+        b,
+        "USD",
+        vec![line(Some(p), "2", "20", None)],
+        now - Duration::days(1),
+    );
+    let opts = |rates| crm_core::ProfitOptions {
+        from: now - Duration::days(7),
+        to: now,
+        by: crm_core::ProfitDimension::Field {
+            field: "country".into(),
+        },
+        rates,
+        rfm: Default::default(),
+    };
+    let e = w.crm.profit(&w.admin, &opts(None)).unwrap_err();
+    assert_eq!(e.rule.as_deref(), Some("rates_needed"));
+    let eur: crm_core::Currency = "EUR".parse().unwrap();
+    let usd: crm_core::Currency = "USD".parse().unwrap();
+    let rows = w
+        .crm
+        .profit(
+            &w.admin,
+            &opts(Some(crm_core::RateTable::new(eur).with_rate(usd, d("0.5")))),
+        )
+        .unwrap();
+    let find = |seg: &str, prod: Option<RecordId>| {
+        rows.iter()
+            .find(|r| r.segment == seg && r.product_id == prod)
+            .unwrap()
+    };
+    let it = find("IT", Some(p));
+    assert_eq!(
+        (it.revenue.amount, it.cost.amount, it.margin.amount),
+        (d("30"), d("12"), d("18"))
+    );
+    let free = find("IT", None);
+    assert_eq!(
+        (
+            free.revenue.amount,
+            free.cost.amount,
+            free.lines_without_cost
+        ),
+        (d("7"), d("0"), 1)
+    );
+    let us = find("US", Some(p));
+    // 2 × 20 USD = 40 USD = 20 EUR revenue; the product's cost (4 EUR, copied as 4 into a USD order
+    // line) is 8 USD = 4 EUR.
+    assert_eq!((us.revenue.amount, us.cost.amount), (d("20"), d("4")));
+    assert_eq!(us.revenue.currency, eur);
+}
