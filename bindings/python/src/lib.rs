@@ -46,6 +46,9 @@ fn _crm_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::RfmRow>()?;
     m.add_class::<types::ProfitRow>()?;
     m.add_class::<types::TransferSummary>()?;
+    m.add_class::<types::ForecastRow>()?;
+    m.add_class::<types::UserKpi>()?;
+    m.add_class::<types::CrossSell>()?;
     m.add_function(wrap_pyfunction!(_raise_error, m)?)?;
     error::register(m)?;
     Ok(())

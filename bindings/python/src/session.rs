@@ -20,8 +20,9 @@ use crate::convert::{
 use crate::error::Error;
 use crate::mailer::PyMailer;
 use crate::types::{
-    AccessReview, AuditVerification, Conversion, Decision, Event, FieldChange, HistoryEntry,
-    HistoryPage, Page, ProfitRow, Record, RfmRow, SegmentDiff, StageEntry, TransferSummary,
+    AccessReview, AuditVerification, Conversion, CrossSell, Decision, Event, FieldChange,
+    ForecastRow, HistoryEntry, HistoryPage, Page, ProfitRow, Record, RfmRow, SegmentDiff,
+    StageEntry, TransferSummary, UserKpi,
 };
 
 fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
@@ -1279,6 +1280,48 @@ impl Session {
         };
         let out = self.run(py, move |c, ctx| c.profit(ctx, &opts))?;
         Ok(out.into_iter().map(ProfitRow::from).collect())
+    }
+
+    /// Products often bought together with the ones the account bought and it has not bought
+    /// (association rules over the order baskets), best lift first, at most `limit`.
+    #[pyo3(signature = (account_id, *, limit=5))]
+    fn cross_sell(
+        &self,
+        py: Python<'_>,
+        account_id: &str,
+        limit: usize,
+    ) -> PyResult<Vec<CrossSell>> {
+        let id = rid(account_id)?;
+        let out = self.run(py, move |c, ctx| c.cross_sell(ctx, id, limit))?;
+        Ok(out.into_iter().map(CrossSell::from).collect())
+    }
+
+    /// The weighted pipeline of the open opportunities the user may read, by expected-close month
+    /// and forecast category; `rates` as in `rfm`.
+    #[pyo3(signature = (*, rates=None))]
+    fn forecast(
+        &self,
+        py: Python<'_>,
+        rates: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<ForecastRow>> {
+        let rates: Option<crm_core::RateTable> = serde_arg(rates, "rates")?;
+        let out = self.run(py, move |c, ctx| c.forecast(ctx, rates.as_ref()))?;
+        Ok(out.into_iter().map(ForecastRow::from).collect())
+    }
+
+    /// Per-owner supervision figures over `[start, end)`, one row per owner with any figure.
+    #[pyo3(signature = (start, end, *, rates=None))]
+    fn kpis(
+        &self,
+        py: Python<'_>,
+        start: &Bound<'_, PyAny>,
+        end: &Bound<'_, PyAny>,
+        rates: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<UserKpi>> {
+        let (start, end) = (to_instant(start)?, to_instant(end)?);
+        let rates: Option<crm_core::RateTable> = serde_arg(rates, "rates")?;
+        let out = self.run(py, move |c, ctx| c.kpis(ctx, start, end, rates.as_ref()))?;
+        Ok(out.into_iter().map(UserKpi::from).collect())
     }
 
     fn __repr__(&self) -> String {

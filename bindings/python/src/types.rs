@@ -697,3 +697,97 @@ impl TransferSummary {
         )
     }
 }
+
+/// Weighted pipeline of one expected-close month (`YYYY-MM`, `""` when unset) and forecast category.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct ForecastRow {
+    month: String,
+    forecast_category: String,
+    count: u64,
+    amount: Money,
+    weighted: Money,
+}
+
+impl From<crm_core::ForecastRow> for ForecastRow {
+    fn from(r: crm_core::ForecastRow) -> Self {
+        ForecastRow {
+            month: r.month,
+            forecast_category: r.forecast_category,
+            count: r.count,
+            amount: Money(r.amount),
+            weighted: Money(r.weighted),
+        }
+    }
+}
+
+#[pymethods]
+impl ForecastRow {
+    fn __repr__(&self) -> String {
+        format!(
+            "<ForecastRow {} {} count={}>",
+            self.month, self.forecast_category, self.count
+        )
+    }
+}
+
+/// Supervision figures of one owner over a period.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct UserKpi {
+    user_id: String,
+    activities: u64,
+    calls: u64,
+    orders: u64,
+    order_revenue: Option<Money>,
+    opportunities_won: u64,
+    open_cases: u64,
+}
+
+impl From<crm_core::UserKpi> for UserKpi {
+    fn from(k: crm_core::UserKpi) -> Self {
+        UserKpi {
+            user_id: k.user_id.to_string(),
+            activities: k.activities,
+            calls: k.calls,
+            orders: k.orders,
+            order_revenue: k.order_revenue.map(Money),
+            opportunities_won: k.opportunities_won,
+            open_cases: k.open_cases,
+        }
+    }
+}
+
+#[pymethods]
+impl UserKpi {
+    fn __repr__(&self) -> String {
+        format!("<UserKpi {}>", self.user_id)
+    }
+}
+
+/// A product often bought with one the account bought, with the association rule's measures.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct CrossSell {
+    product_id: String,
+    because_of: String,
+    support: f64,
+    confidence: f64,
+    lift: f64,
+}
+
+impl From<crm_core::CrossSell> for CrossSell {
+    fn from(c: crm_core::CrossSell) -> Self {
+        CrossSell {
+            product_id: c.product_id.to_string(),
+            because_of: c.because_of.to_string(),
+            support: c.support,
+            confidence: c.confidence,
+            lift: c.lift,
+        }
+    }
+}
+
+#[pymethods]
+impl CrossSell {
+    fn __repr__(&self) -> String {
+        format!("<CrossSell {} lift={:.2}>", self.product_id, self.lift)
+    }
+}

@@ -137,3 +137,45 @@ def test_profit_by_field_rfm_and_lifecycle(admin: Session) -> None:
     assert admin.profit(now - dt.timedelta(days=90), now - dt.timedelta(days=60), by="lifecycle") == []
     with pytest.raises(ValueError):
         admin.profit(start, end, by="field")
+
+
+def test_forecast_kpis_and_cross_sell(admin: Session) -> None:
+    accs = accounts(admin)
+    now = dt.datetime.now(dt.timezone.utc)
+    admin.create(
+        "opportunity",
+        name="Deal",
+        account_id=accs["Alpha"].id,
+        amount=crm_core.Money("1000", "EUR"),
+        probability=Decimal("40"),
+        expected_close=dt.date(2030, 5, 17),
+    )
+    (row,) = admin.forecast()
+    assert row.month == "2030-05" and row.forecast_category == "pipeline" and row.count == 1
+    assert row.amount == crm_core.Money("1000", "EUR") and row.weighted.amount == Decimal("400")
+    assert "ForecastRow" in repr(row)
+
+    p1 = admin.create("product", name="Pump", sku="P1", list_price=crm_core.Money("10", "EUR"))
+    p2 = admin.create("product", name="Valve", sku="P2", list_price=crm_core.Money("10", "EUR"))
+
+    def order(acc: crm_core.Record, *products: crm_core.Record) -> None:
+        lines = [
+            {"product_id": p.id, "description": p["name"], "quantity": 1, "unit_price": Decimal("10"), "tax_rate": 0}
+            for p in products
+        ]
+        admin.create("order", account_id=acc.id, currency="EUR", lines=lines, ordered_at=now - dt.timedelta(days=1))
+
+    order(accs["Alpha"], p1, p2)
+    order(accs["Beta"], p1, p2)
+    order(accs["Gamma"], p1)
+    (hint,) = admin.cross_sell(accs["Gamma"].id)
+    assert hint.product_id == p2.id and hint.because_of == p1.id
+    assert 0 < hint.support <= 1 and 0 < hint.confidence <= 1 and hint.lift > 0 and "CrossSell" in repr(hint)
+    assert admin.cross_sell(accs["Alpha"].id, limit=3) == []
+
+    admin.create("activity", activity_type="call", subject="Called")
+    kpis = {k.user_id: k for k in admin.kpis(now - dt.timedelta(days=7), now + dt.timedelta(days=1))}
+    mine = kpis[admin.user_id]
+    assert mine.activities == 1 and mine.calls == 1 and mine.orders == 3
+    assert mine.order_revenue == crm_core.Money("50", "EUR") and mine.opportunities_won == 0
+    assert mine.open_cases == 0 and "UserKpi" in repr(mine)

@@ -17,10 +17,12 @@ from crm_core._crm_core import (
     Conversion,
     Crm,
     CrmError,
+    CrossSell,
     Decision,
     EmailMessage,
     Event,
     FieldChange,
+    ForecastRow,
     HistoryEntry,
     HistoryPage,
     InternalError,
@@ -39,6 +41,7 @@ from crm_core._crm_core import (
     StageEntry,
     StorageError,
     TransferSummary,
+    UserKpi,
     ValidationError,
 )
 
@@ -50,6 +53,7 @@ __all__ = [
     "Conversion",
     "Crm",
     "CrmError",
+    "CrossSell",
     "Decision",
     "EmailMessage",
     "ErrorKind",
@@ -57,6 +61,7 @@ __all__ = [
     "F",
     "FieldChange",
     "Filter",
+    "ForecastRow",
     "HistoryEntry",
     "HistoryPage",
     "InternalError",
@@ -76,6 +81,7 @@ __all__ = [
     "StageEntry",
     "StorageError",
     "TransferSummary",
+    "UserKpi",
     "ValidationError",
 ]
 

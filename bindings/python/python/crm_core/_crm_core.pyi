@@ -13,10 +13,12 @@ __all__ = [
     "Conversion",
     "Crm",
     "CrmError",
+    "CrossSell",
     "Decision",
     "EmailMessage",
     "Event",
     "FieldChange",
+    "ForecastRow",
     "HistoryEntry",
     "HistoryPage",
     "InternalError",
@@ -35,6 +37,7 @@ __all__ = [
     "StageEntry",
     "StorageError",
     "TransferSummary",
+    "UserKpi",
     "ValidationError",
     "_raise_error",
 ]
@@ -280,6 +283,49 @@ class TransferSummary:
     def audit(self) -> int: ...
     @property
     def events(self) -> int: ...
+
+@final
+class ForecastRow:
+    @property
+    def month(self) -> str: ...
+    @property
+    def forecast_category(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def amount(self) -> Money: ...
+    @property
+    def weighted(self) -> Money: ...
+
+@final
+class UserKpi:
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def activities(self) -> int: ...
+    @property
+    def calls(self) -> int: ...
+    @property
+    def orders(self) -> int: ...
+    @property
+    def order_revenue(self) -> Optional[Money]: ...
+    @property
+    def opportunities_won(self) -> int: ...
+    @property
+    def open_cases(self) -> int: ...
+
+@final
+class CrossSell:
+    @property
+    def product_id(self) -> str: ...
+    @property
+    def because_of(self) -> str: ...
+    @property
+    def support(self) -> float: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def lift(self) -> float: ...
 
 @final
 class RfmRow:
@@ -540,6 +586,11 @@ class Session:
         rates: Optional[Mapping[str, Any]] = None,
         window_days: Optional[int] = None,
     ) -> builtins.list[ProfitRow]: ...
+    def cross_sell(self, account_id: str, *, limit: int = 5) -> builtins.list[CrossSell]: ...
+    def forecast(self, *, rates: Optional[Mapping[str, Any]] = None) -> builtins.list[ForecastRow]: ...
+    def kpis(
+        self, start: datetime, end: datetime, *, rates: Optional[Mapping[str, Any]] = None
+    ) -> builtins.list[UserKpi]: ...
     def lifecycles(
         self,
         filter: _FilterLike = None,
