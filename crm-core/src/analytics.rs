@@ -39,6 +39,31 @@ pub fn order_net(order: &Record) -> Option<Money> {
     Some(Money::new(total.amount - tax, total.currency))
 }
 
+/// Order lines with identical attributes, counted: what a backend's one-statement aggregate over the
+/// order lines returns ([`crate::ReadTx::order_line_groups`]). Amounts are then computed exactly in
+/// Rust, so the database never does decimal arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineGroup {
+    /// The order's account.
+    pub account_id: Option<RecordId>,
+    /// The order's currency code.
+    pub currency: String,
+    /// The line's product.
+    pub product_id: Option<RecordId>,
+    /// One of the lines' descriptions (the smallest).
+    pub description: String,
+    /// Quantity of each line.
+    pub quantity: Decimal,
+    /// Unit price of each line.
+    pub unit_price: Decimal,
+    /// Discount percent of each line.
+    pub discount_percent: Decimal,
+    /// Unit cost of each line.
+    pub unit_cost: Option<Decimal>,
+    /// How many lines are alike.
+    pub lines: u64,
+}
+
 /// Whether an order counts in statistics: live and not cancelled.
 pub fn order_counts(order: &Record) -> bool {
     order.meta.deleted_at.is_none() && order.text("status") != Some("cancelled")

@@ -98,6 +98,13 @@ pub trait ReadTx {
     fn pending_events(&self, tenant: &TenantId, after_seq: u64, limit: u32) -> Result<Vec<Event>>;
     /// Every tenant that has data.
     fn tenants(&self) -> Result<Vec<TenantId>>;
+    /// The lines of the orders matching `q` (an order query; sort, cursor and limit ignored), grouped
+    /// by account, currency, product and identical line attributes, in one statement. `Ok(None)` when
+    /// the backend has no such aggregate (callers then read the orders).
+    fn order_line_groups(&self, q: &Query) -> Result<Option<Vec<crate::analytics::LineGroup>>> {
+        let _ = q;
+        Ok(None)
+    }
 }
 
 /// A write transaction. Dropping it without [`WriteTx::commit`] rolls everything back.

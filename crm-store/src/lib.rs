@@ -7,6 +7,7 @@
 // `CrmError` is crm-core's one public error; its size is not this crate's choice.
 #![allow(clippy::result_large_err)]
 
+mod aggregate;
 mod audit;
 mod backup;
 mod codec;

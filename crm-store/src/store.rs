@@ -414,6 +414,10 @@ impl ReadTx for Tx<'_> {
         Ok(out)
     }
 
+    fn order_line_groups(&self, q: &Query) -> Result<Option<Vec<crm_core::analytics::LineGroup>>> {
+        crate::aggregate::order_line_groups(self, q).map(Some)
+    }
+
     fn count(&self, q: &Query) -> Result<u64> {
         let stmt = compile::count(q)?;
         let mut st = self.prepare_cached(&stmt.sql).map_err(storage)?;

@@ -1900,3 +1900,104 @@ fn profit_across_currencies_and_lines_without_cost() {
     assert_eq!((us.revenue.amount, us.cost.amount), (d("20"), d("4")));
     assert_eq!(us.revenue.currency, eur);
 }
+
+// ----------------------------------------------------------------- store aggregate vs. reading orders
+
+/// The SQLite store without its order-line aggregate: the facade falls back to reading orders.
+struct NoAggregate(std::sync::Arc<crm_store::SqliteStore>);
+
+struct NoAggregateTx<'a>(Box<dyn crm_core::ReadTx + 'a>);
+
+impl crm_core::ReadTx for NoAggregateTx<'_> {
+    fn get(
+        &self,
+        kind: EntityKind,
+        tenant: &crm_core::TenantId,
+        id: RecordId,
+        custom: &crm_core::CustomTypes,
+    ) -> crm_core::Result<Option<Record>> {
+        self.0.get(kind, tenant, id, custom)
+    }
+    fn query(&self, q: &crm_core::Query) -> crm_core::Result<Vec<Record>> {
+        self.0.query(q)
+    }
+    fn count(&self, q: &crm_core::Query) -> crm_core::Result<u64> {
+        self.0.count(q)
+    }
+    fn audit_head(&self, t: &crm_core::TenantId) -> crm_core::Result<Option<(u64, String)>> {
+        self.0.audit_head(t)
+    }
+    fn audit(&self, q: &crm_core::AuditQuery) -> crm_core::Result<Vec<crm_core::AuditEntry>> {
+        self.0.audit(q)
+    }
+    fn pending_events(
+        &self,
+        t: &crm_core::TenantId,
+        after: u64,
+        limit: u32,
+    ) -> crm_core::Result<Vec<crm_core::Event>> {
+        self.0.pending_events(t, after, limit)
+    }
+    fn tenants(&self) -> crm_core::Result<Vec<crm_core::TenantId>> {
+        self.0.tenants()
+    }
+}
+
+impl crm_core::Store for NoAggregate {
+    fn read(&self) -> crm_core::Result<Box<dyn crm_core::ReadTx + '_>> {
+        Ok(Box::new(NoAggregateTx(self.0.read()?)))
+    }
+    fn write(&self) -> crm_core::Result<Box<dyn crm_core::WriteTx + '_>> {
+        self.0.write()
+    }
+}
+
+#[test]
+fn profit_from_the_store_aggregate_equals_profit_from_orders() {
+    use std::sync::Arc;
+    let store = Arc::new(crm_store::SqliteStore::open_in_memory().unwrap());
+    let clock = Arc::new(crm_core::ManualClock::new(crm_tests::start()));
+    let crm = crm_core::Crm::new(store.clone()).with_clock(clock.clone());
+    let tenant = crm_core::TenantId::new("acme").unwrap();
+    let admin = crm.bootstrap(&tenant, "admin", Default::default()).unwrap();
+    let w = World {
+        crm,
+        clock: clock.clone(),
+        tenant,
+        admin,
+    };
+    let prods = products(&w);
+    populate(&w, &w.admin, 17, &prods);
+    // Discounts and a free-text line without cost, to exercise per-line rounding.
+    let a = account(&w, &w.admin, "Disc", "IT").meta.id;
+    let mut l = line(Some(prods[0].0), "3", "9.99", None);
+    l.discount_percent = d("12.5");
+    order_at(
+        &w,
+        &w.admin,
+        a,
+        "EUR",
+        vec![l.clone(), l, line(None, "1", "0.333", None)],
+        w.crm.now(),
+    );
+    let slow = crm_core::Crm::new(Arc::new(NoAggregate(store))).with_clock(clock);
+    let now = w.crm.now();
+    for by in [
+        crm_core::ProfitDimension::Rfm,
+        crm_core::ProfitDimension::Lifecycle,
+        crm_core::ProfitDimension::Field {
+            field: "country".into(),
+        },
+    ] {
+        let opts = crm_core::ProfitOptions {
+            from: now - Duration::days(200),
+            to: now + Duration::days(1),
+            by,
+            rates: None,
+            rfm: Default::default(),
+        };
+        let fast = w.crm.profit(&w.admin, &opts).unwrap();
+        assert!(!fast.is_empty());
+        assert_eq!(fast, slow.profit(&w.admin, &opts).unwrap());
+    }
+}

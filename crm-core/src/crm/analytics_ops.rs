@@ -716,6 +716,39 @@ impl Crm {
 
     // ----------------------------------------------------------------- profit
 
+    /// The lines of the orders matching `filter` that the user may read, grouped by account, currency,
+    /// product and identical attributes: one store aggregate when the backend has it, else read
+    /// from the orders page by page.
+    fn order_lines(&self, ctx: &Context, filter: Filter) -> Result<Vec<analytics::LineGroup>> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, EntityKind::Order)?;
+        let req = ListRequest::filter(filter.clone());
+        let q = self.build_query(&p, &cache, ctx, EntityKind::Order, &req, Action::Read)?;
+        if let Some(groups) = self.store().read()?.order_line_groups(&q)? {
+            return Ok(groups);
+        }
+        let mut out = Vec::new();
+        for o in self.list_all(ctx, EntityKind::Order, Some(filter))? {
+            let Value::Lines(lines) = o.get("lines") else {
+                continue;
+            };
+            for l in lines {
+                out.push(analytics::LineGroup {
+                    account_id: o.reference("account_id"),
+                    currency: o.text("currency").unwrap_or_default().to_owned(),
+                    product_id: l.product_id,
+                    description: l.description.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                    discount_percent: l.discount_percent,
+                    unit_cost: l.unit_cost,
+                    lines: 1,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Revenue, cost and margin of the orders the user may read placed in `[from, to)` (not
     /// cancelled), by customer segment × product, largest margin first (ties: segment, product).
     pub fn profit(&self, ctx: &Context, opts: &ProfitOptions) -> Result<Vec<ProfitRow>> {
@@ -727,7 +760,7 @@ impl Crm {
         let f = Filter::cmp("status", Op::Ne, "cancelled")
             .and(Filter::cmp("ordered_at", Op::Ge, opts.from))
             .and(Filter::cmp("ordered_at", Op::Lt, opts.to));
-        let orders = self.list_all(ctx, EntityKind::Order, Some(f))?;
+        let line_groups = self.order_lines(ctx, f)?;
         let segment_of: HashMap<RecordId, String> = match &opts.by {
             ProfitDimension::Rfm => self
                 .rfm(ctx, &opts.rfm)?
@@ -768,52 +801,49 @@ impl Crm {
         type Acc = (String, Decimal, Decimal, Decimal, u64);
         let mut groups: BTreeMap<(String, Option<RecordId>), Acc> = BTreeMap::new();
         let mut seen = None;
-        for o in &orders {
-            let seg = o
-                .reference("account_id")
+        let hundred = Decimal::from(100);
+        for g in &line_groups {
+            let seg = g
+                .account_id
                 .and_then(|a| segment_of.get(&a).cloned())
                 .unwrap_or_else(|| match opts.by {
                     ProfitDimension::Rfm => "no_rfm".to_owned(),
                     _ => String::new(),
                 });
-            let Ok(currency) = o.text("currency").unwrap_or_default().parse::<Currency>() else {
+            let Ok(currency) = g.currency.parse::<Currency>() else {
                 continue;
             };
-            let lines = match o.get("lines") {
-                Value::Lines(l) => l.clone(),
-                _ => continue,
-            };
-            let hundred = Decimal::from(100);
-            for l in lines {
-                let gross = currency.round(l.quantity * l.unit_price);
-                let disc = currency.round(gross * l.discount_percent / hundred);
-                let rev = to_common(
-                    Money::new(gross - disc, currency),
-                    opts.rates.as_ref(),
-                    &mut seen,
-                )?;
-                let cost = to_common(
-                    Money::new(l.unit_cost.unwrap_or_default() * l.quantity, currency),
-                    opts.rates.as_ref(),
-                    &mut seen,
-                )?;
-                let e = groups
-                    .entry((seg.clone(), l.product_id))
-                    .or_insert_with(|| {
-                        (
-                            l.description.clone(),
-                            Decimal::ZERO,
-                            Decimal::ZERO,
-                            Decimal::ZERO,
-                            0,
-                        )
-                    });
-                e.1 += l.quantity;
-                e.2 += rev.amount;
-                e.3 += cost.amount;
-                if l.unit_cost.is_none() {
-                    e.4 += 1;
-                }
+            let n = Decimal::from(g.lines);
+            // Rounded per line, as the order totals are, then times the number of like lines.
+            let gross = currency.round(g.quantity * g.unit_price);
+            let disc = currency.round(gross * g.discount_percent / hundred);
+            let rev = to_common(
+                Money::new((gross - disc) * n, currency),
+                opts.rates.as_ref(),
+                &mut seen,
+            )?;
+            let cost = to_common(
+                Money::new(g.unit_cost.unwrap_or_default() * g.quantity * n, currency),
+                opts.rates.as_ref(),
+                &mut seen,
+            )?;
+            let e = groups.entry((seg, g.product_id)).or_insert_with(|| {
+                (
+                    g.description.clone(),
+                    Decimal::ZERO,
+                    Decimal::ZERO,
+                    Decimal::ZERO,
+                    0,
+                )
+            });
+            if g.description < e.0 {
+                e.0 = g.description.clone();
+            }
+            e.1 += g.quantity * n;
+            e.2 += rev.amount;
+            e.3 += cost.amount;
+            if g.unit_cost.is_none() {
+                e.4 += g.lines;
             }
         }
         let Some(c) = seen else {
