@@ -1456,6 +1456,27 @@ fn perf_rfm_and_order_writes() {
         )
         .unwrap();
     let seg_t = t.elapsed();
+    let t = std::time::Instant::now();
+    let profit = w
+        .crm
+        .profit(
+            &w.admin,
+            &crm_core::ProfitOptions {
+                from: now - Duration::days(3650),
+                to: now + Duration::days(1),
+                by: crm_core::ProfitDimension::Field {
+                    field: "country".into(),
+                },
+                rates: None,
+                rfm: Default::default(),
+            },
+        )
+        .unwrap();
+    println!(
+        "profit over {n_orders} orders: {} rows in {:?}",
+        profit.len(),
+        t.elapsed()
+    );
     println!(
         "{n_orders} orders written in {write:?} ({:?}/order incl. stats); one order {single:?}; \
          rfm fast path {} rows {fast_t:?}; rfm over orders {slow_t:?}; segment count {n} in {seg_t:?}",
