@@ -93,3 +93,68 @@ impl Mailer for PyMailer {
         })
     }
 }
+
+/// The host's Python ERP provider: an object with a `facts(account_id)` method returning a mapping
+/// with `balance` (Money or None), `credit_terms` (str or None) and `overdue_invoices` (dicts with
+/// `number`, `amount` and `due`). Its exception is kept and raised once the core returns.
+pub(crate) struct PyErpFacts {
+    obj: Py<PyAny>,
+    pub(crate) error: Mutex<Option<PyErr>>,
+}
+
+impl PyErpFacts {
+    pub(crate) fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if !obj.getattr("facts").ok().is_some_and(|f| f.is_callable()) {
+            return Err(PyTypeError::new_err(
+                "the ERP provider must have a callable `facts(account_id)` method",
+            ));
+        }
+        Ok(PyErpFacts {
+            obj: obj.clone().unbind(),
+            error: Mutex::new(None),
+        })
+    }
+
+    fn convert(row: &Bound<'_, PyAny>) -> PyResult<crm_core::ErpFactsRow> {
+        let get = |k: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+            Ok(row.get_item(k).ok().filter(|v| !v.is_none()))
+        };
+        let money = |v: &Bound<'_, PyAny>| -> PyResult<crm_core::Money> {
+            crate::convert::money_of(v)?
+                .ok_or_else(|| PyTypeError::new_err("amounts must be Money or (amount, currency)"))
+        };
+        let mut out = crm_core::ErpFactsRow {
+            balance: get("balance")?.map(|b| money(&b)).transpose()?,
+            credit_terms: get("credit_terms")?.map(|c| c.extract()).transpose()?,
+            overdue_invoices: Vec::new(),
+        };
+        if let Some(list) = get("overdue_invoices")? {
+            for inv in list.try_iter()? {
+                let inv = inv?;
+                out.overdue_invoices.push(crm_core::OverdueInvoice {
+                    number: inv.get_item("number")?.extract()?,
+                    amount: money(&inv.get_item("amount")?)?,
+                    due: inv.get_item("due")?.extract()?,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl crm_core::ErpFacts for PyErpFacts {
+    fn facts(&self, account_id: crm_core::RecordId) -> crm_core::Result<crm_core::ErpFactsRow> {
+        Python::attach(|py| {
+            let result = self
+                .obj
+                .bind(py)
+                .call_method1("facts", (account_id.to_string(),))
+                .and_then(|row| Self::convert(&row));
+            result.map_err(|e| {
+                let text = format!("the ERP provider failed: {e}");
+                *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                CrmError::storage(text)
+            })
+        })
+    }
+}

@@ -18,11 +18,11 @@ use crate::convert::{
     from_json, from_value, money_of, opt_filter, to_action, to_fields, to_instant, to_json, to_kind,
 };
 use crate::error::Error;
-use crate::mailer::PyMailer;
+use crate::mailer::{PyErpFacts, PyMailer};
 use crate::types::{
     AccessReview, AuditVerification, Conversion, CrossSell, Decision, Event, FieldChange,
-    ForecastRow, HistoryEntry, HistoryPage, Page, ProfitRow, Record, RfmRow, SegmentDiff,
-    StageEntry, TransferSummary, UserKpi,
+    ForecastRow, HistoryEntry, HistoryPage, Page, ProfitRow, Record, RfmRow, ScreenPop,
+    SegmentDiff, StageEntry, TransferSummary, UserKpi,
 };
 
 fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
@@ -1280,6 +1280,37 @@ impl Session {
         };
         let out = self.run(py, move |c, ctx| c.profit(ctx, &opts))?;
         Ok(out.into_iter().map(ProfitRow::from).collect())
+    }
+
+    /// The caller-id screen for `phone`: the matching accounts and contacts and, for a single match,
+    /// its contacts, recent orders, open opportunities, quotes, open cases, last interactions, RFM
+    /// segment, lifecycle, cross-sell hints and (with `erp`, an object with a `facts(account_id)`
+    /// method returning `balance`, `credit_terms` and `overdue_invoices`) the ERP facts.
+    #[pyo3(signature = (phone, *, erp=None))]
+    fn screen_pop(
+        &self,
+        py: Python<'_>,
+        phone: String,
+        erp: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<ScreenPop> {
+        let provider = erp
+            .filter(|e| !e.is_none())
+            .map(PyErpFacts::new)
+            .transpose()?;
+        let (crm, ctx) = (&*self.crm, &self.ctx);
+        let r = py.detach(|| {
+            crm.screen_pop(
+                ctx,
+                &phone,
+                provider.as_ref().map(|p| p as &dyn crm_core::ErpFacts),
+            )
+        });
+        if let Some(p) = provider {
+            if let Some(e) = p.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(e);
+            }
+        }
+        ScreenPop::new(py, r.map_err(Error)?)
     }
 
     /// Products often bought together with the ones the account bought and it has not bought

@@ -791,3 +791,74 @@ impl CrossSell {
         format!("<CrossSell {} lift={:.2}>", self.product_id, self.lift)
     }
 }
+
+/// Everything an agent needs when a call comes in (see `Session.screen_pop`).
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct ScreenPop {
+    candidates: Vec<Py<Record>>,
+    account: Option<Py<Record>>,
+    contact: Option<Py<Record>>,
+    contacts: Vec<Py<Record>>,
+    recent_orders: Vec<Py<Record>>,
+    open_opportunities: Vec<Py<Record>>,
+    quotes: Vec<Py<Record>>,
+    open_cases: Vec<Py<Record>>,
+    last_activities: Vec<Py<Record>>,
+    rfm_segment: Option<String>,
+    lifecycle: Option<&'static str>,
+    cross_sell: Vec<Py<CrossSell>>,
+    erp: Option<Py<PyAny>>,
+}
+
+impl ScreenPop {
+    pub(crate) fn new(py: Python<'_>, p: crm_core::ScreenPop) -> PyResult<Self> {
+        let recs = |v: Vec<CoreRecord>| -> PyResult<Vec<Py<Record>>> {
+            v.into_iter().map(|r| Py::new(py, Record(r))).collect()
+        };
+        let one = |r: Option<CoreRecord>| r.map(|r| Py::new(py, Record(r))).transpose();
+        let erp = match p.erp {
+            None => None,
+            Some(e) => {
+                let d = PyDict::new(py);
+                d.set_item("balance", e.balance.map(Money))?;
+                d.set_item("credit_terms", e.credit_terms)?;
+                let inv = pyo3::types::PyList::empty(py);
+                for i in e.overdue_invoices {
+                    let x = PyDict::new(py);
+                    x.set_item("number", i.number)?;
+                    x.set_item("amount", Money(i.amount))?;
+                    x.set_item("due", i.due)?;
+                    inv.append(x)?;
+                }
+                d.set_item("overdue_invoices", inv)?;
+                Some(d.into_any().unbind())
+            }
+        };
+        Ok(ScreenPop {
+            candidates: recs(p.candidates)?,
+            account: one(p.account)?,
+            contact: one(p.contact)?,
+            contacts: recs(p.contacts)?,
+            recent_orders: recs(p.recent_orders)?,
+            open_opportunities: recs(p.open_opportunities)?,
+            quotes: recs(p.quotes)?,
+            open_cases: recs(p.open_cases)?,
+            last_activities: recs(p.last_activities)?,
+            rfm_segment: p.rfm_segment,
+            lifecycle: p.lifecycle.map(|l| l.name()),
+            cross_sell: p
+                .cross_sell
+                .into_iter()
+                .map(|c| Py::new(py, CrossSell::from(c)))
+                .collect::<PyResult<_>>()?,
+            erp,
+        })
+    }
+}
+
+#[pymethods]
+impl ScreenPop {
+    fn __repr__(&self) -> String {
+        format!("<ScreenPop {} candidate(s)>", self.candidates.len())
+    }
+}

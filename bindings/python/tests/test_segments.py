@@ -179,3 +179,40 @@ def test_forecast_kpis_and_cross_sell(admin: Session) -> None:
     assert mine.activities == 1 and mine.calls == 1 and mine.orders == 3
     assert mine.order_revenue == crm_core.Money("50", "EUR") and mine.opportunities_won == 0
     assert mine.open_cases == 0 and "UserKpi" in repr(mine)
+
+
+class Erp:
+    def facts(self, account_id: str) -> dict[str, object]:
+        return {
+            "balance": crm_core.Money("120.50", "EUR"),
+            "credit_terms": "30 days",
+            "overdue_invoices": [{"number": "F-1", "amount": (Decimal("99"), "EUR"), "due": dt.date(2026, 1, 31)}],
+        }
+
+
+class BrokenErp:
+    def facts(self, account_id: str) -> dict[str, object]:
+        raise LookupError("erp offline")
+
+
+def test_screen_pop(admin: Session) -> None:
+    acc = admin.create("account", name="Caller", phone="02 1234 5678", country="IT")
+    admin.create("contact", last_name="Rossi", account_id=acc.id)
+    admin.create("case", subject="Broken", account_id=acc.id)
+    pop = admin.screen_pop("+39 02 1234 5678")
+    assert [c.id for c in pop.candidates] == [acc.id] and pop.account is not None and pop.account.id == acc.id
+    assert pop.contact is None and [c["last_name"] for c in pop.contacts] == ["Rossi"]
+    assert [c["subject"] for c in pop.open_cases] == ["Broken"]
+    assert pop.recent_orders == [] and pop.quotes == [] and pop.open_opportunities == []
+    assert isinstance(pop.last_activities, list) and isinstance(pop.cross_sell, list)
+    assert pop.lifecycle == "prospect" and pop.erp is None and "ScreenPop" in repr(pop)
+    with_erp = admin.screen_pop("02 1234 5678", erp=Erp())
+    assert with_erp.erp is not None
+    assert with_erp.erp["balance"] == crm_core.Money("120.50", "EUR") and with_erp.erp["credit_terms"] == "30 days"
+    (inv,) = with_erp.erp["overdue_invoices"]
+    assert inv == {"number": "F-1", "amount": crm_core.Money("99", "EUR"), "due": dt.date(2026, 1, 31)}
+    with pytest.raises(LookupError, match="erp offline"):
+        admin.screen_pop("02 1234 5678", erp=BrokenErp())
+    with pytest.raises(TypeError):
+        admin.screen_pop("02 1234 5678", erp=object())  # type: ignore[arg-type]
+    assert admin.screen_pop("06 999 999").candidates == []
