@@ -1916,9 +1916,9 @@ fn profit_across_currencies_and_lines_without_cost() {
         (d("7"), d("0"), 1)
     );
     let us = find("US", Some(p));
-    // 2 × 20 USD = 40 USD = 20 EUR revenue; the product's cost (4 EUR, copied as 4 into a USD order
-    // line) is 8 USD = 4 EUR.
-    assert_eq!((us.revenue.amount, us.cost.amount), (d("20"), d("4")));
+    // 2 × 20 USD = 40 USD = 20 EUR revenue; the product's cost is in EUR, not the order's USD, so
+    // the line carries no cost and is reported as such rather than mixing currencies.
+    assert_eq!((us.revenue.amount, us.cost.amount, us.lines_without_cost), (d("20"), d("0"), 1));
     assert_eq!(us.revenue.currency, eur);
 }
 

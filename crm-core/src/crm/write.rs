@@ -724,7 +724,13 @@ fn kind_rules(
                                     format!("no product with id `{pid}`"),
                                 )
                             })?;
-                        l.unit_cost = prod.get("unit_cost").as_money().map(|m| m.amount);
+                        // Only a cost in the order's currency is meaningful for its margin; a line
+                        // without one is reported by the analytics as "without cost".
+                        l.unit_cost = prod
+                            .get("unit_cost")
+                            .as_money()
+                            .filter(|m| m.currency == currency)
+                            .map(|m| m.amount);
                     }
                 }
             }
