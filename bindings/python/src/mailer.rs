@@ -1,4 +1,5 @@
-//! Any Python object with a `send(message)` method as the core's [`crm_core::Mailer`].
+//! Host extension points implemented by Python objects: the outbox `Mailer` (`send(message)`) and
+//! the `ErpFacts` provider of the screen pop (`facts(account_id)`).
 
 use std::sync::Mutex;
 
