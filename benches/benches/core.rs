@@ -275,23 +275,59 @@ fn audited_update(c: &mut Criterion) {
     let f = fixture(1_000);
     let mut g = c.benchmark_group("update_one_field");
     for (name, audited) in [("audit_on", true), ("audit_off", false)] {
-        let setting = f.crm.list(&f.admin, EntityKind::AuditSetting, &ListRequest::default()).unwrap().items;
+        let setting = f
+            .crm
+            .list(&f.admin, EntityKind::AuditSetting, &ListRequest::default())
+            .unwrap()
+            .items;
         match (setting.first(), audited) {
             (Some(s), _) => {
-                f.crm.update(&f.admin, EntityKind::AuditSetting, s.meta.id, s.meta.version, fields! { "enabled" => audited }).unwrap();
+                f.crm
+                    .update(
+                        &f.admin,
+                        EntityKind::AuditSetting,
+                        s.meta.id,
+                        s.meta.version,
+                        fields! { "enabled" => audited },
+                    )
+                    .unwrap();
             }
             (None, false) => {
-                f.crm.create(&f.admin, EntityKind::AuditSetting, fields! { "entity" => "account", "enabled" => false }).unwrap();
+                f.crm
+                    .create(
+                        &f.admin,
+                        EntityKind::AuditSetting,
+                        fields! { "entity" => "account", "enabled" => false },
+                    )
+                    .unwrap();
             }
             (None, true) => {}
         }
-        let acc = f.crm.list(&f.admin, EntityKind::Account, &ListRequest::default().limit(1)).unwrap().items.remove(0);
+        let acc = f
+            .crm
+            .list(
+                &f.admin,
+                EntityKind::Account,
+                &ListRequest::default().limit(1),
+            )
+            .unwrap()
+            .items
+            .remove(0);
         let mut version = acc.meta.version;
         let mut i = 0u64;
         g.bench_function(name, |b| {
             b.iter(|| {
                 i += 1;
-                let r = f.crm.update(&f.admin, EntityKind::Account, acc.meta.id, version, fields! { "city" => Value::Text(format!("city {i}")) }).unwrap();
+                let r = f
+                    .crm
+                    .update(
+                        &f.admin,
+                        EntityKind::Account,
+                        acc.meta.id,
+                        version,
+                        fields! { "city" => Value::Text(format!("city {i}")) },
+                    )
+                    .unwrap();
                 version = r.meta.version;
             })
         });

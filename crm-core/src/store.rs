@@ -27,7 +27,9 @@ pub trait Store: Send + Sync {
     /// `(done, total)` progress, and checks the copy. Backends that cannot answer `Storage`.
     fn backup_to(&self, dest: &std::path::Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
         let _ = (dest, progress);
-        Err(crate::error::CrmError::storage("this storage backend has no file backups"))
+        Err(crate::error::CrmError::storage(
+            "this storage backend has no file backups",
+        ))
     }
     /// The backend's own consistency check: an empty list when sound.
     fn integrity_check(&self) -> Result<Vec<String>> {

@@ -13,7 +13,10 @@ use crm_core::{
     fields, Action, Crm, EntityKind, Filter, Grantee, ListRequest, ManualClock, Op, Origin,
     TenantId, Value,
 };
-use crm_core::{ConvertLead, EmailMessage, LineItem, Mailer, ObjectRule, Policy, Scope};
+use crm_core::{
+    ConvertLead, EmailMessage, ErpFacts, ErpFactsRow, LineItem, Mailer, ObjectRule, OverdueInvoice,
+    Policy, ProfitDimension, ProfitOptions, RfmOptions, Scope,
+};
 use crm_examples::demo;
 use crm_store::SqliteStore;
 
@@ -292,6 +295,12 @@ fn main() {
     title("The seed scenario: phone request → senior rep → quote → director's approval → automatic e-mail");
     seed_scenario(&crm, &admin, &org, &clock);
 
+    title("Analytics: RFM segments, and the profit by segment × product of the last three months");
+    analytics(&crm, &org, &data);
+
+    title("Screen pop: a customer calls; the agent sees the whole picture, ERP facts included");
+    screen_pop(&crm, &org);
+
     title("History: who, when, from where");
     clock.advance(Duration::minutes(5));
     let field_ctx = rep
@@ -528,6 +537,164 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
             s.from_state.as_deref().unwrap_or("(new)"),
             s.to_state,
             s.seconds_in_previous
+        );
+    }
+}
+
+fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
+    let director = &org.director;
+    let t = Instant::now();
+    let rfm = crm.rfm(director, &RfmOptions::default()).unwrap();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in &rfm {
+        *counts.entry(r.segment.clone()).or_default() += 1;
+    }
+    println!(
+        "  RFM over {} customers with orders ({} ms):",
+        rfm.len(),
+        t.elapsed().as_millis()
+    );
+    let mut by_size: Vec<_> = counts.into_iter().collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1));
+    for (seg, n) in by_size {
+        println!("    {seg:<20} {n:>5}");
+    }
+    let now = crm.now();
+    let t = Instant::now();
+    let rows = crm
+        .profit(
+            director,
+            &ProfitOptions {
+                from: now - Duration::days(91),
+                to: now,
+                by: ProfitDimension::Rfm,
+                rates: None,
+                rfm: RfmOptions::default(),
+            },
+        )
+        .unwrap();
+    println!(
+        "  profit by RFM segment × product, last three months ({} rows, {} ms), top 10 by margin:",
+        rows.len(),
+        t.elapsed().as_millis()
+    );
+    println!(
+        "    {:<20} {:<14} {:>8} {:>16} {:>16} {:>16}",
+        "segment", "product", "units", "revenue", "cost", "margin"
+    );
+    for r in rows.iter().take(10) {
+        let product = r
+            .product_id
+            .and_then(|p| crm.get(director, EntityKind::Product, p).ok())
+            .map(|p| p.label())
+            .unwrap_or_else(|| r.product.clone());
+        println!(
+            "    {:<20} {:<14} {:>8} {:>16} {:>16} {:>16}",
+            r.segment,
+            product,
+            r.quantity.to_string(),
+            r.revenue.to_string(),
+            r.cost.to_string(),
+            r.margin.to_string()
+        );
+    }
+    println!("  ({} products in the catalogue)", data.products.len());
+}
+
+/// The host ERP's accounting and credit facts, as the library asks for them.
+struct DemoErp;
+
+impl ErpFacts for DemoErp {
+    fn facts(&self, _account: crm_core::RecordId) -> crm_core::Result<ErpFactsRow> {
+        let eur = |s: &str| crm_core::Money::parse(s, "EUR");
+        Ok(ErpFactsRow {
+            balance: Some(eur("-1250.40")?),
+            credit_terms: Some("30 days end of month; credit limit 20 000 EUR".into()),
+            overdue_invoices: vec![OverdueInvoice {
+                number: "FT-2026/1187".into(),
+                amount: eur("1250.40")?,
+                due: crm_core::chrono::NaiveDate::from_ymd_opt(2026, 10, 15).unwrap_or_default(),
+            }],
+        })
+    }
+}
+
+fn screen_pop(crm: &Crm, org: &demo::Org) {
+    let rep = &org.reps[2];
+    let customer = crm
+        .list(
+            rep,
+            EntityKind::Account,
+            &ListRequest::filter(Filter::cmp("order_count", Op::Gt, 3_i64)).limit(1),
+        )
+        .unwrap()
+        .items
+        .remove(0);
+    let phone = customer.text("phone").unwrap().to_owned();
+    let t = Instant::now();
+    let pop = crm.screen_pop(rep, &phone, Some(&DemoErp)).unwrap();
+    let account = pop.account.as_ref().unwrap();
+    println!(
+        "  incoming call from {phone} → {} ({}), in {} µs",
+        account.label(),
+        account.text("city").unwrap_or(""),
+        t.elapsed().as_micros()
+    );
+    println!(
+        "    RFM segment: {}, lifecycle: {:?}",
+        pop.rfm_segment.as_deref().unwrap_or("-"),
+        pop.lifecycle
+    );
+    println!(
+        "    contacts: {}",
+        pop.contacts
+            .iter()
+            .map(|c| format!("{} ({})", c.label(), c.text("job_title").unwrap_or("-")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for o in pop.recent_orders.iter().take(3) {
+        let lines = match o.get("lines") {
+            Value::Lines(l) => l.len(),
+            _ => 0,
+        };
+        println!(
+            "    order {} — {} line(s), total {}",
+            o.get("ordered_at")
+                .as_timestamp()
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            lines,
+            o.get("total")
+        );
+    }
+    println!(
+        "    open opportunities: {}, open cases: {}, last interactions: {}",
+        pop.open_opportunities.len(),
+        pop.open_cases.len(),
+        pop.last_activities.len()
+    );
+    for c in &pop.cross_sell {
+        let name = crm
+            .get(rep, EntityKind::Product, c.product_id)
+            .map(|p| p.label())
+            .unwrap_or_default();
+        println!(
+            "    suggest {name:<14} (lift {:.1}, confidence {:.0} %)",
+            c.lift,
+            c.confidence * 100.0
+        );
+    }
+    if let Some(erp) = &pop.erp {
+        println!(
+            "    ERP: balance {}, terms: {}, overdue: {}",
+            erp.balance.map(|b| b.to_string()).unwrap_or_default(),
+            erp.credit_terms.as_deref().unwrap_or("-"),
+            erp.overdue_invoices
+                .iter()
+                .map(|i| format!("{} {} due {}", i.number, i.amount, i.due))
+                .collect::<Vec<_>>()
+                .join("; ")
         );
     }
 }

@@ -1918,7 +1918,10 @@ fn profit_across_currencies_and_lines_without_cost() {
     let us = find("US", Some(p));
     // 2 × 20 USD = 40 USD = 20 EUR revenue; the product's cost is in EUR, not the order's USD, so
     // the line carries no cost and is reported as such rather than mixing currencies.
-    assert_eq!((us.revenue.amount, us.cost.amount, us.lines_without_cost), (d("20"), d("0"), 1));
+    assert_eq!(
+        (us.revenue.amount, us.cost.amount, us.lines_without_cost),
+        (d("20"), d("0"), 1)
+    );
     assert_eq!(us.revenue.currency, eur);
 }
 
