@@ -555,7 +555,7 @@ fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
         t.elapsed().as_millis()
     );
     let mut by_size: Vec<_> = counts.into_iter().collect();
-    by_size.sort_by(|a, b| b.1.cmp(&a.1));
+    by_size.sort_by_key(|b| std::cmp::Reverse(b.1));
     for (seg, n) in by_size {
         println!("    {seg:<20} {n:>5}");
     }
