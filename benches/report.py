@@ -70,6 +70,24 @@ print("|---|---|---|---|---|---|")
 for r in rows:
     print("| " + " | ".join(r) + " |")
 print("""
+## Where targets are missed, why, and what would close them
+
+- **Batch create** (target: at least half the raw rows/s). Each facade row updates about twelve B-trees —
+  the record and its tenant-led indexes (phone, e-mail, owner, name, updated_at, …), the audit log and its
+  two indexes, the outbox and its pending index — against the baseline's four, and it also validates,
+  normalises phones (libphonenumber parsing, ~6 µs), hashes the audit entry (SHA-256 over its JSON) and
+  checks permissions. Plan: one audit entry and one outbox event per *batch* with per-record diffs inside,
+  a cheaper canonical encoding for the hash, a fast path for phones already in E.164, and dropping the
+  `updated_at` index from the hot tables.
+- **Phone lookup** (target ≤ 2×). The raw query is ~3 µs; the facade parses the number (once in
+  `find_by_phone` and again when resolving the filter), opens a read snapshot, decodes every column of
+  the row and copies it for redaction. Plan: normalise once, decode only requested columns, reuse the
+  compiled statement text per query shape.
+- **Audited update** (target ≤ 1.5×). The audit entry adds its insert into a three-index table plus the
+  hash; the unaudited update is itself dominated by the transaction. Plan: as for batch create, a
+  cheaper audit encoding and fewer audit indexes (the user/time index could be partial or moved).
+""")
+print("""
 Not yet measured here (rows of the benchmark plan still to build): the Python wheel against SQLAlchemy,
 the screen pop against hand-written queries at 10⁶ customers, RFM and profit-by-segment against DuckDB,
 the JSON Lines export's peak memory, and growth from 10⁴ to 10⁶. See the issue notes for the plan.

@@ -30,7 +30,8 @@ pub use audit::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crm::{
-    AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, NewRecord, TransferSummary,
+    AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, MergeOutcome, NewRecord,
+    TransferSummary,
 };
 pub use crm::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use crm::{

@@ -389,3 +389,118 @@ fn verify_audit_finds_altered_removed_and_reordered_entries() {
     let v = tampered("DELETE FROM audit_log WHERE tenant_id = 'acme' AND seq = 2");
     assert_eq!(v.first_bad_seq, Some(2));
 }
+
+#[test]
+fn merging_duplicates_moves_references_fills_gaps_and_is_recorded() {
+    let w = world();
+    let keep = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "ACME S.p.A.", "city" => "Milano" },
+        )
+        .unwrap();
+    let dup = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Account,
+            fields! { "name" => "ACME spa", "phone" => "02 1234 5678", "city" => "Roma" },
+        )
+        .unwrap();
+    let c = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Contact,
+            fields! { "last_name" => "Rossi", "account_id" => dup.meta.id },
+        )
+        .unwrap();
+    let o = w
+        .crm
+        .create(
+            &w.admin,
+            EntityKind::Opportunity,
+            fields! { "name" => "Deal", "account_id" => dup.meta.id },
+        )
+        .unwrap();
+    let user = w.crm.create(&w.admin, EntityKind::User, fields! { "username" => "partner", "user_type" => "external", "partner_account_id" => dup.meta.id }).unwrap();
+
+    let out = w
+        .crm
+        .merge(&w.admin, EntityKind::Account, keep.meta.id, 1, dup.meta.id)
+        .unwrap();
+    assert_eq!(
+        out.kept.text("city"),
+        Some("Milano"),
+        "the survivor keeps its own values"
+    );
+    assert_eq!(
+        out.kept.text("phone"),
+        Some("+390212345678"),
+        "and takes the duplicate's where it had none"
+    );
+    assert_eq!(out.moved.len(), 3);
+    for (kind, id, field) in [
+        (EntityKind::Contact, c.meta.id, "account_id"),
+        (EntityKind::Opportunity, o.meta.id, "account_id"),
+        (EntityKind::User, user.meta.id, "partner_account_id"),
+    ] {
+        let r = w.crm.get(&w.admin, kind, id).unwrap();
+        assert_eq!(r.reference(field), Some(keep.meta.id), "{kind}");
+        assert_eq!(
+            w.crm
+                .history(&w.admin, kind, id, None, Some(1))
+                .unwrap()
+                .entries[0]
+                .operation,
+            Operation::Merge
+        );
+    }
+    let gone = w
+        .crm
+        .get(&w.admin, EntityKind::Account, dup.meta.id)
+        .unwrap();
+    assert!(gone.meta.deleted_at.is_some());
+    let last = &w
+        .crm
+        .history(&w.admin, EntityKind::Account, dup.meta.id, None, Some(1))
+        .unwrap()
+        .entries[0];
+    assert_eq!(last.operation, Operation::Merge);
+    assert!(last
+        .comment
+        .as_deref()
+        .unwrap_or_default()
+        .contains("merged"));
+    assert!(w.crm.verify_audit(&w.admin).unwrap().ok);
+    // Refusals write nothing: a stale survivor, itself, a non-party type.
+    let e = w
+        .crm
+        .merge(&w.admin, EntityKind::Account, keep.meta.id, 1, dup.meta.id)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    assert_eq!(
+        w.crm
+            .merge(
+                &w.admin,
+                EntityKind::Account,
+                keep.meta.id,
+                out.kept.meta.version,
+                keep.meta.id
+            )
+            .unwrap_err()
+            .rule
+            .as_deref(),
+        Some("merge")
+    );
+    assert_eq!(
+        w.crm
+            .merge(&w.admin, EntityKind::Product, keep.meta.id, 1, dup.meta.id)
+            .unwrap_err()
+            .rule
+            .as_deref(),
+        Some("merge")
+    );
+}

@@ -5,6 +5,7 @@
 mod access_ops;
 mod analytics_ops;
 mod audit_ops;
+mod merge;
 mod process;
 mod read;
 mod resolve;
@@ -34,6 +35,7 @@ pub use analytics_ops::{
     ProfitRow, RfmOptions, RfmRow, ScreenPop, SegmentDiff, UserKpi,
 };
 pub use audit_ops::{HistoryEntry, HistoryPage};
+pub use merge::MergeOutcome;
 pub use process::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use transfer::TransferSummary;
 pub use write::NewRecord;
