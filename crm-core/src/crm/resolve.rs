@@ -60,6 +60,13 @@ impl Resolver<'_> {
             FieldType::MultiReference { to } => FieldType::Reference { to: *to },
             t => t.clone(),
         };
+        // A filter value already in E.164 (as `find_by_phone` passes it) needs no second parse.
+        if let (FieldType::Phone, Value::Text(s)) = (&ty, &v) {
+            let digits = s.strip_prefix('+').unwrap_or_default();
+            if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Ok(v);
+            }
+        }
         let v = match (&ty, v) {
             // Decimals compared with money-typed fields: allow a plain number in the money's currency
             // only through Money values; ints become decimals.
