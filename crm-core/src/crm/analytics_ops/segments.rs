@@ -1,0 +1,172 @@
+//! The filter language and segments: parse, count, list, refresh.
+
+use super::*;
+
+impl Crm {
+    // ----------------------------------------------------------------- filter language
+
+    /// Parses filter-language text over `kind` into a [`Filter`], checked against the schema and the
+    /// user's field rules. Errors are `InvalidQuery` naming the field, with the column in the message.
+    /// Amounts without a currency are in `currency`.
+    pub fn parse_filter(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        text: &str,
+        currency: Option<Currency>,
+    ) -> Result<Filter> {
+        let (p, cache) = self.principal(ctx)?;
+        let expr = segment::parse(text)?;
+        let env = CrmEnv {
+            resolver: Resolver {
+                kind,
+                principal: &p,
+                customs: &cache.customs,
+                phones: &self.phones,
+            },
+            now: self.now(),
+            currency,
+        };
+        expr.to_filter(&env)
+    }
+
+    /// Refuses (naming the field) when one of `fields` of `kind` is hidden from the user.
+    pub(crate) fn require_fields(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        fields: &[&str],
+    ) -> Result<()> {
+        let (p, cache) = self.principal(ctx)?;
+        let resolver = Resolver {
+            kind,
+            principal: &p,
+            customs: &cache.customs,
+            phones: &self.phones,
+        };
+        for f in fields {
+            resolver.column(f)?;
+        }
+        Ok(())
+    }
+
+    /// Every record of `kind` matching `filter` that the user may read (paged internally).
+    pub(crate) fn list_all(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        filter: Option<Filter>,
+    ) -> Result<Vec<Record>> {
+        let mut req = ListRequest {
+            filter,
+            limit: Some(MAX_PAGE),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.list(ctx, kind, &req)?;
+            out.extend(page.items);
+            match page.next {
+                Some(n) => req.after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------- segments
+
+    /// The entity type and filter of a segment the user may read.
+    pub fn segment_filter(&self, ctx: &Context, id: RecordId) -> Result<(EntityKind, Filter)> {
+        let seg = self.get(ctx, EntityKind::Segment, id)?;
+        self.filter_of(ctx, &seg)
+    }
+
+    pub(crate) fn filter_of(&self, ctx: &Context, seg: &Record) -> Result<(EntityKind, Filter)> {
+        let kind: EntityKind = seg.text("entity").unwrap_or("account").parse()?;
+        if seg.text("kind") == Some("static") {
+            return Ok((
+                kind,
+                Filter::In {
+                    field: "id".into(),
+                    values: member_ids(seg).into_iter().map(Value::Ref).collect(),
+                },
+            ));
+        }
+        let currency = match seg.get("currency") {
+            Value::Text(c) => Some(c.parse::<Currency>()?),
+            _ => None,
+        };
+        let text = seg.text("definition").unwrap_or_default();
+        let f = self
+            .parse_filter(ctx, kind, text, currency)
+            .map_err(|e| e.in_field("definition"))?;
+        Ok((kind, f))
+    }
+
+    /// How many records the user may read are in the segment now (dynamic: evaluated now).
+    pub fn segment_count(&self, ctx: &Context, id: RecordId) -> Result<u64> {
+        let (kind, f) = self.segment_filter(ctx, id)?;
+        self.count(ctx, kind, Some(&f))
+    }
+
+    /// A page of the segment's members the user may read; `req.filter` narrows further, sort and
+    /// keyset paging as in [`Crm::list`].
+    pub fn segment_members(
+        &self,
+        ctx: &Context,
+        id: RecordId,
+        req: &ListRequest,
+    ) -> Result<Page<Record>> {
+        let (kind, f) = self.segment_filter(ctx, id)?;
+        let mut req = req.clone();
+        req.filter = Some(match req.filter.take() {
+            Some(g) => f.and(g),
+            None => f,
+        });
+        self.list(ctx, kind, &req)
+    }
+
+    /// Materialises a dynamic segment's members (those the acting user may read) into `member_ids`,
+    /// with `member_count` and `last_refreshed_at`, recorded as an audited update; reports who entered
+    /// and left since the previous refresh. A static segment's members are only recounted.
+    pub fn refresh_segment(&self, ctx: &Context, id: RecordId) -> Result<SegmentDiff> {
+        let seg = self.get(ctx, EntityKind::Segment, id)?;
+        let (kind, f) = self.filter_of(ctx, &seg)?;
+        let now_ids: BTreeSet<RecordId> = self
+            .list_all(ctx, kind, Some(f))?
+            .iter()
+            .map(|r| r.meta.id)
+            .collect();
+        let before: BTreeSet<RecordId> = member_ids(&seg).into_iter().collect();
+        let diff = SegmentDiff {
+            entered: now_ids.difference(&before).copied().collect(),
+            left: before.difference(&now_ids).copied().collect(),
+            member_count: now_ids.len() as u64,
+        };
+        let (p, cache) = self.principal(ctx)?;
+        let mut uow = self.begin(ctx, self.now())?;
+        let old =
+            self.fetch_for_write(&uow, &p, &cache, EntityKind::Segment, id, Action::Update)?;
+        let mut new = old.clone();
+        if old.text("kind") != Some("static") {
+            new.fields.insert(
+                "member_ids".into(),
+                Value::Json(serde_json::Value::Array(
+                    now_ids
+                        .iter()
+                        .map(|i| serde_json::Value::String(i.to_string()))
+                        .collect(),
+                )),
+            );
+        }
+        new.fields.insert(
+            "member_count".into(),
+            Value::Int(i64::try_from(now_ids.len()).unwrap_or(i64::MAX)),
+        );
+        new.fields
+            .insert("last_refreshed_at".into(), Value::Timestamp(uow.now));
+        uow.replace(&old, new, Operation::Update, "segment.refreshed", None)?;
+        uow.commit(self)?;
+        Ok(diff)
+    }
+}
