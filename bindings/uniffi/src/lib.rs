@@ -2,8 +2,8 @@
 //!
 //! Thin by design: every exported call converts its arguments, forwards to the `crm_core::Crm`
 //! facade and converts the answer back. Core types are called `CoreX` inside this crate. No floating
-//! point crosses the boundary (decimals and money amounts are strings, instants UTC epoch
-//! microseconds, ids strings). A Rust panic never reaches the host: it becomes
+//! point crosses the boundary but the cross-sell ratios (decimals and money amounts are strings,
+//! instants UTC epoch microseconds, ids strings). A Rust panic never reaches the host: it becomes
 //! `CrmError::Internal` with rule `panic`. See `bindings/kotlin/README.md` for the host-side guide.
 #![deny(
     clippy::unwrap_used,
@@ -16,6 +16,7 @@
 // The core error is large by design (kind plus five optional details) and crosses the FFI by value.
 #![allow(clippy::result_large_err)]
 
+mod analytics;
 mod error;
 mod filter;
 mod maintenance;
@@ -23,6 +24,10 @@ mod process;
 mod session;
 mod types;
 
+pub use analytics::{
+    ErpFactsProvider, FfiCrossSell, FfiErpFacts, FfiForecastRow, FfiLifecycle, FfiMergeOutcome,
+    FfiMoney, FfiMovedRef, FfiOverdueInvoice, FfiProfitRow, FfiRfmRow, FfiScreenPop, FfiUserKpi,
+};
 pub use error::CrmError;
 pub use filter::*;
 pub use maintenance::{FfiSegmentDiff, FfiTransferSummary};

@@ -11,10 +11,10 @@ use crm_store::SqliteStore;
 use crate::error::{guard, CrmError};
 use crate::process::{FfiEmailMessage, Mailer};
 use crate::types::{
-    action, core_fields, filter, instant, kind, micros, record_id, signed, tenant, unsigned32,
-    unsigned64, FfiAccessReview, FfiAuditVerification, FfiDecision, FfiEvent, FfiFieldChange,
-    FfiGrantee, FfiHistoryPage, FfiListRequest, FfiOrigin, FfiPage, FfiRecord, FfiRoleFieldAccess,
-    FfiValue,
+    action, core_fields, filter, instant, kind, list_request, micros, record_id, signed, tenant,
+    unsigned32, unsigned64, FfiAccessReview, FfiAuditVerification, FfiDecision, FfiEvent,
+    FfiFieldChange, FfiGrantee, FfiHistoryPage, FfiListRequest, FfiOrigin, FfiPage, FfiRecord,
+    FfiRoleFieldAccess, FfiValue,
 };
 
 /// One open database. Thread-safe: share it between threads and sessions.
@@ -320,16 +320,7 @@ impl Session {
     /// A page of records the user may read, filtered, sorted and keyset-paged.
     pub fn list(&self, kind_name: String, request: FfiListRequest) -> Result<FfiPage, CrmError> {
         guard(|| {
-            let req = crm_core::ListRequest {
-                filter: filter(request.filter_json.as_deref())?,
-                sort: request.sort.map(|field| crm_core::Sort {
-                    field,
-                    descending: request.descending,
-                }),
-                after: request.after,
-                limit: request.limit.map(|l| unsigned32("limit", l)).transpose()?,
-                deleted: request.deleted,
-            };
+            let req = list_request(request)?;
             let page = self.crm.list(&self.ctx, kind(&kind_name)?, &req)?;
             Ok(FfiPage {
                 items: page.items.into_iter().map(Into::into).collect(),

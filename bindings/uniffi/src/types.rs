@@ -150,7 +150,7 @@ pub(crate) fn core_value(field: &str, v: FfiValue) -> Result<CoreValue, CrmError
     })
 }
 
-fn parse_decimal(s: &str) -> Option<CoreDecimal> {
+pub(crate) fn parse_decimal(s: &str) -> Option<CoreDecimal> {
     CoreDecimal::from_str(s.trim()).ok()
 }
 
@@ -218,6 +218,20 @@ pub(crate) fn filter(json: Option<&str>) -> Result<Option<CoreFilter>, CrmError>
             CrmError::invalid_query("filter_syntax", format!("filter JSON does not parse: {e}"))
         }),
     }
+}
+
+/// A host list request to the core's.
+pub(crate) fn list_request(request: FfiListRequest) -> Result<crm_core::ListRequest, CrmError> {
+    Ok(crm_core::ListRequest {
+        filter: filter(request.filter_json.as_deref())?,
+        sort: request.sort.map(|field| crm_core::Sort {
+            field,
+            descending: request.descending,
+        }),
+        after: request.after,
+        limit: request.limit.map(|l| unsigned32("limit", l)).transpose()?,
+        deleted: request.deleted,
+    })
 }
 
 /// A saved record.
