@@ -9,6 +9,7 @@ mod merge;
 mod process;
 mod read;
 mod resolve;
+mod rules;
 mod transfer;
 mod write;
 

@@ -1,0 +1,290 @@
+//! Rules particular to one entity type (validation beyond field types, and derived fields), applied
+//! on every write after the caller's input is merged.
+
+use crate::access::Policy;
+use crate::custom_field;
+use crate::error::{CrmError, Result};
+use crate::record::Record;
+use crate::schema::EntityKind;
+use crate::store::WriteTx;
+use crate::validate::line_totals;
+use crate::value::Value;
+
+use super::{Context, Crm, TenantCache};
+
+/// Rules particular to one entity type, and derived fields.
+pub(crate) fn kind_rules(
+    crm: &Crm,
+    tx: &dyn WriteTx,
+    cache: &TenantCache,
+    ctx: &Context,
+    r: &mut Record,
+    old: Option<&Record>,
+) -> Result<()> {
+    let date_order = |r: &Record, a: &str, b: &str| -> Result<()> {
+        let (x, y) = (r.get(a), r.get(b));
+        let bad = match (x, y) {
+            (Value::Date(x), Value::Date(y)) => x > y,
+            (Value::Timestamp(x), Value::Timestamp(y)) => x > y,
+            _ => false,
+        };
+        if bad {
+            Err(CrmError::validation(
+                b,
+                "date_order",
+                format!("`{b}` may not be before `{a}`"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match r.meta.kind {
+        EntityKind::Quote | EntityKind::Order => {
+            let currency = match r.get("currency") {
+                Value::Text(c) => c.parse::<crate::money::Currency>()?,
+                _ => {
+                    return Err(CrmError::validation(
+                        "currency",
+                        "required",
+                        "field `currency` is required",
+                    ))
+                }
+            };
+            let mut lines = match r.get("lines") {
+                Value::Lines(l) => l.clone(),
+                _ => Vec::new(),
+            };
+            if r.meta.kind == EntityKind::Order {
+                // Keep the product's unit cost with each order line, for margin analytics.
+                for (i, l) in lines.iter_mut().enumerate() {
+                    if let (Some(pid), None) = (l.product_id, l.unit_cost) {
+                        let prod = tx
+                            .get(
+                                EntityKind::Product,
+                                &ctx.tenant,
+                                pid,
+                                &cache.customs.types(EntityKind::Product),
+                            )?
+                            .ok_or_else(|| {
+                                CrmError::validation(
+                                    format!("lines[{i}].product_id"),
+                                    "reference",
+                                    format!("no product with id `{pid}`"),
+                                )
+                            })?;
+                        // Only a cost in the order's currency is meaningful for its margin; a line
+                        // without one is reported by the analytics as "without cost".
+                        l.unit_cost = prod
+                            .get("unit_cost")
+                            .as_money()
+                            .filter(|m| m.currency == currency)
+                            .map(|m| m.amount);
+                    }
+                }
+            }
+            for (i, l) in lines.iter().enumerate() {
+                if let Some(pid) = l.product_id {
+                    if tx
+                        .get(
+                            EntityKind::Product,
+                            &ctx.tenant,
+                            pid,
+                            &cache.customs.types(EntityKind::Product),
+                        )?
+                        .is_none()
+                    {
+                        return Err(CrmError::validation(
+                            format!("lines[{i}].product_id"),
+                            "reference",
+                            format!("no product with id `{pid}`"),
+                        ));
+                    }
+                }
+            }
+            let t = line_totals(&lines, currency)?;
+            if !lines.is_empty() {
+                r.fields.insert("lines".into(), Value::Lines(lines));
+            }
+            r.fields.insert("subtotal".into(), Value::Money(t.subtotal));
+            r.fields
+                .insert("discount_total".into(), Value::Money(t.discount));
+            r.fields.insert("tax_total".into(), Value::Money(t.tax));
+            r.fields.insert("total".into(), Value::Money(t.total));
+            if r.meta.kind == EntityKind::Order && r.get("ordered_at").is_null() {
+                r.fields
+                    .insert("ordered_at".into(), Value::Timestamp(r.meta.created_at));
+            }
+        }
+        EntityKind::Product => {
+            if let (Some(price), Some(cost)) = (
+                r.get("list_price").as_money(),
+                r.get("unit_cost").as_money(),
+            ) {
+                // Margins subtract one from the other: they must be in one currency.
+                price.checked_sub(cost).map_err(|e| CrmError {
+                    field: Some("unit_cost".into()),
+                    ..e
+                })?;
+            }
+        }
+        EntityKind::Campaign => date_order(r, "starts_on", "ends_on")?,
+        EntityKind::Case => date_order(r, "first_response_due", "resolution_due")?,
+        EntityKind::Opportunity => {
+            if let Value::Decimal(d) = r.get("probability") {
+                if *d < 0.into() || *d > 100.into() {
+                    return Err(CrmError::validation(
+                        "probability",
+                        "range",
+                        "probability must be between 0 and 100",
+                    ));
+                }
+            }
+        }
+        EntityKind::Activity => {
+            if r.get("duration_seconds").as_int().is_some_and(|d| d < 0) {
+                return Err(CrmError::validation(
+                    "duration_seconds",
+                    "non_negative",
+                    "duration may not be negative",
+                ));
+            }
+            if r.get("performed_by").is_null() {
+                r.fields
+                    .insert("performed_by".into(), Value::Ref(ctx.user_id));
+            }
+        }
+        EntityKind::Attachment => {
+            if r.get("size_bytes").as_int().is_some_and(|d| d < 0) {
+                return Err(CrmError::validation(
+                    "size_bytes",
+                    "non_negative",
+                    "size may not be negative",
+                ));
+            }
+            if let Some(c) = r.text("checksum") {
+                if c.len() != 64 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(CrmError::validation(
+                        "checksum",
+                        "checksum_syntax",
+                        "expected a SHA-256 checksum in hex",
+                    ));
+                }
+            }
+        }
+        EntityKind::User => {
+            if r.text("user_type") == Some("external") && r.get("partner_account_id").is_null() {
+                return Err(CrmError::validation(
+                    "partner_account_id",
+                    "required",
+                    "an external user belongs to a partner account",
+                ));
+            }
+            if r.get("manager_id").as_ref_id() == Some(r.meta.id) {
+                return Err(CrmError::validation(
+                    "manager_id",
+                    "manager_cycle",
+                    "a user cannot manage themselves",
+                ));
+            }
+        }
+        EntityKind::Role => {
+            if let Value::Json(j) = r.get("policy") {
+                Policy::from_json(j)?;
+            }
+        }
+        EntityKind::Share => {
+            let n = ["grantee_user_id", "grantee_team_id", "grantee_account_id"]
+                .iter()
+                .filter(|f| !r.get(f).is_null())
+                .count();
+            if n != 1 {
+                return Err(CrmError::validation(
+                    "grantee",
+                    "grantee",
+                    "a share names exactly one user, team or partner account",
+                ));
+            }
+        }
+        EntityKind::CustomField => custom_field_rules(crm, cache, r, old)?,
+        EntityKind::AuditSetting => {
+            let entity: EntityKind = r.text("entity").unwrap_or_default().parse()?;
+            let off = r.get("enabled").as_bool() == Some(false);
+            if off
+                && (entity.is_configuration()
+                    || entity.is_system_managed()
+                    || entity == EntityKind::User)
+            {
+                return Err(CrmError::validation(
+                    "enabled",
+                    "always_audited",
+                    format!("changes to {entity} are always audited"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn custom_field_rules(
+    _crm: &Crm,
+    cache: &TenantCache,
+    r: &mut Record,
+    old: Option<&Record>,
+) -> Result<()> {
+    let name = r.text("name").unwrap_or_default().to_owned();
+    custom_field::check_identifier(&name, "name")?;
+    let entity: EntityKind = r.text("entity").unwrap_or_default().parse()?;
+    if !entity.allows_custom_fields() {
+        return Err(CrmError::validation(
+            "entity",
+            "custom_fields",
+            format!("{entity} takes no custom fields"),
+        ));
+    }
+    custom_field::type_of(r)?;
+    if let Some(o) = old {
+        for f in ["entity", "field_type", "reference_to"] {
+            if o.get(f) != r.get(f) {
+                return Err(CrmError::validation(
+                    f,
+                    "immutable",
+                    format!("`{f}` of a custom field cannot change; define a new field"),
+                ));
+            }
+        }
+    }
+    if entity.schema().field(&name).is_some() {
+        return Err(CrmError::validation(
+            "name",
+            "name_taken",
+            format!("{entity} has a built-in field `{name}`"),
+        ));
+    }
+    let archived = r.get("archived").as_bool().unwrap_or(false);
+    if !archived
+        && cache
+            .customs
+            .all(entity)
+            .iter()
+            .any(|d| d.id != r.meta.id && !d.archived && d.name == name)
+    {
+        return Err(CrmError::validation(
+            "name",
+            "name_taken",
+            format!("{entity} already has a custom field `{name}`"),
+        ));
+    }
+    if old.is_none() {
+        // The storage key is fixed now and never reused, so renames and archiving lose nothing.
+        let taken = |k: &str| cache.customs.all(entity).iter().any(|d| d.key == k);
+        let mut key = name.clone();
+        let mut n = 2;
+        while taken(&key) {
+            key = format!("{name}_{n}");
+            n += 1;
+        }
+        r.fields.insert("key".into(), Value::Text(key));
+    }
+    Ok(())
+}
