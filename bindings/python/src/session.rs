@@ -45,6 +45,24 @@ fn records(py: Python<'_>, rs: Vec<crm_core::Record>) -> PyResult<Vec<Py<Record>
     rs.into_iter().map(|r| Py::new(py, Record(r))).collect()
 }
 
+static ROWS: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
+
+/// Wraps results in `crm_core.frames.Rows` (a `list` subclass with `to_dicts`, `to_pandas` and
+/// `to_polars`); `of` is the item type and `columns` names tuple fields or export columns.
+fn result_rows<'py, T>(
+    py: Python<'py>,
+    items: Vec<T>,
+    of: Option<Bound<'py, pyo3::types::PyType>>,
+    columns: Option<Vec<String>>,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: IntoPyObject<'py>,
+{
+    let cls = ROWS.import(py, "crm_core.frames", "Rows")?;
+    let list = PyList::new(py, items)?;
+    cls.call1((list, of, columns))
+}
+
 /// Splits `owner_id` out of keyword fields.
 fn new_record(kind: EntityKind, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<NewRecord> {
     let mut owner_id = None;
@@ -529,8 +547,13 @@ impl Session {
         kind: &Bound<'_, PyAny>,
         filter: Option<&Bound<'_, PyAny>>,
         columns: Option<Vec<String>>,
-    ) -> PyResult<Bound<'py, PyList>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (kind, filter) = (to_kind(kind)?, opt_filter(filter)?);
+        let names = columns.as_ref().map(|cols| {
+            let mut v = vec!["id".to_owned()];
+            v.extend(cols.iter().filter(|c| c.as_str() != "id").cloned());
+            v
+        });
         let rows = self.run(py, move |c, ctx| {
             let cols: Option<Vec<&str>> = columns
                 .as_ref()
@@ -554,7 +577,8 @@ impl Session {
             }
             out.append(d)?;
         }
-        Ok(out)
+        let items: Vec<Bound<'py, PyAny>> = out.iter().collect();
+        result_rows(py, items, None, names)
     }
 
     /// Shares a record with exactly one of `user`, `team` or `partner`; returns the share record.
@@ -1186,14 +1210,14 @@ impl Session {
     /// `(account_id, lifecycle)` for every account the user may read (matching `filter`), the
     /// lifecycle being `new`, `active`, `dormant`, `inactive` or `prospect`.
     #[pyo3(signature = (filter=None, *, new_days=30, active_days=90, dormant_days=365))]
-    fn lifecycles(
+    fn lifecycles<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         filter: Option<&Bound<'_, PyAny>>,
         new_days: i64,
         active_days: i64,
         dormant_days: i64,
-    ) -> PyResult<Vec<(String, &'static str)>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let filter = opt_filter(filter)?;
         let t = crm_core::analytics::LifecycleThresholds {
             new_days,
@@ -1201,10 +1225,17 @@ impl Session {
             dormant_days,
         };
         let out = self.run(py, move |c, ctx| c.lifecycles(ctx, filter, &t))?;
-        Ok(out
+        let out: Vec<(String, &'static str)> = out
             .into_iter()
             .map(|(id, l)| (id.to_string(), l.name()))
-            .collect())
+            .collect();
+        let tuple = py.get_type::<pyo3::types::PyTuple>();
+        result_rows(
+            py,
+            out,
+            Some(tuple),
+            Some(vec!["account_id".to_owned(), "lifecycle".to_owned()]),
+        )
     }
 
     /// RFM scores (quintiles 1–5 with `NTILE(5)` semantics) of the accounts the user may read that
@@ -1214,9 +1245,9 @@ impl Session {
     /// combines currencies; `accounts` filters the accounts.
     #[pyo3(signature = (*, window_days=None, accounts=None, rules=None, rates=None, new_days=30, active_days=90, dormant_days=365))]
     #[allow(clippy::too_many_arguments)] // reason: mirrors the keyword arguments of the Python API
-    fn rfm(
+    fn rfm<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         window_days: Option<u32>,
         accounts: Option<&Bound<'_, PyAny>>,
         rules: Option<&Bound<'_, PyAny>>,
@@ -1224,7 +1255,7 @@ impl Session {
         new_days: i64,
         active_days: i64,
         dormant_days: i64,
-    ) -> PyResult<Vec<RfmRow>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let opts = crm_core::RfmOptions {
             window_days,
             rules: serde_arg(rules, "rules")?,
@@ -1237,7 +1268,8 @@ impl Session {
             accounts: opt_filter(accounts)?,
         };
         let out = self.run(py, move |c, ctx| c.rfm(ctx, &opts))?;
-        Ok(out.into_iter().map(RfmRow::from).collect())
+        let out: Vec<RfmRow> = out.into_iter().map(RfmRow::from).collect();
+        result_rows(py, out, Some(py.get_type::<RfmRow>()), None)
     }
 
     /// Revenue, cost and margin of the orders the user may read placed in `[start, end)` (not
@@ -1246,16 +1278,16 @@ impl Session {
     /// `"country"`); `rates` as in `rfm`.
     #[pyo3(signature = (start, end, *, by="rfm", field=None, rates=None, window_days=None))]
     #[allow(clippy::too_many_arguments)] // reason: mirrors the keyword arguments of the Python API
-    fn profit(
+    fn profit<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         start: &Bound<'_, PyAny>,
         end: &Bound<'_, PyAny>,
         by: &str,
         field: Option<String>,
         rates: Option<&Bound<'_, PyAny>>,
         window_days: Option<u32>,
-    ) -> PyResult<Vec<ProfitRow>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let by = match (by, field) {
             ("rfm", None) => crm_core::ProfitDimension::Rfm,
             ("lifecycle", None) => crm_core::ProfitDimension::Lifecycle,
@@ -1279,7 +1311,8 @@ impl Session {
             },
         };
         let out = self.run(py, move |c, ctx| c.profit(ctx, &opts))?;
-        Ok(out.into_iter().map(ProfitRow::from).collect())
+        let out: Vec<ProfitRow> = out.into_iter().map(ProfitRow::from).collect();
+        result_rows(py, out, Some(py.get_type::<ProfitRow>()), None)
     }
 
     /// The caller-id screen for `phone`: the matching accounts and contacts and, for a single match,
@@ -1316,43 +1349,46 @@ impl Session {
     /// Products often bought together with the ones the account bought and it has not bought
     /// (association rules over the order baskets), best lift first, at most `limit`.
     #[pyo3(signature = (account_id, *, limit=5))]
-    fn cross_sell(
+    fn cross_sell<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         account_id: &str,
         limit: usize,
-    ) -> PyResult<Vec<CrossSell>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let id = rid(account_id)?;
         let out = self.run(py, move |c, ctx| c.cross_sell(ctx, id, limit))?;
-        Ok(out.into_iter().map(CrossSell::from).collect())
+        let out: Vec<CrossSell> = out.into_iter().map(CrossSell::from).collect();
+        result_rows(py, out, Some(py.get_type::<CrossSell>()), None)
     }
 
     /// The weighted pipeline of the open opportunities the user may read, by expected-close month
     /// and forecast category; `rates` as in `rfm`.
     #[pyo3(signature = (*, rates=None))]
-    fn forecast(
+    fn forecast<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         rates: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Vec<ForecastRow>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let rates: Option<crm_core::RateTable> = serde_arg(rates, "rates")?;
         let out = self.run(py, move |c, ctx| c.forecast(ctx, rates.as_ref()))?;
-        Ok(out.into_iter().map(ForecastRow::from).collect())
+        let out: Vec<ForecastRow> = out.into_iter().map(ForecastRow::from).collect();
+        result_rows(py, out, Some(py.get_type::<ForecastRow>()), None)
     }
 
     /// Per-owner supervision figures over `[start, end)`, one row per owner with any figure.
     #[pyo3(signature = (start, end, *, rates=None))]
-    fn kpis(
+    fn kpis<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         start: &Bound<'_, PyAny>,
         end: &Bound<'_, PyAny>,
         rates: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Vec<UserKpi>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (start, end) = (to_instant(start)?, to_instant(end)?);
         let rates: Option<crm_core::RateTable> = serde_arg(rates, "rates")?;
         let out = self.run(py, move |c, ctx| c.kpis(ctx, start, end, rates.as_ref()))?;
-        Ok(out.into_iter().map(UserKpi::from).collect())
+        let out: Vec<UserKpi> = out.into_iter().map(UserKpi::from).collect();
+        result_rows(py, out, Some(py.get_type::<UserKpi>()), None)
     }
 
     fn __repr__(&self) -> String {

@@ -45,6 +45,7 @@ from crm_core._crm_core import (
     UserKpi,
     ValidationError,
 )
+from crm_core.frames import Rows
 
 __all__ = [
     "AccessReview",
@@ -77,6 +78,7 @@ __all__ = [
     "Record",
     "RecordIterator",
     "RfmRow",
+    "Rows",
     "ScreenPop",
     "SegmentDiff",
     "Session",

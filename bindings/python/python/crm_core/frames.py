@@ -1,0 +1,223 @@
+"""Result lists that convert to plain dicts and, when installed, to pandas or polars DataFrames.
+
+The analytics methods of :class:`crm_core.Session` (``rfm``, ``profit``, ``forecast``, ``kpis``,
+``cross_sell``, ``lifecycles``, ``export``) return :class:`Rows`, a ``list`` subclass, so
+existing code keeps working while ``rows.to_dicts()``, ``rows.to_pandas()`` and
+``rows.to_polars()`` give tabular forms. Any list of result objects, records or dicts can be
+wrapped by hand: ``Rows(page.items).to_pandas()``.
+
+Exact numbers stay exact: :class:`~decimal.Decimal` values stay ``Decimal`` in ``to_dicts()``,
+become an ``object`` column of ``Decimal`` in pandas and a ``pl.Decimal`` column in polars; they
+are never turned into floats behind your back (``df["revenue"].astype(float)`` if you want to).
+:class:`~crm_core.Money` values are split into two columns, ``<name>`` (the ``Decimal`` amount) and
+``<name>_currency`` (the ISO code), unless ``split_money=False``.
+
+pandas and polars are optional: they are imported when a conversion is asked for, and a missing
+one raises an :class:`ImportError` saying what to install.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Sequence, TypeVar
+
+from crm_core._crm_core import (
+    CrossSell,
+    ForecastRow,
+    Money,
+    ProfitRow,
+    Record,
+    RfmRow,
+    UserKpi,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as _pandas  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    import polars as _polars  # type: ignore[import-not-found, unused-ignore]
+
+__all__ = ["Rows"]
+
+T = TypeVar("T")
+
+# Columns of the result classes, in display order (their properties).
+_COLUMNS: dict[type, tuple[str, ...]] = {
+    RfmRow: (
+        "account_id",
+        "recency_days",
+        "frequency",
+        "monetary",
+        "r",
+        "f",
+        "m",
+        "segment",
+        "lifecycle",
+    ),
+    ProfitRow: (
+        "segment",
+        "product_id",
+        "product",
+        "quantity",
+        "revenue",
+        "cost",
+        "margin",
+        "lines_without_cost",
+    ),
+    ForecastRow: ("month", "forecast_category", "count", "amount", "weighted"),
+    UserKpi: (
+        "user_id",
+        "activities",
+        "calls",
+        "orders",
+        "order_revenue",
+        "opportunities_won",
+        "open_cases",
+    ),
+    CrossSell: ("product_id", "because_of", "support", "confidence", "lift"),
+}
+
+# Money-valued columns of the result classes (split into amount and currency even when None).
+_MONEY: dict[type, frozenset[str]] = {
+    RfmRow: frozenset({"monetary"}),
+    ProfitRow: frozenset({"revenue", "cost", "margin"}),
+    ForecastRow: frozenset({"amount", "weighted"}),
+    UserKpi: frozenset({"order_revenue"}),
+}
+
+
+def _missing(package: str, method: str) -> ImportError:
+    return ImportError(
+        f"Rows.{method}() needs {package}, which is not installed: "
+        f"`pip install {package}` (or `pip install crm-core[dataframes]`)"
+    )
+
+
+class Rows(List[T]):
+    """A list of results (analytics rows, records, export dicts or tuples) with tabular
+    conversions. ``of`` is the item type (it names the columns of an empty list); ``columns``
+    names the fields of tuple items, or selects and orders the columns of the others."""
+
+    __slots__ = ("_of", "_columns")
+
+    def __init__(
+        self,
+        items: Iterable[T] = (),
+        of: Optional[type] = None,
+        columns: Optional[Sequence[str]] = None,
+    ) -> None:
+        super().__init__(items)
+        self._of = of
+        self._columns: Optional[tuple[str, ...]] = tuple(columns) if columns is not None else None
+
+    def __repr__(self) -> str:
+        return f"Rows({list.__repr__(self)})"
+
+    def _item_type(self) -> Optional[type]:
+        if self._of is not None:
+            return self._of
+        return type(self[0]) if self else None
+
+    def columns(self, *, split_money: bool = True) -> list[str]:
+        """The column names of :meth:`to_dicts` (also for an empty list of a known type)."""
+        of = self._item_type()
+        if self._columns is not None and (of is tuple or of not in _COLUMNS):
+            base: Sequence[str] = self._columns
+        elif of in _COLUMNS:
+            assert of is not None
+            base = self._columns if self._columns is not None else _COLUMNS[of]
+        else:
+            seen: dict[str, None] = {}
+            for d in self._raw_dicts():
+                for k in d:
+                    seen.setdefault(k, None)
+            return list(seen)
+        if not split_money:
+            return list(base)
+        money = _MONEY.get(of, frozenset()) if of is not None else frozenset()
+        out: list[str] = []
+        for c in base:
+            out.append(c)
+            if c in money:
+                out.append(f"{c}_currency")
+        return out
+
+    def _raw_dicts(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for item in self:
+            cols = _COLUMNS.get(type(item))
+            if cols is not None:
+                out.append({c: getattr(item, c) for c in cols})
+            elif isinstance(item, dict):
+                out.append(dict(item))
+            elif isinstance(item, Record):
+                out.append(item.to_dict())
+            elif isinstance(item, tuple):
+                names = self._columns or tuple(f"c{i}" for i in range(len(item)))
+                out.append(dict(zip(names, item)))
+            elif hasattr(item, "to_dict"):
+                out.append(dict(item.to_dict()))
+            else:
+                raise TypeError(f"cannot tabulate a {type(item).__name__}")
+        return out
+
+    def to_dicts(self, *, split_money: bool = True) -> list[dict[str, Any]]:
+        """One plain dict per item. ``Money`` values become ``<name>`` (``Decimal``) and
+        ``<name>_currency`` (``str``) unless ``split_money=False``; ``Decimal`` stays ``Decimal``."""
+        of = self._item_type()
+        money = _MONEY.get(of, frozenset()) if of is not None else frozenset()
+        rows = self._raw_dicts()
+        if self._columns is not None and of is not tuple:
+            rows = [{c: d.get(c) for c in self._columns} for d in rows]
+        if not split_money:
+            return rows
+        out: list[dict[str, Any]] = []
+        for d in rows:
+            e: dict[str, Any] = {}
+            for k, v in d.items():
+                if isinstance(v, Money):
+                    e[k] = v.amount
+                    e[f"{k}_currency"] = v.currency
+                elif v is None and k in money:
+                    e[k] = None
+                    e[f"{k}_currency"] = None
+                else:
+                    e[k] = v
+            out.append(e)
+        return out
+
+    def to_pandas(self, *, split_money: bool = True) -> "_pandas.DataFrame":
+        """A pandas DataFrame (``Decimal`` columns have dtype ``object`` holding ``Decimal``s;
+        datetimes become ``datetime64[ns, UTC]``). Needs pandas."""
+        try:
+            import pandas as pd  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        except ImportError as e:
+            raise _missing("pandas", "to_pandas") from e
+        rows = self.to_dicts(split_money=split_money)
+        cols = self.columns(split_money=split_money)
+        df = pd.DataFrame.from_records(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
+        for c in cols:
+            if rows and all(isinstance(r.get(c), datetime) or r.get(c) is None for r in rows):
+                if any(r.get(c) is not None for r in rows):
+                    df[c] = pd.to_datetime(df[c], utc=True)
+        return df
+
+    def to_polars(self, *, split_money: bool = True) -> "_polars.DataFrame":
+        """A polars DataFrame; ``Decimal`` columns become ``pl.Decimal`` with the largest scale
+        found (exact), other types are inferred. Needs polars."""
+        try:
+            import polars as pl  # type: ignore[import-not-found, unused-ignore]
+        except ImportError as e:
+            raise _missing("polars", "to_polars") from e
+        rows = self.to_dicts(split_money=split_money)
+        cols = self.columns(split_money=split_money)
+        schema: dict[str, Any] = {}
+        for c in cols:
+            values = [r.get(c) for r in rows]
+            decs = [v for v in values if isinstance(v, Decimal)]
+            if decs and all(v is None or isinstance(v, Decimal) for v in values):
+                scale = max(max(-int(v.as_tuple().exponent), 0) for v in decs)
+                schema[c] = pl.Decimal(precision=38, scale=scale)
+        if not rows:
+            return pl.DataFrame({c: [] for c in cols})
+        data = {c: [r.get(c) for r in rows] for c in cols}
+        return pl.DataFrame(data, schema_overrides=schema, strict=False)
