@@ -24,3 +24,6 @@ cd "$here"
 # The tests use the package as a typed client would.
 python -m mypy --strict --no-incremental tests
 python -m pytest "$here/tests" -q -p no:cacheprovider "$@"
+# Smoke test of the example tour through the installed wheel (small data set).
+python "$root/examples/python/tour.py" "$venv/tour.db" --accounts 30 > "$venv/tour.out"
+echo "examples/python/tour.py: ok ($(wc -l < "$venv/tour.out") lines)"
