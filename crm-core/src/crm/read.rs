@@ -207,15 +207,20 @@ impl Crm {
                 ))
             }
         };
-        let filter = crate::query::Filter::Or {
-            any: fields
-                .iter()
-                .map(|f| crate::query::Filter::eq(f, normalised.as_str()))
-                .collect(),
-        };
-        Ok(self
-            .list(ctx, kind, &ListRequest::filter(filter).limit(MAX_PAGE))?
-            .items)
+        // One indexed query per phone field: an `OR` across two columns lets SQLite walk the whole
+        // table in id order instead (measured: 16 ms instead of tens of µs on 100 000 contacts).
+        let mut found: Vec<Record> = Vec::new();
+        for f in fields {
+            let req = ListRequest::filter(crate::query::Filter::eq(f, normalised.as_str()))
+                .limit(MAX_PAGE);
+            for r in self.list(ctx, kind, &req)?.items {
+                if !found.iter().any(|x| x.meta.id == r.meta.id) {
+                    found.push(r);
+                }
+            }
+        }
+        found.sort_by_key(|r| r.meta.id);
+        Ok(found)
     }
 
     /// Every record of `kind` matching `filter` that the user may export, with only `columns` (all
