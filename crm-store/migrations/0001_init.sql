@@ -727,20 +727,20 @@ CREATE INDEX ix_segments_updated ON segments (tenant_id, updated_at);
 
 -- Hot lookups and lists.
 CREATE INDEX ix_accounts_last_order ON accounts (tenant_id, last_order_at);
-CREATE INDEX ix_accounts_phone ON accounts (tenant_id, phone);
-CREATE INDEX ix_accounts_email ON accounts (tenant_id, email);
+CREATE INDEX ix_accounts_phone ON accounts (tenant_id, phone) WHERE phone IS NOT NULL;
+CREATE INDEX ix_accounts_email ON accounts (tenant_id, email) WHERE email IS NOT NULL;
 CREATE INDEX ix_accounts_name ON accounts (tenant_id, name);
 CREATE INDEX ix_accounts_territory ON accounts (tenant_id, territory_id);
 CREATE INDEX ix_accounts_parent ON accounts (tenant_id, parent_id);
-CREATE INDEX ix_contacts_phone ON contacts (tenant_id, phone);
-CREATE INDEX ix_contacts_mobile ON contacts (tenant_id, mobile);
-CREATE INDEX ix_contacts_email ON contacts (tenant_id, email);
+CREATE INDEX ix_contacts_phone ON contacts (tenant_id, phone) WHERE phone IS NOT NULL;
+CREATE INDEX ix_contacts_mobile ON contacts (tenant_id, mobile) WHERE mobile IS NOT NULL;
+CREATE INDEX ix_contacts_email ON contacts (tenant_id, email) WHERE email IS NOT NULL;
 CREATE INDEX ix_contacts_last_name ON contacts (tenant_id, last_name);
 CREATE INDEX ix_contacts_account ON contacts (tenant_id, account_id);
 CREATE INDEX ix_account_contacts_account ON account_contacts (tenant_id, account_id);
 CREATE INDEX ix_account_contacts_contact ON account_contacts (tenant_id, contact_id);
-CREATE INDEX ix_leads_phone ON leads (tenant_id, phone);
-CREATE INDEX ix_leads_email ON leads (tenant_id, email);
+CREATE INDEX ix_leads_phone ON leads (tenant_id, phone) WHERE phone IS NOT NULL;
+CREATE INDEX ix_leads_email ON leads (tenant_id, email) WHERE email IS NOT NULL;
 CREATE INDEX ix_leads_last_name ON leads (tenant_id, last_name);
 CREATE INDEX ix_leads_channel ON leads (tenant_id, channel);
 CREATE INDEX ix_leads_status ON leads (tenant_id, status);
@@ -767,7 +767,7 @@ CREATE INDEX ix_knowledge_articles_product ON knowledge_articles (tenant_id, pro
 CREATE INDEX ix_campaign_members_campaign ON campaign_members (tenant_id, campaign_id);
 CREATE INDEX ix_campaign_members_contact ON campaign_members (tenant_id, contact_id);
 CREATE INDEX ix_campaign_members_lead ON campaign_members (tenant_id, lead_id);
-CREATE INDEX ix_users_email ON users (tenant_id, email);
+CREATE INDEX ix_users_email ON users (tenant_id, email) WHERE email IS NOT NULL;
 CREATE INDEX ix_attachments_record ON attachments (tenant_id, record_kind, record_id);
 CREATE INDEX ix_custom_fields_entity ON custom_fields (tenant_id, entity);
 CREATE INDEX ix_transitions_record ON transitions (tenant_id, record_kind, record_id);

@@ -207,11 +207,14 @@ impl Crm {
                 ))
             }
         };
-        // One indexed query per phone field: an `OR` across two columns lets SQLite walk the whole
-        // table in id order instead (measured: 16 ms instead of tens of µs on 100 000 contacts).
+        // One query per phone field, each ordered by that field so its (tenant, field, id) index
+        // serves both the filter and the order: an `OR` across columns, or an order by id, lets
+        // SQLite walk the whole table instead (measured: 14–16 ms instead of tens of µs on 100 000
+        // contacts whose `mobile` is mostly empty).
         let mut found: Vec<Record> = Vec::new();
         for f in fields {
             let req = ListRequest::filter(crate::query::Filter::eq(f, normalised.as_str()))
+                .sort_by(f, false)
                 .limit(MAX_PAGE);
             for r in self.list(ctx, kind, &req)?.items {
                 if !found.iter().any(|x| x.meta.id == r.meta.id) {
