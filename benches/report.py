@@ -79,10 +79,10 @@ print("""
   checks permissions. Plan: one audit entry and one outbox event per *batch* with per-record diffs inside,
   a cheaper canonical encoding for the hash, a fast path for phones already in E.164, and dropping the
   `updated_at` index from the hot tables.
-- **Phone lookup** (target ≤ 2×). The raw query is ~3 µs; the facade parses the number (once in
-  `find_by_phone` and again when resolving the filter), opens a read snapshot, decodes every column of
-  the row and copies it for redaction. Plan: normalise once, decode only requested columns, reuse the
-  compiled statement text per query shape.
+- **Phone lookup** (target ≤ 2×). The raw query is ~3 µs; the facade parses the number with
+  libphonenumber (~6 µs), runs one indexed query per phone field, opens a read snapshot per query,
+  decodes every column of the row and copies it for redaction. Plan: one snapshot for the whole lookup,
+  decode only requested columns, reuse the compiled statement text per query shape.
 - **Audited update** (target ≤ 1.5×) and **scoped pages** (target ≤ 2×) sit at their borders: across
   runs on this 2-core machine the audited update measured 1.36×–1.66× and the scoped pages 1.92×–2.10×.
   The audit entry costs an insert into a three-index table plus the hash; the page costs decoding every
@@ -90,7 +90,9 @@ print("""
   decoding only the columns a caller reads.
 """)
 print("""
-Not yet measured here (rows of the benchmark plan still to build): the Python wheel against SQLAlchemy,
-the screen pop against hand-written queries at 10⁶ customers, RFM and profit-by-segment against DuckDB,
+The Python rows (the wheel against SQLAlchemy 2 ORM) are measured by `bash benches/python/run.sh`; see
+benches/python/README.md (create 0.80× SQLAlchemy's rows/s, lookup 3.5× faster: both below target).
+
+Not yet measured here (rows of the benchmark plan still to build): the screen pop against hand-written queries at 10⁶ customers, RFM and profit-by-segment against DuckDB,
 the JSON Lines export's peak memory, and growth from 10⁴ to 10⁶. See the issue notes for the plan.
 """)
