@@ -20,20 +20,8 @@ pub fn size() -> usize {
         .unwrap_or(10_000)
 }
 
-/// SplitMix64, seeded: the same data every run.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+/// The seeded generator of the demo data: the same data every run.
+pub use crm_examples::demo::Rng;
 
 const COUNTRIES: &[&str] = &["IT", "DE", "FR", "ES", "AT"];
 
@@ -48,7 +36,7 @@ pub struct Customer {
 
 /// `n` customers starting at sequence `from`, owners among `reps` reps.
 pub fn customers(from: usize, n: usize, reps: usize) -> Vec<Customer> {
-    let mut rng = Rng(from as u64 ^ 0x5EED);
+    let mut rng = Rng::new(from as u64 ^ 0x5EED);
     (from..from + n)
         .map(|i| Customer {
             name: format!("Customer {i:07}"),

@@ -520,14 +520,7 @@ pub fn explain_record(
     let scopes = scopes(p, action, kind);
     let which = if action.is_write() { "write" } else { "read" };
     for s in &scopes {
-        let hit = match s {
-            Scope::All => true,
-            Scope::Own => false,
-            Scope::Team => p.teammates.contains(&owner),
-            Scope::Subordinates => p.subordinates.contains(&owner),
-            Scope::Territory => account_territory.is_some_and(|t| p.territories.contains(&t)),
-        };
-        if hit {
+        if scope_covers(p, *s, owner, account_territory) {
             let why = match s {
                 Scope::All => "every record of the tenant".to_owned(),
                 Scope::Team => "the owner is a teammate".to_owned(),
@@ -573,6 +566,23 @@ pub fn explain_record(
         )
     };
     Decision::deny("record_scope", reason)
+}
+
+/// Whether scope `s` of `p` covers a record owned by `owner` whose account lies in `account_territory`
+/// (own records are checked before scopes).
+fn scope_covers(
+    p: &Principal,
+    s: Scope,
+    owner: RecordId,
+    account_territory: Option<RecordId>,
+) -> bool {
+    match s {
+        Scope::All => true,
+        Scope::Own => false,
+        Scope::Team => p.teammates.contains(&owner),
+        Scope::Subordinates => p.subordinates.contains(&owner),
+        Scope::Territory => account_territory.is_some_and(|t| p.territories.contains(&t)),
+    }
 }
 
 /// Field rule of `p` for `field` of `kind`.
@@ -668,17 +678,11 @@ pub fn decide(
             Some(r) => r.read.as_slice(),
             None => &[],
         };
-        for s in scopes {
-            let hit = match s {
-                Scope::All => true,
-                Scope::Own => false,
-                Scope::Team => p.teammates.contains(&owner),
-                Scope::Subordinates => p.subordinates.contains(&owner),
-                Scope::Territory => account_territory.is_some_and(|t| p.territories.contains(&t)),
-            };
-            if hit {
-                return true;
-            }
+        if scopes
+            .iter()
+            .any(|s| scope_covers(p, *s, owner, account_territory))
+        {
+            return true;
         }
     }
     matches!(share, Some(edit) if edit || !action.is_write())

@@ -38,11 +38,12 @@ pub fn run_all(store: &dyn Store) {
 // ---------------------------------------------------------------- helpers
 
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 3, 1, 9, 30, 0).unwrap() + Duration::microseconds(123_456)
+    let start = Utc.with_ymd_and_hms(2024, 3, 1, 9, 30, 0).unwrap(); // ok: conformance test code (feature `testing`)
+    start + Duration::microseconds(123_456)
 }
 
 pub fn tenant(name: &str) -> TenantId {
-    TenantId::new(name).unwrap()
+    TenantId::new(name).unwrap() // ok: conformance test code (feature `testing`)
 }
 
 pub fn new_id() -> RecordId {
@@ -50,15 +51,15 @@ pub fn new_id() -> RecordId {
 }
 
 pub fn dec(s: &str) -> Decimal {
-    s.parse().unwrap()
+    s.parse().unwrap() // ok: conformance test code (feature `testing`)
 }
 
 pub fn money(amount: &str, ccy: &str) -> Value {
-    Value::Money(Money::parse(amount, ccy).unwrap())
+    Value::Money(Money::parse(amount, ccy).unwrap()) // ok: conformance test code (feature `testing`)
 }
 
 pub fn date(y: i32, m: u32, d: u32) -> Value {
-    Value::Date(NaiveDate::from_ymd_opt(y, m, d).unwrap())
+    Value::Date(NaiveDate::from_ymd_opt(y, m, d).unwrap()) // ok: conformance test code (feature `testing`)
 }
 
 /// A version-1 record with fixed bookkeeping.
@@ -82,19 +83,19 @@ pub fn record(kind: EntityKind, tenant: &TenantId, owner: RecordId, fields: Fiel
 }
 
 pub fn insert_all(store: &dyn Store, records: &[Record]) {
-    let mut tx = store.write().unwrap();
+    let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
     for r in records {
-        tx.insert(r).unwrap();
+        tx.insert(r).unwrap(); // ok: conformance test code (feature `testing`)
     }
-    tx.commit().unwrap();
+    tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
 }
 
 pub fn get(store: &dyn Store, r: &Record, custom: &CustomTypes) -> Option<Record> {
     store
         .read()
-        .unwrap()
+        .unwrap() // ok: conformance test code (feature `testing`)
         .get(r.meta.kind, &r.meta.tenant, r.meta.id, custom)
-        .unwrap()
+        .unwrap() // ok: conformance test code (feature `testing`)
 }
 
 /// The record without `Null` values (a store does not keep them).
@@ -105,8 +106,8 @@ pub fn without_nulls(mut r: Record) -> Record {
 }
 
 pub fn ids(store: &dyn Store, q: &Query) -> BTreeSet<RecordId> {
-    let rows = store.read().unwrap().query(q).unwrap();
-    let n = store.read().unwrap().count(q).unwrap();
+    let rows = store.read().unwrap().query(q).unwrap(); // ok: conformance test code (feature `testing`)
+    let n = store.read().unwrap().count(q).unwrap(); // ok: conformance test code (feature `testing`)
     assert_eq!(
         n as usize,
         rows.len(),
@@ -121,7 +122,7 @@ fn set(rs: &[&Record]) -> BTreeSet<RecordId> {
 }
 
 fn builtin(kind: EntityKind, name: &str) -> Column {
-    let f = kind.schema().field(name).unwrap();
+    let f = kind.schema().field(name).unwrap(); // ok: conformance test code (feature `testing`)
     Column::Builtin {
         name: f.name,
         ty: f.ty.clone(),
@@ -250,7 +251,7 @@ pub fn round_trip_every_value_kind(store: &dyn Store) {
     let all = [account, opp, quote, role, user, contact.clone()];
     insert_all(store, &all);
     for r in &all {
-        let got = get(store, r, &types).expect("inserted record is found");
+        let got = get(store, r, &types).expect("inserted record is found"); // ok: conformance test code (feature `testing`)
         assert_eq!(
             got,
             without_nulls(r.clone()),
@@ -259,7 +260,7 @@ pub fn round_trip_every_value_kind(store: &dyn Store) {
         );
     }
     // Unknown custom keys come back as raw JSON, never dropped.
-    let got = get(store, &contact, &CustomTypes::new()).unwrap();
+    let got = get(store, &contact, &CustomTypes::new()).unwrap(); // ok: conformance test code (feature `testing`)
     assert_eq!(
         got.custom.len(),
         contact.custom.len() - 1 + 1,
@@ -286,24 +287,24 @@ pub fn stale_update_is_a_conflict(store: &dyn Store) {
     b.meta.version = 2;
     b.fields.insert("name".into(), "v2".into());
     {
-        let mut tx = store.write().unwrap();
-        tx.update(&b, 1).unwrap();
-        tx.commit().unwrap();
+        let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.update(&b, 1).unwrap(); // ok: conformance test code (feature `testing`)
+        tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
     }
     let mut c = b.clone();
     c.meta.version = 2;
     c.fields.insert("name".into(), "stale".into());
     {
-        let mut tx = store.write().unwrap();
+        let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
         let e = tx.update(&c, 1).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Conflict);
         assert_eq!(e.rule.as_deref(), Some("stale_version"));
-        tx.commit().unwrap();
+        tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
     }
-    assert_eq!(get(store, &a, &CustomTypes::new()).unwrap(), b);
+    assert_eq!(get(store, &a, &CustomTypes::new()).unwrap(), b); // ok: conformance test code (feature `testing`)
     let mut missing = b.clone();
     missing.meta.id = new_id();
-    let mut tx = store.write().unwrap();
+    let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
     assert_eq!(
         tx.update(&missing, 2).unwrap_err().kind,
         ErrorKind::NotFound
@@ -320,8 +321,8 @@ pub fn drop_without_commit_writes_nothing(store: &dyn Store) {
         crate::fields! { "name" => "gone" },
     );
     {
-        let mut tx = store.write().unwrap();
-        tx.insert(&a).unwrap();
+        let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.insert(&a).unwrap(); // ok: conformance test code (feature `testing`)
         tx.append_event(&NewEvent {
             tenant: t.clone(),
             at: t0(),
@@ -331,18 +332,18 @@ pub fn drop_without_commit_writes_nothing(store: &dyn Store) {
             user_id: owner,
             payload: json!({}),
         })
-        .unwrap();
+        .unwrap(); // ok: conformance test code (feature `testing`)
         assert!(tx
             .get(EntityKind::Account, &t, a.meta.id, &CustomTypes::new())
-            .unwrap()
+            .unwrap() // ok: conformance test code (feature `testing`)
             .is_some());
     }
     assert!(get(store, &a, &CustomTypes::new()).is_none());
     assert!(store
         .read()
-        .unwrap()
+        .unwrap() // ok: conformance test code (feature `testing`)
         .pending_events(&t, 0, 10)
-        .unwrap()
+        .unwrap() // ok: conformance test code (feature `testing`)
         .is_empty());
 }
 
@@ -360,12 +361,12 @@ pub fn tenants_are_isolated(store: &dyn Store) {
     b.meta.tenant = t2.clone();
     b.fields.insert("name".into(), "Other".into());
     insert_all(store, &[a.clone(), b.clone()]);
-    assert_eq!(get(store, &a, &CustomTypes::new()).unwrap(), a);
-    assert_eq!(get(store, &b, &CustomTypes::new()).unwrap(), b);
+    assert_eq!(get(store, &a, &CustomTypes::new()).unwrap(), a); // ok: conformance test code (feature `testing`)
+    assert_eq!(get(store, &b, &CustomTypes::new()).unwrap(), b); // ok: conformance test code (feature `testing`)
     let q = Query::all(EntityKind::Account, t1.clone());
-    let rows = store.read().unwrap().query(&q).unwrap();
+    let rows = store.read().unwrap().query(&q).unwrap(); // ok: conformance test code (feature `testing`)
     assert_eq!(rows, vec![a.clone()]);
-    assert_eq!(store.read().unwrap().count(&q).unwrap(), 1);
+    assert_eq!(store.read().unwrap().count(&q).unwrap(), 1); // ok: conformance test code (feature `testing`)
     let q = q.and(Cond::OwnerIn(vec![owner]));
     assert_eq!(ids(store, &q), set(&[&a]));
     let mut c = a.clone();
@@ -373,7 +374,7 @@ pub fn tenants_are_isolated(store: &dyn Store) {
     assert!(get(store, &c, &CustomTypes::new()).is_none());
     // Updating through the wrong tenant finds nothing.
     c.meta.version = 2;
-    let mut tx = store.write().unwrap();
+    let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
     assert_eq!(tx.update(&c, 1).unwrap_err().kind, ErrorKind::NotFound);
 }
 
@@ -809,7 +810,7 @@ pub fn page_all(
     let mut out: Vec<Record> = Vec::new();
     q.limit = Some(limit);
     loop {
-        let page = store.read().unwrap().query(&q).unwrap();
+        let page = store.read().unwrap().query(&q).unwrap(); // ok: conformance test code (feature `testing`)
         assert!(page.len() <= limit as usize);
         let Some(last) = page.last() else { break };
         q.after = Some(crate::Keyset {
@@ -909,7 +910,7 @@ pub fn keyset_paging(store: &dyn Store) {
             Box::new(|v: &Value| {
                 v.as_money().map(|m| {
                     (
-                        (m.amount * Decimal::from(10_000)).try_into().unwrap(),
+                        (m.amount * Decimal::from(10_000)).try_into().unwrap(), // ok: conformance test code (feature `testing`)
                         String::new(),
                     )
                 })
@@ -985,38 +986,38 @@ pub fn liveness_and_counts(store: &dyn Store) {
         .collect();
     insert_all(store, &recs);
     let mut q = Query::all(EntityKind::Lead, t.clone());
-    let rd = store.read().unwrap();
-    assert_eq!(rd.count(&q).unwrap(), 7);
+    let rd = store.read().unwrap(); // ok: conformance test code (feature `testing`)
+    assert_eq!(rd.count(&q).unwrap(), 7); // ok: conformance test code (feature `testing`)
     q.liveness = Liveness::Deleted;
-    assert_eq!(rd.count(&q).unwrap(), 3);
+    assert_eq!(rd.count(&q).unwrap(), 3); // ok: conformance test code (feature `testing`)
     q.liveness = Liveness::Any;
-    assert_eq!(rd.count(&q).unwrap(), 10);
+    assert_eq!(rd.count(&q).unwrap(), 10); // ok: conformance test code (feature `testing`)
     q.limit = Some(4);
-    assert_eq!(rd.query(&q).unwrap().len(), 4);
-    assert_eq!(rd.count(&q).unwrap(), 10, "count ignores limit");
-    // get ignores liveness.
+    assert_eq!(rd.query(&q).unwrap().len(), 4); // ok: conformance test code (feature `testing`)
+    assert_eq!(rd.count(&q).unwrap(), 10, "count ignores limit"); // ok: conformance test code (feature `testing`)
+                                                                  // get ignores liveness.
     assert!(rd
         .get(EntityKind::Lead, &t, recs[0].meta.id, &CustomTypes::new())
-        .unwrap()
+        .unwrap() // ok: conformance test code (feature `testing`)
         .is_some());
     drop(rd);
     // Soft delete and restore through update.
     let mut r = recs[5].clone();
     r.meta.version = 2;
     r.meta.deleted_at = Some(t0());
-    let mut tx = store.write().unwrap();
-    tx.update(&r, 1).unwrap();
-    tx.commit().unwrap();
+    let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
+    tx.update(&r, 1).unwrap(); // ok: conformance test code (feature `testing`)
+    tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
     q.liveness = Liveness::Live;
     q.limit = None;
-    assert_eq!(store.read().unwrap().count(&q).unwrap(), 6);
+    assert_eq!(store.read().unwrap().count(&q).unwrap(), 6); // ok: conformance test code (feature `testing`)
     r.meta.version = 3;
     r.meta.deleted_at = None;
-    let mut tx = store.write().unwrap();
-    tx.update(&r, 2).unwrap();
-    tx.commit().unwrap();
-    assert_eq!(store.read().unwrap().count(&q).unwrap(), 7);
-    assert_eq!(get(store, &r, &CustomTypes::new()).unwrap(), r);
+    let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
+    tx.update(&r, 2).unwrap(); // ok: conformance test code (feature `testing`)
+    tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
+    assert_eq!(store.read().unwrap().count(&q).unwrap(), 7); // ok: conformance test code (feature `testing`)
+    assert_eq!(get(store, &r, &CustomTypes::new()).unwrap(), r); // ok: conformance test code (feature `testing`)
 }
 
 pub fn purge_removes(store: &dyn Store) {
@@ -1028,9 +1029,9 @@ pub fn purge_removes(store: &dyn Store) {
         crate::fields! { "name" => "x" },
     );
     insert_all(store, std::slice::from_ref(&a));
-    let mut tx = store.write().unwrap();
-    tx.purge(EntityKind::Account, &t, a.meta.id).unwrap();
-    tx.commit().unwrap();
+    let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
+    tx.purge(EntityKind::Account, &t, a.meta.id).unwrap(); // ok: conformance test code (feature `testing`)
+    tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
     assert!(get(store, &a, &CustomTypes::new()).is_none());
 }
 
@@ -1088,7 +1089,7 @@ pub fn audit_log(store: &dyn Store) {
     let other = tenant("conf-audit-other");
     let (u1, u2) = (new_id(), new_id());
     let (r1, r2) = (new_id(), new_id());
-    assert_eq!(store.read().unwrap().audit_head(&t).unwrap(), None);
+    assert_eq!(store.read().unwrap().audit_head(&t).unwrap(), None); // ok: conformance test code (feature `testing`)
     let mut entries = Vec::new();
     let mut prev = String::new();
     for seq in 1..=6_u64 {
@@ -1106,24 +1107,24 @@ pub fn audit_log(store: &dyn Store) {
         entries.push(e);
     }
     {
-        let mut tx = store.write().unwrap();
+        let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
         for e in &entries {
-            tx.append_audit(e).unwrap();
+            tx.append_audit(e).unwrap(); // ok: conformance test code (feature `testing`)
         }
         tx.append_audit(&entry(&other, 1, "", u1, r1, t0()))
-            .unwrap();
-        tx.commit().unwrap();
+            .unwrap(); // ok: conformance test code (feature `testing`)
+        tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
     }
-    let rd = store.read().unwrap();
+    let rd = store.read().unwrap(); // ok: conformance test code (feature `testing`)
     assert_eq!(
-        rd.audit_head(&t).unwrap(),
+        rd.audit_head(&t).unwrap(), // ok: conformance test code (feature `testing`)
         Some((6, entries[5].hash.clone()))
     );
-    assert_eq!(rd.audit(&AuditQuery::tenant(t.clone())).unwrap(), entries);
-    assert!(crate::verify_chain(&rd.audit(&AuditQuery::tenant(t.clone())).unwrap()).ok);
+    assert_eq!(rd.audit(&AuditQuery::tenant(t.clone())).unwrap(), entries); // ok: conformance test code (feature `testing`)
+    assert!(crate::verify_chain(&rd.audit(&AuditQuery::tenant(t.clone())).unwrap()).ok); // ok: conformance test code (feature `testing`)
     let base = AuditQuery::tenant(t.clone());
     let seqs =
-        |q: AuditQuery| -> Vec<u64> { rd.audit(&q).unwrap().iter().map(|e| e.seq).collect() };
+        |q: AuditQuery| -> Vec<u64> { rd.audit(&q).unwrap().iter().map(|e| e.seq).collect() }; // ok: conformance test code (feature `testing`)
     assert_eq!(
         seqs(AuditQuery {
             record: Some((EntityKind::Account, r2)),
@@ -1178,11 +1179,11 @@ pub fn audit_log(store: &dyn Store) {
         vec![5, 6]
     );
     assert_eq!(seqs(AuditQuery::tenant(other.clone())), vec![1]);
-    let tenants = rd.tenants().unwrap();
+    let tenants = rd.tenants().unwrap(); // ok: conformance test code (feature `testing`)
     assert!(tenants.contains(&t) && tenants.contains(&other));
     drop(rd);
     // A duplicate sequence number is refused.
-    let mut tx = store.write().unwrap();
+    let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
     assert!(tx.append_audit(&entries[0]).is_err());
 }
 
@@ -1200,16 +1201,16 @@ pub fn outbox(store: &dyn Store) {
     };
     let mut seqs = Vec::new();
     {
-        let mut tx = store.write().unwrap();
+        let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
         for i in 0..5 {
-            seqs.push(tx.append_event(&ev(&t, &format!("e{i}"))).unwrap());
+            seqs.push(tx.append_event(&ev(&t, &format!("e{i}"))).unwrap()); // ok: conformance test code (feature `testing`)
         }
-        tx.append_event(&ev(&other, "x")).unwrap();
-        tx.commit().unwrap();
+        tx.append_event(&ev(&other, "x")).unwrap(); // ok: conformance test code (feature `testing`)
+        tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
     }
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seqs increase");
-    let rd = store.read().unwrap();
-    let pending = rd.pending_events(&t, 0, 100).unwrap();
+    let rd = store.read().unwrap(); // ok: conformance test code (feature `testing`)
+    let pending = rd.pending_events(&t, 0, 100).unwrap(); // ok: conformance test code (feature `testing`)
     assert_eq!(pending.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
     assert_eq!(pending[2].event_type, "e2");
     assert_eq!(
@@ -1219,24 +1220,24 @@ pub fn outbox(store: &dyn Store) {
     assert_eq!(pending[0].at, t0());
     assert_eq!(
         rd.pending_events(&t, seqs[1], 2)
-            .unwrap()
+            .unwrap() // ok: conformance test code (feature `testing`)
             .iter()
             .map(|e| e.seq)
             .collect::<Vec<_>>(),
         seqs[2..4]
     );
     drop(rd);
-    let mut tx = store.write().unwrap();
-    assert_eq!(tx.ack_events(&t, &[seqs[0], seqs[2], seqs[2]]).unwrap(), 2);
-    // Acking another tenant's event does nothing.
+    let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
+    assert_eq!(tx.ack_events(&t, &[seqs[0], seqs[2], seqs[2]]).unwrap(), 2); // ok: conformance test code (feature `testing`)
+                                                                             // Acking another tenant's event does nothing.
     let other_seq = store_other_seq(&*tx, &other);
-    assert_eq!(tx.ack_events(&t, &[other_seq]).unwrap(), 0);
-    tx.commit().unwrap();
+    assert_eq!(tx.ack_events(&t, &[other_seq]).unwrap(), 0); // ok: conformance test code (feature `testing`)
+    tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
     let left: Vec<u64> = store
         .read()
-        .unwrap()
+        .unwrap() // ok: conformance test code (feature `testing`)
         .pending_events(&t, 0, 100)
-        .unwrap()
+        .unwrap() // ok: conformance test code (feature `testing`)
         .iter()
         .map(|e| e.seq)
         .collect();
@@ -1244,16 +1245,16 @@ pub fn outbox(store: &dyn Store) {
     assert_eq!(
         store
             .read()
-            .unwrap()
+            .unwrap() // ok: conformance test code (feature `testing`)
             .pending_events(&other, 0, 100)
-            .unwrap()
+            .unwrap() // ok: conformance test code (feature `testing`)
             .len(),
         1
     );
-    let tenants = store.read().unwrap().tenants().unwrap();
+    let tenants = store.read().unwrap().tenants().unwrap(); // ok: conformance test code (feature `testing`)
     assert!(tenants.contains(&t));
 }
 
 fn store_other_seq(tx: &dyn crate::WriteTx, other: &TenantId) -> u64 {
-    tx.pending_events(other, 0, 1).unwrap()[0].seq
+    tx.pending_events(other, 0, 1).unwrap()[0].seq // ok: conformance test code (feature `testing`)
 }

@@ -384,8 +384,8 @@ fn verify_audit_finds_altered_removed_and_reordered_entries() {
         matches!(v.problem.as_deref(), Some("reordered") | Some("altered")),
         "{v:?}"
     );
-    // Removing the newest entry is found too: the chain head no longer matches the records' versions
-    // only if something follows; a truncated tail is reported by the count the host keeps.
+    // Removing an early entry breaks the chain there. (Removing the newest entries leaves a shorter
+    // chain that still verifies: detecting a truncated tail needs the count or head hash kept elsewhere.)
     let v = tampered("DELETE FROM audit_log WHERE tenant_id = 'acme' AND seq = 2");
     assert_eq!(v.first_bad_seq, Some(2));
 }

@@ -13,6 +13,11 @@ use crate::schema::EntityKind;
 use crate::store::AuditQuery;
 use crate::value::{Fields, Value};
 
+use std::sync::Arc;
+
+/// The reader, their tenant's configuration, the record as stored and its audit entries.
+type VisibleHistory = (Arc<Principal>, Arc<TenantCache>, Record, Vec<AuditEntry>);
+
 use super::{Context, Crm, TenantCache};
 
 /// An audit entry as a reader sees it: custom fields by their current name, hidden fields left out.
@@ -119,6 +124,26 @@ impl Crm {
         })
     }
 
+    /// A record the user may read (as stored) and its audit entries, oldest first, before `until`.
+    fn visible_history(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<VisibleHistory> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, kind)
+            .map_err(|_| CrmError::not_found(kind.name(), id))?;
+        let tx = self.store().read()?;
+        let current = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        let mut q = AuditQuery::tenant(ctx.tenant.clone());
+        q.record = Some((kind, id));
+        q.until = until;
+        let entries = tx.audit(&q)?;
+        Ok((p, cache, current, entries))
+    }
+
     /// The record as it was at instant `at`, rebuilt from its history; `None` if it did not exist then
     /// (or was in the trash). Hidden fields are left out.
     pub fn as_of(
@@ -128,16 +153,8 @@ impl Crm {
         id: RecordId,
         at: DateTime<Utc>,
     ) -> Result<Option<Record>> {
-        let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, kind)
-            .map_err(|_| CrmError::not_found(kind.name(), id))?;
-        let tx = self.store().read()?;
-        let current = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
-        let mut q = AuditQuery::tenant(ctx.tenant.clone());
-        q.record = Some((kind, id));
-        q.until = Some(at + chrono::Duration::microseconds(1));
-        let entries = tx.audit(&q)?;
-        drop(tx);
+        let until = at + chrono::Duration::microseconds(1);
+        let (p, cache, current, entries) = self.visible_history(ctx, kind, id, Some(until))?;
         let Some(r) = replay(&current.meta, &entries) else {
             return Ok(None);
         };
@@ -155,19 +172,8 @@ impl Crm {
         id: RecordId,
         version: i64,
     ) -> Result<Option<Record>> {
-        let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, kind)
-            .map_err(|_| CrmError::not_found(kind.name(), id))?;
-        let tx = self.store().read()?;
-        let current = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
-        let mut q = AuditQuery::tenant(ctx.tenant.clone());
-        q.record = Some((kind, id));
-        let entries: Vec<AuditEntry> = tx
-            .audit(&q)?
-            .into_iter()
-            .filter(|e| e.version <= version)
-            .collect();
-        drop(tx);
+        let (p, cache, current, mut entries) = self.visible_history(ctx, kind, id, None)?;
+        entries.retain(|e| e.version <= version);
         if entries.last().map(|e| e.version) != Some(version) {
             return Ok(None);
         }

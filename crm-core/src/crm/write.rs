@@ -147,7 +147,7 @@ impl<'s> Uow<'s> {
         )?;
         self.written
             .push((r.meta.kind, r.meta.id, "record.created".to_owned()));
-        if r.meta.kind.is_configuration() || r.meta.kind == EntityKind::User {
+        if cached(r.meta.kind) {
             self.config_changed = true;
         }
         Ok(())
@@ -157,9 +157,22 @@ impl<'s> Uow<'s> {
     pub(crate) fn replace(
         &mut self,
         old: &Record,
+        new: Record,
+        operation: Operation,
+        event_type: &str,
+        comment: Option<String>,
+    ) -> Result<Record> {
+        self.replace_with(old, new, operation, event_type, json!({}), comment)
+    }
+
+    /// [`Uow::replace`] with `extra` fields added to the event payload `{version, fields}`.
+    pub(crate) fn replace_with(
+        &mut self,
+        old: &Record,
         mut new: Record,
         operation: Operation,
         event_type: &str,
+        extra: serde_json::Value,
         comment: Option<String>,
     ) -> Result<Record> {
         new.meta.version = old.meta.version + 1;
@@ -168,12 +181,11 @@ impl<'s> Uow<'s> {
         self.tx.update(&new, old.meta.version)?;
         let changes = diff(&old.fields, &old.custom, &new.fields, &new.custom);
         let names: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-        self.event(
-            event_type,
-            new.meta.kind,
-            new.meta.id,
-            json!({"version": new.meta.version, "fields": names}),
-        )?;
+        let mut payload = json!({"version": new.meta.version, "fields": names});
+        if let (Some(p), serde_json::Value::Object(x)) = (payload.as_object_mut(), extra) {
+            p.extend(x);
+        }
+        self.event(event_type, new.meta.kind, new.meta.id, payload)?;
         self.written
             .push((new.meta.kind, new.meta.id, event_type.to_owned()));
         self.audit(
@@ -184,7 +196,7 @@ impl<'s> Uow<'s> {
             changes,
             comment,
         )?;
-        if new.meta.kind.is_configuration() || new.meta.kind == EntityKind::User {
+        if cached(new.meta.kind) {
             self.config_changed = true;
         }
         Ok(new)
@@ -491,7 +503,7 @@ impl Crm {
             out.push(r);
         }
         uow.commit(self)?;
-        let cache = if kind.is_configuration() || kind == EntityKind::User {
+        let cache = if cached(kind) {
             self.tenant_cache(&ctx.tenant)?
         } else {
             cache
@@ -560,7 +572,7 @@ impl Crm {
         };
         let saved = uow.replace(&old, new, op, "record.updated", None)?;
         uow.commit(self)?;
-        let cache = if kind.is_configuration() || kind == EntityKind::User {
+        let cache = if cached(kind) {
             self.tenant_cache(&ctx.tenant)?
         } else {
             cache
@@ -637,11 +649,20 @@ impl Crm {
             Some(reason.to_owned()),
         )?;
         uow.event("record.purged", kind, id, json!({}))?;
-        if kind.is_configuration() || kind == EntityKind::User {
+        if cached(kind) {
             uow.config_changed = true;
         }
         uow.commit(self)
     }
+}
+
+/// Whether records of `kind` feed the per-tenant cache (organisation, custom fields, audit switches),
+/// so that writing them must refresh it.
+fn cached(kind: EntityKind) -> bool {
+    matches!(
+        kind,
+        EntityKind::User | EntityKind::Role | EntityKind::CustomField | EntityKind::AuditSetting
+    )
 }
 
 fn refuse_system_managed(kind: EntityKind, action: &str) -> Result<()> {

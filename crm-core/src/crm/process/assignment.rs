@@ -128,8 +128,7 @@ impl Crm {
             .copied();
         let mut next = queue.clone();
         set(&mut next, "cursor", cursor + 1);
-        save(
-            uow,
+        uow.replace_with(
             &queue,
             next,
             Operation::Update,

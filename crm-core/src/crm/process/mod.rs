@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::access::{self, Action, Principal};
-use crate::audit::{diff, Operation};
+use crate::audit::Operation;
 use crate::error::{CrmError, Result};
 use crate::id::RecordId;
 use crate::money::Money;
@@ -274,41 +274,6 @@ fn sla_hours(priority: &str) -> (i64, i64) {
     }
 }
 
-/// Writes `new` over `old` (version bumped), with its audit entry and one event of `event_type`
-/// whose payload is `{version, fields}` plus `extra`.
-fn save(
-    uow: &mut Uow<'_>,
-    old: &Record,
-    mut new: Record,
-    op: Operation,
-    event_type: &str,
-    extra: serde_json::Value,
-    comment: Option<String>,
-) -> Result<Record> {
-    new.meta.version = old.meta.version + 1;
-    new.meta.updated_at = uow.now;
-    new.meta.updated_by = uow.ctx.user_id;
-    uow.tx.update(&new, old.meta.version)?;
-    let changes = diff(&old.fields, &old.custom, &new.fields, &new.custom);
-    let names: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-    let mut payload = json!({"version": new.meta.version, "fields": names});
-    if let (Some(p), serde_json::Value::Object(x)) = (payload.as_object_mut(), extra) {
-        p.extend(x);
-    }
-    uow.event(event_type, new.meta.kind, new.meta.id, payload)?;
-    uow.written
-        .push((new.meta.kind, new.meta.id, event_type.to_owned()));
-    uow.audit(
-        op,
-        new.meta.kind,
-        new.meta.id,
-        new.meta.version,
-        changes,
-        comment,
-    )?;
-    Ok(new)
-}
-
 /// A new record's bookkeeping.
 fn meta(uow: &Uow<'_>, kind: EntityKind, owner: RecordId) -> RecordMeta {
     RecordMeta {
@@ -473,8 +438,7 @@ impl Crm {
         if let (Some(p), serde_json::Value::Object(x)) = (payload.as_object_mut(), extra) {
             p.extend(x);
         }
-        save(
-            uow,
+        uow.replace_with(
             old,
             new,
             Operation::Transition,

@@ -91,8 +91,7 @@ impl Crm {
                 .to_json();
             let mut new = c.clone();
             set(&mut new, "sla_breached", true);
-            save(
-                &mut uow,
+            uow.replace_with(
                 &c,
                 new,
                 Operation::Update,
@@ -176,8 +175,7 @@ impl Crm {
         };
         let mut gone = f.clone();
         gone.meta.deleted_at = Some(uow.now);
-        save(
-            &mut uow,
+        uow.replace_with(
             &f,
             gone,
             Operation::Delete,
@@ -288,8 +286,7 @@ impl Crm {
             set(&mut new, "reminded_at", now);
             let user = t.reference("performed_by").unwrap_or(t.meta.owner_id);
             let extra = json!({"user_id": user.to_string(), "subject": t.text("subject"), "due_at": t.get("due_at").to_json()});
-            save(
-                &mut uow,
+            uow.replace_with(
                 &t,
                 new,
                 Operation::Update,
