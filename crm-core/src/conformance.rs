@@ -25,6 +25,7 @@ pub fn run_all(store: &dyn Store) {
     round_trip_every_value_kind(store);
     stale_update_is_a_conflict(store);
     drop_without_commit_writes_nothing(store);
+    savepoints_undo_part_of_a_transaction(store);
     tenants_are_isolated(store);
     every_condition(store);
     access_predicates(store);
@@ -345,6 +346,49 @@ pub fn drop_without_commit_writes_nothing(store: &dyn Store) {
         .pending_events(&t, 0, 10)
         .unwrap() // ok: conformance test code (feature `testing`)
         .is_empty());
+}
+
+pub fn savepoints_undo_part_of_a_transaction(store: &dyn Store) {
+    let t = tenant("conf-savepoint");
+    let owner = new_id();
+    let rec = |name: &str| {
+        record(
+            EntityKind::Account,
+            &t,
+            owner,
+            crate::fields! { "name" => name },
+        )
+    };
+    let (kept, undone, nested, inner_kept) =
+        (rec("kept"), rec("undone"), rec("nested"), rec("inner"));
+    let none = CustomTypes::new();
+    {
+        let mut tx = store.write().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.insert(&kept).unwrap(); // ok: conformance test code (feature `testing`)
+        tx.release_savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.insert(&undone).unwrap(); // ok: conformance test code (feature `testing`)
+        tx.savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.insert(&nested).unwrap(); // ok: conformance test code (feature `testing`)
+        tx.release_savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.rollback_to_savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+                                             // The transaction is still usable after a rollback to a savepoint.
+        assert!(tx
+            .get(EntityKind::Account, &t, undone.meta.id, &none)
+            .unwrap()
+            .is_none()); // ok: conformance test code (feature `testing`)
+        tx.savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.insert(&inner_kept).unwrap(); // ok: conformance test code (feature `testing`)
+        tx.savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.rollback_to_savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.release_savepoint().unwrap(); // ok: conformance test code (feature `testing`)
+        tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
+    }
+    assert!(get(store, &kept, &none).is_some());
+    assert!(get(store, &inner_kept, &none).is_some());
+    assert!(get(store, &undone, &none).is_none());
+    assert!(get(store, &nested, &none).is_none());
 }
 
 pub fn tenants_are_isolated(store: &dyn Store) {

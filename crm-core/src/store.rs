@@ -126,6 +126,13 @@ pub trait WriteTx: ReadTx {
     fn ack_events(&mut self, tenant: &TenantId, seqs: &[u64]) -> Result<u64>;
     /// Makes filters and sorts on a custom field fast (an index led by tenant).
     fn index_custom_field(&mut self, kind: EntityKind, key: &str, ty: &FieldType) -> Result<()>;
+    /// Opens a savepoint: a later [`WriteTx::rollback_to_savepoint`] undoes everything written
+    /// after it, leaving the transaction open. Savepoints nest.
+    fn savepoint(&mut self) -> Result<()>;
+    /// Keeps what was written since the innermost open savepoint and closes it.
+    fn release_savepoint(&mut self) -> Result<()>;
+    /// Undoes everything written since the innermost open savepoint and closes it.
+    fn rollback_to_savepoint(&mut self) -> Result<()>;
     /// Commits the change, its audit entries and its events together.
     fn commit(self: Box<Self>) -> Result<()>;
 }

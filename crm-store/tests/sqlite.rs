@@ -413,3 +413,22 @@ fn writers_from_many_threads_are_serialised() {
     drop(store);
     remove_db(&path);
 }
+
+#[test]
+fn a_write_waiting_on_an_open_transaction_fails_busy_instead_of_hanging() {
+    let path = temp_path("busy");
+    let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    let held = store.write().unwrap();
+    let other = std::sync::Arc::clone(&store);
+    let waited = std::thread::spawn(move || other.write().map(|_| ()))
+        .join()
+        .unwrap();
+    let e = waited.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Storage);
+    assert_eq!(e.rule.as_deref(), Some("busy"));
+    drop(held);
+    // Once the transaction ends, writes go through again.
+    store.write().unwrap().commit().unwrap();
+    drop(store);
+    remove_db(&path);
+}
