@@ -31,7 +31,7 @@ pub use audit::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crm::{
     AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, MergeOutcome, NewRecord,
-    TransferSummary,
+    OwnedTransaction, Transaction, TransferSummary,
 };
 pub use crm::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use crm::{

@@ -10,6 +10,7 @@ mod process;
 mod read;
 mod resolve;
 mod rules;
+mod transaction;
 mod transfer;
 mod write;
 
@@ -38,6 +39,7 @@ pub use analytics_ops::{
 pub use audit_ops::{HistoryEntry, HistoryPage};
 pub use merge::MergeOutcome;
 pub use process::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
+pub use transaction::{OwnedTransaction, Transaction};
 pub use transfer::TransferSummary;
 pub use write::NewRecord;
 
@@ -166,30 +168,46 @@ impl Crm {
     }
 
     pub(crate) fn tenant_cache(&self, tenant: &TenantId) -> Result<Arc<TenantCache>> {
-        if let Some(c) = self.cache.read().ok().and_then(|c| c.get(tenant).cloned()) {
+        if let Some(c) = self.cached(tenant) {
             return Ok(c);
         }
         let tx = self.store.read()?;
         let cache = Arc::new(load_cache(&*tx, tenant)?);
         drop(tx);
-        if let Ok(mut c) = self.cache.write() {
-            c.insert(tenant.clone(), cache.clone());
-        }
+        self.remember(tenant, cache.clone());
         Ok(cache)
+    }
+
+    /// The tenant's configuration if it is in memory.
+    pub(crate) fn cached(&self, tenant: &TenantId) -> Option<Arc<TenantCache>> {
+        self.cache.read().ok().and_then(|c| c.get(tenant).cloned())
+    }
+
+    /// Keeps a tenant's configuration, loaded from committed data, in memory.
+    pub(crate) fn remember(&self, tenant: &TenantId, cache: Arc<TenantCache>) {
+        if let Ok(mut c) = self.cache.write() {
+            c.insert(tenant.clone(), cache);
+        }
     }
 
     /// The acting user as the access rules see them; an unknown or deactivated user may do nothing.
     pub(crate) fn principal(&self, ctx: &Context) -> Result<(Arc<Principal>, Arc<TenantCache>)> {
         let cache = self.tenant_cache(&ctx.tenant)?;
-        match cache.org.principal(ctx.user_id) {
-            Some(p) if p.active => Ok((p, cache)),
-            Some(_) => Err(CrmError::permission_denied(
-                "act",
-                "tenant",
-                "inactive_user",
-            )),
-            None => Err(CrmError::permission_denied("act", "tenant", "unknown_user")),
-        }
+        Ok((principal_in(&cache, ctx)?, cache))
+    }
+}
+
+/// The acting user of `ctx` in a tenant's configuration; an unknown or deactivated user may do
+/// nothing.
+pub(crate) fn principal_in(cache: &TenantCache, ctx: &Context) -> Result<Arc<Principal>> {
+    match cache.org.principal(ctx.user_id) {
+        Some(p) if p.active => Ok(p),
+        Some(_) => Err(CrmError::permission_denied(
+            "act",
+            "tenant",
+            "inactive_user",
+        )),
+        None => Err(CrmError::permission_denied("act", "tenant", "unknown_user")),
     }
 }
 
@@ -204,7 +222,8 @@ pub(crate) fn load_all(
     tx.query(&q)
 }
 
-fn load_cache(tx: &dyn ReadTx, tenant: &TenantId) -> Result<TenantCache> {
+/// Builds a tenant's configuration from what `tx` sees.
+pub(crate) fn load_cache(tx: &dyn ReadTx, tenant: &TenantId) -> Result<TenantCache> {
     let users = load_all(tx, EntityKind::User, tenant)?;
     let roles = load_all(tx, EntityKind::Role, tenant)?;
     let defs = load_all(tx, EntityKind::CustomField, tenant)?;

@@ -8,11 +8,31 @@ use crate::query::{
 };
 use crate::record::Record;
 use crate::schema::EntityKind;
-use crate::store::ReadTx;
+use crate::store::{ReadTx, Store};
 use crate::value::{Fields, Value};
 
 use super::resolve::Resolver;
 use super::{Context, Crm, TenantCache};
+
+/// Where a read looks: a fresh snapshot of the store, opened only once the request is checked, or
+/// an open transaction (which sees its own writes).
+#[derive(Clone, Copy)]
+pub(crate) enum Reader<'a> {
+    /// A new read snapshot of this store.
+    Store(&'a dyn Store),
+    /// This open transaction.
+    Tx(&'a dyn ReadTx),
+}
+
+impl Reader<'_> {
+    /// Runs `f` on the snapshot or the transaction.
+    pub(crate) fn with<T>(self, f: impl FnOnce(&dyn ReadTx) -> Result<T>) -> Result<T> {
+        match self {
+            Reader::Store(s) => f(&*s.read()?),
+            Reader::Tx(tx) => f(tx),
+        }
+    }
+}
 
 /// Largest page size.
 pub(crate) const MAX_PAGE: u32 = 1000;
@@ -88,11 +108,23 @@ impl Crm {
     /// Records in the trash are returned too (their `deleted_at` is set).
     pub fn get(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, kind)
+        self.get_in(Reader::Store(self.store()), &p, &cache, ctx, kind, id)
+    }
+
+    /// [`Crm::get`] in `tx`.
+    pub(crate) fn get_in(
+        &self,
+        reader: Reader<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+    ) -> Result<Record> {
+        self.require(p, Action::Read, kind)
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
-        let tx = self.store().read()?;
-        let r = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
-        Ok(self.present(&p, &cache, r))
+        let r = reader.with(|tx| self.fetch_visible(tx, p, cache, ctx, kind, id, Action::Read))?;
+        Ok(self.present(p, cache, r))
     }
 
     pub(crate) fn build_query(
@@ -149,13 +181,24 @@ impl Crm {
     /// keyset cursor: page 1 000 costs what page 1 costs.
     pub fn list(&self, ctx: &Context, kind: EntityKind, req: &ListRequest) -> Result<Page<Record>> {
         let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, kind)?;
+        self.list_in(Reader::Store(self.store()), &p, &cache, ctx, kind, req)
+    }
+
+    /// [`Crm::list`] in `tx`.
+    pub(crate) fn list_in(
+        &self,
+        reader: Reader<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        ctx: &Context,
+        kind: EntityKind,
+        req: &ListRequest,
+    ) -> Result<Page<Record>> {
+        self.require(p, Action::Read, kind)?;
         let limit = req.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-        let mut q = self.build_query(&p, &cache, ctx, kind, req, Action::Read)?;
+        let mut q = self.build_query(p, cache, ctx, kind, req, Action::Read)?;
         q.limit = Some(limit + 1);
-        let tx = self.store().read()?;
-        let mut rows = tx.query(&q)?;
-        drop(tx);
+        let mut rows = reader.with(|tx| tx.query(&q))?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = match (more, rows.last()) {
@@ -164,7 +207,7 @@ impl Crm {
         };
         let items = rows
             .into_iter()
-            .map(|r| self.present(&p, &cache, r))
+            .map(|r| self.present(p, cache, r))
             .collect();
         Ok(Page { items, next })
     }
@@ -177,14 +220,26 @@ impl Crm {
         filter: Option<&crate::query::Filter>,
     ) -> Result<u64> {
         let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, kind)?;
+        self.count_in(Reader::Store(self.store()), &p, &cache, ctx, kind, filter)
+    }
+
+    /// [`Crm::count`] in `tx`.
+    pub(crate) fn count_in(
+        &self,
+        reader: Reader<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        ctx: &Context,
+        kind: EntityKind,
+        filter: Option<&crate::query::Filter>,
+    ) -> Result<u64> {
+        self.require(p, Action::Read, kind)?;
         let req = ListRequest {
             filter: filter.cloned(),
             ..Default::default()
         };
-        let q = self.build_query(&p, &cache, ctx, kind, &req, Action::Read)?;
-        let tx = self.store().read()?;
-        tx.count(&q)
+        let q = self.build_query(p, cache, ctx, kind, &req, Action::Read)?;
+        reader.with(|tx| tx.count(&q))
     }
 
     /// Records of `kind` whose phone fields match `phone`, written in any format: the caller-id lookup.

@@ -1,5 +1,6 @@
-//! Writes: create, update, delete (to the trash), restore, purge. Each is one transaction holding the
-//! change, its audit entry and its outbox events.
+//! Writes: create, update, delete (to the trash), restore, purge. Each facade call is one
+//! [`super::Transaction`] holding the change, its audit entry and its outbox events; the `*_in`
+//! functions do the work inside a unit of work, for the facade and for multi-call transactions alike.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -51,6 +52,13 @@ pub(crate) struct Uow<'s> {
     pub(crate) written: Vec<(EntityKind, RecordId, String)>,
     /// Entity types whose changes are not audited (per-tenant audit settings).
     pub(crate) audit_off: Arc<HashSet<EntityKind>>,
+}
+
+/// The in-memory state of a [`Uow`] at a savepoint.
+pub(crate) struct UowMark {
+    head: Option<Option<(u64, String)>>,
+    written: usize,
+    config_changed: bool,
 }
 
 impl<'s> Uow<'s> {
@@ -200,6 +208,24 @@ impl<'s> Uow<'s> {
             self.config_changed = true;
         }
         Ok(new)
+    }
+
+    /// What a failed step must give back besides the rows: the audit chain head, the list of
+    /// records written and the configuration flag.
+    pub(crate) fn mark(&self) -> UowMark {
+        UowMark {
+            head: self.head.clone(),
+            written: self.written.len(),
+            config_changed: self.config_changed,
+        }
+    }
+
+    /// Returns the in-memory state to `mark` (after the store rolled back to the matching
+    /// savepoint).
+    pub(crate) fn reset(&mut self, mark: UowMark) {
+        self.head = mark.head;
+        self.written.truncate(mark.written);
+        self.config_changed = mark.config_changed;
     }
 
     pub(crate) fn commit(mut self, crm: &Crm) -> Result<()> {
@@ -449,9 +475,8 @@ impl Crm {
         kind: EntityKind,
         new: impl Into<NewRecord>,
     ) -> Result<Record> {
-        let mut v = self.create_many(ctx, kind, vec![new.into()])?;
-        v.pop()
-            .ok_or_else(|| CrmError::internal("batch create returned nothing"))
+        let new = new.into();
+        self.in_transaction(ctx, |tx| tx.create(kind, new))
     }
 
     /// Creates many records of one type in one transaction: all of them or, if one is invalid, none
@@ -462,26 +487,73 @@ impl Crm {
         kind: EntityKind,
         rows: Vec<NewRecord>,
     ) -> Result<Vec<Record>> {
-        let (p, cache) = self.principal(ctx)?;
+        self.in_transaction(ctx, |tx| tx.create_many(kind, rows))
+    }
+
+    /// Changes fields of a record. `expected_version` is the version the caller read: if the record
+    /// changed since, the update is a `Conflict` and nothing is written. Setting a field to `Null`
+    /// clears it. Writing a hidden or read-only field refuses the whole update.
+    pub fn update(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        expected_version: i64,
+        changes: Fields,
+    ) -> Result<Record> {
+        self.in_transaction(ctx, |tx| tx.update(kind, id, expected_version, changes))
+    }
+
+    /// Moves a record to the trash (a soft delete, recorded). `expected_version`, when given, guards
+    /// against deleting a record changed since it was read.
+    pub fn delete(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        self.in_transaction(ctx, |tx| tx.delete(kind, id, expected_version))
+    }
+
+    /// Brings a record back from the trash (recorded). Today's validation rules apply to it.
+    pub fn restore(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
+        self.in_transaction(ctx, |tx| tx.restore(kind, id))
+    }
+
+    /// Removes a record in the trash for good. The audit log keeps its history and records the purge.
+    pub fn purge(&self, ctx: &Context, kind: EntityKind, id: RecordId, reason: &str) -> Result<()> {
+        self.in_transaction(ctx, |tx| tx.purge(kind, id, reason))
+    }
+
+    // ------------------------------------------------- the writes, inside a unit of work
+
+    /// [`Crm::create_many`] inside `uow`, for `p`; returns the records as `p` may see them.
+    pub(crate) fn create_many_in(
+        &self,
+        uow: &mut Uow<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        kind: EntityKind,
+        rows: Vec<NewRecord>,
+    ) -> Result<Vec<Record>> {
         refuse_system_managed(kind, "create")?;
-        self.require(&p, Action::Create, kind)?;
-        let now = self.now();
-        let mut uow = self.begin(ctx, now)?;
+        self.require(p, Action::Create, kind)?;
+        let (ctx, now) = (uow.ctx.clone(), uow.now);
         let mut out = Vec::with_capacity(rows.len());
         let many = rows.len() > 1;
         for (i, row) in rows.into_iter().enumerate() {
             let row_err = |e: CrmError| if many { in_row(e, i) } else { e };
             let owner = self
-                .owner_for(&p, kind, &cache, row.owner_id)
+                .owner_for(p, kind, cache, row.owner_id)
                 .map_err(row_err)?;
             let (fields, custom) = self
-                .apply_input(&p, &cache.customs, kind, row.fields, None)
+                .apply_input(p, &cache.customs, kind, row.fields, None)
                 .map_err(row_err)?;
-            let mut r = self.new_record(ctx, kind, owner, now, fields, custom);
-            self.check_record(&*uow.tx, &cache, ctx, &mut r, None)
+            let mut r = self.new_record(&ctx, kind, owner, now, fields, custom);
+            self.check_record(&*uow.tx, cache, &ctx, &mut r, None)
                 .map_err(row_err)?;
-            self.before_insert(&mut uow, &cache, &mut r)
-                .map_err(row_err)?;
+            self.before_insert(uow, cache, &mut r).map_err(row_err)?;
             uow.insert(
                 &r,
                 if kind.is_configuration() {
@@ -502,16 +574,7 @@ impl Crm {
             }
             out.push(r);
         }
-        uow.commit(self)?;
-        let cache = if cached(kind) {
-            self.tenant_cache(&ctx.tenant)?
-        } else {
-            cache
-        };
-        Ok(out
-            .into_iter()
-            .map(|r| self.present(&p, &cache, r))
-            .collect())
+        Ok(out.into_iter().map(|r| self.present(p, cache, r)).collect())
     }
 
     /// Loads a record for a change by `p`: `NotFound` if they may not read it, `PermissionDenied`
@@ -541,29 +604,63 @@ impl Crm {
         Ok(r)
     }
 
-    /// Changes fields of a record. `expected_version` is the version the caller read: if the record
-    /// changed since, the update is a `Conflict` and nothing is written. Setting a field to `Null`
-    /// clears it. Writing a hidden or read-only field refuses the whole update.
-    pub fn update(
+    /// Loads a record `p` may change, not in the trash, at the version the caller read — else
+    /// `NotFound`, `PermissionDenied` or `Conflict`.
+    pub(crate) fn fetch_current(
         &self,
-        ctx: &Context,
+        uow: &Uow<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        kind: EntityKind,
+        id: RecordId,
+        expected_version: i64,
+    ) -> Result<Record> {
+        let r = self.fetch_for_write(uow, p, cache, kind, id, Action::Update)?;
+        if r.meta.deleted_at.is_some() {
+            return Err(CrmError::conflict(
+                kind.name(),
+                "in_trash",
+                "the record is in the trash; restore it first",
+            ));
+        }
+        if r.meta.version != expected_version {
+            return Err(CrmError::conflict(
+                kind.name(),
+                "stale_version",
+                format!(
+                    "the record changed since it was read (version {} now, {} expected)",
+                    r.meta.version, expected_version
+                ),
+            ));
+        }
+        Ok(r)
+    }
+
+    /// [`Crm::update`] inside `uow`.
+    #[allow(clippy::too_many_arguments)] // unit of work, principal, configuration and the call's own
+    pub(crate) fn update_in(
+        &self,
+        uow: &mut Uow<'_>,
+        p: &Principal,
+        cache: &TenantCache,
         kind: EntityKind,
         id: RecordId,
         expected_version: i64,
         changes: Fields,
     ) -> Result<Record> {
         refuse_system_managed(kind, "update")?;
-        let (p, cache, mut uow, old) = self.open_for_transition(ctx, kind, id, expected_version)?;
-        let (fields, custom) = self.apply_input(&p, &cache.customs, kind, changes, Some(&old))?;
+        let old = self.fetch_current(uow, p, cache, kind, id, expected_version)?;
+        let (fields, custom) = self.apply_input(p, &cache.customs, kind, changes, Some(&old))?;
         let mut new = Record {
             meta: old.meta.clone(),
             fields,
             custom,
         };
-        self.check_record(&*uow.tx, &cache, ctx, &mut new, Some(&old))?;
-        self.before_update(&mut uow, &cache, &old, &mut new)?;
+        let ctx = uow.ctx.clone();
+        self.check_record(&*uow.tx, cache, &ctx, &mut new, Some(&old))?;
+        self.before_update(uow, cache, &old, &mut new)?;
         if new.fields == old.fields && new.custom == old.custom {
-            return Ok(self.present(&p, &cache, old));
+            return Ok(self.present(p, cache, old));
         }
         let op = if kind.is_configuration() {
             Operation::Configure
@@ -571,28 +668,21 @@ impl Crm {
             Operation::Update
         };
         let saved = uow.replace(&old, new, op, "record.updated", None)?;
-        uow.commit(self)?;
-        let cache = if cached(kind) {
-            self.tenant_cache(&ctx.tenant)?
-        } else {
-            cache
-        };
-        Ok(self.present(&p, &cache, saved))
+        Ok(self.present(p, cache, saved))
     }
 
-    /// Moves a record to the trash (a soft delete, recorded). `expected_version`, when given, guards
-    /// against deleting a record changed since it was read.
-    pub fn delete(
+    /// [`Crm::delete`] inside `uow`.
+    pub(crate) fn delete_in(
         &self,
-        ctx: &Context,
+        uow: &mut Uow<'_>,
+        p: &Principal,
+        cache: &TenantCache,
         kind: EntityKind,
         id: RecordId,
         expected_version: Option<i64>,
     ) -> Result<()> {
-        let (p, cache) = self.principal(ctx)?;
         refuse_system_managed(kind, "delete")?;
-        let mut uow = self.begin(ctx, self.now())?;
-        let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Delete)?;
+        let old = self.fetch_for_write(uow, p, cache, kind, id, Action::Delete)?;
         if let Some(v) = expected_version {
             if v != old.meta.version {
                 return Err(CrmError::conflict(
@@ -608,30 +698,41 @@ impl Crm {
         let mut new = old.clone();
         new.meta.deleted_at = Some(uow.now);
         uow.replace(&old, new, Operation::Delete, "record.deleted", None)?;
-        uow.commit(self)
+        Ok(())
     }
 
-    /// Brings a record back from the trash (recorded). Today's validation rules apply to it.
-    pub fn restore(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
-        let (p, cache) = self.principal(ctx)?;
-        let mut uow = self.begin(ctx, self.now())?;
-        let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Delete)?;
+    /// [`Crm::restore`] inside `uow`.
+    pub(crate) fn restore_in(
+        &self,
+        uow: &mut Uow<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        kind: EntityKind,
+        id: RecordId,
+    ) -> Result<Record> {
+        let old = self.fetch_for_write(uow, p, cache, kind, id, Action::Delete)?;
         if old.meta.deleted_at.is_none() {
-            return Ok(self.present(&p, &cache, old));
+            return Ok(self.present(p, cache, old));
         }
         let mut new = old.clone();
         new.meta.deleted_at = None;
-        self.check_record(&*uow.tx, &cache, ctx, &mut new, None)?;
+        let ctx = uow.ctx.clone();
+        self.check_record(&*uow.tx, cache, &ctx, &mut new, None)?;
         let saved = uow.replace(&old, new, Operation::Restore, "record.restored", None)?;
-        uow.commit(self)?;
-        Ok(self.present(&p, &cache, saved))
+        Ok(self.present(p, cache, saved))
     }
 
-    /// Removes a record in the trash for good. The audit log keeps its history and records the purge.
-    pub fn purge(&self, ctx: &Context, kind: EntityKind, id: RecordId, reason: &str) -> Result<()> {
-        let (p, cache) = self.principal(ctx)?;
-        let mut uow = self.begin(ctx, self.now())?;
-        let old = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Delete)?;
+    /// [`Crm::purge`] inside `uow`.
+    pub(crate) fn purge_in(
+        &self,
+        uow: &mut Uow<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        kind: EntityKind,
+        id: RecordId,
+        reason: &str,
+    ) -> Result<()> {
+        let old = self.fetch_for_write(uow, p, cache, kind, id, Action::Delete)?;
         if old.meta.deleted_at.is_none() {
             return Err(CrmError::conflict(
                 kind.name(),
@@ -639,7 +740,7 @@ impl Crm {
                 "only records in the trash can be purged",
             ));
         }
-        uow.tx.purge(kind, &ctx.tenant, id)?;
+        uow.tx.purge(kind, &uow.ctx.tenant, id)?;
         uow.audit(
             Operation::Purge,
             kind,
@@ -652,7 +753,7 @@ impl Crm {
         if cached(kind) {
             uow.config_changed = true;
         }
-        uow.commit(self)
+        Ok(())
     }
 }
 

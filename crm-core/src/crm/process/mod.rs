@@ -358,24 +358,7 @@ impl Crm {
     ) -> Result<(Arc<Principal>, Arc<TenantCache>, Uow<'_>, Record)> {
         let (p, cache) = self.principal(ctx)?;
         let uow = self.begin(ctx, self.now())?;
-        let r = self.fetch_for_write(&uow, &p, &cache, kind, id, Action::Update)?;
-        if r.meta.deleted_at.is_some() {
-            return Err(CrmError::conflict(
-                kind.name(),
-                "in_trash",
-                "the record is in the trash; restore it first",
-            ));
-        }
-        if r.meta.version != expected_version {
-            return Err(CrmError::conflict(
-                kind.name(),
-                "stale_version",
-                format!(
-                    "the record changed since it was read (version {} now, {} expected)",
-                    r.meta.version, expected_version
-                ),
-            ));
-        }
+        let r = self.fetch_current(&uow, &p, &cache, kind, id, expected_version)?;
         Ok((p, cache, uow, r))
     }
 
