@@ -10,6 +10,7 @@ mod convert;
 mod error;
 mod mailer;
 mod session;
+mod transaction;
 mod types;
 
 use pyo3::prelude::*;
@@ -29,6 +30,7 @@ fn _crm_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<session::Crm>()?;
     m.add_class::<session::Session>()?;
     m.add_class::<session::RecordIterator>()?;
+    m.add_class::<transaction::Transaction>()?;
     m.add_class::<types::Record>()?;
     m.add_class::<types::Page>()?;
     m.add_class::<types::Money>()?;

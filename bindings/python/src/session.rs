@@ -19,6 +19,7 @@ use crate::convert::{
 };
 use crate::error::Error;
 use crate::mailer::{PyErpFacts, PyMailer};
+use crate::transaction::Transaction;
 use crate::types::{
     AccessReview, AuditVerification, Conversion, CrossSell, Decision, Event, FieldChange,
     ForecastRow, HistoryEntry, HistoryPage, Page, ProfitRow, Record, RfmRow, ScreenPop,
@@ -37,11 +38,11 @@ fn tenant(s: &str) -> PyResult<TenantId> {
     TenantId::new(s).map_err(|e| Error(e).into())
 }
 
-fn rid(s: &str) -> PyResult<RecordId> {
+pub(crate) fn rid(s: &str) -> PyResult<RecordId> {
     RecordId::parse_field(s, "id").map_err(|e| Error(e).into())
 }
 
-fn records(py: Python<'_>, rs: Vec<crm_core::Record>) -> PyResult<Vec<Py<Record>>> {
+pub(crate) fn records(py: Python<'_>, rs: Vec<crm_core::Record>) -> PyResult<Vec<Py<Record>>> {
     rs.into_iter().map(|r| Py::new(py, Record(r))).collect()
 }
 
@@ -64,7 +65,10 @@ where
 }
 
 /// Splits `owner_id` out of keyword fields.
-fn new_record(kind: EntityKind, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<NewRecord> {
+pub(crate) fn new_record(
+    kind: EntityKind,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<NewRecord> {
     let mut owner_id = None;
     if let Some(kw) = kwargs {
         if let Some(o) = kw.get_item("owner_id")? {
@@ -85,6 +89,30 @@ fn new_record(kind: EntityKind, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<
     })
 }
 
+/// The rows of a batch create (dicts of keyword fields), reporting `progress(done, total)` every
+/// 100 rows read; the caller reports `(total, total)` once the batch is written.
+pub(crate) fn new_rows(
+    kind: EntityKind,
+    rows: &Bound<'_, PyAny>,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<NewRecord>> {
+    let rows: Vec<Bound<'_, PyAny>> = rows.try_iter()?.collect::<PyResult<_>>()?;
+    let total = rows.len();
+    let mut new = Vec::with_capacity(total);
+    for (i, row) in rows.iter().enumerate() {
+        let d = row
+            .cast::<PyDict>()
+            .map_err(|_| PyTypeError::new_err("each row must be a dict"))?;
+        new.push(new_record(kind, Some(d))?);
+        if let Some(p) = progress {
+            if (i + 1) % 100 == 0 && i + 1 < total {
+                p.call1((i + 1, total))?;
+            }
+        }
+    }
+    Ok(new)
+}
+
 /// An optional argument given as the JSON form of a core type.
 fn serde_arg<T: serde::de::DeserializeOwned>(
     obj: Option<&Bound<'_, PyAny>>,
@@ -98,7 +126,7 @@ fn serde_arg<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn sort_of(sort: Option<String>, descending: bool) -> Option<Sort> {
+pub(crate) fn sort_of(sort: Option<String>, descending: bool) -> Option<Sort> {
     sort.map(|s| match s.strip_prefix('-') {
         Some(f) => Sort {
             field: f.to_owned(),
@@ -321,6 +349,14 @@ impl Crm {
         })
     }
 
+    /// Opens a transaction for `session` (the same as `session.transaction()`).
+    fn transaction(&self, py: Python<'_>, session: &Session) -> PyResult<Transaction> {
+        if !Arc::ptr_eq(&self.inner, &session.crm) {
+            return Err(PyValueError::new_err("the session belongs to another Crm"));
+        }
+        Transaction::open(py, &self.inner, &session.ctx)
+    }
+
     /// Forgets cached configuration (after another process changed users, roles or custom fields).
     fn reload_configuration(&self) {
         self.inner.reload_configuration();
@@ -334,8 +370,8 @@ impl Crm {
 /// A user acting in a tenant: every CRM operation is a method of a session.
 #[pyclass(frozen, module = "crm_core._crm_core")]
 pub(crate) struct Session {
-    crm: Arc<CoreCrm>,
-    ctx: Context,
+    pub(crate) crm: Arc<CoreCrm>,
+    pub(crate) ctx: Context,
 }
 
 impl Session {
@@ -371,6 +407,13 @@ impl Session {
         })
     }
 
+    /// Opens a transaction: use it as `with session.transaction() as tx:` (commits when the block
+    /// ends, rolls back when it raises) or call `commit()` / `rollback()` yourself. It holds the
+    /// database's writer until it ends.
+    fn transaction(&self, py: Python<'_>) -> PyResult<Transaction> {
+        Transaction::open(py, &self.crm, &self.ctx)
+    }
+
     #[pyo3(signature = (kind, /, **fields))]
     fn create(
         &self,
@@ -393,20 +436,8 @@ impl Session {
         progress: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Record>>> {
         let kind = to_kind(kind)?;
-        let rows: Vec<Bound<'_, PyAny>> = rows.try_iter()?.collect::<PyResult<_>>()?;
-        let total = rows.len();
-        let mut new = Vec::with_capacity(total);
-        for (i, row) in rows.iter().enumerate() {
-            let d = row
-                .cast::<PyDict>()
-                .map_err(|_| PyTypeError::new_err("each row must be a dict"))?;
-            new.push(new_record(kind, Some(d))?);
-            if let Some(p) = progress {
-                if (i + 1) % 100 == 0 && i + 1 < total {
-                    p.call1((i + 1, total))?;
-                }
-            }
-        }
+        let new = new_rows(kind, rows, progress)?;
+        let total = new.len();
         let out = self.run(py, move |c, ctx| c.create_many(ctx, kind, new))?;
         if let Some(p) = progress {
             p.call1((total, total))?;

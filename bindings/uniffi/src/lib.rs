@@ -22,6 +22,7 @@ mod filter;
 mod maintenance;
 mod process;
 mod session;
+mod transaction;
 mod types;
 
 pub use analytics::{
@@ -35,6 +36,7 @@ pub use process::{
     FfiConversion, FfiConvertLead, FfiEmailMessage, FfiQuoteAcceptance, FfiStageEntry, Mailer,
 };
 pub use session::{CrmHandle, ExportSink, Session};
+pub use transaction::Transaction;
 pub use types::{
     FfiAccessReview, FfiAuditVerification, FfiDecision, FfiEvent, FfiFieldChange, FfiGrantee,
     FfiHistoryEntry, FfiHistoryPage, FfiListRequest, FfiOrigin, FfiPage, FfiRecord,

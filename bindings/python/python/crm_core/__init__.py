@@ -2,7 +2,8 @@
 
 Open a database with :meth:`Crm.open` (or :meth:`Crm.memory`), set up a tenant with
 :meth:`Crm.bootstrap`, and act through :class:`Session` methods. Filters are dicts (the core's
-serde form or ``{field: value}``) or :class:`F` expressions.
+serde form or ``{field: value}``) or :class:`F` expressions. Group writes that must commit
+together with ``with session.transaction() as tx:`` (see :class:`Transaction`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from crm_core._crm_core import (
     Session,
     StageEntry,
     StorageError,
+    Transaction,
     TransferSummary,
     UserKpi,
     ValidationError,
@@ -84,6 +86,7 @@ __all__ = [
     "Session",
     "StageEntry",
     "StorageError",
+    "Transaction",
     "TransferSummary",
     "UserKpi",
     "ValidationError",
