@@ -4,8 +4,9 @@
 
 Opens (re-creates) a database file, loads a deterministic demo data set through the wheel
 (accounts with phones and countries, products with unit costs, a year of orders with product
-lines), then prints the screen pop for one caller with facts from a (fake) ERP, the RFM segment
-counts and the profit by segment x product over the last three months.
+lines), then prints the screen pop for one caller with facts from a (fake) ERP, logs the call and a
+follow-up case in one transaction, and prints the RFM segment counts and the profit by segment x
+product over the last three months.
 """
 
 from __future__ import annotations
@@ -169,6 +170,20 @@ def main(argv: list[str] | None = None) -> int:
             bal = pop.erp["balance"]
             print(f"  ERP        balance {bal.amount} {bal.currency}, terms {pop.erp['credit_terms']}, "
                   f"{len(pop.erp['overdue_invoices'])} overdue invoice(s)")
+
+    # The call is logged and a follow-up case opened in one transaction: both or neither. A call
+    # that fails inside (the operator typed a bad e-mail) is refused alone; the rest commits.
+    refused = "nothing"
+    with admin.transaction() as tx:
+        call = tx.create("activity", activity_type="call", direction="inbound", channel="phone",
+                         duration_seconds=95, account_id=caller.id)
+        case = tx.create("case", subject="Pump maintenance", account_id=caller.id)
+        try:
+            tx.update("account", caller.id, caller.version, email="not-an-email")
+        except crm_core.ValidationError as e:
+            refused = f"{e.field} ({e.rule})"
+    print(f"\n== Call logged in one transaction ==\n  activity {call.id}\n  case     {case.id} "
+          f"due {case['resolution_due']:%Y-%m-%d %H:%M}\n  refused  {refused}")
 
     rfm = admin.rfm(window_days=365)
     print(f"\n== RFM segments ({len(rfm)} customers with orders in the last year) ==")
