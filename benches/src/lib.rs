@@ -71,7 +71,12 @@ pub const REPS: usize = 50;
 
 /// A CRM on disk holding `n` customers owned by 50 reps, created through the facade.
 pub fn fixture(n: usize) -> Fixture {
-    let crm = Crm::new(Arc::new(SqliteStore::open(scratch("crm")).unwrap()));
+    fixture_at(&scratch("crm"), n)
+}
+
+/// [`fixture`] in the database file at `path`.
+pub fn fixture_at(path: &std::path::Path, n: usize) -> Fixture {
+    let crm = Crm::new(Arc::new(SqliteStore::open(path).unwrap()));
     let admin = crm
         .bootstrap(&TenantId::new("bench").unwrap(), "admin", Origin::default())
         .unwrap();
@@ -88,6 +93,23 @@ pub fn fixture(n: usize) -> Fixture {
             ObjectRule::new(&crud, &[Scope::Team], &[Scope::Own]),
         )
         .field(EntityKind::Account, "vat_number", FieldAccess::Hidden);
+    // What a rep reads beside the accounts (the screen pop's sections), for their team.
+    let policy = [
+        EntityKind::Contact,
+        EntityKind::Order,
+        EntityKind::Opportunity,
+        EntityKind::Quote,
+        EntityKind::Case,
+        EntityKind::Activity,
+    ]
+    .into_iter()
+    .fold(policy, |p, kind| {
+        p.allow(kind, ObjectRule::new(&[Action::Read], &[Scope::Team], &[]))
+    })
+    .allow(
+        EntityKind::Product,
+        ObjectRule::new(&[Action::Read], &[Scope::All], &[]),
+    );
     let role = crm
         .create(
             &admin,
@@ -177,4 +199,232 @@ pub fn raw_insert(c: &mut rusqlite::Connection, cs: &[Customer]) {
         }
     }
     tx.commit().unwrap();
+}
+
+/// The sales data of the analytics benches: [`fixture`]'s customers, 200 products with unit costs,
+/// and orders over the last three years — a few heavy buyers, many light ones, about 10 % with none,
+/// ten per customer on average, one to three lines each. Built through the facade once per size and
+/// kept under `target/bench-data` (delete the file to rebuild).
+pub struct Sales {
+    pub f: Fixture,
+    pub path: PathBuf,
+    /// Every account: id, phone (E.164), owner index.
+    pub accounts: Vec<(RecordId, String, usize)>,
+    pub orders: u64,
+}
+
+/// Orders per customer: 10 % none, 50 % one to six, 30 % five to twenty, 10 % 25 to 65 (mean ≈ 10).
+pub fn orders_for(rng: &mut Rng) -> u64 {
+    match rng.below(10) {
+        0 => 0,
+        1..=5 => 1 + rng.below(6),
+        6..=8 => 5 + rng.below(16),
+        _ => 25 + rng.below(41),
+    }
+}
+
+const SALES_VERSION: u32 = 2;
+
+/// Opens (building on first use) the sales data set of `n` customers.
+pub fn sales(n: usize) -> Sales {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("sales-{n}-v{SALES_VERSION}.db"));
+    let ids = path.with_extension("ids.json");
+    if !(path.exists() && ids.exists()) {
+        build_sales(n, &path, &ids);
+    }
+    let crm = Crm::new(Arc::new(SqliteStore::open(&path).unwrap()));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&ids).unwrap()).unwrap();
+    let tenant = TenantId::new("bench").unwrap();
+    let user =
+        |s: &serde_json::Value| Context::new(tenant.clone(), s.as_str().unwrap().parse().unwrap());
+    let admin = user(&v["admin"]);
+    let reps: Vec<Context> = v["reps"].as_array().unwrap().iter().map(user).collect();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let owners: std::collections::HashMap<RecordId, usize> = reps
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.user_id, i))
+        .collect();
+    let mut st = raw
+        .prepare(
+            "SELECT id, phone, owner_id FROM accounts WHERE tenant_id = 'bench' ORDER BY phone",
+        )
+        .unwrap();
+    let accounts = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .unwrap()
+        .map(|r| {
+            let (id, phone, owner) = r.unwrap();
+            let id = RecordId::from_bytes(id.try_into().unwrap());
+            let owner = owners[&RecordId::from_bytes(owner.try_into().unwrap())];
+            (id, phone, owner)
+        })
+        .collect();
+    let orders: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM orders WHERE tenant_id = 'bench'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    Sales {
+        f: Fixture {
+            crm,
+            admin,
+            reps,
+            n,
+        },
+        path,
+        accounts,
+        orders: orders as u64,
+    }
+}
+
+fn build_sales(n: usize, path: &std::path::Path, ids: &std::path::Path) {
+    use crm_core::{LineItem, Money};
+    let started = std::time::Instant::now();
+    let tmp = path.with_extension("building.db");
+    for s in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{s}", tmp.display()));
+    }
+    let f = fixture_at(&tmp, n);
+    let mut rng = Rng::new(0x5A1E5 ^ n as u64);
+    let products: Vec<NewRecord> = (0..200)
+        .map(|i| {
+            let price = 20 + rng.below(1980);
+            let cost = price * (40 + rng.below(40)) / 100;
+            fields! {
+                "sku" => format!("SKU-{i:04}"),
+                "name" => format!("Product {i}"),
+                "family" => ["hardware", "services", "software", "support"][i % 4],
+                "list_price" => Value::Money(Money::parse(&price.to_string(), "EUR").unwrap()),
+                "unit_cost" => Value::Money(Money::parse(&cost.to_string(), "EUR").unwrap()),
+            }
+            .into()
+        })
+        .collect();
+    let products: Vec<(RecordId, crm_core::Decimal)> = f
+        .crm
+        .create_many(&f.admin, EntityKind::Product, products)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.meta.id, p.get("list_price").as_money().unwrap().amount))
+        .collect();
+    // Accounts in creation order, with their owners.
+    let mut accounts = Vec::with_capacity(n);
+    let mut req = crm_core::ListRequest::default().limit(1000);
+    loop {
+        let page = f.crm.list(&f.admin, EntityKind::Account, &req).unwrap();
+        accounts.extend(page.items.iter().map(|a| (a.meta.id, a.meta.owner_id)));
+        match page.next {
+            Some(c) => req.after = Some(c),
+            None => break,
+        }
+    }
+    let now = f.crm.now();
+    let mut batch = Vec::new();
+    let mut total = 0u64;
+    for (i, (account, owner)) in accounts.iter().enumerate() {
+        for _ in 0..orders_for(&mut rng) {
+            let lines = (0..1 + rng.below(3))
+                .map(|_| {
+                    let (p, price) = products[rng.below(products.len() as u64) as usize];
+                    LineItem {
+                        product_id: Some(p),
+                        description: String::new(),
+                        quantity: (1 + rng.below(5)).into(),
+                        unit_price: price,
+                        discount_percent: [0, 0, 0, 5, 10][rng.below(5) as usize].into(),
+                        tax_rate: 22.into(),
+                        unit_cost: None,
+                    }
+                })
+                .collect();
+            let at =
+                now - crm_core::chrono::Duration::seconds(rng.below(3 * 365 * 86_400) as i64 + 60);
+            batch.push(NewRecord {
+                fields: fields! {
+                    "account_id" => *account,
+                    "currency" => "EUR",
+                    "status" => "fulfilled",
+                    "ordered_at" => at,
+                    "lines" => Value::Lines(lines),
+                },
+                owner_id: Some(*owner),
+            });
+        }
+        if batch.len() >= 5_000 || i + 1 == accounts.len() {
+            total += batch.len() as u64;
+            f.crm
+                .create_many(&f.admin, EntityKind::Order, std::mem::take(&mut batch))
+                .unwrap();
+        }
+    }
+    let v = serde_json::json!({
+        "admin": f.admin.user_id.to_string(),
+        "reps": f.reps.iter().map(|r| r.user_id.to_string()).collect::<Vec<_>>(),
+    });
+    drop(f);
+    for s in ["", "-wal", "-shm"] {
+        let _ = std::fs::rename(
+            format!("{}{s}", tmp.display()),
+            format!("{}{s}", path.display()),
+        );
+    }
+    std::fs::write(ids, v.to_string()).unwrap();
+    eprintln!(
+        "built {}: {n} customers, {total} orders in {:.1} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The screen pop's sections fetched by hand: the account and the contacts with this phone, then the
+/// account's contacts, latest ten orders, open opportunities, latest quotes, open cases and latest ten
+/// activities — every column, decoded into SQLite values. (No RFM segment or cross-sell: the
+/// baseline is the cheaper side.)
+pub fn raw_screen_pop(c: &rusqlite::Connection, phone: &str) -> usize {
+    use rusqlite::types::Value as V;
+    fn rows(c: &rusqlite::Connection, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Vec<Vec<V>> {
+        let mut st = c.prepare_cached(sql).unwrap();
+        let n = st.column_count();
+        st.query_map(p, |r| (0..n).map(|i| r.get::<_, V>(i)).collect())
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+    let accounts = rows(
+        c,
+        "SELECT * FROM accounts WHERE tenant_id = 'bench' AND phone = ?1 AND deleted_at IS NULL",
+        &[&phone],
+    );
+    let contacts = rows(
+        c,
+        "SELECT * FROM contacts WHERE tenant_id = 'bench' AND phone = ?1 AND deleted_at IS NULL",
+        &[&phone],
+    );
+    let Some(V::Blob(id)) = accounts.first().map(|a| a[1].clone()) else {
+        return contacts.len();
+    };
+    let sections = [
+        "SELECT * FROM contacts WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL LIMIT 100",
+        "SELECT * FROM orders WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL ORDER BY ordered_at DESC LIMIT 10",
+        "SELECT * FROM opportunities WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL AND closed_at IS NULL LIMIT 50",
+        "SELECT * FROM quotes WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 10",
+        "SELECT * FROM cases WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL AND status NOT IN ('resolved', 'closed') LIMIT 50",
+        "SELECT * FROM activities WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 10",
+    ];
+    let mut n = accounts.len() + contacts.len();
+    for sql in sections {
+        n += rows(c, sql, &[&id]).len();
+    }
+    n
 }

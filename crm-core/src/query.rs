@@ -475,6 +475,9 @@ pub struct Query {
     pub liveness: Liveness,
     /// Types of the custom fields, to decode them.
     pub custom_types: std::sync::Arc<CustomTypes>,
+    /// Only these built-in fields are read (with the meta columns and custom values); `None` reads
+    /// every field. Aggregates over many rows ask for the few they use.
+    pub fields: Option<Vec<&'static str>>,
 }
 
 impl Query {
@@ -488,6 +491,7 @@ impl Query {
             after: None,
             limit: None,
             liveness: Liveness::Live,
+            fields: None,
             custom_types: Default::default(),
         }
     }

@@ -34,6 +34,7 @@ pub(crate) fn order_line_groups(conn: &Connection, q: &Query) -> Result<Vec<Line
     q.sort = None;
     q.after = None;
     q.limit = None;
+    q.fields = Some(vec!["account_id", "currency", "lines"]);
     let inner = compile::select(&q)?;
     // Decimals are stored as JSON strings; `CAST(… AS TEXT)` keeps numbers written by hand readable too.
     let sql = format!(

@@ -29,12 +29,17 @@ pub(crate) fn field_cols(kind: EntityKind) -> Vec<String> {
         .collect()
 }
 
-/// `SELECT` list for a kind.
-pub(crate) fn select_list(kind: EntityKind) -> String {
+/// `SELECT` list for a kind: every field, or only `only` (in schema order).
+pub(crate) fn select_list(kind: EntityKind, only: Option<&[&str]>) -> String {
     let mut s = META_SELECT.to_owned();
-    for c in field_cols(kind) {
-        s.push_str(", ");
-        s.push_str(&c);
+    for f in &kind.schema().fields {
+        if only.is_some_and(|o| !o.contains(&f.name)) {
+            continue;
+        }
+        for c in field_columns(f.name, &f.ty) {
+            s.push_str(", ");
+            s.push_str(&c);
+        }
     }
     s
 }
@@ -403,7 +408,7 @@ fn compiler(q: &Query) -> Compiler {
 fn split_page(q: &Query, col: &Column, desc: bool, k: &Keyset, limit: u32) -> Result<Stmt> {
     let e = expr(q.kind, col)?;
     let x = &e.sql;
-    let list = select_list(q.kind);
+    let list = select_list(q.kind, q.fields.as_deref());
     let table = q.kind.table();
     let id = || Sql::Blob(k.id.as_bytes().to_vec());
     let mut params = Vec::new();
@@ -451,7 +456,7 @@ pub(crate) fn select(q: &Query) -> Result<Stmt> {
     let mut c = compiler(q);
     let mut sql = format!(
         "SELECT {} FROM {} {}",
-        select_list(q.kind),
+        select_list(q.kind, q.fields.as_deref()),
         q.kind.table(),
         where_clause(&mut c, q)?
     );

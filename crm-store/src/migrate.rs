@@ -6,7 +6,10 @@ use rusqlite::Connection;
 use crate::codec::storage;
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_orders_by_date.sql"),
+];
 
 /// The schema version this code writes.
 pub(crate) fn latest() -> u32 {

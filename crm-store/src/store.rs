@@ -321,6 +321,7 @@ fn decode_record(
     tenant: &TenantId,
     row: &Row<'_>,
     custom: &CustomTypes,
+    only: Option<&[&str]>,
 ) -> Result<Record> {
     let id =
         |i: usize| -> Result<RecordId> { blob_id(&row.get::<_, Vec<u8>>(i).map_err(storage)?) };
@@ -342,6 +343,9 @@ fn decode_record(
     let mut fields = Fields::new();
     let mut i = 9;
     for f in &kind.schema().fields {
+        if only.is_some_and(|o| !o.contains(&f.name)) {
+            continue;
+        }
         let v: Sql = row.get(i).map_err(storage)?;
         i += 1;
         let ccy = if f.ty == FieldType::Money {
@@ -430,7 +434,7 @@ impl ReadTx for Tx<'_> {
     ) -> Result<Option<Record>> {
         let sql = format!(
             "SELECT {} FROM {} WHERE tenant_id = ? AND id = ?",
-            select_list(kind),
+            select_list(kind, None),
             kind.table()
         );
         let mut st = self.prepare_cached(&sql).map_err(storage)?;
@@ -438,7 +442,7 @@ impl ReadTx for Tx<'_> {
             .query(rusqlite::params![tenant.as_str(), id.as_bytes().as_slice()])
             .map_err(storage)?;
         match rows.next().map_err(storage)? {
-            Some(row) => Ok(Some(decode_record(kind, tenant, row, custom)?)),
+            Some(row) => Ok(Some(decode_record(kind, tenant, row, custom, None)?)),
             None => Ok(None),
         }
     }
@@ -451,7 +455,13 @@ impl ReadTx for Tx<'_> {
             .map_err(storage)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(storage)? {
-            out.push(decode_record(q.kind, &q.tenant, row, &q.custom_types)?);
+            out.push(decode_record(
+                q.kind,
+                &q.tenant,
+                row,
+                &q.custom_types,
+                q.fields.as_deref(),
+            )?);
         }
         Ok(out)
     }

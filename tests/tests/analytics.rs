@@ -2025,3 +2025,57 @@ fn profit_from_the_store_aggregate_equals_profit_from_orders() {
         assert_eq!(fast, slow.profit(&w.admin, &opts).unwrap());
     }
 }
+
+/// The screen pop scores one customer from a snapshot of the customer base (RFM tile borders,
+/// co-purchase counts): its RFM segment and cross-sell must equal the full computations, and an order
+/// written afterwards must show (with a snapshot age of zero) on the next pop.
+#[test]
+fn screen_pop_rfm_and_cross_sell_equal_the_full_computations() {
+    let w = world();
+    let prods = products(&w);
+    let data = populate(&w, &w.admin, 11, &prods);
+    let mut phones = Vec::new();
+    for (i, (a, _)) in data.accounts.iter().enumerate() {
+        let phone = format!("+3902555{i:04}");
+        let v = get(&w, EntityKind::Account, *a).meta.version;
+        w.crm
+            .update(
+                &w.admin,
+                EntityKind::Account,
+                *a,
+                v,
+                fields! { "phone" => phone.as_str() },
+            )
+            .unwrap();
+        phones.push((*a, phone));
+    }
+    let check = |crm: &crm_core::Crm| {
+        let rfm: std::collections::HashMap<RecordId, String> = crm
+            .rfm(&w.admin, &crm_core::RfmOptions::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.account_id, r.segment))
+            .collect();
+        for (a, phone) in &phones {
+            let pop = crm.screen_pop(&w.admin, phone, None).unwrap();
+            assert_eq!(pop.account.as_ref().unwrap().meta.id, *a);
+            assert_eq!(pop.rfm_segment.as_ref(), rfm.get(a), "RFM segment of {a}");
+            assert_eq!(pop.cross_sell, crm.cross_sell(&w.admin, *a, 5).unwrap());
+        }
+    };
+    check(&w.crm);
+    // A new order moves scores; once the snapshot is older than its age limit the pop sees it.
+    let (first, _) = phones[0];
+    for _ in 0..4 {
+        order_at(
+            &w,
+            &w.admin,
+            first,
+            "EUR",
+            vec![line(Some(prods[2].0), "1", "900", None)],
+            w.crm.now(),
+        );
+    }
+    w.clock.advance(Duration::minutes(6));
+    check(&w.crm);
+}

@@ -15,7 +15,8 @@ mod transfer;
 mod write;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +107,12 @@ pub struct Crm {
     clock: Arc<dyn Clock>,
     phones: PhoneRules,
     cache: RwLock<HashMap<TenantId, Arc<TenantCache>>>,
+    /// Screen-pop snapshots of the customer base, per tenant and user.
+    snapshots: Mutex<HashMap<(TenantId, RecordId), Arc<analytics_ops::Snapshot>>>,
+    /// Bumped whenever orders are written: a snapshot taken before is out of date.
+    orders_generation: AtomicU64,
+    /// How long a screen-pop snapshot may be reused after orders changed.
+    snapshot_max_age: chrono::Duration,
 }
 
 impl std::fmt::Debug for Crm {
@@ -122,7 +129,20 @@ impl Crm {
             clock: Arc::new(SystemClock),
             phones: PhoneRules::default(),
             cache: RwLock::new(HashMap::new()),
+            snapshots: Mutex::new(HashMap::new()),
+            orders_generation: AtomicU64::new(0),
+            snapshot_max_age: chrono::Duration::minutes(5),
         }
+    }
+
+    /// How long the screen pop may reuse its per-user snapshot of the customer base (RFM tile
+    /// borders and product co-purchase counts) after orders were written; default 5 minutes. While
+    /// no order is written the snapshot stays exact; `Duration::zero()` rebuilds it after every
+    /// order write. The full analytics calls ([`Crm::rfm`], [`Crm::cross_sell`]) always compute
+    /// afresh.
+    pub fn with_snapshot_max_age(mut self, age: chrono::Duration) -> Self {
+        self.snapshot_max_age = age;
+        self
     }
 
     /// Replaces the clock (tests, demos and SLA timers use a [`crate::ManualClock`]).

@@ -9,6 +9,11 @@ impl Crm {
     /// SQL `NTILE(5)` semantics, named segments from the rule table. Accounts without orders in the
     /// window are left out. See `docs/segments.md`.
     pub fn rfm(&self, ctx: &Context, opts: &RfmOptions) -> Result<Vec<RfmRow>> {
+        Ok(self.rfm_scored(ctx, opts)?.rows)
+    }
+
+    /// [`Crm::rfm`] with the measures each tile starts at (for scoring one more customer later).
+    pub(crate) fn rfm_scored(&self, ctx: &Context, opts: &RfmOptions) -> Result<RfmScored> {
         let now = self.now();
         let rules = opts
             .rules
@@ -33,7 +38,18 @@ impl Crm {
                 &["account_id", "ordered_at", "total", "tax_total"],
             )?;
         }
-        let accounts = self.list_all(ctx, EntityKind::Account, opts.accounts.clone())?;
+        let accounts = self.scan(
+            ctx,
+            EntityKind::Account,
+            opts.accounts.clone(),
+            &[
+                "order_count",
+                "lifetime_value",
+                "first_order_at",
+                "last_order_at",
+                "other_currency_orders",
+            ],
+        )?;
         // (account, last order, frequency, monetary)
         let mut measures: Vec<(RecordId, DateTime<Utc>, i64, Money)> = Vec::new();
         let mut seen = None;
@@ -67,7 +83,8 @@ impl Crm {
                 ));
             }
             let mut by: BTreeMap<RecordId, (DateTime<Utc>, i64, Option<Money>)> = BTreeMap::new();
-            for o in self.list_all(ctx, EntityKind::Order, Some(f))? {
+            let fields = ["account_id", "ordered_at", "total", "tax_total"];
+            for o in self.scan(ctx, EntityKind::Order, Some(f), &fields)? {
                 let Some(a) = o.reference("account_id").filter(|a| visible.contains(a)) else {
                     continue;
                 };
@@ -105,6 +122,12 @@ impl Crm {
                 .map(|(id, _, _, m)| (m.amount, *id))
                 .collect::<Vec<_>>(),
         );
+        let borders = RfmBorders {
+            r: tile_starts(&r, measures.iter().map(|(id, last, _, _)| (*last, *id))),
+            f: tile_starts(&f, measures.iter().map(|(id, _, n, _)| (*n, *id))),
+            m: tile_starts(&m, measures.iter().map(|(id, _, _, m)| (m.amount, *id))),
+            rules,
+        };
         let stats: HashMap<RecordId, &Record> = accounts.iter().map(|a| (a.meta.id, a)).collect();
         let mut out = Vec::with_capacity(measures.len());
         for (i, (id, last, n, money)) in measures.into_iter().enumerate() {
@@ -122,7 +145,7 @@ impl Crm {
                 r: ri,
                 f: fi,
                 m: mi,
-                segment: analytics::rfm_segment(&rules, ri, fi, mi),
+                segment: analytics::rfm_segment(&borders.rules, ri, fi, mi),
                 lifecycle: analytics::lifecycle(
                     acc.and_then(|a| a.get("first_order_at").as_timestamp()),
                     acc.and_then(|a| a.get("last_order_at").as_timestamp()),
@@ -131,7 +154,7 @@ impl Crm {
                 ),
             });
         }
-        Ok(out)
+        Ok(RfmScored { rows: out, borders })
     }
 
     /// The lifecycle stage of every account the user may read (matching `filter`), from the
@@ -144,7 +167,12 @@ impl Crm {
     ) -> Result<Vec<(RecordId, Lifecycle)>> {
         let now = self.now();
         Ok(self
-            .list_all(ctx, EntityKind::Account, filter)?
+            .scan(
+                ctx,
+                EntityKind::Account,
+                filter,
+                &["first_order_at", "last_order_at"],
+            )?
             .iter()
             .map(|a| {
                 (
@@ -178,7 +206,8 @@ impl Crm {
             return Ok(groups);
         }
         let mut out = Vec::new();
-        for o in self.list_all(ctx, EntityKind::Order, Some(filter))? {
+        let fields = ["account_id", "currency", "lines"];
+        for o in self.scan(ctx, EntityKind::Order, Some(filter), &fields)? {
             let Value::Lines(lines) = o.get("lines") else {
                 continue;
             };
@@ -323,4 +352,56 @@ impl Crm {
         });
         Ok(rows)
     }
+}
+
+/// RFM rows with the borders of their tiles.
+pub(crate) struct RfmScored {
+    pub(crate) rows: Vec<RfmRow>,
+    pub(crate) borders: RfmBorders,
+}
+
+/// Where each RFM tile starts — the smallest `(measure, account id)` of tiles 2 to 5 — so one
+/// customer's scores follow from its own measures: the tile is one plus the number of starts at or
+/// below its key (the same `NTILE(5)` result, for a customer of the scored population).
+#[derive(Debug, Clone)]
+pub(crate) struct RfmBorders {
+    r: Vec<(DateTime<Utc>, RecordId)>,
+    f: Vec<(i64, RecordId)>,
+    m: Vec<(Decimal, RecordId)>,
+    rules: Vec<RfmRule>,
+}
+
+impl RfmBorders {
+    /// The segment of a customer with these all-history measures (last order, order count, lifetime
+    /// value in the scored currency).
+    pub(crate) fn segment(
+        &self,
+        id: RecordId,
+        last: DateTime<Utc>,
+        n: i64,
+        ltv: Decimal,
+    ) -> String {
+        let tile = |above: usize| 1 + above as u8;
+        let r = tile(self.r.iter().filter(|k| **k <= (last, id)).count());
+        let f = tile(self.f.iter().filter(|k| **k <= (n, id)).count());
+        let m = tile(self.m.iter().filter(|k| **k <= (ltv, id)).count());
+        analytics::rfm_segment(&self.rules, r, f, m)
+    }
+}
+
+/// The smallest key of each tile above the first, given each key's tile.
+fn tile_starts<K: Ord + Copy>(
+    tiles: &[u8],
+    keys: impl Iterator<Item = (K, RecordId)>,
+) -> Vec<(K, RecordId)> {
+    let mut starts: BTreeMap<u8, (K, RecordId)> = BTreeMap::new();
+    for (t, k) in tiles.iter().zip(keys) {
+        if *t > 1 {
+            let e = starts.entry(*t).or_insert(k);
+            if k < *e {
+                *e = k;
+            }
+        }
+    }
+    starts.into_values().collect()
 }

@@ -22,6 +22,8 @@ use crate::value::{FieldType, Value};
 
 mod customers;
 mod screen_pop;
+
+pub(crate) use screen_pop::Snapshot;
 mod segments;
 
 use super::read::MAX_PAGE;
@@ -383,6 +385,10 @@ impl Crm {
             .collect();
         if touched.is_empty() {
             return Ok(());
+        }
+        if touched.iter().any(|(k, _)| *k == EntityKind::Order) {
+            self.orders_generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
         let tenant = uow.ctx.tenant.clone();
         let mut accounts = BTreeSet::new();

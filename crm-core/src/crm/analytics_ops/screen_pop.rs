@@ -1,5 +1,8 @@
 //! The screen pop, cross-sell suggestions, the sales forecast and supervision KPIs.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use super::*;
 
 impl Crm {
@@ -14,8 +17,13 @@ impl Crm {
         phone: &str,
         facts: Option<&dyn ErpFacts>,
     ) -> Result<ScreenPop> {
-        let accounts = self.find_by_phone(ctx, EntityKind::Account, phone)?;
-        let contacts = self.find_by_phone(ctx, EntityKind::Contact, phone)?;
+        // A type the user may not read at all is not searched; the other one still is.
+        let find = |kind: EntityKind| match self.find_by_phone(ctx, kind, phone) {
+            Err(e) if not_allowed(&e) => Ok(Vec::new()),
+            other => other,
+        };
+        let accounts = find(EntityKind::Account)?;
+        let contacts = find(EntityKind::Contact)?;
         let mut pop = ScreenPop {
             candidates: accounts.iter().chain(contacts.iter()).cloned().collect(),
             ..Default::default()
@@ -73,22 +81,25 @@ impl Crm {
             50,
         )?;
         pop.last_activities = of(EntityKind::Activity, None, Some("created_at"), 10)?;
-        let opts = RfmOptions::default();
-        pop.rfm_segment = self
-            .rfm(ctx, &opts)
-            .ok()
-            .and_then(|rows| rows.into_iter().find(|r| r.account_id == id))
-            .map(|r| r.segment);
+        let snap = self.snapshot(ctx)?;
+        if let (Some(b), Some(last), Some(n), Some(ltv)) = (
+            &snap.borders,
+            account.get("last_order_at").as_timestamp(),
+            account.get("order_count").as_int().filter(|n| *n > 0),
+            account.get("lifetime_value").as_money(),
+        ) {
+            pop.rfm_segment = Some(b.segment(id, last, n, ltv.amount));
+        }
         pop.lifecycle = Some(analytics::lifecycle(
             account.get("first_order_at").as_timestamp(),
             account.get("last_order_at").as_timestamp(),
             self.now(),
             &LifecycleThresholds::default(),
         ));
-        pop.cross_sell = match self.cross_sell(ctx, id, 5) {
-            Err(e) if not_allowed(&e) => Vec::new(),
-            other => other?,
-        };
+        if let Some(co) = &snap.co {
+            let owned = self.products_of(ctx, id)?;
+            pop.cross_sell = co.suggest(&owned, 5);
+        }
         if let Some(f) = facts {
             pop.erp = Some(f.facts(id)?);
         }
@@ -107,68 +118,95 @@ impl Crm {
         account: RecordId,
         limit: usize,
     ) -> Result<Vec<CrossSell>> {
-        let orders = self.list_all(
+        let (co, mut owned) = self.co_purchase(ctx, Some(account))?;
+        Ok(co.suggest(&owned.remove(&account).unwrap_or_default(), limit))
+    }
+
+    /// Product co-purchase counts over the baskets (non-cancelled orders with products) the user may
+    /// read, and the products bought by `owner` when given.
+    fn co_purchase(
+        &self,
+        ctx: &Context,
+        owner: Option<RecordId>,
+    ) -> Result<(CoPurchase, HashMap<RecordId, BTreeSet<RecordId>>)> {
+        let orders = self.scan(
             ctx,
             EntityKind::Order,
             Some(Filter::cmp("status", Op::Ne, "cancelled")),
+            &["account_id", "lines"],
         )?;
-        let mut baskets: Vec<BTreeSet<RecordId>> = Vec::new();
-        let mut owned = BTreeSet::new();
+        let mut co = CoPurchase::default();
+        let mut owned: HashMap<RecordId, BTreeSet<RecordId>> = HashMap::new();
         for o in &orders {
             let items: BTreeSet<RecordId> = match o.get("lines") {
                 Value::Lines(l) => l.iter().filter_map(|l| l.product_id).collect(),
                 _ => BTreeSet::new(),
             };
-            if o.reference("account_id") == Some(account) {
-                owned.extend(items.iter().copied());
+            if let Some(a) = o.reference("account_id").filter(|a| Some(*a) == owner) {
+                owned.entry(a).or_default().extend(items.iter().copied());
             }
-            if !items.is_empty() {
-                baskets.push(items);
+            co.add(&items);
+        }
+        Ok((co, owned))
+    }
+
+    /// The products in the non-cancelled orders of `account` that the user may read.
+    fn products_of(&self, ctx: &Context, account: RecordId) -> Result<BTreeSet<RecordId>> {
+        let f = Filter::eq("account_id", account).and(Filter::cmp("status", Op::Ne, "cancelled"));
+        let mut owned = BTreeSet::new();
+        for o in self.scan(ctx, EntityKind::Order, Some(f), &["lines"])? {
+            if let Value::Lines(l) = o.get("lines") {
+                owned.extend(l.iter().filter_map(|l| l.product_id));
             }
         }
-        let n = baskets.len() as f64;
-        let mut count: BTreeMap<RecordId, f64> = BTreeMap::new();
-        let mut pair: BTreeMap<(RecordId, RecordId), f64> = BTreeMap::new();
-        for b in &baskets {
-            for x in b {
-                *count.entry(*x).or_default() += 1.0;
-                if owned.contains(x) {
-                    for y in b.iter().filter(|y| !owned.contains(y)) {
-                        *pair.entry((*x, *y)).or_default() += 1.0;
-                    }
+        Ok(owned)
+    }
+
+    /// The user's snapshot of the customer base for screen pops: reused while no order was written
+    /// since it was taken, or while it is younger than the snapshot age
+    /// ([`Crm::with_snapshot_max_age`]); rebuilt otherwise.
+    fn snapshot(&self, ctx: &Context) -> Result<Arc<Snapshot>> {
+        let key = (ctx.tenant.clone(), ctx.user_id);
+        let now = self.now();
+        let generation = self.orders_generation.load(Ordering::Acquire);
+        if let Some(s) = self
+            .snapshots
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            if s.generation == generation || now - s.taken < self.snapshot_max_age {
+                return Ok(s);
+            }
+        }
+        let borders = self
+            .rfm_scored(ctx, &RfmOptions::default())
+            .ok()
+            .map(|s| s.borders);
+        let co = match self.co_purchase(ctx, None) {
+            Err(e) if not_allowed(&e) => None,
+            other => Some(other?.0),
+        };
+        let s = Arc::new(Snapshot {
+            taken: now,
+            generation,
+            borders,
+            co,
+        });
+        if let Ok(mut m) = self.snapshots.lock() {
+            if m.len() >= MAX_SNAPSHOTS {
+                // Forget the oldest: a user's next screen pop rebuilds theirs.
+                if let Some(k) = m
+                    .iter()
+                    .min_by_key(|(_, v)| v.taken)
+                    .map(|(k, _)| k.clone())
+                {
+                    m.remove(&k);
                 }
             }
+            m.insert(key, Arc::clone(&s));
         }
-        let mut best: BTreeMap<RecordId, CrossSell> = BTreeMap::new();
-        for ((a, b), both) in pair {
-            let (ca, cb) = (
-                count.get(&a).copied().unwrap_or(1.0),
-                count.get(&b).copied().unwrap_or(1.0),
-            );
-            let confidence = both / ca;
-            let c = CrossSell {
-                product_id: b,
-                because_of: a,
-                support: both / n,
-                confidence,
-                lift: confidence / (cb / n),
-            };
-            let better = best
-                .get(&b)
-                .is_none_or(|o| (c.lift, c.confidence) > (o.lift, o.confidence));
-            if better {
-                best.insert(b, c);
-            }
-        }
-        let mut out: Vec<CrossSell> = best.into_values().collect();
-        out.sort_by(|x, y| {
-            y.lift
-                .total_cmp(&x.lift)
-                .then(y.confidence.total_cmp(&x.confidence))
-                .then(x.product_id.cmp(&y.product_id))
-        });
-        out.truncate(limit);
-        Ok(out)
+        Ok(s)
     }
 
     /// The weighted pipeline of the open opportunities (no `closed_at`) the user may read, by
@@ -260,10 +298,11 @@ impl Crm {
             }
         }
         let mut seen = None;
-        let orders = self.list_all(
+        let orders = self.scan(
             ctx,
             EntityKind::Order,
             Some(period("ordered_at").and(Filter::cmp("status", Op::Ne, "cancelled"))),
+            &["total", "tax_total"],
         )?;
         for o in orders {
             let net = match analytics::order_net(&o) {
@@ -287,5 +326,85 @@ impl Crm {
             kpi(&mut by, c.meta.owner_id).open_cases += 1;
         }
         Ok(by.into_values().collect())
+    }
+}
+
+/// How many users' screen-pop snapshots a CRM keeps.
+const MAX_SNAPSHOTS: usize = 256;
+
+/// What a screen pop needs from the whole customer base, for one user.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    taken: DateTime<Utc>,
+    generation: u64,
+    /// RFM tile borders (`None` when RFM is not available to the user, e.g. mixed currencies).
+    borders: Option<super::customers::RfmBorders>,
+    /// Co-purchase counts (`None` when the user may not read orders).
+    co: Option<CoPurchase>,
+}
+
+/// Product co-purchase counts over order baskets.
+#[derive(Debug, Default)]
+pub(crate) struct CoPurchase {
+    baskets: f64,
+    count: HashMap<RecordId, f64>,
+    /// Baskets holding both products, by first product, then second.
+    pair: HashMap<RecordId, HashMap<RecordId, f64>>,
+}
+
+impl CoPurchase {
+    fn add(&mut self, basket: &BTreeSet<RecordId>) {
+        if basket.is_empty() {
+            return;
+        }
+        self.baskets += 1.0;
+        for x in basket {
+            *self.count.entry(*x).or_default() += 1.0;
+            let row = self.pair.entry(*x).or_default();
+            for y in basket.iter().filter(|y| *y != x) {
+                *row.entry(*y).or_default() += 1.0;
+            }
+        }
+    }
+
+    /// Association rules from the products in `owned` to products not in it: for each suggested
+    /// product the rule with the best lift (ties: confidence, then the smaller starting product),
+    /// best lift first (ties: confidence, then product id), at most `limit`.
+    fn suggest(&self, owned: &BTreeSet<RecordId>, limit: usize) -> Vec<CrossSell> {
+        let n = self.baskets;
+        let mut best: BTreeMap<RecordId, CrossSell> = BTreeMap::new();
+        for a in owned {
+            let Some(row) = self.pair.get(a) else {
+                continue;
+            };
+            let ca = self.count.get(a).copied().unwrap_or(1.0);
+            for (b, both) in row.iter().filter(|(b, _)| !owned.contains(*b)) {
+                let cb = self.count.get(b).copied().unwrap_or(1.0);
+                let confidence = both / ca;
+                let c = CrossSell {
+                    product_id: *b,
+                    because_of: *a,
+                    support: both / n,
+                    confidence,
+                    lift: confidence / (cb / n),
+                };
+                // `owned` is visited in ascending order: on a tie the earlier rule stays.
+                let better = best
+                    .get(b)
+                    .is_none_or(|o| (c.lift, c.confidence) > (o.lift, o.confidence));
+                if better {
+                    best.insert(*b, c);
+                }
+            }
+        }
+        let mut out: Vec<CrossSell> = best.into_values().collect();
+        out.sort_by(|x, y| {
+            y.lift
+                .total_cmp(&x.lift)
+                .then(y.confidence.total_cmp(&x.confidence))
+                .then(x.product_id.cmp(&y.product_id))
+        });
+        out.truncate(limit);
+        out
     }
 }

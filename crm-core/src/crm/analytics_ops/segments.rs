@@ -50,6 +50,31 @@ impl Crm {
         Ok(())
     }
 
+    /// Every record of `kind` matching `filter` that the user may read, with only the built-in
+    /// `fields` (plus meta and custom values), redacted like a list, in one statement: the input of
+    /// aggregates over the whole customer base.
+    pub(crate) fn scan(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        filter: Option<Filter>,
+        fields: &[&'static str],
+    ) -> Result<Vec<Record>> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, kind)?;
+        let req = ListRequest {
+            filter,
+            ..Default::default()
+        };
+        let mut q = self.build_query(&p, &cache, ctx, kind, &req, Action::Read)?;
+        q.fields = Some(fields.to_vec());
+        let rows = self.store().read()?.query(&q)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| self.present(&p, &cache, r))
+            .collect())
+    }
+
     /// Every record of `kind` matching `filter` that the user may read (paged internally).
     pub(crate) fn list_all(
         &self,
