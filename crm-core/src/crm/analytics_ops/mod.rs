@@ -331,10 +331,15 @@ impl Crm {
             EntityKind::Case => analytics::open_case_fields(&rows),
             _ => return Ok(()),
         };
-        let types = self
-            .tenant_cache(&tenant)?
-            .customs
-            .types(EntityKind::Account);
+        // The account's custom fields as this unit of work sees them: configuration written inside
+        // it (a custom field defined earlier in the same transaction) is not in the shared cache yet,
+        // and loading that cache here could wait on the writer this unit of work holds.
+        let types = match self.cached(&tenant) {
+            Some(c) if !uow.config_changed => c.customs.types(EntityKind::Account),
+            _ => super::load_cache(&*uow.tx, &tenant)?
+                .customs
+                .types(EntityKind::Account),
+        };
         let Some(mut acc) = uow.tx.get(EntityKind::Account, &tenant, account, &types)? else {
             return Ok(());
         };
