@@ -59,6 +59,12 @@ if deep:
     rows.append(("deep page vs first page (ours)", fmt(a), fmt(b), f"{a/b:.2f}×", "≈ 1×", g))
 row("one permission decision (role, scope, field rule) vs the cedar-policy crate on an equivalent policy", "permission_decision", "crm_decide", "cedar_is_authorized", "faster than Cedar (< 1×)")
 row("update one field, audit on vs audit off", "update_one_field", "audit_on", "audit_off", "≤ 1.5×")
+row(f"screen pop (customer 360: party, contacts, latest orders, open opportunities, quotes, open cases, activities, RFM segment, lifecycle, cross-sell) for a rep, {n} customers and ten orders each on average, vs the same sections fetched by hand-written rusqlite queries (without RFM and cross-sell)", "screen_pop", "crm_screen_pop", "raw_rusqlite", "≤ 2×")
+def alone(work, group_prefix, bench, target):
+    g = find(group_prefix)
+    rows.append((work, fmt(mean_ns(g, bench)) if g else "not run", "not in this run", "", target, g or ""))
+alone(f"RFM scores and segments for every customer ({n} customers, ten orders each on average)", "rfm_", "crm_rfm_all_customers", "≤ 0.5× DuckDB's time (DuckDB not yet in the run)")
+alone(f"profit by RFM segment × product, last three months ({n} customers)", "profit_", "crm_profit_rfm_x_product_3_months", "≤ 1× DuckDB's time (DuckDB not yet in the run)")
 
 print("# Benchmarks\n")
 print("Each figure is measured beside its baseline **in the same run** (criterion, mean of the samples); the")
