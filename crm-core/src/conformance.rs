@@ -373,11 +373,10 @@ pub fn savepoints_undo_part_of_a_transaction(store: &dyn Store) {
         tx.insert(&nested).unwrap(); // ok: conformance test code (feature `testing`)
         tx.release_savepoint().unwrap(); // ok: conformance test code (feature `testing`)
         tx.rollback_to_savepoint().unwrap(); // ok: conformance test code (feature `testing`)
-                                             // The transaction is still usable after a rollback to a savepoint.
-        assert!(tx
-            .get(EntityKind::Account, &t, undone.meta.id, &none)
-            .unwrap()
-            .is_none()); // ok: conformance test code (feature `testing`)
+
+        // The transaction is still usable after a rollback to a savepoint.
+        let undone_now = tx.get(EntityKind::Account, &t, undone.meta.id, &none);
+        assert!(undone_now.unwrap().is_none()); // ok: conformance test code (feature `testing`)
         tx.savepoint().unwrap(); // ok: conformance test code (feature `testing`)
         tx.insert(&inner_kept).unwrap(); // ok: conformance test code (feature `testing`)
         tx.savepoint().unwrap(); // ok: conformance test code (feature `testing`)

@@ -118,8 +118,8 @@ impl Crm {
         account: RecordId,
         limit: usize,
     ) -> Result<Vec<CrossSell>> {
-        let (co, mut owned) = self.co_purchase(ctx, Some(account))?;
-        Ok(co.suggest(&owned.remove(&account).unwrap_or_default(), limit))
+        let (co, owned) = self.co_purchase(ctx, Some(account))?;
+        Ok(co.suggest(&owned, limit))
     }
 
     /// Product co-purchase counts over the baskets (non-cancelled orders with products) the user may
@@ -128,7 +128,7 @@ impl Crm {
         &self,
         ctx: &Context,
         owner: Option<RecordId>,
-    ) -> Result<(CoPurchase, HashMap<RecordId, BTreeSet<RecordId>>)> {
+    ) -> Result<(CoPurchase, BTreeSet<RecordId>)> {
         let orders = self.scan(
             ctx,
             EntityKind::Order,
@@ -136,14 +136,14 @@ impl Crm {
             &["account_id", "lines"],
         )?;
         let mut co = CoPurchase::default();
-        let mut owned: HashMap<RecordId, BTreeSet<RecordId>> = HashMap::new();
+        let mut owned = BTreeSet::new();
         for o in &orders {
             let items: BTreeSet<RecordId> = match o.get("lines") {
                 Value::Lines(l) => l.iter().filter_map(|l| l.product_id).collect(),
                 _ => BTreeSet::new(),
             };
-            if let Some(a) = o.reference("account_id").filter(|a| Some(*a) == owner) {
-                owned.entry(a).or_default().extend(items.iter().copied());
+            if owner.is_some() && o.reference("account_id") == owner {
+                owned.extend(items.iter().copied());
             }
             co.add(&items);
         }
