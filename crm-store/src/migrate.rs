@@ -9,6 +9,7 @@ use crate::codec::storage;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_orders_by_date.sql"),
+    include_str!("../migrations/0003_audit_rowid.sql"),
 ];
 
 /// The schema version this code writes.

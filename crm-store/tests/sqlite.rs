@@ -432,3 +432,65 @@ fn a_write_waiting_on_an_open_transaction_fails_busy_instead_of_hanging() {
     drop(store);
     remove_db(&path);
 }
+
+#[test]
+fn the_audit_log_moves_to_a_rowid_table_with_its_entries_and_key() {
+    let path = temp_path("audit-rowid");
+    // A database as version 2 left it, with two audit entries.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../migrations/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!("../migrations/0002_orders_by_date.sql"))
+            .unwrap();
+        for seq in 1..=2 {
+            conn.execute(
+                "INSERT INTO audit_log (tenant_id, seq, at, user_id, operation, kind, record_id, \
+                 version, changes, prev_hash, hash) \
+                 VALUES ('m', ?1, 1000, zeroblob(16), 'create', 'account', zeroblob(16), ?1, \
+                 '[]', ?2, ?3)",
+                rusqlite::params![seq, format!("h{}", seq - 1), format!("h{seq}")],
+            )
+            .unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 2").unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        SqliteStore::latest_schema_version()
+    );
+    let head = store.read().unwrap().audit_head(&tenant("m")).unwrap();
+    assert_eq!(head, Some((2, "h2".to_owned())));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let without_rowid: i64 = conn
+        .query_row(
+            "SELECT wr FROM pragma_table_list WHERE name = 'audit_log'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(without_rowid, 0);
+    // The key stays unique, and the chain head is read through its index (no table scan, no sort).
+    let dup = conn.execute(
+        "INSERT INTO audit_log (tenant_id, seq, at, user_id, operation, kind, record_id, version, \
+         changes, prev_hash, hash) SELECT tenant_id, seq, at, user_id, operation, kind, record_id, \
+         version, changes, prev_hash, hash FROM audit_log WHERE seq = 2",
+        [],
+    );
+    assert!(dup.is_err());
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT seq, hash FROM audit_log WHERE tenant_id = 'm' \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_plan(&plan, "sqlite_autoindex_audit_log_1");
+    drop(conn);
+    drop(store);
+    remove_db(&path);
+}
