@@ -1131,17 +1131,73 @@ fn static_segments_and_paging() {
     let diff = w.crm.refresh_segment(&w.admin, s).unwrap();
     assert_eq!(diff.member_count, 5);
     assert!(diff.entered.is_empty() && diff.left.is_empty());
-    // A bad definition is reported on the definition field with its position.
-    let bad = segment(
-        &w,
-        &w.admin,
-        fields! { "name" => "bad", "entity" => "account", "definition" => "country = " },
-    );
-    let e = w.crm.segment_count(&w.admin, bad).unwrap_err();
+}
+
+#[test]
+fn a_segment_definition_is_checked_when_saved() {
+    let w = world();
+    let segments = |w: &World| w.crm.count(&w.admin, EntityKind::Segment, None).unwrap();
+    let save = |f: Fields| w.crm.create(&w.admin, EntityKind::Segment, f).unwrap_err();
+    // A syntax error is reported on the definition field with its position, and nothing is saved.
+    let e = save(fields! { "name" => "bad", "entity" => "account", "definition" => "country = " });
     assert_eq!(e.kind, ErrorKind::InvalidQuery);
     // Stored text is trimmed, so the end is column 10; the field is named under `definition`.
     assert!(e.message.ends_with("at column 10"), "{e}");
     assert_eq!(e.field.as_deref(), Some("definition.country"));
+    // An unknown field, and a type mismatch, each named.
+    let e = save(
+        fields! { "name" => "bad", "entity" => "account", "definition" => "colour = \"red\"" },
+    );
+    assert_eq!(e.kind, ErrorKind::InvalidQuery);
+    assert_eq!(e.field.as_deref(), Some("definition.colour"), "{e}");
+    let e = save(
+        fields! { "name" => "bad", "entity" => "account", "definition" => "lifetime_value > \"lots\"" },
+    );
+    assert_eq!(e.kind, ErrorKind::InvalidQuery);
+    assert_eq!(e.field.as_deref(), Some("definition.lifetime_value"), "{e}");
+    // A dynamic segment needs a definition.
+    let e = save(fields! { "name" => "empty", "entity" => "account" });
+    assert_eq!(
+        (e.kind, e.field.as_deref()),
+        (ErrorKind::Validation, Some("definition"))
+    );
+    assert_eq!(segments(&w), 0);
+    // A valid one saves; changing its definition to a bad one is refused and keeps the old text.
+    let s = segment(
+        &w,
+        &w.admin,
+        fields! { "name" => "IT", "entity" => "account", "definition" => r#"country = "IT""# },
+    );
+    let e = w
+        .crm
+        .update(
+            &w.admin,
+            EntityKind::Segment,
+            s,
+            1,
+            fields! { "definition" => "country in (" },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidQuery);
+    assert_eq!(
+        get(&w, EntityKind::Segment, s).text("definition"),
+        Some(r#"country = "IT""#)
+    );
+    // A field the saving user may not see is refused, as in a query.
+    let policy = Policy::admin().field(EntityKind::Account, "lifetime_value", FieldAccess::Hidden);
+    let role = w.role("no values", &policy);
+    let analyst = w.user("analyst", role, fields! {});
+    let e = w
+        .crm
+        .create(
+            &analyst,
+            EntityKind::Segment,
+            fields! { "name" => "big", "entity" => "account", "definition" => "lifetime_value > 100" },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PermissionDenied, "{e}");
+    assert_eq!(e.field.as_deref(), Some("definition.lifetime_value"), "{e}");
+    assert_eq!(segments(&w), 1);
 }
 
 // ----------------------------------------------------------------- permissions

@@ -68,6 +68,16 @@ def test_dynamic_and_static_segments(admin: Session) -> None:
         admin.segment_count(accs["Alpha"].id)
 
 
+def test_a_segment_definition_is_checked_when_saved(admin: Session) -> None:
+    with pytest.raises(crm_core.InvalidQuery) as e:
+        admin.create("segment", name="bad", entity="account", definition='colour = "red"')
+    assert e.value.field == "definition.colour"
+    with pytest.raises(crm_core.ValidationError) as v:
+        admin.create("segment", name="empty", entity="account")
+    assert v.value.field == "definition"
+    assert admin.count("segment") == 0
+
+
 def test_lifecycles_without_orders_are_prospects(admin: Session) -> None:
     accs = accounts(admin)
     got = dict(admin.lifecycles())

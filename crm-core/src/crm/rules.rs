@@ -206,6 +206,15 @@ pub(crate) fn kind_rules(
             }
         }
         EntityKind::CustomField => custom_field_rules(crm, cache, r, old)?,
+        EntityKind::Segment => {
+            let changed = |f: &str| old.is_none_or(|o| o.get(f) != r.get(f));
+            if ["entity", "kind", "definition", "currency"]
+                .iter()
+                .any(|f| changed(f))
+            {
+                crm.check_segment(cache, ctx, r)?;
+            }
+        }
         EntityKind::AuditSetting => {
             let entity: EntityKind = r.text("entity").unwrap_or_default().parse()?;
             let off = r.get("enabled").as_bool() == Some(false);

@@ -29,7 +29,7 @@ mod segments;
 use super::read::MAX_PAGE;
 use super::resolve::Resolver;
 use super::write::Uow;
-use super::{Context, Crm};
+use super::{principal_in, Context, Crm, TenantCache};
 
 /// Field types, clock and checks for the filter language, from the facade's resolver.
 struct CrmEnv<'a> {

@@ -128,6 +128,48 @@ impl Crm {
         Ok((kind, f))
     }
 
+    /// Checks a dynamic segment's definition as it is saved, against the schema and the saving
+    /// user's field rules (as when it is evaluated): an unknown or hidden field, a type mismatch or a
+    /// syntax error is refused, named under `definition` with its position in the text. A dynamic
+    /// segment needs a definition; a static one lists its members instead.
+    pub(crate) fn check_segment(
+        &self,
+        cache: &TenantCache,
+        ctx: &Context,
+        seg: &Record,
+    ) -> Result<()> {
+        if seg.text("kind") == Some("static") {
+            return Ok(());
+        }
+        let Some(text) = seg.text("definition").filter(|t| !t.trim().is_empty()) else {
+            return Err(CrmError::validation(
+                "definition",
+                "required",
+                "a dynamic segment needs a definition (filter-language text)",
+            ));
+        };
+        let kind: EntityKind = seg.text("entity").unwrap_or("account").parse()?;
+        let currency = match seg.get("currency") {
+            Value::Text(c) => Some(c.parse::<Currency>()?),
+            _ => None,
+        };
+        let p = principal_in(cache, ctx)?;
+        let env = CrmEnv {
+            resolver: Resolver {
+                kind,
+                principal: &p,
+                customs: &cache.customs,
+                phones: &self.phones,
+            },
+            now: self.now(),
+            currency,
+        };
+        segment::parse(text)
+            .and_then(|expr| expr.to_filter(&env))
+            .map_err(|e| e.in_field("definition"))?;
+        Ok(())
+    }
+
     /// How many records the user may read are in the segment now (dynamic: evaluated now).
     pub fn segment_count(&self, ctx: &Context, id: RecordId) -> Result<u64> {
         let (kind, f) = self.segment_filter(ctx, id)?;

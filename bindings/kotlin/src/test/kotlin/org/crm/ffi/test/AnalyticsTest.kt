@@ -133,6 +133,16 @@ class AnalyticsTest {
     }
 
     @Test
+    fun `a segment definition is checked when it is saved`() {
+        val bad = assertThrows<CrmException.InvalidQuery> {
+            admin.create("segment", mapOf(
+                "name" to t("bad"), "entity" to t("account"), "definition" to t("""colour = "red""""),
+            ))
+        }
+        assertEquals("definition.colour", bad.field)
+    }
+
+    @Test
     @Order(2)
     fun `the screen pop finds the caller in another format and brings the ERP facts from Kotlin`() {
         val erp = KotlinErp(mapOf(rossi.id to FfiErpFacts(
