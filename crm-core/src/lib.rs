@@ -33,10 +33,11 @@ pub use crm::{
     AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, MergeOutcome, NewRecord,
     OwnedTransaction, Transaction, TransferSummary,
 };
+pub use crm::{ActivityCount, Kpi};
 pub use crm::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use crm::{
     CrossSell, ErpFacts, ErpFactsRow, ForecastRow, OverdueInvoice, ProfitDimension, ProfitOptions,
-    ProfitRow, RfmOptions, RfmRow, ScreenPop, SegmentDiff, UserKpi,
+    ProfitRow, RfmOptions, RfmRow, ScreenPop, SegmentDiff,
 };
 pub use custom_field::CustomFieldDef;
 pub use error::{CrmError, ErrorKind, Result};

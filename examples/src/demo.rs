@@ -98,6 +98,9 @@ pub fn phone(rng: &mut Rng, city: &(&str, &str, &str)) -> String {
     }
 }
 
+/// The demo's teams, in the order of [`Org::teams`].
+pub const TEAM_NAMES: [&str; 2] = ["North team", "South team"];
+
 /// The organisation of the demo tenant.
 pub struct Org {
     pub rep_role: RecordId,
@@ -198,7 +201,7 @@ pub fn organisation(crm: &Crm, admin: &Context, n_reps: usize) -> Result<Org> {
     let rep_role = role("Sales rep", &rep_policy)?;
     let director_role = role("Sales director", &director_policy)?;
     let mut teams = Vec::new();
-    for t in ["North team", "South team"] {
+    for t in TEAM_NAMES {
         teams.push(
             crm.create(admin, EntityKind::Team, fields! { "name" => t })?
                 .meta

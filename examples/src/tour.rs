@@ -599,6 +599,39 @@ fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
         );
     }
     println!("  ({} products in the catalogue)", data.products.len());
+
+    let t = Instant::now();
+    let teams = crm
+        .team_kpis(director, now - Duration::days(365), now, None)
+        .unwrap();
+    println!(
+        "  supervision, last twelve months, per team ({} ms):",
+        t.elapsed().as_millis()
+    );
+    println!(
+        "    {:<14} {:>5} {:>10} {:>6} {:>6} {:>9} {:>7} {:>16}",
+        "team", "users", "activities", "calls", "orders", "won/lost", "win %", "order revenue"
+    );
+    for k in &teams {
+        let name = org
+            .teams
+            .iter()
+            .position(|t| Some(*t) == k.team_id)
+            .map_or("", |i| demo::TEAM_NAMES[i]);
+        println!(
+            "    {:<14} {:>5} {:>10} {:>6} {:>6} {:>9} {:>7} {:>16}",
+            name,
+            k.users,
+            k.activities,
+            k.calls,
+            k.orders,
+            format!("{}/{}", k.opportunities_won, k.opportunities_lost),
+            k.win_rate
+                .map(|r| format!("{:.0}", r * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            k.order_revenue.map(|m| m.to_string()).unwrap_or_default()
+        );
+    }
 }
 
 /// The host ERP's accounting and credit facts, as the library asks for them.

@@ -1676,7 +1676,7 @@ fn kpis_count_per_owner() {
             None,
         )
         .unwrap();
-    let mine = k.iter().find(|r| r.user_id == rep1.user_id).unwrap();
+    let mine = k.iter().find(|r| r.user_id == Some(rep1.user_id)).unwrap();
     assert_eq!(
         (mine.activities, mine.calls, mine.orders, mine.open_cases),
         (3, 2, 1, 1)
@@ -1693,7 +1693,7 @@ fn kpis_count_per_owner() {
         )
         .unwrap();
     assert_eq!(k.len(), 1);
-    assert_eq!(k[0].user_id, rep1.user_id);
+    assert_eq!(k[0].user_id, Some(rep1.user_id));
 }
 
 #[test]
@@ -2134,4 +2134,235 @@ fn screen_pop_rfm_and_cross_sell_equal_the_full_computations() {
     }
     w.clock.advance(Duration::minutes(6));
     check(&w.crm);
+}
+
+/// What one user did, as the test wrote it: the raw rows the independent KPI computation uses.
+#[derive(Default, Clone, Debug, PartialEq)]
+struct Did {
+    activities: std::collections::BTreeMap<(String, Option<String>, Option<String>), u64>,
+    leads: u64,
+    converted: u64,
+    disqualified: u64,
+    won: Vec<crm_core::Decimal>,
+    lost: u64,
+}
+
+impl Did {
+    fn add(&mut self, o: &Did) {
+        for (k, n) in &o.activities {
+            *self.activities.entry(k.clone()).or_default() += n;
+        }
+        self.leads += o.leads;
+        self.converted += o.converted;
+        self.disqualified += o.disqualified;
+        self.won.extend(o.won.iter().copied());
+        self.lost += o.lost;
+    }
+
+    fn check(&self, k: &crm_core::Kpi) {
+        let sum = |f: &dyn Fn(&str, Option<&str>) -> bool| -> u64 {
+            self.activities
+                .iter()
+                .filter(|((t, dir, _), _)| f(t, dir.as_deref()))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        assert_eq!(k.activities, sum(&|_, _| true));
+        assert_eq!(k.calls, sum(&|t, _| t == "call"));
+        assert_eq!(
+            k.inbound_calls,
+            sum(&|t, d| t == "call" && d == Some("inbound"))
+        );
+        assert_eq!(
+            k.outbound_calls,
+            sum(&|t, d| t == "call" && d == Some("outbound"))
+        );
+        let got: std::collections::BTreeMap<_, _> = k
+            .activity_breakdown
+            .iter()
+            .map(|a| {
+                (
+                    (
+                        a.activity_type.clone(),
+                        a.direction.clone(),
+                        a.outcome.clone(),
+                    ),
+                    a.count,
+                )
+            })
+            .collect();
+        assert_eq!(got, self.activities);
+        assert!(k
+            .activity_breakdown
+            .windows(2)
+            .all(|w| w[0].count >= w[1].count));
+        assert_eq!(
+            (k.leads, k.leads_converted, k.leads_disqualified),
+            (self.leads, self.converted, self.disqualified)
+        );
+        let rate = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
+        assert_eq!(k.lead_conversion_rate, rate(self.converted, self.leads));
+        let won = self.won.len() as u64;
+        assert_eq!(
+            (k.opportunities_won, k.opportunities_lost),
+            (won, self.lost)
+        );
+        assert_eq!(k.win_rate, rate(won, won + self.lost));
+        let total: Option<crm_core::Decimal> =
+            (!self.won.is_empty()).then(|| self.won.iter().copied().sum());
+        assert_eq!(k.revenue_closed.map(|m| m.amount), total);
+        assert_eq!(
+            k.average_deal_size.map(|m| m.amount),
+            total.map(|t| (t / crm_core::Decimal::from(won)).round_dp(2))
+        );
+    }
+}
+
+#[test]
+fn kpis_per_user_and_per_team_equal_a_count_of_what_each_user_did() {
+    let w = world();
+    let t1 = w.team("north");
+    let t2 = w.team("south");
+    let role = w.role("seller", &Policy::admin());
+    let teams = [vec![t1], vec![t1], vec![t1, t2], vec![t2]];
+    let users: Vec<Context> = teams
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            w.user(
+                &format!("u{i}"),
+                role,
+                fields! { "team_ids" => crm_tests::ids(t) },
+            )
+        })
+        .collect();
+    let a = account(&w, &w.admin, "Client", "IT").meta.id;
+    let mut did: Vec<Did> = vec![Did::default(); users.len()];
+    let mut g = Lcg(7);
+    // Two rounds: the first falls before the period and must not count.
+    for round in 0..2 {
+        let counted = round == 1;
+        if counted {
+            w.clock.advance(Duration::days(30));
+        }
+        for (u, ctx) in users.iter().enumerate() {
+            for _ in 0..g.next(6) {
+                let t = ["call", "call", "email", "meeting"][g.next(4) as usize];
+                let dir = [None, Some("inbound"), Some("outbound")][g.next(3) as usize];
+                let out = [None, Some("reached"), Some("voicemail")][g.next(3) as usize];
+                let mut f = fields! { "activity_type" => t, "account_id" => a };
+                if let Some(x) = dir {
+                    f.insert("direction".into(), Value::Text(x.into()));
+                }
+                if let Some(x) = out {
+                    f.insert("outcome".into(), Value::Text(x.into()));
+                }
+                w.crm.create(ctx, EntityKind::Activity, f).unwrap();
+                if counted {
+                    let key = (t.to_owned(), dir.map(str::to_owned), out.map(str::to_owned));
+                    *did[u].activities.entry(key).or_default() += 1;
+                }
+            }
+            for l in 0..g.next(4) {
+                let lead = w
+                    .crm
+                    .create(
+                        ctx,
+                        EntityKind::Lead,
+                        fields! { "last_name" => format!("L{l}"), "company" => "Co" },
+                    )
+                    .unwrap();
+                let fate = g.next(3);
+                if fate == 1 {
+                    w.crm
+                        .disqualify_lead(&w.admin, lead.meta.id, lead.meta.version, "no budget")
+                        .unwrap();
+                } else if fate == 2 {
+                    let q = w
+                        .crm
+                        .transition_lead(
+                            &w.admin,
+                            lead.meta.id,
+                            lead.meta.version,
+                            "qualified",
+                            None,
+                        )
+                        .unwrap();
+                    w.crm
+                        .convert_lead(&w.admin, q.meta.id, q.meta.version, Default::default())
+                        .unwrap();
+                }
+                if counted {
+                    did[u].leads += 1;
+                    did[u].converted += u64::from(fate == 2);
+                    did[u].disqualified += u64::from(fate == 1);
+                }
+            }
+            for o in 0..g.next(5) {
+                let won = g.next(2) == 0;
+                let amount = d(&format!("{}.{:02}", 100 + g.next(900), g.next(100)));
+                let now = w.crm.now();
+                w.crm
+                    .create(
+                        ctx,
+                        EntityKind::Opportunity,
+                        fields! {
+                            "name" => format!("O{o}"), "account_id" => a,
+                            "amount" => Money::new(amount, "EUR".parse().unwrap()),
+                            "probability" => d(if won { "100" } else { "0" }),
+                            "closed_at" => now,
+                        },
+                    )
+                    .unwrap();
+                if counted {
+                    if won {
+                        did[u].won.push(amount);
+                    } else {
+                        did[u].lost += 1;
+                    }
+                }
+            }
+        }
+    }
+    // The generated data reaches every case.
+    let mut all = Did::default();
+    did.iter().for_each(|x| all.add(x));
+    assert!(
+        all.converted > 0 && all.disqualified > 0 && all.leads > all.converted + all.disqualified
+    );
+    assert!(all.lost > 0 && all.won.len() > 1);
+    assert!(all
+        .activities
+        .keys()
+        .any(|(t, d, o)| t == "call" && d.is_some() && o.is_some()));
+    let now = w.crm.now();
+    let (from, to) = (now - Duration::days(1), now + Duration::days(1));
+    let per_user = w.crm.kpis(&w.admin, from, to, None).unwrap();
+    for (u, ctx) in users.iter().enumerate() {
+        let row = per_user.iter().find(|k| k.user_id == Some(ctx.user_id));
+        match row {
+            Some(k) => {
+                assert_eq!((k.team_id, k.users), (None, 1));
+                did[u].check(k);
+            }
+            None => assert_eq!(did[u], Did::default(), "user {u} has figures"),
+        }
+    }
+    let per_team = w.crm.team_kpis(&w.admin, from, to, None).unwrap();
+    for team in [t1, t2] {
+        let mut sum = Did::default();
+        let mut members = 0;
+        for (u, t) in teams.iter().enumerate() {
+            if t.contains(&team) && per_user.iter().any(|k| k.user_id == Some(users[u].user_id)) {
+                sum.add(&did[u]);
+                members += 1;
+            }
+        }
+        let k = per_team.iter().find(|k| k.team_id == Some(team)).unwrap();
+        assert_eq!((k.user_id, k.users), (None, members));
+        sum.check(k);
+    }
+    assert!(per_team
+        .iter()
+        .all(|k| k.team_id == Some(t1) || k.team_id == Some(t2)));
 }

@@ -22,8 +22,8 @@ use crate::mailer::{PyErpFacts, PyMailer};
 use crate::transaction::Transaction;
 use crate::types::{
     AccessReview, AuditVerification, Conversion, CrossSell, Decision, Event, FieldChange,
-    ForecastRow, HistoryEntry, HistoryPage, Page, ProfitRow, Record, RfmRow, ScreenPop,
-    SegmentDiff, StageEntry, TransferSummary, UserKpi,
+    ForecastRow, HistoryEntry, HistoryPage, Kpi, Page, ProfitRow, Record, RfmRow, ScreenPop,
+    SegmentDiff, StageEntry, TransferSummary,
 };
 
 fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
@@ -1415,11 +1415,19 @@ impl Session {
         end: &Bound<'_, PyAny>,
         rates: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (start, end) = (to_instant(start)?, to_instant(end)?);
-        let rates: Option<crm_core::RateTable> = serde_arg(rates, "rates")?;
-        let out = self.run(py, move |c, ctx| c.kpis(ctx, start, end, rates.as_ref()))?;
-        let out: Vec<UserKpi> = out.into_iter().map(UserKpi::from).collect();
-        result_rows(py, out, Some(py.get_type::<UserKpi>()), None)
+        self.kpi_rows(py, start, end, rates, false)
+    }
+
+    /// The per-owner figures rolled up per team (a member's figures count in each of their teams).
+    #[pyo3(signature = (start, end, *, rates=None))]
+    fn team_kpis<'py>(
+        &self,
+        py: Python<'py>,
+        start: &Bound<'_, PyAny>,
+        end: &Bound<'_, PyAny>,
+        rates: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.kpi_rows(py, start, end, rates, true)
     }
 
     fn __repr__(&self) -> String {
@@ -1479,5 +1487,28 @@ impl RecordIterator {
             st.next = page.next;
         }
         Ok(st.buffer.pop().map(Record))
+    }
+}
+
+impl Session {
+    fn kpi_rows<'py>(
+        &self,
+        py: Python<'py>,
+        start: &Bound<'_, PyAny>,
+        end: &Bound<'_, PyAny>,
+        rates: Option<&Bound<'_, PyAny>>,
+        per_team: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (start, end) = (to_instant(start)?, to_instant(end)?);
+        let rates: Option<crm_core::RateTable> = serde_arg(rates, "rates")?;
+        let out = self.run(py, move |c, ctx| {
+            if per_team {
+                c.team_kpis(ctx, start, end, rates.as_ref())
+            } else {
+                c.kpis(ctx, start, end, rates.as_ref())
+            }
+        })?;
+        let out: Vec<Kpi> = out.into_iter().map(Kpi::from).collect();
+        result_rows(py, out, Some(py.get_type::<Kpi>()), None)
     }
 }

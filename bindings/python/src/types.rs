@@ -730,36 +730,104 @@ impl ForecastRow {
     }
 }
 
-/// Supervision figures of one owner over a period.
+/// Supervision figures over a period, of one user (`user_id`) or one team (`team_id`).
 #[pyclass(frozen, get_all, module = "crm_core._crm_core")]
-pub(crate) struct UserKpi {
-    user_id: String,
+pub(crate) struct Kpi {
+    user_id: Option<String>,
+    team_id: Option<String>,
+    users: u64,
     activities: u64,
     calls: u64,
+    inbound_calls: u64,
+    outbound_calls: u64,
+    activity_breakdown: Vec<ActivityCount>,
+    leads: u64,
+    leads_converted: u64,
+    leads_disqualified: u64,
+    lead_conversion_rate: Option<f64>,
+    opportunities_won: u64,
+    opportunities_lost: u64,
+    win_rate: Option<f64>,
+    revenue_closed: Option<Money>,
+    average_deal_size: Option<Money>,
     orders: u64,
     order_revenue: Option<Money>,
-    opportunities_won: u64,
     open_cases: u64,
 }
 
-impl From<crm_core::UserKpi> for UserKpi {
-    fn from(k: crm_core::UserKpi) -> Self {
-        UserKpi {
-            user_id: k.user_id.to_string(),
+impl From<crm_core::Kpi> for Kpi {
+    fn from(k: crm_core::Kpi) -> Self {
+        Kpi {
+            user_id: k.user_id.map(|u| u.to_string()),
+            team_id: k.team_id.map(|t| t.to_string()),
+            users: k.users,
             activities: k.activities,
             calls: k.calls,
+            inbound_calls: k.inbound_calls,
+            outbound_calls: k.outbound_calls,
+            activity_breakdown: k
+                .activity_breakdown
+                .into_iter()
+                .map(ActivityCount::from)
+                .collect(),
+            leads: k.leads,
+            leads_converted: k.leads_converted,
+            leads_disqualified: k.leads_disqualified,
+            lead_conversion_rate: k.lead_conversion_rate,
+            opportunities_won: k.opportunities_won,
+            opportunities_lost: k.opportunities_lost,
+            win_rate: k.win_rate,
+            revenue_closed: k.revenue_closed.map(Money),
+            average_deal_size: k.average_deal_size.map(Money),
             orders: k.orders,
             order_revenue: k.order_revenue.map(Money),
-            opportunities_won: k.opportunities_won,
             open_cases: k.open_cases,
         }
     }
 }
 
 #[pymethods]
-impl UserKpi {
+impl Kpi {
     fn __repr__(&self) -> String {
-        format!("<UserKpi {}>", self.user_id)
+        match (&self.user_id, &self.team_id) {
+            (Some(u), _) => format!("<Kpi user {}>", u),
+            (None, Some(t)) => format!("<Kpi team {} users={}>", t, self.users),
+            (None, None) => "<Kpi>".to_owned(),
+        }
+    }
+}
+
+/// How many activities of one type, direction and outcome.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+#[derive(Clone)]
+pub(crate) struct ActivityCount {
+    activity_type: String,
+    direction: Option<String>,
+    outcome: Option<String>,
+    count: u64,
+}
+
+impl From<crm_core::ActivityCount> for ActivityCount {
+    fn from(a: crm_core::ActivityCount) -> Self {
+        ActivityCount {
+            activity_type: a.activity_type,
+            direction: a.direction,
+            outcome: a.outcome,
+            count: a.count,
+        }
+    }
+}
+
+#[pymethods]
+impl ActivityCount {
+    fn __repr__(&self) -> String {
+        format!(
+            "<ActivityCount {} {} {} count={}>",
+            self.activity_type,
+            self.direction.as_deref().unwrap_or("-"),
+            self.outcome.as_deref().unwrap_or("-"),
+            self.count
+        )
     }
 }
 

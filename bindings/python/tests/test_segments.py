@@ -188,7 +188,25 @@ def test_forecast_kpis_and_cross_sell(admin: Session) -> None:
     mine = kpis[admin.user_id]
     assert mine.activities == 1 and mine.calls == 1 and mine.orders == 3
     assert mine.order_revenue == crm_core.Money("50", "EUR") and mine.opportunities_won == 0
-    assert mine.open_cases == 0 and "UserKpi" in repr(mine)
+    assert mine.open_cases == 0 and "Kpi user" in repr(mine)
+    assert mine.team_id is None and mine.users == 1 and mine.win_rate is None
+    (calls,) = mine.activity_breakdown
+    assert (calls.activity_type, calls.direction, calls.outcome, calls.count) == ("call", None, None, 1)
+
+    # Per team: the members' figures added up.
+    team = admin.create("team", name="Inside sales")
+    me = admin.get("user", admin.user_id)
+    admin.update("user", me.id, me.version, team_ids=[team.id])
+    won = admin.create(
+        "opportunity", name="Won", account_id=accs["Beta"].id, amount=crm_core.Money("300", "EUR"),
+        probability=Decimal("100"), closed_at=now,
+    )
+    admin.create("opportunity", name="Lost", account_id=accs["Beta"].id, probability=Decimal("0"), closed_at=now)
+    (t,) = admin.team_kpis(now - dt.timedelta(days=7), now + dt.timedelta(days=1))
+    assert t.team_id == team.id and t.user_id is None and t.users == 1 and "Kpi team" in repr(t)
+    assert (t.activities, t.orders, t.opportunities_won, t.opportunities_lost) == (1, 3, 1, 1)
+    assert t.win_rate == 0.5 and t.revenue_closed == won["amount"] == t.average_deal_size
+    assert admin.team_kpis(now - dt.timedelta(days=7), now + dt.timedelta(days=1)).to_dicts()[0]["users"] == 1
 
 
 class Erp:

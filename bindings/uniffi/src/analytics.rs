@@ -12,11 +12,11 @@ use crm_core::chrono::NaiveDate;
 use crm_core::{
     CrmError as CoreError, CrossSell as CoreCrossSell, Currency as CoreCurrency,
     ErpFacts as CoreErpFacts, ErpFactsRow as CoreErpFactsRow, ErrorKind as CoreErrorKind,
-    ForecastRow as CoreForecastRow, MergeOutcome as CoreMergeOutcome, Money as CoreMoney,
-    OverdueInvoice as CoreOverdueInvoice, ProfitDimension as CoreProfitDimension,
-    ProfitOptions as CoreProfitOptions, ProfitRow as CoreProfitRow, RecordId as CoreRecordId,
-    RfmOptions as CoreRfmOptions, RfmRow as CoreRfmRow, ScreenPop as CoreScreenPop,
-    UserKpi as CoreUserKpi,
+    ForecastRow as CoreForecastRow, Kpi as CoreKpi, MergeOutcome as CoreMergeOutcome,
+    Money as CoreMoney, OverdueInvoice as CoreOverdueInvoice,
+    ProfitDimension as CoreProfitDimension, ProfitOptions as CoreProfitOptions,
+    ProfitRow as CoreProfitRow, RecordId as CoreRecordId, RfmOptions as CoreRfmOptions,
+    RfmRow as CoreRfmRow, ScreenPop as CoreScreenPop,
 };
 
 use crate::error::{guard, CrmError};
@@ -437,34 +437,96 @@ impl From<CoreForecastRow> for FfiForecastRow {
     }
 }
 
-/// Supervision figures of one user (as owner) over a period.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct FfiUserKpi {
-    /// The user.
-    pub user_id: String,
+/// Supervision figures over a period, of one user (`user_id`) or one team (`team_id`, its members'
+/// figures added up). Only records the acting user may read count.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct FfiKpi {
+    /// The user, on a per-user row.
+    pub user_id: Option<String>,
+    /// The team, on a per-team row.
+    pub team_id: Option<String>,
+    /// Users whose figures are in the row.
+    pub users: i64,
     /// Activities created in the period.
     pub activities: i64,
     /// … of which calls.
     pub calls: i64,
+    /// … calls marked inbound.
+    pub inbound_calls: i64,
+    /// … calls marked outbound.
+    pub outbound_calls: i64,
+    /// The activities by type, direction and outcome, most frequent first.
+    pub activity_breakdown: Vec<FfiActivityCount>,
+    /// Leads created in the period.
+    pub leads: i64,
+    /// … of which converted (now).
+    pub leads_converted: i64,
+    /// … of which disqualified (now).
+    pub leads_disqualified: i64,
+    /// `leads_converted / leads` (`null` without leads).
+    pub lead_conversion_rate: Option<f64>,
+    /// Opportunities closed in the period at probability 100.
+    pub opportunities_won: i64,
+    /// Opportunities closed in the period at a lower probability.
+    pub opportunities_lost: i64,
+    /// `won / (won + lost)` (`null` without closed opportunities).
+    pub win_rate: Option<f64>,
+    /// Σ amount of the opportunities won (`null` without amounts).
+    pub revenue_closed: Option<FfiMoney>,
+    /// `revenue_closed` / won opportunities with an amount.
+    pub average_deal_size: Option<FfiMoney>,
     /// Orders placed in the period (not cancelled).
     pub orders: i64,
     /// Their net value (`null` without orders).
     pub order_revenue: Option<FfiMoney>,
-    /// Opportunities closed in the period at probability 100.
-    pub opportunities_won: i64,
     /// Cases owned that are not resolved or closed (now).
     pub open_cases: i64,
 }
 
-impl From<CoreUserKpi> for FfiUserKpi {
-    fn from(k: CoreUserKpi) -> Self {
-        FfiUserKpi {
-            user_id: k.user_id.to_string(),
+/// How many activities of one type, direction and outcome.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FfiActivityCount {
+    /// `call`, `email`, `meeting`, …
+    pub activity_type: String,
+    /// `inbound` / `outbound`, when recorded.
+    pub direction: Option<String>,
+    /// The outcome text, when recorded.
+    pub outcome: Option<String>,
+    /// Activities.
+    pub count: i64,
+}
+
+impl From<CoreKpi> for FfiKpi {
+    fn from(k: CoreKpi) -> Self {
+        FfiKpi {
+            user_id: k.user_id.map(|u| u.to_string()),
+            team_id: k.team_id.map(|t| t.to_string()),
+            users: signed(k.users),
             activities: signed(k.activities),
             calls: signed(k.calls),
+            inbound_calls: signed(k.inbound_calls),
+            outbound_calls: signed(k.outbound_calls),
+            activity_breakdown: k
+                .activity_breakdown
+                .into_iter()
+                .map(|a| FfiActivityCount {
+                    activity_type: a.activity_type,
+                    direction: a.direction,
+                    outcome: a.outcome,
+                    count: signed(a.count),
+                })
+                .collect(),
+            leads: signed(k.leads),
+            leads_converted: signed(k.leads_converted),
+            leads_disqualified: signed(k.leads_disqualified),
+            lead_conversion_rate: k.lead_conversion_rate,
+            opportunities_won: signed(k.opportunities_won),
+            opportunities_lost: signed(k.opportunities_lost),
+            win_rate: k.win_rate,
+            revenue_closed: k.revenue_closed.map(Into::into),
+            average_deal_size: k.average_deal_size.map(Into::into),
             orders: signed(k.orders),
             order_revenue: k.order_revenue.map(Into::into),
-            opportunities_won: signed(k.opportunities_won),
             open_cases: signed(k.open_cases),
         }
     }
@@ -670,9 +732,23 @@ impl Session {
     }
 
     /// Per-owner supervision figures over `[from_micros, to_micros)`, one row per owner, by user id.
-    pub fn kpis(&self, from_micros: i64, to_micros: i64) -> Result<Vec<FfiUserKpi>, CrmError> {
+    pub fn kpis(&self, from_micros: i64, to_micros: i64) -> Result<Vec<FfiKpi>, CrmError> {
         guard(|| {
             let rows = self.crm.kpis(
+                &self.ctx,
+                instant("from_micros", from_micros)?,
+                instant("to_micros", to_micros)?,
+                None,
+            )?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        })
+    }
+
+    /// The per-owner figures rolled up per team (a member's figures count in each of their
+    /// teams), one row per team, by team id.
+    pub fn team_kpis(&self, from_micros: i64, to_micros: i64) -> Result<Vec<FfiKpi>, CrmError> {
+        guard(|| {
+            let rows = self.crm.team_kpis(
                 &self.ctx,
                 instant("from_micros", from_micros)?,
                 instant("to_micros", to_micros)?,

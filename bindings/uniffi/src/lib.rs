@@ -26,8 +26,9 @@ mod transaction;
 mod types;
 
 pub use analytics::{
-    ErpFactsProvider, FfiCrossSell, FfiErpFacts, FfiForecastRow, FfiLifecycle, FfiMergeOutcome,
-    FfiMoney, FfiMovedRef, FfiOverdueInvoice, FfiProfitRow, FfiRfmRow, FfiScreenPop, FfiUserKpi,
+    ErpFactsProvider, FfiActivityCount, FfiCrossSell, FfiErpFacts, FfiForecastRow, FfiKpi,
+    FfiLifecycle, FfiMergeOutcome, FfiMoney, FfiMovedRef, FfiOverdueInvoice, FfiProfitRow,
+    FfiRfmRow, FfiScreenPop,
 };
 pub use error::CrmError;
 pub use filter::*;

@@ -33,9 +33,10 @@ use crate::store::{ReadTx, Store};
 use crate::validate::PhoneRules;
 
 pub use access_ops::{AccessReview, Grantee};
+pub use analytics_ops::{ActivityCount, Kpi};
 pub use analytics_ops::{
     CrossSell, ErpFacts, ErpFactsRow, ForecastRow, OverdueInvoice, ProfitDimension, ProfitOptions,
-    ProfitRow, RfmOptions, RfmRow, ScreenPop, SegmentDiff, UserKpi,
+    ProfitRow, RfmOptions, RfmRow, ScreenPop, SegmentDiff,
 };
 pub use audit_ops::{HistoryEntry, HistoryPage};
 pub use merge::MergeOutcome;

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Protocol
 
 from crm_core._crm_core import (
     AccessReview,
+    ActivityCount,
     AuditVerification,
     Conflict,
     Conversion,
@@ -29,6 +30,7 @@ from crm_core._crm_core import (
     InternalError,
     InvalidQuery,
     InvalidTransition,
+    Kpi,
     Money,
     NotFound,
     Page,
@@ -44,7 +46,6 @@ from crm_core._crm_core import (
     StorageError,
     Transaction,
     TransferSummary,
-    UserKpi,
     ValidationError,
 )
 from crm_core.frames import Rows
@@ -52,6 +53,7 @@ from crm_core.frames import Rows
 __all__ = [
     "AccessReview",
     "Action",
+    "ActivityCount",
     "AuditVerification",
     "Conflict",
     "Conversion",
@@ -71,6 +73,7 @@ __all__ = [
     "InternalError",
     "InvalidQuery",
     "InvalidTransition",
+    "Kpi",
     "Mailer",
     "Money",
     "NotFound",
@@ -88,7 +91,6 @@ __all__ = [
     "StorageError",
     "Transaction",
     "TransferSummary",
-    "UserKpi",
     "ValidationError",
 ]
 

@@ -29,7 +29,6 @@ from crm_core._crm_core import (
     ProfitRow,
     Record,
     RfmRow,
-    UserKpi,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -64,13 +63,26 @@ _COLUMNS: dict[type, tuple[str, ...]] = {
         "lines_without_cost",
     ),
     ForecastRow: ("month", "forecast_category", "count", "amount", "weighted"),
-    UserKpi: (
+    # `activity_breakdown` (a list per row) stays on the objects.
+    Kpi: (
         "user_id",
+        "team_id",
+        "users",
         "activities",
         "calls",
+        "inbound_calls",
+        "outbound_calls",
+        "leads",
+        "leads_converted",
+        "leads_disqualified",
+        "lead_conversion_rate",
+        "opportunities_won",
+        "opportunities_lost",
+        "win_rate",
+        "revenue_closed",
+        "average_deal_size",
         "orders",
         "order_revenue",
-        "opportunities_won",
         "open_cases",
     ),
     CrossSell: ("product_id", "because_of", "support", "confidence", "lift"),
@@ -81,7 +93,7 @@ _MONEY: dict[type, frozenset[str]] = {
     RfmRow: frozenset({"monetary"}),
     ProfitRow: frozenset({"revenue", "cost", "margin"}),
     ForecastRow: frozenset({"amount", "weighted"}),
-    UserKpi: frozenset({"order_revenue"}),
+    Kpi: frozenset({"revenue_closed", "average_deal_size", "order_revenue"}),
 }
 
 

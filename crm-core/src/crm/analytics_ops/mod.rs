@@ -21,6 +21,8 @@ use crate::segment::{self, FieldEnv};
 use crate::value::{FieldType, Value};
 
 mod customers;
+mod kpis;
+pub use kpis::{ActivityCount, Kpi};
 mod screen_pop;
 
 pub(crate) use screen_pop::Snapshot;
@@ -242,25 +244,6 @@ pub struct ForecastRow {
     pub amount: Money,
     /// Σ amount × probability / 100.
     pub weighted: Money,
-}
-
-/// Supervision figures of one user (as owner) over a period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserKpi {
-    /// The user.
-    pub user_id: RecordId,
-    /// Activities created in the period.
-    pub activities: u64,
-    /// … of which calls.
-    pub calls: u64,
-    /// Orders placed in the period (not cancelled).
-    pub orders: u64,
-    /// Their net value (common currency; `None` without orders).
-    pub order_revenue: Option<Money>,
-    /// Opportunities closed in the period at probability 100.
-    pub opportunities_won: u64,
-    /// Cases owned that are not resolved or closed (now).
-    pub open_cases: u64,
 }
 
 fn money_sum(a: Option<Money>, b: Money) -> Result<Money> {

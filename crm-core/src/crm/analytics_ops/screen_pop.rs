@@ -266,67 +266,6 @@ impl Crm {
             )
             .collect())
     }
-
-    /// Per-owner supervision figures over `[from, to)` for the records the user may read, one row
-    /// per owner with any figure, by user id.
-    pub fn kpis(
-        &self,
-        ctx: &Context,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        rates: Option<&RateTable>,
-    ) -> Result<Vec<UserKpi>> {
-        let mut by: BTreeMap<RecordId, UserKpi> = BTreeMap::new();
-        fn kpi(by: &mut BTreeMap<RecordId, UserKpi>, u: RecordId) -> &mut UserKpi {
-            by.entry(u).or_insert_with(|| UserKpi {
-                user_id: u,
-                activities: 0,
-                calls: 0,
-                orders: 0,
-                order_revenue: None,
-                opportunities_won: 0,
-                open_cases: 0,
-            })
-        }
-        let period =
-            |field: &str| Filter::cmp(field, Op::Ge, from).and(Filter::cmp(field, Op::Lt, to));
-        for a in self.list_all(ctx, EntityKind::Activity, Some(period("created_at")))? {
-            let r = kpi(&mut by, a.meta.owner_id);
-            r.activities += 1;
-            if a.text("activity_type") == Some("call") {
-                r.calls += 1;
-            }
-        }
-        let mut seen = None;
-        let orders = self.scan(
-            ctx,
-            EntityKind::Order,
-            Some(period("ordered_at").and(Filter::cmp("status", Op::Ne, "cancelled"))),
-            &["total", "tax_total"],
-        )?;
-        for o in orders {
-            let net = match analytics::order_net(&o) {
-                Some(n) => Some(to_common(n, rates, &mut seen)?),
-                None => None,
-            };
-            let r = kpi(&mut by, o.meta.owner_id);
-            r.orders += 1;
-            if let Some(net) = net {
-                r.order_revenue = Some(money_sum(r.order_revenue, net)?);
-            }
-        }
-        let won = period("closed_at").and(Filter::cmp("probability", Op::Eq, Decimal::from(100)));
-        for o in self.list_all(ctx, EntityKind::Opportunity, Some(won))? {
-            kpi(&mut by, o.meta.owner_id).opportunities_won += 1;
-        }
-        let open = Filter::Not {
-            not: Box::new(Filter::one_of("status", ["resolved", "closed"])),
-        };
-        for c in self.list_all(ctx, EntityKind::Case, Some(open))? {
-            kpi(&mut by, c.meta.owner_id).open_cases += 1;
-        }
-        Ok(by.into_values().collect())
-    }
 }
 
 /// How many users' screen-pop snapshots a CRM keeps.

@@ -264,6 +264,18 @@ class AnalyticsTest {
         val kpi = admin.kpis(now - 400 * DAY, now + DAY).single { it.userId == admin.userId() }
         assertEquals(9L, kpi.orders)
         assertNotNull(kpi.orderRevenue)
+        assertNull(kpi.teamId)
+
+        // Per team: the admin joins a team, whose row then carries the admin's figures.
+        val team = admin.create("team", mapOf("name" to t("Inside sales")))
+        val me = admin.get("user", admin.userId())
+        admin.update("user", me.id, me.version, mapOf("team_ids" to FfiValue.TextList(listOf(team.id))))
+        val teamRow = admin.teamKpis(now - 400 * DAY, now + DAY).single()
+        assertEquals(team.id, teamRow.teamId)
+        assertNull(teamRow.userId)
+        assertEquals(1L, teamRow.users)
+        assertEquals(kpi.orders, teamRow.orders)
+        assertEquals(kpi.activities, teamRow.activities)
     }
 
     @Test
