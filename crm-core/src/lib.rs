@@ -33,7 +33,9 @@ pub use crm::{
     AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, MergeOutcome, NewRecord,
     OwnedTransaction, Transaction, TransferSummary,
 };
-pub use crm::{ActivityCount, Kpi};
+pub use crm::{
+    ActivityCount, CustomerValue, Funnel, FunnelOptions, FunnelStage, Kpi, ValueOptions,
+};
 pub use crm::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
 pub use crm::{
     CrossSell, ErpFacts, ErpFactsRow, ForecastRow, OverdueInvoice, ProfitDimension, ProfitOptions,

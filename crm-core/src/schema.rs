@@ -295,6 +295,8 @@ pub(crate) const ACTIVITY_CHANNELS: &[&str] = &[
     "video",
     "other",
 ];
+/// Satisfaction surveys: CSAT scores 1–5, NPS scores 0–10.
+pub(crate) const SURVEY_TYPES: &[&str] = &["csat", "nps"];
 /// Directions of an interaction.
 pub(crate) const DIRECTIONS: &[&str] = &["inbound", "outbound"];
 /// Forecast categories of opportunity stages.
@@ -499,6 +501,7 @@ fn build(kind: EntityKind) -> Vec<FieldSpec> {
             F::new("case_id", r(K::Case)),
             F::new("campaign_id", r(K::Campaign)),
             F::new("score", T::Int),
+            F::new("survey_type", T::choice(SURVEY_TYPES)),
             F::new("reminded_at", T::Timestamp).system(),
         ],
         K::Case => vec![

@@ -2366,3 +2366,277 @@ fn kpis_per_user_and_per_team_equal_a_count_of_what_each_user_did() {
         .iter()
         .all(|k| k.team_id == Some(t1) || k.team_id == Some(t2)));
 }
+
+#[test]
+fn the_funnel_equals_a_count_over_each_opportunitys_path() {
+    let w = world();
+    let stages = serde_json::json!([
+        {"name": "prospecting", "probability": 10},
+        {"name": "qualification", "probability": 30},
+        {"name": "proposal", "probability": 60},
+        {"name": "won", "probability": 100, "outcome": "won"},
+        {"name": "lost", "probability": 0, "outcome": "lost"}
+    ]);
+    w.crm
+        .create(
+            &w.admin,
+            EntityKind::Pipeline,
+            fields! { "name" => "funnel", "stages" => Value::Json(stages) },
+        )
+        .unwrap();
+    let steps = ["prospecting", "qualification", "proposal", "won"];
+    let a = account(&w, &w.admin, "Client", "IT").meta.id;
+    let mut g = Lcg(11);
+    // (stages visited, final stage, days from creation to close)
+    let mut paths: Vec<(Vec<&str>, &str, Option<i64>)> = Vec::new();
+    let start = w.crm.now();
+    for i in 0..40 {
+        let mut o = w
+            .crm
+            .create(
+                &w.admin,
+                EntityKind::Opportunity,
+                fields! { "name" => format!("O{i}"), "account_id" => a, "pipeline" => "funnel" },
+            )
+            .unwrap();
+        let created = w.crm.now();
+        let mut visited = vec!["prospecting"];
+        let mut at = 0usize;
+        let mut closed = None;
+        for _ in 0..g.next(6) {
+            w.clock.advance(Duration::days(1 + g.next(9) as i64));
+            let to = match g.next(6) {
+                0 => "lost",
+                1 if at > 0 => steps[at - 1],
+                2 => "won",
+                _ => steps[(at + 1 + g.next(2) as usize).min(2)],
+            };
+            if to == steps[at] {
+                continue;
+            }
+            o = w
+                .crm
+                .move_opportunity(&w.admin, o.meta.id, o.meta.version, to, None, Some("price"))
+                .unwrap();
+            visited.push(to);
+            if to == "won" || to == "lost" {
+                closed = Some((w.crm.now() - created).num_days());
+                break;
+            }
+            at = steps.iter().position(|s| *s == to).unwrap();
+        }
+        let last = *visited.last().unwrap();
+        paths.push((visited, last, closed));
+    }
+    let f = w
+        .crm
+        .funnel(
+            &w.admin,
+            &crm_core::FunnelOptions {
+                pipeline: Some("funnel".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(f.pipeline, "funnel");
+    assert_eq!(f.opportunities, 40);
+    let furthest = |v: &[&str]| {
+        v.iter()
+            .filter_map(|s| steps.iter().position(|x| x == s))
+            .max()
+    };
+    let got: Vec<&str> = f.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(got, steps);
+    for (k, s) in f.stages.iter().enumerate() {
+        let reached = paths
+            .iter()
+            .filter(|p| furthest(&p.0).unwrap_or(0) >= k)
+            .count() as u64;
+        let current = paths.iter().filter(|p| p.1 == steps[k]).count() as u64;
+        assert_eq!((s.reached, s.current), (reached, current), "{}", s.stage);
+        let next = paths
+            .iter()
+            .filter(|p| furthest(&p.0).unwrap_or(0) > k)
+            .count() as u64;
+        let rate = (k + 1 < steps.len() && reached > 0).then(|| next as f64 / reached as f64);
+        assert_eq!(s.conversion_to_next, rate, "{}", s.stage);
+    }
+    let won: Vec<i64> = paths
+        .iter()
+        .filter(|p| p.1 == "won")
+        .filter_map(|p| p.2)
+        .collect();
+    let closed: Vec<i64> = paths.iter().filter_map(|p| p.2).collect();
+    let lost = closed.len() - won.len();
+    assert!(
+        !won.is_empty() && lost > 0,
+        "the data reaches both outcomes"
+    );
+    assert!(
+        paths.iter().any(|p| p
+            .0
+            .windows(2)
+            .any(|w| furthest(&w[1..]) < furthest(&w[..1]))),
+        "some go back"
+    );
+    assert_eq!((f.won, f.lost), (won.len() as u64, lost as u64));
+    assert_eq!(f.win_rate, Some(won.len() as f64 / closed.len() as f64));
+    let mean = |v: &[i64]| v.iter().sum::<i64>() as f64 / v.len() as f64;
+    assert!((f.average_days_to_win.unwrap() - mean(&won)).abs() < 1e-9);
+    assert!((f.average_cycle_days.unwrap() - mean(&closed)).abs() < 1e-9);
+    // A period that holds none of them; a pipeline that does not exist.
+    let none = w
+        .crm
+        .funnel(
+            &w.admin,
+            &crm_core::FunnelOptions {
+                pipeline: Some("funnel".into()),
+                from: Some(start - Duration::days(10)),
+                to: Some(start - Duration::days(1)),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            none.opportunities,
+            none.stages[0].reached,
+            none.stages[0].conversion_to_next
+        ),
+        (0, 0, None)
+    );
+    let e = w
+        .crm
+        .funnel(
+            &w.admin,
+            &crm_core::FunnelOptions {
+                pipeline: Some("nope".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("pipeline"));
+}
+
+#[test]
+fn customer_values_equal_the_documented_formulas_over_the_raw_orders_and_answers() {
+    let w = world();
+    let now = w.crm.now();
+    let mut g = Lcg(5);
+    let mut expected_orders: Vec<(RecordId, Vec<(DateTime<Utc>, crm_core::Decimal)>)> = Vec::new();
+    for i in 0..12 {
+        let a = account(&w, &w.admin, &format!("C{i}"), "IT").meta.id;
+        // 0, 1 or several orders, spread over the last three years.
+        let n = [0, 1, 2, 5][i % 4];
+        let mut rows = Vec::new();
+        for _ in 0..n {
+            let at = now - Duration::days(g.next(1000) as i64 + 1);
+            let o = order_at(
+                &w,
+                &w.admin,
+                a,
+                "EUR",
+                vec![line(None, "1", &format!("{}.25", 10 + g.next(90)), None)],
+                at,
+            );
+            rows.push((at, net(&o)));
+        }
+        expected_orders.push((a, rows));
+    }
+    // Survey answers on the first account: CSAT 5, 4, 2 and NPS 10, 9, 7, 3.
+    let first = expected_orders[0].0;
+    for (kind, score) in [
+        ("csat", 5),
+        ("csat", 4),
+        ("csat", 2),
+        ("nps", 10),
+        ("nps", 9),
+        ("nps", 7),
+        ("nps", 3),
+    ] {
+        w.crm
+            .create(
+                &w.admin,
+                EntityKind::Activity,
+                fields! { "activity_type" => "survey", "survey_type" => kind, "score" => score as i64, "account_id" => first },
+            )
+            .unwrap();
+    }
+    let rows = w
+        .crm
+        .customer_values(&w.admin, &crm_core::ValueOptions::default())
+        .unwrap();
+    assert_eq!(rows.len(), 12);
+    let days = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_seconds() as f64 / 86_400.0;
+    // The usual gap of one-order customers: the median of the others' mean gaps.
+    let gap = |v: &[(DateTime<Utc>, crm_core::Decimal)]| {
+        let first = v.iter().map(|o| o.0).min().unwrap();
+        let last = v.iter().map(|o| o.0).max().unwrap();
+        (days(first, last) / (v.len() - 1) as f64).max(1.0)
+    };
+    let mut gaps: Vec<f64> = expected_orders
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(_, v)| gap(v))
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let typical = gaps[gaps.len() / 2];
+    for (a, orders) in &expected_orders {
+        let r = rows.iter().find(|r| r.account_id == *a).unwrap();
+        assert_eq!(r.orders, orders.len() as i64);
+        if orders.is_empty() {
+            assert!(
+                r.lifetime_value.is_none() && r.predicted_value.is_none() && r.churn_risk.is_none()
+            );
+            continue;
+        }
+        let ltv: crm_core::Decimal = orders.iter().map(|o| o.1).sum();
+        assert_eq!(r.lifetime_value.unwrap().amount, ltv);
+        let aov = (ltv / crm_core::Decimal::from(orders.len())).round_dp(2);
+        assert_eq!(r.average_order_value.unwrap().amount, aov);
+        let first = orders.iter().map(|o| o.0).min().unwrap();
+        let last = orders.iter().map(|o| o.0).max().unwrap();
+        let g = if orders.len() > 1 {
+            gap(orders)
+        } else {
+            typical
+        };
+        let overdue = days(last, now) / g - 1.0;
+        let risk = if overdue > 0.0 {
+            1.0 - (-overdue).exp()
+        } else {
+            0.0
+        };
+        assert!(
+            (r.churn_risk.unwrap() - risk).abs() < 1e-12,
+            "{risk} vs {:?}",
+            r.churn_risk
+        );
+        let per_year = orders.len() as f64 / (days(first, now) / 365.25).max(1.0);
+        let predicted = aov.to_string().parse::<f64>().unwrap() * per_year * (1.0 - risk) * 3.0;
+        let got = r
+            .predicted_value
+            .unwrap()
+            .amount
+            .to_string()
+            .parse::<f64>()
+            .unwrap();
+        assert!((got - predicted).abs() < 0.011, "{got} vs {predicted}");
+    }
+    let r = rows.iter().find(|r| r.account_id == first).unwrap();
+    assert_eq!(r.survey_responses, 7);
+    assert!((r.csat.unwrap() - 200.0 / 3.0).abs() < 1e-9);
+    assert!((r.nps.unwrap() - (50.0 - 25.0)).abs() < 1e-9);
+    assert!(rows
+        .iter()
+        .filter(|x| x.account_id != first)
+        .all(|x| x.csat.is_none() && x.nps.is_none()));
+    // A score off its scale, or a survey type on another activity, is refused.
+    for f in [
+        fields! { "activity_type" => "survey", "survey_type" => "csat", "score" => 6_i64 },
+        fields! { "activity_type" => "survey", "survey_type" => "nps" },
+        fields! { "activity_type" => "call", "survey_type" => "nps", "score" => 8_i64 },
+    ] {
+        let e = w.crm.create(&w.admin, EntityKind::Activity, f).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Validation, "{e}");
+    }
+}

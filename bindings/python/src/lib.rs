@@ -51,6 +51,9 @@ fn _crm_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::ForecastRow>()?;
     m.add_class::<types::Kpi>()?;
     m.add_class::<types::ActivityCount>()?;
+    m.add_class::<types::Funnel>()?;
+    m.add_class::<types::FunnelStage>()?;
+    m.add_class::<types::CustomerValue>()?;
     m.add_class::<types::CrossSell>()?;
     m.add_class::<types::ScreenPop>()?;
     m.add_function(wrap_pyfunction!(_raise_error, m)?)?;

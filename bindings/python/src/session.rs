@@ -21,9 +21,9 @@ use crate::error::Error;
 use crate::mailer::{PyErpFacts, PyMailer};
 use crate::transaction::Transaction;
 use crate::types::{
-    AccessReview, AuditVerification, Conversion, CrossSell, Decision, Event, FieldChange,
-    ForecastRow, HistoryEntry, HistoryPage, Kpi, Page, ProfitRow, Record, RfmRow, ScreenPop,
-    SegmentDiff, StageEntry, TransferSummary,
+    AccessReview, AuditVerification, Conversion, CrossSell, CustomerValue, Decision, Event,
+    FieldChange, ForecastRow, Funnel, HistoryEntry, HistoryPage, Kpi, Page, ProfitRow, Record,
+    RfmRow, ScreenPop, SegmentDiff, StageEntry, TransferSummary,
 };
 
 fn origin(client: Option<String>, address: Option<String>, location: Option<String>) -> Origin {
@@ -1390,6 +1390,46 @@ impl Session {
         let out = self.run(py, move |c, ctx| c.cross_sell(ctx, id, limit))?;
         let out: Vec<CrossSell> = out.into_iter().map(CrossSell::from).collect();
         result_rows(py, out, Some(py.get_type::<CrossSell>()), None)
+    }
+
+    /// How the opportunities of a pipeline (default: the tenant's default pipeline), created in
+    /// `[start, end)` when given, went through its stages: reached / current per stage, stage-to-stage
+    /// conversion rates, win rate and average cycle time in days.
+    #[pyo3(signature = (pipeline=None, *, start=None, end=None))]
+    fn funnel(
+        &self,
+        py: Python<'_>,
+        pipeline: Option<String>,
+        start: Option<&Bound<'_, PyAny>>,
+        end: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Funnel> {
+        let opts = crm_core::FunnelOptions {
+            pipeline,
+            from: start.map(to_instant).transpose()?,
+            to: end.map(to_instant).transpose()?,
+        };
+        let out = self.run(py, move |c, ctx| c.funnel(ctx, &opts))?;
+        Ok(Funnel::from(out))
+    }
+
+    /// Value indices of the accounts the user may read (or those matching `accounts`): historic and
+    /// predicted lifetime value over `horizon_years`, churn risk, CSAT and NPS from survey activities.
+    #[pyo3(signature = (accounts=None, *, horizon_years=3, rates=None))]
+    fn customer_values<'py>(
+        &self,
+        py: Python<'py>,
+        accounts: Option<&Bound<'_, PyAny>>,
+        horizon_years: u32,
+        rates: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = crm_core::ValueOptions {
+            accounts: opt_filter(accounts)?,
+            horizon_years,
+            rates: serde_arg(rates, "rates")?,
+        };
+        let out = self.run(py, move |c, ctx| c.customer_values(ctx, &opts))?;
+        let out: Vec<CustomerValue> = out.into_iter().map(CustomerValue::from).collect();
+        result_rows(py, out, Some(py.get_type::<CustomerValue>()), None)
     }
 
     /// The weighted pipeline of the open opportunities the user may read, by expected-close month

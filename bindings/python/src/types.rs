@@ -930,3 +930,108 @@ impl ScreenPop {
         format!("<ScreenPop {} candidate(s)>", self.candidates.len())
     }
 }
+
+/// One stage of a funnel: how many reached it (or a later stage), how many are in it now, and the
+/// conversion rate to the next stage.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+#[derive(Clone)]
+pub(crate) struct FunnelStage {
+    stage: String,
+    reached: u64,
+    current: u64,
+    conversion_to_next: Option<f64>,
+}
+
+#[pymethods]
+impl FunnelStage {
+    fn __repr__(&self) -> String {
+        format!(
+            "<FunnelStage {} reached={} current={}>",
+            self.stage, self.reached, self.current
+        )
+    }
+}
+
+/// How a pipeline's opportunities went through its stages.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct Funnel {
+    pipeline: String,
+    stages: Vec<FunnelStage>,
+    opportunities: u64,
+    won: u64,
+    lost: u64,
+    win_rate: Option<f64>,
+    average_days_to_win: Option<f64>,
+    average_cycle_days: Option<f64>,
+}
+
+impl From<crm_core::Funnel> for Funnel {
+    fn from(f: crm_core::Funnel) -> Self {
+        Funnel {
+            pipeline: f.pipeline,
+            stages: f
+                .stages
+                .into_iter()
+                .map(|s| FunnelStage {
+                    stage: s.stage,
+                    reached: s.reached,
+                    current: s.current,
+                    conversion_to_next: s.conversion_to_next,
+                })
+                .collect(),
+            opportunities: f.opportunities,
+            won: f.won,
+            lost: f.lost,
+            win_rate: f.win_rate,
+            average_days_to_win: f.average_days_to_win,
+            average_cycle_days: f.average_cycle_days,
+        }
+    }
+}
+
+#[pymethods]
+impl Funnel {
+    fn __repr__(&self) -> String {
+        format!(
+            "<Funnel {} opportunities={} won={} lost={}>",
+            self.pipeline, self.opportunities, self.won, self.lost
+        )
+    }
+}
+
+/// Value indices of one customer: lifetime value (historic, predicted), churn risk, CSAT, NPS.
+#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+pub(crate) struct CustomerValue {
+    account_id: String,
+    orders: i64,
+    lifetime_value: Option<Money>,
+    average_order_value: Option<Money>,
+    predicted_value: Option<Money>,
+    churn_risk: Option<f64>,
+    csat: Option<f64>,
+    nps: Option<f64>,
+    survey_responses: u64,
+}
+
+impl From<crm_core::CustomerValue> for CustomerValue {
+    fn from(v: crm_core::CustomerValue) -> Self {
+        CustomerValue {
+            account_id: v.account_id.to_string(),
+            orders: v.orders,
+            lifetime_value: v.lifetime_value.map(Money),
+            average_order_value: v.average_order_value.map(Money),
+            predicted_value: v.predicted_value.map(Money),
+            churn_risk: v.churn_risk,
+            csat: v.csat,
+            nps: v.nps,
+            survey_responses: v.survey_responses,
+        }
+    }
+}
+
+#[pymethods]
+impl CustomerValue {
+    fn __repr__(&self) -> String {
+        format!("<CustomerValue {} orders={}>", self.account_id, self.orders)
+    }
+}

@@ -244,3 +244,42 @@ def test_screen_pop(admin: Session) -> None:
     with pytest.raises(TypeError):
         admin.screen_pop("02 1234 5678", erp=object())  # type: ignore[arg-type]
     assert admin.screen_pop("06 999 999").candidates == []
+
+
+def test_funnel_and_customer_values(admin: Session) -> None:
+    stages = [
+        {"name": "open", "probability": 20},
+        {"name": "offer", "probability": 60},
+        {"name": "won", "probability": 100, "outcome": "won"},
+        {"name": "lost", "probability": 0, "outcome": "lost"},
+    ]
+    admin.create("pipeline", name="py", stages=stages)
+    acc = accounts(admin)["Alpha"]
+    for i, path in enumerate([["offer", "won"], ["lost"], []]):
+        o = admin.create("opportunity", name=f"O{i}", account_id=acc.id, pipeline="py")
+        for stage in path:
+            o = admin.move_opportunity(o.id, o.version, stage, lost_reason="price")
+    f = admin.funnel("py")
+    assert [(s.stage, s.reached, s.current) for s in f.stages] == [("open", 3, 1), ("offer", 1, 0), ("won", 1, 1)]
+    assert f.stages[0].conversion_to_next == pytest.approx(1 / 3) and f.stages[-1].conversion_to_next is None
+    assert (f.opportunities, f.won, f.lost, f.win_rate) == (3, 1, 1, 0.5)
+    assert f.average_days_to_win is not None and f.average_days_to_win >= 0 and "Funnel py" in repr(f)
+    with pytest.raises(crm_core.ValidationError):
+        admin.funnel("nope")
+
+    now = dt.datetime.now(dt.timezone.utc)
+    line = {"description": "x", "quantity": 1, "unit_price": Decimal("40"), "tax_rate": 0}
+    for days in (100, 10):
+        admin.create("order", account_id=acc.id, currency="EUR", lines=[line], ordered_at=now - dt.timedelta(days=days))
+    admin.create("activity", activity_type="survey", survey_type="nps", score=10, account_id=acc.id)
+    with pytest.raises(crm_core.ValidationError) as e:
+        admin.create("activity", activity_type="survey", survey_type="csat", score=9, account_id=acc.id)
+    assert e.value.field == "score"
+    rows = {v.account_id: v for v in admin.customer_values()}
+    v = rows[acc.id]
+    assert v.orders == 2 and v.lifetime_value == crm_core.Money("80", "EUR")
+    assert v.average_order_value == crm_core.Money("40", "EUR") and v.churn_risk == 0.0
+    assert v.predicted_value is not None and v.predicted_value.amount > 0
+    assert v.nps == 100.0 and v.csat is None and v.survey_responses == 1
+    (d,) = admin.customer_values({"name": "Alpha"}).to_dicts()
+    assert d["lifetime_value"] == Decimal("80") and d["lifetime_value_currency"] == "EUR"

@@ -532,6 +532,103 @@ impl From<CoreKpi> for FfiKpi {
     }
 }
 
+/// One stage of a funnel.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct FfiFunnelStage {
+    /// The stage name.
+    pub stage: String,
+    /// Opportunities that reached this stage or a later one.
+    pub reached: i64,
+    /// Opportunities in this stage now.
+    pub current: i64,
+    /// Stage-to-stage conversion rate to the next stage (`null` for the last, or when none reached).
+    pub conversion_to_next: Option<f64>,
+}
+
+/// How the opportunities of one pipeline went through its stages.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct FfiFunnel {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Its stages in order, the won stages last.
+    pub stages: Vec<FfiFunnelStage>,
+    /// Opportunities followed.
+    pub opportunities: i64,
+    /// … of which won.
+    pub won: i64,
+    /// … of which lost.
+    pub lost: i64,
+    /// Won / (won + lost).
+    pub win_rate: Option<f64>,
+    /// Mean days from creation to close of the won ones.
+    pub average_days_to_win: Option<f64>,
+    /// Mean days from creation to close of the won and lost ones.
+    pub average_cycle_days: Option<f64>,
+}
+
+impl From<crm_core::Funnel> for FfiFunnel {
+    fn from(f: crm_core::Funnel) -> Self {
+        FfiFunnel {
+            pipeline: f.pipeline,
+            stages: f
+                .stages
+                .into_iter()
+                .map(|s| FfiFunnelStage {
+                    stage: s.stage,
+                    reached: signed(s.reached),
+                    current: signed(s.current),
+                    conversion_to_next: s.conversion_to_next,
+                })
+                .collect(),
+            opportunities: signed(f.opportunities),
+            won: signed(f.won),
+            lost: signed(f.lost),
+            win_rate: f.win_rate,
+            average_days_to_win: f.average_days_to_win,
+            average_cycle_days: f.average_cycle_days,
+        }
+    }
+}
+
+/// Value indices of one customer.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct FfiCustomerValue {
+    /// The account.
+    pub account_id: String,
+    /// Orders placed (not cancelled).
+    pub orders: i64,
+    /// Historic lifetime value (net of the orders).
+    pub lifetime_value: Option<FfiMoney>,
+    /// Average order value.
+    pub average_order_value: Option<FfiMoney>,
+    /// Predicted value over the horizon (default three years).
+    pub predicted_value: Option<FfiMoney>,
+    /// Churn risk 0–1 from the recency trend.
+    pub churn_risk: Option<f64>,
+    /// Share of CSAT answers 4–5, percent.
+    pub csat: Option<f64>,
+    /// Net promoter score.
+    pub nps: Option<f64>,
+    /// Survey answers counted.
+    pub survey_responses: i64,
+}
+
+impl From<crm_core::CustomerValue> for FfiCustomerValue {
+    fn from(v: crm_core::CustomerValue) -> Self {
+        FfiCustomerValue {
+            account_id: v.account_id.to_string(),
+            orders: v.orders,
+            lifetime_value: v.lifetime_value.map(Into::into),
+            average_order_value: v.average_order_value.map(Into::into),
+            predicted_value: v.predicted_value.map(Into::into),
+            churn_risk: v.churn_risk,
+            csat: v.csat,
+            nps: v.nps,
+            survey_responses: signed(v.survey_responses),
+        }
+    }
+}
+
 /// A record whose reference to the merged duplicate now points at the survivor.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct FfiMovedRef {
@@ -727,6 +824,42 @@ impl Session {
     pub fn forecast(&self) -> Result<Vec<FfiForecastRow>, CrmError> {
         guard(|| {
             let rows = self.crm.forecast(&self.ctx, None)?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        })
+    }
+
+    /// How the opportunities of `pipeline` (default: the tenant's default pipeline), created in
+    /// `[from_micros, to_micros)` when given, went through its stages.
+    #[uniffi::method(default(pipeline = None, from_micros = None, to_micros = None))]
+    pub fn funnel(
+        &self,
+        pipeline: Option<String>,
+        from_micros: Option<i64>,
+        to_micros: Option<i64>,
+    ) -> Result<FfiFunnel, CrmError> {
+        guard(|| {
+            let opts = crm_core::FunnelOptions {
+                pipeline,
+                from: from_micros.map(|m| instant("from_micros", m)).transpose()?,
+                to: to_micros.map(|m| instant("to_micros", m)).transpose()?,
+            };
+            Ok(self.crm.funnel(&self.ctx, &opts)?.into())
+        })
+    }
+
+    /// Value indices of the accounts the user may read (matching `filter_json`): historic and
+    /// predicted lifetime value (three years ahead), churn risk, CSAT and NPS.
+    #[uniffi::method(default(filter_json = None))]
+    pub fn customer_values(
+        &self,
+        filter_json: Option<String>,
+    ) -> Result<Vec<FfiCustomerValue>, CrmError> {
+        guard(|| {
+            let opts = crm_core::ValueOptions {
+                accounts: filter(filter_json.as_deref())?,
+                ..Default::default()
+            };
+            let rows = self.crm.customer_values(&self.ctx, &opts)?;
             Ok(rows.into_iter().map(Into::into).collect())
         })
     }

@@ -33,7 +33,9 @@ use crate::store::{ReadTx, Store};
 use crate::validate::PhoneRules;
 
 pub use access_ops::{AccessReview, Grantee};
-pub use analytics_ops::{ActivityCount, Kpi};
+pub use analytics_ops::{
+    ActivityCount, CustomerValue, Funnel, FunnelOptions, FunnelStage, Kpi, ValueOptions,
+};
 pub use analytics_ops::{
     CrossSell, ErpFacts, ErpFactsRow, ForecastRow, OverdueInvoice, ProfitDimension, ProfitOptions,
     ProfitRow, RfmOptions, RfmRow, ScreenPop, SegmentDiff,

@@ -152,6 +152,27 @@ pub(crate) fn kind_rules(
                 r.fields
                     .insert("performed_by".into(), Value::Ref(ctx.user_id));
             }
+            if let Some(survey) = r.text("survey_type") {
+                let (lo, hi) = if survey == "nps" { (0, 10) } else { (1, 5) };
+                if r.text("activity_type") != Some("survey") {
+                    return Err(CrmError::validation(
+                        "survey_type",
+                        "survey_only",
+                        "only a survey activity has a survey type",
+                    ));
+                }
+                if !r
+                    .get("score")
+                    .as_int()
+                    .is_some_and(|s| (lo..=hi).contains(&s))
+                {
+                    return Err(CrmError::validation(
+                        "score",
+                        "range",
+                        format!("a {survey} answer scores {lo} to {hi}"),
+                    ));
+                }
+            }
         }
         EntityKind::Attachment => {
             if r.get("size_bytes").as_int().is_some_and(|d| d < 0) {

@@ -18,11 +18,14 @@ __all__ = [
     "Crm",
     "CrmError",
     "CrossSell",
+    "CustomerValue",
     "Decision",
     "EmailMessage",
     "Event",
     "FieldChange",
     "ForecastRow",
+    "Funnel",
+    "FunnelStage",
     "HistoryEntry",
     "HistoryPage",
     "InternalError",
@@ -359,6 +362,57 @@ class ActivityCount:
     def outcome(self) -> Optional[str]: ...
     @property
     def count(self) -> int: ...
+
+@final
+class FunnelStage:
+    @property
+    def stage(self) -> str: ...
+    @property
+    def reached(self) -> int: ...
+    @property
+    def current(self) -> int: ...
+    @property
+    def conversion_to_next(self) -> Optional[float]: ...
+
+@final
+class Funnel:
+    @property
+    def pipeline(self) -> str: ...
+    @property
+    def stages(self) -> list[FunnelStage]: ...
+    @property
+    def opportunities(self) -> int: ...
+    @property
+    def won(self) -> int: ...
+    @property
+    def lost(self) -> int: ...
+    @property
+    def win_rate(self) -> Optional[float]: ...
+    @property
+    def average_days_to_win(self) -> Optional[float]: ...
+    @property
+    def average_cycle_days(self) -> Optional[float]: ...
+
+@final
+class CustomerValue:
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def orders(self) -> int: ...
+    @property
+    def lifetime_value(self) -> Optional[Money]: ...
+    @property
+    def average_order_value(self) -> Optional[Money]: ...
+    @property
+    def predicted_value(self) -> Optional[Money]: ...
+    @property
+    def churn_risk(self) -> Optional[float]: ...
+    @property
+    def csat(self) -> Optional[float]: ...
+    @property
+    def nps(self) -> Optional[float]: ...
+    @property
+    def survey_responses(self) -> int: ...
 
 @final
 class CrossSell:
@@ -713,6 +767,16 @@ class Session:
     def team_kpis(
         self, start: datetime, end: datetime, *, rates: Optional[Mapping[str, Any]] = None
     ) -> Rows[Kpi]: ...
+    def funnel(
+        self, pipeline: Optional[str] = None, *, start: Optional[datetime] = None, end: Optional[datetime] = None
+    ) -> Funnel: ...
+    def customer_values(
+        self,
+        accounts: _FilterLike = None,
+        *,
+        horizon_years: int = 3,
+        rates: Optional[Mapping[str, Any]] = None,
+    ) -> Rows[CustomerValue]: ...
     def lifecycles(
         self,
         filter: _FilterLike = None,

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Sequence, TypeV
 
 from crm_core._crm_core import (
     CrossSell,
+    CustomerValue,
     ForecastRow,
+    Kpi,
     Money,
     ProfitRow,
     Record,
@@ -86,6 +88,17 @@ _COLUMNS: dict[type, tuple[str, ...]] = {
         "open_cases",
     ),
     CrossSell: ("product_id", "because_of", "support", "confidence", "lift"),
+    CustomerValue: (
+        "account_id",
+        "orders",
+        "lifetime_value",
+        "average_order_value",
+        "predicted_value",
+        "churn_risk",
+        "csat",
+        "nps",
+        "survey_responses",
+    ),
 }
 
 # Money-valued columns of the result classes (split into amount and currency even when None).
@@ -94,6 +107,7 @@ _MONEY: dict[type, frozenset[str]] = {
     ProfitRow: frozenset({"revenue", "cost", "margin"}),
     ForecastRow: frozenset({"amount", "weighted"}),
     Kpi: frozenset({"revenue_closed", "average_deal_size", "order_revenue"}),
+    CustomerValue: frozenset({"lifetime_value", "average_order_value", "predicted_value"}),
 }
 
 

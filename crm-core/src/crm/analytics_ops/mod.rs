@@ -21,8 +21,12 @@ use crate::segment::{self, FieldEnv};
 use crate::value::{FieldType, Value};
 
 mod customers;
+mod funnel;
 mod kpis;
+pub use funnel::{Funnel, FunnelOptions, FunnelStage};
 pub use kpis::{ActivityCount, Kpi};
+mod value;
+pub use value::{CustomerValue, ValueOptions};
 mod screen_pop;
 
 pub(crate) use screen_pop::Snapshot;

@@ -207,7 +207,7 @@ fn col(kind: EntityKind, name: &str) -> Result<Column> {
     })
 }
 
-fn eq(kind: EntityKind, name: &str, v: impl Into<Value>) -> Result<Cond> {
+pub(crate) fn eq(kind: EntityKind, name: &str, v: impl Into<Value>) -> Result<Cond> {
     Ok(Cond::Compare(col(kind, name)?, Op::Eq, v.into()))
 }
 
@@ -454,7 +454,7 @@ impl Crm {
         Ok(r)
     }
 
-    fn load_pipeline(
+    pub(crate) fn load_pipeline(
         &self,
         tx: &dyn ReadTx,
         tenant: &crate::id::TenantId,

@@ -133,6 +133,38 @@ class AnalyticsTest {
     }
 
     @Test
+    fun `the funnel follows opportunities through the stages and the value indices read orders and surveys`() {
+        admin.create("pipeline", mapOf(
+            "name" to t("kt"),
+            "stages" to FfiValue.Json(
+                """[{"name": "open"}, {"name": "won", "probability": 100, "outcome": "won"},
+                   {"name": "lost", "probability": 0, "outcome": "lost"}]""",
+            ),
+        ))
+        val a = admin.create("opportunity", mapOf("name" to t("A"), "account_id" to FfiValue.Ref(rossi.id), "pipeline" to t("kt")))
+        admin.moveOpportunity(a.id, a.version, "won")
+        val b = admin.create("opportunity", mapOf("name" to t("B"), "account_id" to FfiValue.Ref(rossi.id), "pipeline" to t("kt")))
+        admin.moveOpportunity(b.id, b.version, "lost", lostReason = "price")
+        val f = admin.funnel("kt")
+        assertEquals(listOf("open", "won"), f.stages.map { it.stage })
+        assertEquals(listOf(2L, 1L), f.stages.map { it.reached })
+        assertEquals(0.5, f.stages[0].conversionToNext)
+        assertEquals(0.5, f.winRate)
+        assertThrows<CrmException.Validation> { admin.funnel("nope") }
+
+        admin.create("activity", mapOf(
+            "activity_type" to t("survey"), "survey_type" to t("csat"), "score" to FfiValue.Int(5),
+            "account_id" to FfiValue.Ref(rossi.id),
+        ))
+        val v = admin.customerValues().single { it.accountId == rossi.id }
+        assertTrue(v.orders > 0)
+        assertNotNull(v.lifetimeValue)
+        assertNotNull(v.predictedValue)
+        assertEquals(100.0, v.csat)
+        assertEquals(1L, v.surveyResponses)
+    }
+
+    @Test
     fun `a segment definition is checked when it is saved`() {
         val bad = assertThrows<CrmException.InvalidQuery> {
             admin.create("segment", mapOf(
