@@ -1,6 +1,8 @@
 //! Analytics benches on the sales data set (`CRM_BENCH_N` customers, ten orders each on average):
 //! RFM for every customer, profit by segment × product over the last three months, and the screen
-//! pop against the same data fetched by hand-written rusqlite queries on the same file.
+//! pop against the same data fetched by hand-written rusqlite queries on the same file; the
+//! supervision and segment reports (KPIs per user and per team, value indices, a dynamic segment's
+//! count and refresh) on the same data.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -9,7 +11,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use crm_benches::{sales, size};
 use crm_core::chrono::Duration;
-use crm_core::{ProfitDimension, ProfitOptions, RfmOptions};
+use crm_core::{
+    fields, EntityKind, Filter, ListRequest, ProfitDimension, ProfitOptions, RfmOptions,
+};
 
 fn analytics(c: &mut Criterion) {
     let n = size();
@@ -64,5 +68,64 @@ fn analytics(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, analytics);
+/// Reports a supervisor or an analyst runs over the whole customer base.
+fn reports(c: &mut Criterion) {
+    let n = size();
+    let s = sales(n);
+    let crm = &s.f.crm;
+    let admin = &s.f.admin;
+    let now = crm.now();
+    let mut g = c.benchmark_group(format!("reports_{n}"));
+    g.sample_size(10);
+    let from = now - Duration::days(91);
+    g.bench_function("crm_kpis_per_user_3_months", |b| {
+        b.iter(|| black_box(crm.kpis(admin, from, now, None).unwrap().len()))
+    });
+    g.bench_function("crm_kpis_per_team_3_months", |b| {
+        b.iter(|| black_box(crm.team_kpis(admin, from, now, None).unwrap().len()))
+    });
+    g.bench_function("crm_customer_values_all", |b| {
+        b.iter(|| {
+            black_box(
+                crm.customer_values(admin, &Default::default())
+                    .unwrap()
+                    .len(),
+            )
+        })
+    });
+    // One dynamic segment, made once per data set.
+    let name = "Recent Italian buyers";
+    let existing = crm
+        .list(
+            admin,
+            EntityKind::Segment,
+            &ListRequest {
+                filter: Some(Filter::eq("name", name)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let seg = match existing.items.first() {
+        Some(r) => r.meta.id,
+        None => {
+            crm.create(
+                admin,
+                EntityKind::Segment,
+                fields! { "name" => name, "entity" => "account", "definition" => r#"country = "IT" and days_since_last_order < 30"# },
+            )
+            .unwrap()
+            .meta
+            .id
+        }
+    };
+    g.bench_function("crm_segment_count", |b| {
+        b.iter(|| black_box(crm.segment_count(admin, seg).unwrap()))
+    });
+    g.bench_function("crm_segment_refresh", |b| {
+        b.iter(|| black_box(crm.refresh_segment(admin, seg).unwrap().member_count))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, analytics, reports);
 criterion_main!(benches);
