@@ -600,6 +600,53 @@ fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
     }
     println!("  ({} products in the catalogue)", data.products.len());
 
+    match crm.funnel(director, &Default::default()) {
+        Ok(f) => {
+            println!(
+                "  funnel of the `{}` pipeline: {} opportunities, {} won, {} lost",
+                f.pipeline, f.opportunities, f.won, f.lost
+            );
+            for s in &f.stages {
+                println!(
+                    "    {:<14} reached {:>5}  now {:>5}  → next {}",
+                    s.stage,
+                    s.reached,
+                    s.current,
+                    s.conversion_to_next
+                        .map(|r| format!("{:.0} %", r * 100.0))
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        Err(e) => println!("  funnel: {e}"),
+    }
+
+    let t = Instant::now();
+    let mut values = crm.customer_values(director, &Default::default()).unwrap();
+    println!(
+        "  value indices of {} customers ({} ms); most valuable at risk (churn risk ≥ 0.5):",
+        values.len(),
+        t.elapsed().as_millis()
+    );
+    values.retain(|v| v.churn_risk.is_some_and(|r| r >= 0.5));
+    values.sort_by(|a, b| {
+        let amount = |v: &crm_core::CustomerValue| v.lifetime_value.map(|m| m.amount);
+        amount(b).cmp(&amount(a))
+    });
+    for v in values.iter().take(5) {
+        let name = crm
+            .get(director, EntityKind::Account, v.account_id)
+            .map(|r| r.label())
+            .unwrap_or_default();
+        println!(
+            "    {:<32} lifetime {:>14}  churn risk {:.2}  predicted (3 years) {:>14}",
+            name,
+            v.lifetime_value.map(|m| m.to_string()).unwrap_or_default(),
+            v.churn_risk.unwrap_or_default(),
+            v.predicted_value.map(|m| m.to_string()).unwrap_or_default()
+        );
+    }
+
     let t = Instant::now();
     let teams = crm
         .team_kpis(director, now - Duration::days(365), now, None)
