@@ -397,7 +397,7 @@ def main() -> None:
             "polars": pl.__version__,
             "python": sys.version.split()[0],
         },
-        "duckdb_threads": con.execute("SELECT current_setting('threads')").fetchone()[0],
+        "duckdb_threads": con.execute("SELECT current_setting('threads')").fetchall()[0][0],
     }
 
     # --- RFM
