@@ -18,11 +18,11 @@ NOTES = r"""
   Python timings moved by 2× between calls (DuckDB's RFM at 10⁴: fastest 33 ms, median 73 ms), and the
   10⁶ core groups had severe outliers (phone lookup mean 660 µs against a 131 µs estimate). Read the
   growth table's 10⁶ row and the Python medians with that in mind; rerun on a quiet machine.
-- **Profit at 10⁵ customers took ~84 s per call** in the analytics bench (criterion planned 841 s for
-  its ten samples; the run was stopped there, so `profit_100000` and the 10⁵ screen pop are missing and
-  the 10⁵ Python comparison was run on its own with one call each). The page measured 1.69 s on the
-  same data set size before; nothing in benches/ changed it. To investigate in crm-core / crm-store:
-  the plan of the `json_each` line aggregate on a freshly built 6 GB file, and the RFM recomputation.
+- **Profit at 10⁵ customers**: criterion's warm-up call in the analytics bench took ~84 s (it planned
+  841 s for ten samples), so that run was stopped there: `profit_100000` and the 10⁵ screen pop are
+  missing, and the 10⁵ Python comparison was run on its own with one call each, where the same profit
+  took 5.1 s (earlier session: 1.69 s). A cold 6 GB file just after its build is the likely cause of
+  the 84 s; not investigated.
 - The screen pop's hand-written baseline measured 8.9 ms at 10⁴ (65 µs in the earlier session) and the
   facade 4.7 ms (524 µs): not explained yet; look into it before trusting that row's "met".
 - The core bench's insert group starts from a 1 000-customer fixture at every size, so it says nothing
