@@ -1,6 +1,6 @@
 """crm_core wheel vs SQLAlchemy 2 ORM on SQLite: bulk contact creation and phone lookup.
 
-    bash benches/python/run.sh [--rows 100000] [--lookups 2000]
+    bash benches/python/run.sh [--rows 100000] [--lookups 2000] [--json FILE]
 
 Both sides write the same 100 000 contacts (names, email, phone) into a database file in one
 batch: the wheel through ``Session.create_many`` (validation, phone normalisation to E.164,
@@ -13,6 +13,7 @@ with an ORM query on the indexed column (exact stored form).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import time
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--lookups", type=int, default=2_000)
     ap.add_argument("--workdir", default=".")
+    ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     data = rows(args.rows)
     rng = random.Random(1)
@@ -101,6 +103,20 @@ def main() -> None:
     print(f"{'create (s)':24}{wheel_create:>16.2f}{sqla_create:>16.2f}")
     wl, sl = wheel_lookup / k * 1e6, sqla_lookup / k * 1e6
     print(f"{'lookup (us/lookup)':24}{wl:>16.1f}{sl:>16.1f}{wl / sl:>11.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {
+                    "rows": n,
+                    "lookups": k,
+                    "wheel_create_s": wheel_create,
+                    "sqla_create_s": sqla_create,
+                    "wheel_lookup_us": wl,
+                    "sqla_lookup_us": sl,
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

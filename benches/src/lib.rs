@@ -428,3 +428,74 @@ pub fn raw_screen_pop(c: &rusqlite::Connection, phone: &str) -> usize {
     }
     n
 }
+
+const CUSTOMERS_VERSION: u32 = 1;
+
+/// The path of the cached customers-only data set of `n` customers (see [`customers_db`]).
+pub fn customers_db_path(n: usize) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("customers-{n}-v{CUSTOMERS_VERSION}.db"))
+}
+
+/// [`fixture`]'s `n` customers (no orders), built through the facade once per size and kept under
+/// `target/bench-data` like the sales data set (delete the file to rebuild). Returns the path.
+pub fn customers_db(n: usize) -> PathBuf {
+    let path = customers_db_path(n);
+    let ids = path.with_extension("ids.json");
+    if path.exists() && ids.exists() {
+        return path;
+    }
+    let started = std::time::Instant::now();
+    let tmp = path.with_extension("building.db");
+    for s in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{s}", tmp.display()));
+    }
+    let f = fixture_at(&tmp, n);
+    let v = serde_json::json!({
+        "admin": f.admin.user_id.to_string(),
+        "reps": f.reps.iter().map(|r| r.user_id.to_string()).collect::<Vec<_>>(),
+    });
+    drop(f);
+    for s in ["", "-wal", "-shm"] {
+        let _ = std::fs::rename(
+            format!("{}{s}", tmp.display()),
+            format!("{}{s}", path.display()),
+        );
+    }
+    std::fs::write(&ids, v.to_string()).unwrap();
+    eprintln!(
+        "built {}: {n} customers in {:.1} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    path
+}
+
+/// Opens a data set written by [`customers_db`] (or a copy of one at `path`, whose ids file is
+/// read from `ids`): the CRM, the administrator and the 50 reps.
+pub fn open_customers(path: &std::path::Path, ids: &std::path::Path, n: usize) -> Fixture {
+    let crm = Crm::new(Arc::new(SqliteStore::open(path).unwrap()));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(ids).unwrap()).unwrap();
+    let tenant = TenantId::new("bench").unwrap();
+    let user =
+        |s: &serde_json::Value| Context::new(tenant.clone(), s.as_str().unwrap().parse().unwrap());
+    Fixture {
+        crm,
+        admin: user(&v["admin"]),
+        reps: v["reps"].as_array().unwrap().iter().map(user).collect(),
+        n,
+    }
+}
+
+/// Peak and current resident set size of this process in KiB (`VmHWM`, `VmRSS` of
+/// `/proc/self/status`; `None` where there is no such file).
+pub fn rss_kib() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
