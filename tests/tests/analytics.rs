@@ -2522,7 +2522,9 @@ fn customer_values_equal_the_documented_formulas_over_the_raw_orders_and_answers
     let w = world();
     let now = w.crm.now();
     let mut g = Lcg(5);
-    let mut expected_orders: Vec<(RecordId, Vec<(DateTime<Utc>, crm_core::Decimal)>)> = Vec::new();
+    // Per account: (ordered at, net) of each order.
+    type Placed = Vec<(DateTime<Utc>, crm_core::Decimal)>;
+    let mut expected_orders: Vec<(RecordId, Placed)> = Vec::new();
     for i in 0..12 {
         let a = account(&w, &w.admin, &format!("C{i}"), "IT").meta.id;
         // 0, 1 or several orders, spread over the last three years.
