@@ -54,8 +54,34 @@ impl PhoneRules {
         if !phonenumber::is_valid(&n) {
             return Err(bad());
         }
-        Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+        Ok(e164(&n))
     }
+
+    /// The E.164 form of a number to look up, written in any format [`PhoneRules::normalise`]
+    /// accepts. Only parsed, not validated: stored numbers are valid, so a number that parses but
+    /// could not be assigned simply finds nothing (the validity check is most of the cost of a
+    /// lookup's normalisation). Text that is no phone number at all is still refused.
+    pub fn normalise_for_lookup(&self, raw: &str, field: &str) -> Result<String> {
+        let bad = || CrmError::validation(field, "phone_format", "not a valid phone number");
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.len() > 40 {
+            return Err(bad());
+        }
+        let n = phonenumber::parse(Some(self.default_region), trimmed).map_err(|_| bad())?;
+        Ok(e164(&n))
+    }
+}
+
+/// `+`, the country code and the national significant number (with its leading zeros, as Italian
+/// numbers keep them): the E.164 form, without the formatter's per-call metadata lookups.
+fn e164(n: &phonenumber::PhoneNumber) -> String {
+    let national = n.national();
+    let mut out = format!("+{}", n.code().value());
+    for _ in 0..national.zeros() {
+        out.push('0');
+    }
+    out.push_str(&national.value().to_string());
+    out
 }
 
 /// Checks an e-mail address and returns it trimmed and lower-cased.
@@ -202,6 +228,30 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_e164_form_equals_the_formatter_and_lookups_parse_without_validating() {
+        for (region, raw) in [
+            ("IT", "02 1234 5678"),
+            ("IT", "+39 06 1234567"),
+            ("IT", "347 123 4567"),
+            ("IT", "0039 02 12345678"),
+            ("US", "(415) 555-2671"),
+            ("DE", "030 123456"),
+            ("GB", "020 7946 0018"),
+            ("FR", "01 23 45 67 89"),
+        ] {
+            let id = phonenumber::country::Id::from_str(region).unwrap();
+            let n = phonenumber::parse(Some(id), raw).unwrap();
+            let want = n.format().mode(phonenumber::Mode::E164).to_string();
+            assert_eq!(e164(&n), want, "{raw}");
+            let p = PhoneRules::for_region(region).unwrap();
+            assert_eq!(p.normalise_for_lookup(raw, "phone").unwrap(), want, "{raw}");
+        }
+        let p = PhoneRules::for_region("IT").unwrap();
+        assert!(p.normalise_for_lookup("not a number", "phone").is_err());
+        assert!(p.normalise_for_lookup("  ", "phone").is_err());
     }
 
     #[test]

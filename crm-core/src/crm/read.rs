@@ -250,7 +250,7 @@ impl Crm {
         kind: EntityKind,
         phone: &str,
     ) -> Result<Vec<Record>> {
-        let normalised = self.phones.normalise(phone, "phone")?;
+        let normalised = self.phones.normalise_for_lookup(phone, "phone")?;
         let fields: &[&str] = match kind {
             EntityKind::Contact => &["phone", "mobile"],
             EntityKind::Account | EntityKind::Lead => &["phone"],
