@@ -9,6 +9,8 @@ use crate::codec::storage;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_orders_by_date.sql"),
+    // 0003 is another change's; the merge orders them.
+    include_str!("../migrations/0004_accounts_order_stats.sql"),
 ];
 
 /// The schema version this code writes.
