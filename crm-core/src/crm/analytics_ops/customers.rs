@@ -533,10 +533,13 @@ fn sort_by_account(measures: &mut Vec<Measures>) {
         .zip(0..)
         .collect();
     order.sort_unstable();
-    *measures = order
-        .into_iter()
-        .filter_map(|(_, i)| measures.get(i).copied())
-        .collect();
+    let mut sorted = Vec::with_capacity(measures.len());
+    sorted.extend(
+        order
+            .into_iter()
+            .filter_map(|(_, i)| measures.get(i).copied()),
+    );
+    *measures = sorted;
 }
 
 /// The `(measure, account id)` of the rows at `positions`.
