@@ -31,6 +31,7 @@ pub fn run_all(store: &dyn Store) {
     access_predicates(store);
     keyset_paging(store);
     liveness_and_counts(store);
+    scan_fields_reads_the_matching_rows(store);
     purge_removes(store);
     audit_log(store);
     outbox(store);
@@ -1061,6 +1062,162 @@ pub fn liveness_and_counts(store: &dyn Store) {
     tx.commit().unwrap(); // ok: conformance test code (feature `testing`)
     assert_eq!(store.read().unwrap().count(&q).unwrap(), 7); // ok: conformance test code (feature `testing`)
     assert_eq!(get(store, &r, &CustomTypes::new()).unwrap(), r); // ok: conformance test code (feature `testing`)
+}
+
+/// `scan_fields` over `q`, as `(id, values)` sorted by id (the order is the backend's).
+pub fn scan_rows(
+    store: &dyn Store,
+    q: &Query,
+    fields: &[&'static str],
+) -> Vec<(RecordId, Vec<Value>)> {
+    let mut out = Vec::new();
+    store
+        .read()
+        .unwrap() // ok: conformance test code (feature `testing`)
+        .scan_fields(q, fields, &mut |id, v| {
+            out.push((id, v.to_vec()));
+            Ok(())
+        })
+        .unwrap(); // ok: conformance test code (feature `testing`)
+    out.sort_by_key(|(id, _)| *id);
+    out
+}
+
+/// The narrow read returns, for exactly the rows `query` returns (tenant, liveness, condition), the
+/// values `query` decodes, `Null` where empty, whatever the sort, cursor and limit say.
+pub fn scan_fields_reads_the_matching_rows(store: &dyn Store) {
+    let t = tenant("conf-scan");
+    let (me, other) = (new_id(), new_id());
+    let at = t0();
+    let mut recs = Vec::new();
+    for i in 0..12i64 {
+        let mut f = crate::fields! { "name" => format!("A{i}") };
+        if i % 3 != 0 {
+            f.insert("order_count".into(), Value::Int(i));
+            f.insert(
+                "lifetime_value".into(),
+                money(&format!("{i}.25"), if i == 4 { "USD" } else { "EUR" }),
+            );
+            f.insert(
+                "last_order_at".into(),
+                Value::Timestamp(at + Duration::days(i)),
+            );
+            f.insert("other_currency_orders".into(), Value::Int(0));
+        }
+        let mut r = record(
+            EntityKind::Account,
+            &t,
+            if i % 2 == 0 { me } else { other },
+            f,
+        );
+        if i == 5 {
+            r.meta.deleted_at = Some(at);
+        }
+        recs.push(r);
+    }
+    let parent = recs[1].meta.id;
+    recs[7]
+        .fields
+        .insert("parent_id".into(), Value::Ref(parent));
+    insert_all(store, &recs);
+    // Another tenant's account is never read.
+    insert_all(
+        store,
+        &[record(
+            EntityKind::Account,
+            &tenant("conf-scan-other"),
+            me,
+            crate::fields! { "order_count" => 1i64 },
+        )],
+    );
+    let fields = [
+        "order_count",
+        "lifetime_value",
+        "last_order_at",
+        "parent_id",
+        "name",
+    ];
+    let expected = |q: &Query| -> Vec<(RecordId, Vec<Value>)> {
+        let mut q = q.clone();
+        q.limit = None;
+        q.after = None;
+        q.fields = None;
+        let mut rows: Vec<(RecordId, Vec<Value>)> = store
+            .read()
+            .unwrap() // ok: conformance test code (feature `testing`)
+            .query(&q)
+            .unwrap() // ok: conformance test code (feature `testing`)
+            .iter()
+            .map(|r| (r.meta.id, fields.iter().map(|f| r.get(f).clone()).collect()))
+            .collect();
+        rows.sort_by_key(|(id, _)| *id);
+        rows
+    };
+    let mut q = Query::all(EntityKind::Account, t.clone());
+    let all = scan_rows(store, &q, &fields);
+    assert_eq!(all.len(), 11, "live rows of the tenant");
+    assert_eq!(all, expected(&q));
+    let row = |id: RecordId| all.iter().find(|(i, _)| *i == id).map(|(_, v)| v.clone());
+    assert_eq!(
+        row(recs[4].meta.id).unwrap(), // ok: conformance test code (feature `testing`)
+        vec![
+            Value::Int(4),
+            money("4.25", "USD"),
+            Value::Timestamp(at + Duration::days(4)),
+            Value::Null,
+            Value::Text("A4".into()),
+        ]
+    );
+    assert_eq!(
+        row(recs[3].meta.id).unwrap(), // ok: conformance test code (feature `testing`)
+        vec![
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Text("A3".into())
+        ]
+    );
+    assert_eq!(
+        row(recs[7].meta.id).unwrap()[3], // ok: conformance test code (feature `testing`)
+        Value::Ref(recs[1].meta.id)
+    );
+    // A condition (record scope and a filter), the trash, and sort, cursor and limit ignored.
+    q = q.and(Cond::OwnerIn(vec![me])).and(Cond::Compare(
+        builtin(EntityKind::Account, "order_count"),
+        Op::Gt,
+        Value::Int(3),
+    ));
+    q.sort = Some((builtin(EntityKind::Account, "name"), true));
+    q.limit = Some(1);
+    q.fields = Some(vec!["name"]);
+    let mine = scan_rows(store, &q, &fields);
+    assert_eq!(
+        mine.iter().map(|(id, _)| *id).collect::<BTreeSet<_>>(),
+        set(&[&recs[4], &recs[8], &recs[10]])
+    );
+    assert_eq!(mine, expected(&q));
+    let mut trash = Query::all(EntityKind::Account, t.clone());
+    trash.liveness = Liveness::Deleted;
+    let deleted = scan_rows(store, &trash, &["order_count"]);
+    assert_eq!(deleted, vec![(recs[5].meta.id, vec![Value::Int(5)])]);
+    assert!(scan_rows(store, &Query::all(EntityKind::Account, t.clone()), &[]).len() == 11);
+    // An unknown field is refused naming it; an error of the callback stops the read.
+    let rd = store.read().unwrap(); // ok: conformance test code (feature `testing`)
+    let e = rd
+        .scan_fields(&q, &["order_count", "no_such_field"], &mut |_, _| Ok(()))
+        .unwrap_err(); // ok: conformance test code (feature `testing`)
+    assert_eq!(e.kind, ErrorKind::InvalidQuery);
+    assert_eq!(e.field.as_deref(), Some("no_such_field"));
+    let mut calls = 0;
+    let e = rd
+        .scan_fields(&Query::all(EntityKind::Account, t), &fields, &mut |_, _| {
+            calls += 1;
+            Err(crate::CrmError::internal("stop"))
+        })
+        .unwrap_err(); // ok: conformance test code (feature `testing`)
+    assert_eq!(e.message, "stop");
+    assert_eq!(calls, 1);
 }
 
 pub fn purge_removes(store: &dyn Store) {

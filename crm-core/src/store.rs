@@ -15,7 +15,7 @@ use crate::id::{RecordId, TenantId};
 use crate::query::{CustomTypes, Query};
 use crate::record::Record;
 use crate::schema::EntityKind;
-use crate::value::FieldType;
+use crate::value::{FieldType, Value};
 
 /// A storage backend.
 pub trait Store: Send + Sync {
@@ -106,6 +106,44 @@ pub trait ReadTx {
     fn order_line_groups(&self, q: &Query) -> Result<Option<Vec<crate::analytics::LineGroup>>> {
         let _ = q;
         Ok(None)
+    }
+    /// A narrow read for aggregates over many records: the id and the built-in `fields` of every
+    /// record matching `q`, handed to `each` one record at a time (values in the order of `fields`,
+    /// `Value::Null` where empty, decoded as [`ReadTx::query`] decodes them), in no particular
+    /// order. No meta beyond the id, no custom values, no [`Record`]s. `q`'s sort, cursor, limit and
+    /// field list are ignored. Nothing is redacted: callers check the field rules first. A name
+    /// that is not a built-in field of `q.kind` is an `InvalidQuery` error naming it; an error from
+    /// `each` stops the read and is returned.
+    ///
+    /// The default reads the records with [`ReadTx::query`]; backends answer it in one lean
+    /// statement.
+    fn scan_fields(
+        &self,
+        q: &Query,
+        fields: &[&'static str],
+        each: &mut dyn FnMut(RecordId, &[Value]) -> Result<()>,
+    ) -> Result<()> {
+        for f in fields {
+            if q.kind.schema().field(f).is_none() {
+                return Err(crate::error::CrmError::invalid_query(
+                    Some(f),
+                    "unknown_field",
+                    format!("{} has no field `{f}`", q.kind),
+                ));
+            }
+        }
+        let mut q = q.clone();
+        q.sort = None;
+        q.after = None;
+        q.limit = None;
+        q.fields = Some(fields.to_vec());
+        let mut row = Vec::with_capacity(fields.len());
+        for r in self.query(&q)? {
+            row.clear();
+            row.extend(fields.iter().map(|f| r.get(f).clone()));
+            each(r.meta.id, &row)?;
+        }
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crm_core::{
     CrmError, Currency, CustomTypes, FieldType, Fields, LineItem, Money, RecordId, Result, Value,
 };
-use rusqlite::types::Value as Sql;
+use rusqlite::types::{Value as Sql, ValueRef};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::Value as Json;
@@ -188,6 +188,55 @@ pub(crate) fn decode_column(ty: &FieldType, v: Sql, ccy: Option<Sql>) -> Result<
         ) => Value::Text(s),
         _ => return Err(bad()),
     }))
+}
+
+/// Currencies already parsed while decoding many rows (a handful of codes at most).
+#[derive(Default)]
+pub(crate) struct Currencies(Vec<([u8; 3], Currency)>);
+
+impl Currencies {
+    fn parse(&mut self, code: &[u8]) -> Option<Currency> {
+        if let Ok(key) = <[u8; 3]>::try_from(code) {
+            if let Some((_, c)) = self.0.iter().find(|(k, _)| *k == key) {
+                return Some(*c);
+            }
+            let c = Currency::parse_field(std::str::from_utf8(code).ok()?, "currency").ok()?;
+            if self.0.len() < 16 {
+                self.0.push((key, c));
+            }
+            return Some(c);
+        }
+        None
+    }
+}
+
+/// [`decode_column`] from borrowed column values: the scalar types without allocating (and each
+/// currency code parsed once), the others through the owned path. `Value::Null` when empty.
+pub(crate) fn decode_column_ref(
+    ty: &FieldType,
+    v: ValueRef<'_>,
+    ccy: Option<ValueRef<'_>>,
+    currencies: &mut Currencies,
+) -> Result<Value> {
+    let bad = || corrupt("field value");
+    Ok(match (ty, v) {
+        (_, ValueRef::Null) => Value::Null,
+        (FieldType::Money, ValueRef::Integer(i)) => {
+            let Some(ValueRef::Text(code)) = ccy else {
+                return Err(bad());
+            };
+            let currency = currencies.parse(code).ok_or_else(bad)?;
+            Value::Money(Money::new(int_to_dec(i), currency))
+        }
+        (FieldType::Int, ValueRef::Integer(i)) => Value::Int(i),
+        (FieldType::Decimal, ValueRef::Integer(i)) => Value::Decimal(int_to_dec(i)),
+        (FieldType::Timestamp, ValueRef::Integer(i)) => Value::Timestamp(int_to_ts(i)?),
+        (FieldType::Bool, ValueRef::Integer(i)) => Value::Bool(i != 0),
+        (FieldType::Reference { .. } | FieldType::AnyReference, ValueRef::Blob(b)) => {
+            Value::Ref(blob_id(b)?)
+        }
+        (ty, v) => decode_column(ty, Sql::from(v), ccy.map(Sql::from))?.unwrap_or(Value::Null),
+    })
 }
 
 /// A value as it sits inside the `custom` JSON object (money: the amount only).

@@ -479,6 +479,36 @@ pub(crate) fn select(q: &Query) -> Result<Stmt> {
     })
 }
 
+/// The narrow query of [`crm_core::ReadTx::scan_fields`]: `id` then the columns of `fields` (money:
+/// amount then currency) of the rows `q` matches, unordered (sort, cursor, limit and `q.fields`
+/// ignored), so the planner may answer it from a covering index.
+pub(crate) fn select_fields(q: &Query, fields: &[&str]) -> Result<Stmt> {
+    let mut list = "id".to_owned();
+    for f in fields {
+        let spec = q.kind.schema().field(f).ok_or_else(|| {
+            CrmError::invalid_query(
+                Some(f),
+                "unknown_field",
+                format!("{} has no field `{f}`", q.kind),
+            )
+        })?;
+        for c in field_columns(spec.name, &spec.ty) {
+            list.push_str(", ");
+            list.push_str(&c);
+        }
+    }
+    let mut c = compiler(q);
+    let sql = format!(
+        "SELECT {list} FROM {} {}",
+        q.kind.table(),
+        where_clause(&mut c, q)?
+    );
+    Ok(Stmt {
+        sql,
+        params: c.params,
+    })
+}
+
 /// The count query of `q` (ignores sort, cursor and limit).
 pub(crate) fn count(q: &Query) -> Result<Stmt> {
     let mut c = compiler(q);

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_orders_by_date.sql"),
     include_str!("../migrations/0003_audit_rowid.sql"),
     include_str!("../migrations/0004_survey_type.sql"),
+    include_str!("../migrations/0005_accounts_order_stats.sql"),
 ];
 
 /// The schema version this code writes.

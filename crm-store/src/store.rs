@@ -9,12 +9,12 @@ use crm_core::{
     AuditEntry, AuditQuery, CrmError, CustomTypes, EntityKind, Event, FieldType, Fields, NewEvent,
     Query, ReadTx, Record, RecordId, RecordMeta, Result, Store, TenantId, WriteTx,
 };
-use rusqlite::types::Value as Sql;
+use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::codec::{
-    blob_id, decode_column, decode_custom, encode_column, encode_custom, int_to_ts, storage,
-    ts_to_int, valid_key,
+    blob_id, decode_column, decode_column_ref, decode_custom, encode_column, encode_custom,
+    int_to_ts, storage, ts_to_int, valid_key, Currencies,
 };
 use crate::compile::{self, field_cols, select_list};
 use crate::{audit, migrate};
@@ -176,7 +176,15 @@ impl SqliteStore {
     /// The query plan SQLite picks for a query, one `EXPLAIN QUERY PLAN` detail line per step
     /// (for tests and tuning).
     pub fn explain(&self, q: &Query) -> Result<Vec<String>> {
-        let stmt = compile::select(q)?;
+        self.explain_stmt(&compile::select(q)?)
+    }
+
+    /// The query plan of the narrow read [`ReadTx::scan_fields`] of `fields` over `q`.
+    pub fn explain_scan_fields(&self, q: &Query, fields: &[&str]) -> Result<Vec<String>> {
+        self.explain_stmt(&compile::select_fields(q, fields)?)
+    }
+
+    fn explain_stmt(&self, stmt: &compile::Stmt) -> Result<Vec<String>> {
         let conn = lock(&self.writer)?;
         let mut st = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {}", stmt.sql))
@@ -464,6 +472,51 @@ impl ReadTx for Tx<'_> {
             )?);
         }
         Ok(out)
+    }
+
+    fn scan_fields(
+        &self,
+        q: &Query,
+        fields: &[&'static str],
+        each: &mut dyn FnMut(RecordId, &[crm_core::Value]) -> Result<()>,
+    ) -> Result<()> {
+        let stmt = compile::select_fields(q, fields)?;
+        let schema = q.kind.schema();
+        let mut types = Vec::with_capacity(fields.len());
+        for f in fields {
+            // Checked by `select_fields`; kept total here.
+            let spec = schema.field(f).ok_or_else(|| {
+                CrmError::invalid_query(Some(f), "unknown_field", "no such field")
+            })?;
+            types.push(&spec.ty);
+        }
+        let mut st = self.prepare_cached(&stmt.sql).map_err(storage)?;
+        let mut rows = st
+            .query(params_from_iter(stmt.params.iter()))
+            .map_err(storage)?;
+        let mut values = Vec::with_capacity(fields.len());
+        let mut currencies = Currencies::default();
+        while let Some(row) = rows.next().map_err(storage)? {
+            let id = match row.get_ref(0).map_err(storage)? {
+                ValueRef::Blob(b) => blob_id(b)?,
+                _ => return Err(CrmError::storage("stored id is malformed")),
+            };
+            values.clear();
+            let mut i = 1;
+            for ty in &types {
+                let v = row.get_ref(i).map_err(storage)?;
+                let ccy = if **ty == FieldType::Money {
+                    i += 1;
+                    Some(row.get_ref(i).map_err(storage)?)
+                } else {
+                    None
+                };
+                i += 1;
+                values.push(decode_column_ref(ty, v, ccy, &mut currencies)?);
+            }
+            each(id, &values)?;
+        }
+        Ok(())
     }
 
     fn order_line_groups(&self, q: &Query) -> Result<Option<Vec<crm_core::analytics::LineGroup>>> {

@@ -172,6 +172,44 @@ fn owner_lists_use_the_owner_index() {
     assert_plan_sorting(&store.explain(&q).unwrap(), "ix_contacts_owner");
 }
 
+/// The fields RFM and lifecycle read of every account.
+const ORDER_STATS: [&str; 5] = [
+    "order_count",
+    "lifetime_value",
+    "first_order_at",
+    "last_order_at",
+    "other_currency_orders",
+];
+
+#[test]
+fn order_statistics_of_every_account_read_one_covering_index() {
+    let store = populated();
+    let q = Query::all(EntityKind::Account, tenant("plan"));
+    let plan = store.explain_scan_fields(&q, &ORDER_STATS).unwrap();
+    assert_plan(&plan, "COVERING INDEX ix_accounts_last_order");
+    // A territory scope is answered from the same index; the narrow read sorts nothing.
+    let q = q.and(Cond::AccountInTerritories {
+        link: None,
+        territories: vec![new_id()],
+    });
+    let plan = store.explain_scan_fields(&q, &ORDER_STATS).unwrap();
+    assert_plan_sorting(&plan, "ix_accounts_");
+    assert!(!plan.join(" ").contains("TEMP B-TREE"), "{plan:?}");
+    // Pages by last order keep their range read, in order.
+    let mut q = Query::all(EntityKind::Account, tenant("plan")).and(Cond::Compare(
+        builtin(EntityKind::Account, "last_order_at"),
+        Op::Ge,
+        Value::Timestamp(crm_core::conformance::t0()),
+    ));
+    q.sort = Some((builtin(EntityKind::Account, "last_order_at"), true));
+    q.limit = Some(50);
+    let plan = store.explain(&q).unwrap();
+    assert_plan(
+        &plan,
+        "ix_accounts_last_order (tenant_id=? AND last_order_at>?)",
+    );
+}
+
 #[test]
 fn indexed_custom_field_filters_use_their_index() {
     let store = populated();

@@ -38,42 +38,35 @@ impl Crm {
                 &["account_id", "ordered_at", "total", "tax_total"],
             )?;
         }
-        let accounts = self.scan(
-            ctx,
-            EntityKind::Account,
-            opts.accounts.clone(),
-            &[
-                "order_count",
-                "lifetime_value",
-                "first_order_at",
-                "last_order_at",
-                "other_currency_orders",
-            ],
-        )?;
-        // (account, last order, frequency, monetary)
-        let mut measures: Vec<(RecordId, DateTime<Utc>, i64, Money)> = Vec::new();
+        // (account, last order, frequency, monetary, all-history first and last order).
+        let mut measures: Vec<Measures> = Vec::new();
         let mut seen = None;
-        let fast = opts.window_days.is_none()
-            && accounts
-                .iter()
-                .all(|a| a.get("other_currency_orders").as_int().unwrap_or(0) == 0);
+        // The maintained statistics are the measures unless some account has orders in more than
+        // one currency (or a window is asked for): then the orders themselves are read.
+        let mut fast = opts.window_days.is_none();
         if fast {
-            for a in &accounts {
-                let (Some(last), Some(n), Some(ltv)) = (
-                    a.get("last_order_at").as_timestamp(),
-                    a.get("order_count").as_int(),
-                    a.get("lifetime_value").as_money(),
-                ) else {
-                    continue;
-                };
-                if n == 0 {
-                    continue;
+            self.each_account_stats(ctx, opts.accounts.clone(), &mut |a| {
+                if a.other != 0 {
+                    fast = false;
                 }
-                let m = to_common(ltv, opts.rates.as_ref(), &mut seen)?;
-                measures.push((a.meta.id, last, n, m));
+                if let (true, Some(last), Some(n), Some(ltv)) = (fast, a.last, a.n, a.ltv) {
+                    if n != 0 {
+                        measures.push((a.id, last, n, ltv, (a.first, a.last)));
+                    }
+                }
+            })?;
+        }
+        if fast {
+            // In account id order, as the rows are returned (and amounts checked) in.
+            sort_by_account(&mut measures);
+            for x in &mut measures {
+                x.3 = to_common(x.3, opts.rates.as_ref(), &mut seen)?;
             }
         } else {
-            let visible: BTreeSet<RecordId> = accounts.iter().map(|a| a.meta.id).collect();
+            measures.clear();
+            let accounts = self.account_stats(ctx, opts.accounts.clone())?;
+            let visible: HashMap<RecordId, &AccountStats> =
+                accounts.iter().map(|a| (a.id, a)).collect();
             let mut f = Filter::cmp("status", Op::Ne, "cancelled");
             if let Some(days) = opts.window_days {
                 f = f.and(Filter::cmp(
@@ -85,7 +78,10 @@ impl Crm {
             let mut by: BTreeMap<RecordId, (DateTime<Utc>, i64, Option<Money>)> = BTreeMap::new();
             let fields = ["account_id", "ordered_at", "total", "tax_total"];
             for o in self.scan(ctx, EntityKind::Order, Some(f), &fields)? {
-                let Some(a) = o.reference("account_id").filter(|a| visible.contains(a)) else {
+                let Some(a) = o
+                    .reference("account_id")
+                    .filter(|a| visible.contains_key(a))
+                else {
                     continue;
                 };
                 let Some(net) = analytics::order_net(&o) else {
@@ -100,43 +96,57 @@ impl Crm {
             }
             for (a, (last, n, m)) in by {
                 if let Some(m) = m {
-                    measures.push((a, last, n, m));
+                    let acc = visible.get(&a);
+                    let first_last = (acc.and_then(|s| s.first), acc.and_then(|s| s.last));
+                    measures.push((a, last, n, m, first_last));
                 }
             }
         }
-        let r = analytics::quintiles(
-            &measures
+        // Scores follow the order (measure, account id). With the rows in id order (they are), a
+        // row's position breaks ties as its id does.
+        sort_by_account(&mut measures);
+        let recency: Vec<DateTime<Utc>> = measures.iter().map(|x| x.1).collect();
+        let (r, r_starts) = tiles(&sorted_positions(&recency));
+        let frequency: Vec<i64> = measures.iter().map(|x| x.2).collect();
+        let (f, f_starts) =
+            tiles(&counting_positions(&frequency).unwrap_or_else(|| sorted_positions(&frequency)));
+        let amounts: Vec<Decimal> = measures.iter().map(|x| x.3.amount).collect();
+        let (m, m_starts) = match amount_keys(&amounts) {
+            Some(keys) => match keys
                 .iter()
-                .map(|(id, last, _, _)| (*last, *id))
-                .collect::<Vec<_>>(),
-        );
-        let f = analytics::quintiles(
-            &measures
-                .iter()
-                .map(|(id, _, n, _)| (*n, *id))
-                .collect::<Vec<_>>(),
-        );
-        let m = analytics::quintiles(
-            &measures
-                .iter()
-                .map(|(id, _, _, m)| (m.amount, *id))
-                .collect::<Vec<_>>(),
-        );
+                .map(|k| i64::try_from(*k).ok())
+                .collect::<Option<Vec<i64>>>()
+            {
+                Some(small) => tiles(&sorted_positions(&small)),
+                None => tiles(&sorted_positions(&keys)),
+            },
+            None => tiles(&sorted_positions(&amounts)),
+        };
         let borders = RfmBorders {
-            r: tile_starts(&r, measures.iter().map(|(id, last, _, _)| (*last, *id))),
-            f: tile_starts(&f, measures.iter().map(|(id, _, n, _)| (*n, *id))),
-            m: tile_starts(&m, measures.iter().map(|(id, _, _, m)| (m.amount, *id))),
+            r: starts(&measures, &r_starts, |x| x.1),
+            f: starts(&measures, &f_starts, |x| x.2),
+            m: starts(&measures, &m_starts, |x| x.3.amount),
             rules,
         };
-        let stats: HashMap<RecordId, &Record> = accounts.iter().map(|a| (a.meta.id, a)).collect();
+        // The segment of every score triple, named once.
+        let mut names: Vec<String> = Vec::with_capacity(125);
+        for ri in 1..=5 {
+            for fi in 1..=5 {
+                for mi in 1..=5 {
+                    names.push(analytics::rfm_segment(&borders.rules, ri, fi, mi));
+                }
+            }
+        }
         let mut out = Vec::with_capacity(measures.len());
-        for (i, (id, last, n, money)) in measures.into_iter().enumerate() {
+        for (i, (id, last, n, money, (first, last_any))) in measures.into_iter().enumerate() {
             let (ri, fi, mi) = (
                 r.get(i).copied().unwrap_or(1),
                 f.get(i).copied().unwrap_or(1),
                 m.get(i).copied().unwrap_or(1),
             );
-            let acc = stats.get(&id);
+            let slot = (usize::from(ri.clamp(1, 5)) - 1) * 25
+                + (usize::from(fi.clamp(1, 5)) - 1) * 5
+                + (usize::from(mi.clamp(1, 5)) - 1);
             out.push(RfmRow {
                 account_id: id,
                 recency_days: analytics::days_between(last, now),
@@ -145,16 +155,65 @@ impl Crm {
                 r: ri,
                 f: fi,
                 m: mi,
-                segment: analytics::rfm_segment(&borders.rules, ri, fi, mi),
-                lifecycle: analytics::lifecycle(
-                    acc.and_then(|a| a.get("first_order_at").as_timestamp()),
-                    acc.and_then(|a| a.get("last_order_at").as_timestamp()),
-                    now,
-                    &thresholds,
-                ),
+                segment: names.get(slot).cloned().unwrap_or_default(),
+                lifecycle: analytics::lifecycle(first, last_any, now, &thresholds),
             });
         }
         Ok(RfmScored { rows: out, borders })
+    }
+
+    /// The maintained order statistics of every account the user may read (matching `filter`), in
+    /// account id order.
+    fn account_stats(&self, ctx: &Context, filter: Option<Filter>) -> Result<Vec<AccountStats>> {
+        let mut out = Vec::new();
+        self.each_account_stats(ctx, filter, &mut |a| out.push(a))?;
+        // Already in id order when the backend read the table in key order: then this is one pass.
+        out.sort_unstable_by_key(|a| u128::from_be_bytes(*a.id.as_bytes()));
+        Ok(out)
+    }
+
+    /// The maintained order statistics of every account the user may read (matching `filter`), one
+    /// account at a time in the store's order: one narrow store read, no records. A field hidden
+    /// from the user reads as empty (`other_currency_orders` as 0), as from a redacted record.
+    fn each_account_stats(
+        &self,
+        ctx: &Context,
+        filter: Option<Filter>,
+        each: &mut dyn FnMut(AccountStats),
+    ) -> Result<()> {
+        const FIELDS: [&str; 5] = [
+            "order_count",
+            "lifetime_value",
+            "first_order_at",
+            "last_order_at",
+            "other_currency_orders",
+        ];
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, EntityKind::Account)?;
+        let req = ListRequest {
+            filter,
+            ..Default::default()
+        };
+        let q = self.build_query(&p, &cache, ctx, EntityKind::Account, &req, Action::Read)?;
+        let shown = FIELDS.map(|f| {
+            crate::access::field_access(&p, EntityKind::Account, f)
+                != Some(crate::access::FieldAccess::Hidden)
+        });
+        self.store().read()?.scan_fields(&q, &FIELDS, &mut |id, v| {
+            let at = |i: usize| match shown.get(i) {
+                Some(true) => v.get(i).unwrap_or(&Value::Null),
+                _ => &Value::Null,
+            };
+            each(AccountStats {
+                id,
+                n: at(0).as_int(),
+                ltv: at(1).as_money(),
+                first: at(2).as_timestamp(),
+                last: at(3).as_timestamp(),
+                other: at(4).as_int().unwrap_or(0),
+            });
+            Ok(())
+        })
     }
 
     /// The lifecycle stage of every account the user may read (matching `filter`), from the
@@ -167,24 +226,9 @@ impl Crm {
     ) -> Result<Vec<(RecordId, Lifecycle)>> {
         let now = self.now();
         Ok(self
-            .scan(
-                ctx,
-                EntityKind::Account,
-                filter,
-                &["first_order_at", "last_order_at"],
-            )?
+            .account_stats(ctx, filter)?
             .iter()
-            .map(|a| {
-                (
-                    a.meta.id,
-                    analytics::lifecycle(
-                        a.get("first_order_at").as_timestamp(),
-                        a.get("last_order_at").as_timestamp(),
-                        now,
-                        thresholds,
-                    ),
-                )
-            })
+            .map(|a| (a.id, analytics::lifecycle(a.first, a.last, now, thresholds)))
             .collect())
     }
 
@@ -389,19 +433,137 @@ impl RfmBorders {
     }
 }
 
-/// The smallest key of each tile above the first, given each key's tile.
-fn tile_starts<K: Ord + Copy>(
-    tiles: &[u8],
-    keys: impl Iterator<Item = (K, RecordId)>,
-) -> Vec<(K, RecordId)> {
-    let mut starts: BTreeMap<u8, (K, RecordId)> = BTreeMap::new();
-    for (t, k) in tiles.iter().zip(keys) {
-        if *t > 1 {
-            let e = starts.entry(*t).or_insert(k);
-            if k < *e {
-                *e = k;
-            }
+/// The maintained order statistics of one account (see [`Crm::rfm_scored`]).
+struct AccountStats {
+    id: RecordId,
+    n: Option<i64>,
+    ltv: Option<Money>,
+    first: Option<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+    other: i64,
+}
+
+/// `NTILE(5)` over rows given in order (by their positions): each position's tile, and the
+/// positions where tiles 2 to 5 start.
+fn tiles(order: &[usize]) -> (Vec<u8>, Vec<usize>) {
+    let mut out = vec![1u8; order.len()];
+    let mut starts = Vec::with_capacity(4);
+    let mut prev = 0u8;
+    for (&i, t) in order.iter().zip(analytics::ntile(order.len(), 5)) {
+        if let Some(slot) = out.get_mut(i) {
+            *slot = t;
+        }
+        if t > 1 && t != prev {
+            starts.push(i);
+        }
+        prev = t;
+    }
+    (out, starts)
+}
+
+/// The positions of `keys` in `(key, position)` order: with rows in account id order, the SQL
+/// order `(measure, account id)`. Positions are unique, so an unstable sort is exact.
+fn sorted_positions<K: Ord + Copy>(keys: &[K]) -> Vec<usize> {
+    if u32::try_from(keys.len()).is_ok() {
+        // Narrower elements sort faster.
+        let mut v: Vec<(K, u32)> = keys.iter().copied().zip(0..).collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, i)| i as usize).collect()
+    } else {
+        let mut v: Vec<(K, usize)> = keys.iter().copied().zip(0..).collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, i)| i).collect()
+    }
+}
+
+/// [`sorted_positions`] by counting, for keys in a small range (order counts); `None` otherwise.
+fn counting_positions(keys: &[i64]) -> Option<Vec<usize>> {
+    let (min, max) = (*keys.iter().min()?, *keys.iter().max()?);
+    let span = usize::try_from(max.checked_sub(min)?)
+        .ok()?
+        .checked_add(1)?;
+    if span > keys.len().saturating_mul(2).max(1024) {
+        return None;
+    }
+    let bucket = |k: i64| usize::try_from(k - min).unwrap_or(0);
+    // next[b]: where the next key of bucket b goes.
+    let mut next = vec![0usize; span + 1];
+    for &k in keys {
+        if let Some(c) = next.get_mut(bucket(k) + 1) {
+            *c += 1;
         }
     }
-    starts.into_values().collect()
+    for b in 1..next.len() {
+        let before = next.get(b - 1).copied().unwrap_or(0);
+        if let Some(c) = next.get_mut(b) {
+            *c += before;
+        }
+    }
+    let mut out = vec![0usize; keys.len()];
+    for (i, &k) in keys.iter().enumerate() {
+        if let Some(at) = next.get_mut(bucket(k)) {
+            if let Some(slot) = out.get_mut(*at) {
+                *slot = i;
+            }
+            *at += 1;
+        }
+    }
+    Some(out)
+}
+
+/// What RFM scores one account on: (account, last order, frequency, monetary, all-history first
+/// and last order for the lifecycle).
+type Measures = (
+    RecordId,
+    DateTime<Utc>,
+    i64,
+    Money,
+    (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+);
+
+/// Sorts the rows by account id (one pass when they already are).
+fn sort_by_account(measures: &mut Vec<Measures>) {
+    if measures.is_sorted_by_key(|x| x.0) {
+        return;
+    }
+    // Sort narrow keys, then move each row once.
+    let mut order: Vec<(u128, usize)> = measures
+        .iter()
+        .map(|x| u128::from_be_bytes(*x.0.as_bytes()))
+        .zip(0..)
+        .collect();
+    order.sort_unstable();
+    let mut sorted = Vec::with_capacity(measures.len());
+    sorted.extend(
+        order
+            .into_iter()
+            .filter_map(|(_, i)| measures.get(i).copied()),
+    );
+    *measures = sorted;
+}
+
+/// The `(measure, account id)` of the rows at `positions`.
+fn starts<K>(
+    measures: &[Measures],
+    positions: &[usize],
+    key: impl Fn(&Measures) -> K,
+) -> Vec<(K, RecordId)> {
+    positions
+        .iter()
+        .filter_map(|&i| measures.get(i).map(|x| (key(x), x.0)))
+        .collect()
+}
+
+/// The amounts as integers in their largest scale (same order, cheaper to sort than decimals);
+/// `None` when one does not fit.
+fn amount_keys(amounts: &[Decimal]) -> Option<Vec<i128>> {
+    let scale = amounts.iter().map(|a| a.scale()).max().unwrap_or(0);
+    amounts
+        .iter()
+        .map(|a| {
+            10i128
+                .checked_pow(scale - a.scale())
+                .and_then(|p| a.mantissa().checked_mul(p))
+        })
+        .collect()
 }
