@@ -164,7 +164,11 @@ impl Crm {
 
     /// The maintained order statistics of every account the user may read (matching `filter`), in
     /// account id order.
-    fn account_stats(&self, ctx: &Context, filter: Option<Filter>) -> Result<Vec<AccountStats>> {
+    pub(crate) fn account_stats(
+        &self,
+        ctx: &Context,
+        filter: Option<Filter>,
+    ) -> Result<Vec<AccountStats>> {
         let mut out = Vec::new();
         self.each_account_stats(ctx, filter, &mut |a| out.push(a))?;
         // Already in id order when the backend read the table in key order: then this is one pass.
@@ -434,13 +438,13 @@ impl RfmBorders {
 }
 
 /// The maintained order statistics of one account (see [`Crm::rfm_scored`]).
-struct AccountStats {
-    id: RecordId,
-    n: Option<i64>,
-    ltv: Option<Money>,
-    first: Option<DateTime<Utc>>,
-    last: Option<DateTime<Utc>>,
-    other: i64,
+pub(crate) struct AccountStats {
+    pub(crate) id: RecordId,
+    pub(crate) n: Option<i64>,
+    pub(crate) ltv: Option<Money>,
+    pub(crate) first: Option<DateTime<Utc>>,
+    pub(crate) last: Option<DateTime<Utc>>,
+    pub(crate) other: i64,
 }
 
 /// `NTILE(5)` over rows given in order (by their positions): each position's tile, and the

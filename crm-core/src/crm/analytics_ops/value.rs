@@ -71,24 +71,12 @@ impl Crm {
         ];
         self.require_fields(ctx, EntityKind::Account, &stats)?;
         let now = self.now();
-        let accounts = self.scan(
-            ctx,
-            EntityKind::Account,
-            opts.accounts.clone(),
-            &[
-                "order_count",
-                "lifetime_value",
-                "first_order_at",
-                "last_order_at",
-                "other_currency_orders",
-            ],
-        )?;
+        // One narrow read of the kept statistics (in account id order).
+        let accounts = self.account_stats(ctx, opts.accounts.clone())?;
         let rates = opts.rates.as_ref();
         let mut seen = None;
         let mut figures: HashMap<RecordId, OrderFigures> = HashMap::new();
-        let mixed = accounts
-            .iter()
-            .any(|a| a.get("other_currency_orders").as_int().unwrap_or(0) > 0);
+        let mixed = accounts.iter().any(|a| a.other > 0);
         if mixed {
             // The kept statistics cover one currency: add the orders up instead.
             self.require_fields(
@@ -119,15 +107,11 @@ impl Crm {
             }
         } else {
             for a in &accounts {
-                if let (Some(first), Some(last), Some(n), Some(ltv)) = (
-                    a.get("first_order_at").as_timestamp(),
-                    a.get("last_order_at").as_timestamp(),
-                    a.get("order_count").as_int(),
-                    a.get("lifetime_value").as_money(),
-                ) {
+                if let (Some(first), Some(last), Some(n), Some(ltv)) = (a.first, a.last, a.n, a.ltv)
+                {
                     if n > 0 {
                         let ltv = to_common(ltv, rates, &mut seen)?;
-                        figures.insert(a.meta.id, (first, last, n, ltv));
+                        figures.insert(a.id, (first, last, n, ltv));
                     }
                 }
             }
@@ -145,7 +129,7 @@ impl Crm {
         let horizon = Decimal::from(opts.horizon_years);
         let mut out = Vec::with_capacity(accounts.len());
         for a in &accounts {
-            let id = a.meta.id;
+            let id = a.id;
             let (csat, nps, responses) = surveys.get(&id).copied().unwrap_or_default().indices();
             let mut row = CustomerValue {
                 account_id: id,
