@@ -390,6 +390,24 @@ for ana in analyses:
                   f"{x['median_s'] / ana[kind]['duckdb']['median_s']:.2f}× |")
     print()
 
+REPORTS = (
+    ("crm_kpis_per_user_3_months", "supervision KPIs per user, last three months"),
+    ("crm_kpis_per_team_3_months", "the same rolled up per team"),
+    ("crm_customer_values_all", "value indices (lifetime value, predicted value, churn risk, CSAT/NPS), every customer"),
+    ("crm_segment_count", "count of a dynamic segment (`country = \"IT\" and days_since_last_order < 30`)"),
+    ("crm_segment_refresh", "refresh of that segment (members materialised, entered/left, audited)"),
+)
+report_sizes = sorted({int(g.split("_")[1]) for g in (os.listdir(crit) if os.path.isdir(crit) else [])
+                       if g.startswith("reports_") and g.split("_")[1].isdigit()})
+if report_sizes:
+    print("\n### Supervision and segment reports on the sales data set (no baseline: times of record)\n")
+    print("| report | " + " | ".join(f"{size_name(n)} customers" for n in report_sizes) + " |")
+    print("|---|" + "---|" * len(report_sizes))
+    for bench, title in REPORTS:
+        cells = [fmt(mean_ns(f"reports_{n}", bench)) for n in report_sizes]
+        print(f"| {title} | " + " | ".join(cells) + " |")
+    print()
+
 if export:
     print("\n### Export memory (peak resident set size, one fresh process per size and export)\n")
     print("Each process opens the cached customers data set (built through the facade: customers, their")
