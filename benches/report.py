@@ -12,83 +12,66 @@ import platform
 
 # The hand-written part of the page, below the generated tables.
 NOTES = r"""
-## Notes on the run of 2026-11-24 (written by hand)
+## Notes on the run (written by hand)
 
-- The machine was shared with other builds during the run (load average 3–6 on 2 cores): repeated
-  Python timings moved by 2× between calls (DuckDB's RFM at 10⁴: fastest 33 ms, median 73 ms), and the
-  10⁶ core groups had severe outliers (phone lookup mean 660 µs against a 131 µs estimate). Read the
-  growth table's 10⁶ row and the Python medians with that in mind; rerun on a quiet machine.
-- **Profit at 10⁵ customers**: criterion's warm-up call in the analytics bench took ~84 s (it planned
-  841 s for ten samples), so that run was stopped there: `profit_100000` and the 10⁵ screen pop are
-  missing, and the 10⁵ Python comparison was run on its own with one call each, where the same profit
-  took 5.1 s (earlier session: 1.69 s). A cold 6 GB file just after its build is the likely cause of
-  the 84 s; not investigated.
-- The screen pop's hand-written baseline measured 8.9 ms at 10⁴ (65 µs in the earlier session) and the
-  facade 4.7 ms (524 µs): not explained yet; look into it before trusting that row's "met".
+- The run above was made on a quiet machine (no other builds), after this session's changes: the
+  audit log as a rowid table, lookups that parse without the validity check, the narrow store read for
+  account statistics with its covering index, and the KPI / funnel / value-index additions.
 - The core bench's insert group starts from a 1 000-customer fixture at every size, so it says nothing
   about growth; the growth table's insert column comes from the growth bench (into N customers).
+- The "deep page" is the page at 80 % of the rep's slice (page 78 at 10⁴, 804 at 10⁵), deeper than
+  page 1 000 would be at these sizes only from 10⁶ customers on.
+- 10⁶ customers: the export rows are measured at 10⁶; the core groups at 10⁶ need
+  `CRM_BENCH_SIZES="10000 100000 1000000"` (the fixture is built through the facade in every run, a
+  few minutes), and the 10⁶-customer sales data set (10⁷ orders) is not built here: at ~8 000 orders/s
+  through the facade it takes ~21 minutes and, with its audit trail, about 50 GB of disk at this
+  session's start (the audit log's change in this session cuts its share by about two thirds).
 
 ## Where targets are missed, why, and what would close them
 
-- **Batch create** (target: at least half the raw rows/s). Each facade row updates about twelve B-trees —
-  the record and its tenant-led indexes (phone, e-mail, owner, name, updated_at, …), the audit log and its
-  two indexes, the outbox and its pending index — against the baseline's four, and it also validates,
-  normalises phones (libphonenumber parsing, ~6 µs), hashes the audit entry (SHA-256 over its JSON) and
-  checks permissions. Plan: one audit entry and one outbox event per *batch* with per-record diffs inside,
-  a cheaper canonical encoding for the hash, a fast path for phones already in E.164, and dropping the
-  `updated_at` index from the hot tables.
-- **Phone lookup** (target ≤ 2×). The raw query is ~3 µs; the facade parses the number with
-  libphonenumber (~6 µs), runs one indexed query per phone field, opens a read snapshot per query,
-  decodes every column of the row and copies it for redaction. Plan: one snapshot for the whole lookup,
-  decode only requested columns, reuse the compiled statement text per query shape.
-- **Audited update** (target ≤ 1.5×) and **scoped pages** (target ≤ 2×) sit at their borders: across
-  runs on this 2-core machine the audited update measured 1.36×–1.66× and the scoped pages 1.92×–2.10×.
-  The audit entry costs an insert into a three-index table plus the hash; the page costs decoding every
-  column of 50 rows and the permission sub-select. Plan: a cheaper audit encoding with fewer indexes, and
-  decoding only the columns a caller reads.
+- **Batch create** (target: at least half the raw rows/s; 10× the raw time). Each facade row updates
+  about twelve B-trees — the record and its tenant-led indexes (phone, e-mail, owner, name,
+  updated_at, …), the audit log and its indexes, the outbox and its pending index — against the
+  baseline's four; it also validates, normalises the phone through libphonenumber (~5.7 µs: parse
+  1.3 µs, validity check 3 µs, formatting 1.4 µs, the latter now written directly), hashes the audit
+  entry (SHA-256 over its JSON) and checks permissions. Plan: one audit entry and one outbox event per
+  *batch* with per-record diffs inside, a cheaper canonical encoding for the hash, and fewer hot
+  indexes (`updated_at`).
+- **Python create** (1.15× SQLAlchemy, target 10×): the wheel inherits the Rust path above; SQLAlchemy's
+  ORM insert is itself only ~3× slower than the facade, so 10× needs the batch-level audit first.
+- **Phone lookup** (6.3× raw; wheel 6.2× faster than SQLAlchemy, target 10×). Profile of the Rust call:
+  the store query ~60 % (SQL text built for every call ~18 %, `BEGIN`/`COMMIT` of the read snapshot
+  ~14 %, SQLite's own work ~38 %), phone parsing ~6 %, query building and redaction the rest. Plan:
+  cache the compiled statement text per query shape, reuse one read snapshot per call sequence, decode
+  only the requested columns. The +30 % from 10⁴ to 10⁵ is the raw query's growth too (+70 %): the
+  10⁵ fixture no longer fits the page cache's hot set.
+- **Screen pop** (7.6× / 6.1× the hand-written sections): ten permission-checked list queries, each
+  compiled, snapshotted and decoded in full. Same plan as the lookup, plus projected sections.
+- **Profit by segment × product** (3.3× DuckDB at 10⁴, 8.9× at 10⁵): ~88 % of the time is the
+  store's `GROUP BY` over order lines kept as JSON in the order row — every order of the period looked
+  up by key and its lines expanded with `json_each`. Plan: a maintained `order_lines` table (order,
+  ordered_at, account, product, quantity, net, cost) written with the order, indexed by
+  `(tenant_id, ordered_at)`, so the period's lines are one range read.
+- **RFM through the wheel at 10⁵** (0.97× DuckDB, target 0.5×): the Rust call meets it (0.43×); the
+  wheel adds building ~90 000 Python row objects (~80 ms). Plan: a columnar result (Arrow or plain
+  lists per column) for `rfm()` when a DataFrame is wanted.
+- **Scoped page 1** (2.02×, target ≤ 2×) sits at the border; across runs it measures 1.9×–2.4×.
+- **Growth of the lookup** (+30 %, target ±25 %): see the lookup; the raw baseline grows +70 % itself.
 
-## Analytics on the sales data set (measured 2026-11-24, before DuckDB was in the run)
+## Supervision and segment reports
 
-The sales data set: `CRM_BENCH_N` customers owned by 50 reps, 200 products with unit costs, orders over
-the last three years (10 % of customers with none, half with one to six, 30 % with five to twenty,
-10 % heavy buyers with 25 to 65; ten per customer on average; one to three lines each), all created
-through the facade (validation, stats maintenance, audit, outbox) and kept under
-`target/bench-data`. Built at 10⁵ customers / 998 275 orders in 125 s (≈ 8 000 orders/s).
-Command: `CRM_BENCH_N=100000 cargo bench -p crm-benches --bench analytics` (and `=10000`).
+No baseline for these: they are times of record at 10⁴ and 10⁵ customers (ten orders each). The
+KPIs read the period's orders (about 83 000 of the 10⁶ at 10⁵) as records, one per order, for their
+owner: ~730 ms. Plan: the same narrow read as RFM with the record's owner, or a grouped store
+aggregate.
 
-| work | 10⁴ customers (101 k orders) | 10⁵ customers (998 k orders) | baseline | target |
-|---|---|---|---|---|
-| screen pop for a rep (own + team), national-format phone | 524 µs | 557 µs | hand-written rusqlite sections: 65 µs / 86 µs → **8.1× / 6.5×** | ≤ 2× (missed); flat with size (met: +6 %) |
-| RFM scores and segments, every customer (admin) | 25.3 ms | 321 ms | DuckDB not yet in the run (reference point in the issue: ~45 ms over 10⁶ orders) | ≤ 0.5× DuckDB (missed, ≈ 7× the reference) |
-| profit by RFM segment × product, last three months | 122 ms | 1.69 s | DuckDB not yet in the run | ≤ 1× DuckDB (missed) |
+## Sales data set
 
-What changed this session: the screen pop scored RFM and cross-sell by recomputing over every order
-(375 ms at 10⁴); it now scores the caller from a per-user snapshot (RFM tile borders and co-purchase
-counts, reused while no order is written, or up to `Crm::with_snapshot_max_age`, default 5 min), so
-its cost no longer grows with the customer base. Aggregates read only the columns they use (RFM 52 →
-25 ms at 10⁴), and orders got a `(tenant_id, ordered_at)` index for period reports.
-
-Why the rest misses, and the plan:
-- **Screen pop** (8× hand-written): eight permission-checked list queries each decode full records, and
-  the cross-sell reads the caller's orders. Plan: one read snapshot for the whole pop, projected
-  sections, and the caller's products from the maintained order stats.
-- **RFM** (≈ 3 µs per customer): the scan still materialises a `Record` (a `BTreeMap` of fields) per
-  account and redacts it. Plan: a store-level measure scan returning `(id, last, count, value)` tuples
-  over a covering index, and the three quintile sorts on plain arrays.
-- **Profit**: the JSON line items are expanded by `json_each` and grouped in a temporary B-tree, and
-  the RFM of every customer is recomputed. Plan: a maintained `order_lines` table (product, quantity,
-  net, cost per line) written with the order, and the RFM segment from the same measure scan.
-- **DuckDB in the same run**: now measured by `benches/python/bench_analytics.py` (the `duckdb` wheel;
-  the Rust crate compiles DuckDB from C++ source, too slow for this machine's CI) — see the generated
-  rows and the "RFM and profit against DuckDB" section above, which supersede the "not yet in the run"
-  cells of the table in this section.
-
-Batch create after this session's store changes (statistics refreshed when a table doubles instead of
-every 1 000 rows — that refresh counted the whole table each time — and a 64 MiB writer page cache):
-48 ms per 1 000 customers vs 4.9 ms raw (**9.8×**, was 13.8×; `CRM_BENCH_N=10000 cargo bench -p
-crm-benches --bench core -- insert`). What remains per row: record insert into eight B-trees (≈ 14 µs),
-phone validation through libphonenumber (≈ 8 µs), the audit entry (≈ 8 µs: JSON, SHA-256, three
-B-trees) and the outbox event (≈ 2.5 µs).
+`CRM_BENCH_N` customers owned by 50 reps, 200 products with unit costs, orders over the last three
+years (10 % of customers with none, half with one to six, 30 % with five to twenty, 10 % heavy buyers
+with 25 to 65; ten per customer on average; one to three lines each), all created through the facade
+(validation, stats maintenance, audit, outbox) and kept under `target/bench-data`. 10⁵ customers /
+998 275 orders build in ~125–165 s (≈ 7 000 orders/s).
 """
 
 here = os.path.dirname(os.path.abspath(__file__))
