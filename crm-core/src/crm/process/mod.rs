@@ -38,7 +38,7 @@ use super::{Context, Crm, TenantCache};
 pub struct ConvertLead {
     /// Link this existing account instead of creating one from the lead's company.
     pub account_id: Option<RecordId>,
-    /// The opportunity's name (default: "<company or name> – <product interest or 'opportunity'>").
+    /// The opportunity's name (default: `"<company or name> – <product interest or 'opportunity'>"`).
     pub opportunity_name: Option<String>,
     /// The opportunity's amount (default: the lead's estimated value).
     pub amount: Option<Money>,
