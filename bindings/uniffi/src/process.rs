@@ -22,7 +22,7 @@ pub struct FfiConvertLead {
     /// Link this existing account instead of creating one from the lead's company.
     #[uniffi(default = None)]
     pub account_id: Option<String>,
-    /// The opportunity's name (default: "<company or name> – <product interest or 'opportunity'>").
+    /// The opportunity's name (default: `"<company or name> – <product interest or 'opportunity'>"`).
     #[uniffi(default = None)]
     pub opportunity_name: Option<String>,
     /// The opportunity's amount, an `FfiValue.Money` (default: the lead's estimated value).
