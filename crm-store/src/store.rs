@@ -262,11 +262,19 @@ impl Deref for Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// Runs a fixed transaction-control statement through the statement cache: no parse per call
+    /// (a lookup opens and ends a read snapshot, and each facade write a savepoint).
+    fn control(&self, sql: &str) -> rusqlite::Result<()> {
+        self.prepare_cached(sql)?.execute([]).map(|_| ())
+    }
+}
+
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if self.open {
             // Rolls back an uncommitted write; ends a read snapshot.
-            let _ = self.execute_batch("ROLLBACK");
+            let _ = self.control("ROLLBACK");
         }
         if let Handle::Pooled(conn, pool) = &mut self.conn {
             if let Some(c) = conn.take() {
@@ -306,7 +314,7 @@ impl Store for SqliteStore {
             inserted: Vec::new(),
             store: None,
         };
-        tx.execute_batch("BEGIN DEFERRED").map_err(storage)?;
+        tx.control("BEGIN DEFERRED").map_err(storage)?;
         tx.open = true;
         Ok(Box::new(tx))
     }
@@ -318,7 +326,7 @@ impl Store for SqliteStore {
             inserted: Vec::new(),
             store: Some(self),
         };
-        tx.execute_batch("BEGIN IMMEDIATE").map_err(storage)?;
+        tx.control("BEGIN IMMEDIATE").map_err(storage)?;
         tx.open = true;
         Ok(Box::new(tx))
     }
@@ -699,20 +707,20 @@ impl WriteTx for Tx<'_> {
     }
 
     fn savepoint(&mut self) -> Result<()> {
-        self.execute_batch("SAVEPOINT op").map_err(storage)
+        self.control("SAVEPOINT op").map_err(storage)
     }
 
     fn release_savepoint(&mut self) -> Result<()> {
-        self.execute_batch("RELEASE op").map_err(storage)
+        self.control("RELEASE op").map_err(storage)
     }
 
     fn rollback_to_savepoint(&mut self) -> Result<()> {
-        self.execute_batch("ROLLBACK TO op; RELEASE op")
-            .map_err(storage)
+        self.control("ROLLBACK TO op").map_err(storage)?;
+        self.control("RELEASE op").map_err(storage)
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
-        self.execute_batch("COMMIT").map_err(storage)?;
+        self.control("COMMIT").map_err(storage)?;
         self.open = false;
         // Once enough rows have arrived, give the planner real statistics (bounded work with
         // `analysis_limit`): the seeded ones assume large, selective indexes and would, for example,
