@@ -1136,6 +1136,7 @@ pub fn scan_fields_reads_the_matching_rows(store: &dyn Store) {
         "last_order_at",
         "parent_id",
         "name",
+        crate::store::OWNER_FIELD,
     ];
     let expected = |q: &Query| -> Vec<(RecordId, Vec<Value>)> {
         let mut q = q.clone();
@@ -1148,7 +1149,12 @@ pub fn scan_fields_reads_the_matching_rows(store: &dyn Store) {
             .query(&q)
             .unwrap() // ok: conformance test code (feature `testing`)
             .iter()
-            .map(|r| (r.meta.id, fields.iter().map(|f| r.get(f).clone()).collect()))
+            .map(|r| {
+                let mut v: Vec<Value> = fields.iter().map(|f| r.get(f).clone()).collect();
+                // The owner is a meta column.
+                v[5] = Value::Ref(r.meta.owner_id);
+                (r.meta.id, v)
+            })
             .collect();
         rows.sort_by_key(|(id, _)| *id);
         rows
@@ -1166,6 +1172,7 @@ pub fn scan_fields_reads_the_matching_rows(store: &dyn Store) {
             Value::Timestamp(at + Duration::days(4)),
             Value::Null,
             Value::Text("A4".into()),
+            Value::Ref(me),
         ]
     );
     assert_eq!(
@@ -1175,7 +1182,8 @@ pub fn scan_fields_reads_the_matching_rows(store: &dyn Store) {
             Value::Null,
             Value::Null,
             Value::Null,
-            Value::Text("A3".into())
+            Value::Text("A3".into()),
+            Value::Ref(other),
         ]
     );
     assert_eq!(

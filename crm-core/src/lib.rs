@@ -52,7 +52,7 @@ pub use query::{
 };
 pub use record::{Record, RecordMeta};
 pub use schema::{EntityKind, FieldSpec, Schema};
-pub use store::{AuditQuery, ReadTx, Store, WriteTx};
+pub use store::{AuditQuery, ReadTx, Store, WriteTx, OWNER_FIELD};
 pub use validate::{line_totals, PhoneRules, Totals};
 pub use value::{FieldType, Fields, LineItem, Value};
 

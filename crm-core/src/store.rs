@@ -17,6 +17,9 @@ use crate::record::Record;
 use crate::schema::EntityKind;
 use crate::value::{FieldType, Value};
 
+/// The name that asks [`ReadTx::scan_fields`] for the record's owner (a meta column).
+pub const OWNER_FIELD: &str = "owner_id";
+
 /// A storage backend.
 pub trait Store: Send + Sync {
     /// Starts a read-only snapshot.
@@ -110,10 +113,11 @@ pub trait ReadTx {
     /// A narrow read for aggregates over many records: the id and the built-in `fields` of every
     /// record matching `q`, handed to `each` one record at a time (values in the order of `fields`,
     /// `Value::Null` where empty, decoded as [`ReadTx::query`] decodes them), in no particular
-    /// order. No meta beyond the id, no custom values, no [`Record`]s. `q`'s sort, cursor, limit and
-    /// field list are ignored. Nothing is redacted: callers check the field rules first. A name
-    /// that is not a built-in field of `q.kind` is an `InvalidQuery` error naming it; an error from
-    /// `each` stops the read and is returned.
+    /// order. Of the meta columns only the id, and the owner when [`OWNER_FIELD`] is among `fields`
+    /// (as a `Value::Ref`); no custom values, no [`Record`]s. `q`'s sort, cursor, limit and field
+    /// list are ignored. Nothing is redacted: callers check the field rules first. A name that is
+    /// neither a built-in field of `q.kind` nor [`OWNER_FIELD`] is an `InvalidQuery` error naming
+    /// it; an error from `each` stops the read and is returned.
     ///
     /// The default reads the records with [`ReadTx::query`]; backends answer it in one lean
     /// statement.
@@ -124,7 +128,7 @@ pub trait ReadTx {
         each: &mut dyn FnMut(RecordId, &[Value]) -> Result<()>,
     ) -> Result<()> {
         for f in fields {
-            if q.kind.schema().field(f).is_none() {
+            if *f != OWNER_FIELD && q.kind.schema().field(f).is_none() {
                 return Err(crate::error::CrmError::invalid_query(
                     Some(f),
                     "unknown_field",
@@ -140,7 +144,10 @@ pub trait ReadTx {
         let mut row = Vec::with_capacity(fields.len());
         for r in self.query(&q)? {
             row.clear();
-            row.extend(fields.iter().map(|f| r.get(f).clone()));
+            row.extend(fields.iter().map(|f| match *f {
+                OWNER_FIELD => Value::Ref(r.meta.owner_id),
+                f => r.get(f).clone(),
+            }));
             each(r.meta.id, &row)?;
         }
         Ok(())

@@ -485,6 +485,10 @@ pub(crate) fn select(q: &Query) -> Result<Stmt> {
 pub(crate) fn select_fields(q: &Query, fields: &[&str]) -> Result<Stmt> {
     let mut list = "id".to_owned();
     for f in fields {
+        if *f == crm_core::OWNER_FIELD {
+            list.push_str(", owner_id");
+            continue;
+        }
         let spec = q.kind.schema().field(f).ok_or_else(|| {
             CrmError::invalid_query(
                 Some(f),

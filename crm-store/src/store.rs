@@ -490,8 +490,15 @@ impl ReadTx for Tx<'_> {
     ) -> Result<()> {
         let stmt = compile::select_fields(q, fields)?;
         let schema = q.kind.schema();
+        let owner = FieldType::Reference {
+            to: EntityKind::User,
+        };
         let mut types = Vec::with_capacity(fields.len());
         for f in fields {
+            if *f == crm_core::OWNER_FIELD {
+                types.push(&owner);
+                continue;
+            }
             // Checked by `select_fields`; kept total here.
             let spec = schema.field(f).ok_or_else(|| {
                 CrmError::invalid_query(Some(f), "unknown_field", "no such field")

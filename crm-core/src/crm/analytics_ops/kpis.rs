@@ -207,70 +207,106 @@ impl Crm {
         to: DateTime<Utc>,
         rates: Option<&RateTable>,
     ) -> Result<BTreeMap<RecordId, Tally>> {
-        let mut by: BTreeMap<RecordId, Tally> = BTreeMap::new();
         let period =
             |field: &str| Filter::cmp(field, Op::Ge, from).and(Filter::cmp(field, Op::Lt, to));
-        // A type the user may not read adds nothing (the other figures still come).
+        // A type the user may not read adds nothing (the other figures still come). One narrow
+        // read per type: the owner and the fields each figure needs, no records.
         let scan =
-            |kind, filter, fields: &[&'static str]| match self.scan(ctx, kind, filter, fields) {
-                Err(e) if not_allowed(&e) => Ok(Vec::new()),
-                r => r,
+            |kind, filter, fields: &[&'static str], each: &mut dyn FnMut(RecordId, &[Value])| {
+                match self.scan_narrow(ctx, kind, filter, fields, each) {
+                    Err(e) if not_allowed(&e) => Ok(()),
+                    r => r,
+                }
             };
-        let activities = scan(
+        let owner = crate::OWNER_FIELD;
+        let text = |v: &Value| v.as_text().map(str::to_owned);
+        let owner_of = |v: &[Value]| v.first().and_then(Value::as_ref_id);
+        let mut by: BTreeMap<RecordId, Tally> = BTreeMap::new();
+        scan(
             EntityKind::Activity,
             Some(period("created_at")),
-            &["activity_type", "direction", "outcome"],
+            &[owner, "activity_type", "direction", "outcome"],
+            &mut |_, v| {
+                let Some(o) = owner_of(v) else { return };
+                let key = (
+                    v.get(1).and_then(text).unwrap_or_default(),
+                    v.get(2).and_then(text),
+                    v.get(3).and_then(text),
+                );
+                *by.entry(o).or_default().activities.entry(key).or_default() += 1;
+            },
         )?;
-        for a in activities {
-            let key = (
-                a.text("activity_type").unwrap_or_default().to_owned(),
-                a.text("direction").map(str::to_owned),
-                a.text("outcome").map(str::to_owned),
-            );
-            *by.entry(a.meta.owner_id)
-                .or_default()
-                .activities
-                .entry(key)
-                .or_default() += 1;
-        }
-        for l in scan(EntityKind::Lead, Some(period("created_at")), &["status"])? {
-            let t = by.entry(l.meta.owner_id).or_default();
-            t.leads += 1;
-            match l.text("status") {
-                Some("converted") => t.leads_converted += 1,
-                Some("disqualified") => t.leads_disqualified += 1,
-                _ => {}
-            }
-        }
-        let mut seen = None;
-        let orders = scan(
+        scan(
+            EntityKind::Lead,
+            Some(period("created_at")),
+            &[owner, "status"],
+            &mut |_, v| {
+                let Some(o) = owner_of(v) else { return };
+                let t = by.entry(o).or_default();
+                t.leads += 1;
+                match v.get(1).and_then(Value::as_text) {
+                    Some("converted") => t.leads_converted += 1,
+                    Some("disqualified") => t.leads_disqualified += 1,
+                    _ => {}
+                }
+            },
+        )?;
+        // Amounts are combined after the reads, so a currency error is reported, not swallowed.
+        let mut orders: Vec<(RecordId, Option<Money>)> = Vec::new();
+        scan(
             EntityKind::Order,
             Some(period("ordered_at").and(Filter::cmp("status", Op::Ne, "cancelled"))),
-            &["total", "tax_total"],
+            &[owner, "total", "tax_total"],
+            &mut |_, v| {
+                let Some(o) = owner_of(v) else { return };
+                let net = v.get(1).and_then(Value::as_money).map(|total| {
+                    let tax = v
+                        .get(2)
+                        .and_then(Value::as_money)
+                        .map(|t| t.amount)
+                        .unwrap_or_default();
+                    Money::new(total.amount - tax, total.currency)
+                });
+                orders.push((o, net));
+            },
         )?;
-        for o in orders {
-            let net = match analytics::order_net(&o) {
+        let mut closed: Vec<(RecordId, bool, Option<Money>)> = Vec::new();
+        scan(
+            EntityKind::Opportunity,
+            Some(period("closed_at")),
+            &[owner, "amount", "probability"],
+            &mut |_, v| {
+                let Some(o) = owner_of(v) else { return };
+                let won = v.get(2).and_then(Value::as_decimal) == Some(Decimal::from(100));
+                closed.push((o, won, v.get(1).and_then(Value::as_money)));
+            },
+        )?;
+        let open = Filter::Not {
+            not: Box::new(Filter::one_of("status", ["resolved", "closed"])),
+        };
+        scan(EntityKind::Case, Some(open), &[owner], &mut |_, v| {
+            if let Some(o) = owner_of(v) {
+                by.entry(o).or_default().open_cases += 1;
+            }
+        })?;
+        let mut seen = None;
+        for (o, net) in orders {
+            let net = match net {
                 Some(n) => Some(to_common(n, rates, &mut seen)?),
                 None => None,
             };
-            let t = by.entry(o.meta.owner_id).or_default();
+            let t = by.entry(o).or_default();
             t.orders += 1;
             if let Some(net) = net {
                 t.order_revenue = Some(money_sum(t.order_revenue, net)?);
             }
         }
-        let closed = scan(
-            EntityKind::Opportunity,
-            Some(period("closed_at")),
-            &["amount", "probability"],
-        )?;
-        for o in closed {
-            let won = o.get("probability").as_decimal() == Some(Decimal::from(100));
-            let amount = match (won, o.get("amount").as_money()) {
+        for (o, won, amount) in closed {
+            let amount = match (won, amount) {
                 (true, Some(m)) => Some(to_common(m, rates, &mut seen)?),
                 _ => None,
             };
-            let t = by.entry(o.meta.owner_id).or_default();
+            let t = by.entry(o).or_default();
             if !won {
                 t.lost += 1;
                 continue;
@@ -280,12 +316,6 @@ impl Crm {
                 t.won_with_amount += 1;
                 t.revenue_closed = Some(money_sum(t.revenue_closed, m)?);
             }
-        }
-        let open = Filter::Not {
-            not: Box::new(Filter::one_of("status", ["resolved", "closed"])),
-        };
-        for c in scan(EntityKind::Case, Some(open), &["status"])? {
-            by.entry(c.meta.owner_id).or_default().open_cases += 1;
         }
         Ok(by)
     }
