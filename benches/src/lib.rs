@@ -368,18 +368,7 @@ fn build_sales(n: usize, path: &std::path::Path, ids: &std::path::Path) {
                 .unwrap();
         }
     }
-    let v = serde_json::json!({
-        "admin": f.admin.user_id.to_string(),
-        "reps": f.reps.iter().map(|r| r.user_id.to_string()).collect::<Vec<_>>(),
-    });
-    drop(f);
-    for s in ["", "-wal", "-shm"] {
-        let _ = std::fs::rename(
-            format!("{}{s}", tmp.display()),
-            format!("{}{s}", path.display()),
-        );
-    }
-    std::fs::write(ids, v.to_string()).unwrap();
+    keep_built(f, &tmp, path, ids);
     eprintln!(
         "built {}: {n} customers, {total} orders in {:.1} s",
         path.display(),
@@ -438,6 +427,23 @@ pub fn customers_db_path(n: usize) -> PathBuf {
     dir.join(format!("customers-{n}-v{CUSTOMERS_VERSION}.db"))
 }
 
+/// Closes a data set built at `tmp`, moves it (with its WAL files) to `path` and writes the ids of
+/// its administrator and reps to `ids`.
+fn keep_built(f: Fixture, tmp: &std::path::Path, path: &std::path::Path, ids: &std::path::Path) {
+    let v = serde_json::json!({
+        "admin": f.admin.user_id.to_string(),
+        "reps": f.reps.iter().map(|r| r.user_id.to_string()).collect::<Vec<_>>(),
+    });
+    drop(f);
+    for s in ["", "-wal", "-shm"] {
+        let _ = std::fs::rename(
+            format!("{}{s}", tmp.display()),
+            format!("{}{s}", path.display()),
+        );
+    }
+    std::fs::write(ids, v.to_string()).unwrap();
+}
+
 /// [`fixture`]'s `n` customers (no orders), built through the facade once per size and kept under
 /// `target/bench-data` like the sales data set (delete the file to rebuild). Returns the path.
 pub fn customers_db(n: usize) -> PathBuf {
@@ -452,18 +458,7 @@ pub fn customers_db(n: usize) -> PathBuf {
         let _ = std::fs::remove_file(format!("{}{s}", tmp.display()));
     }
     let f = fixture_at(&tmp, n);
-    let v = serde_json::json!({
-        "admin": f.admin.user_id.to_string(),
-        "reps": f.reps.iter().map(|r| r.user_id.to_string()).collect::<Vec<_>>(),
-    });
-    drop(f);
-    for s in ["", "-wal", "-shm"] {
-        let _ = std::fs::rename(
-            format!("{}{s}", tmp.display()),
-            format!("{}{s}", path.display()),
-        );
-    }
-    std::fs::write(&ids, v.to_string()).unwrap();
+    keep_built(f, &tmp, &path, &ids);
     eprintln!(
         "built {}: {n} customers in {:.1} s",
         path.display(),

@@ -45,14 +45,9 @@ impl PhoneRules {
     /// Normalises a phone number to E.164 (`+390212345678`), whatever format it was written in:
     /// `+39 02 1234 5678`, `0039-02-12345678`, `(02) 1234 5678` with the default country.
     pub fn normalise(&self, raw: &str, field: &str) -> Result<String> {
-        let bad = || CrmError::validation(field, "phone_format", "not a valid phone number");
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.len() > 40 {
-            return Err(bad());
-        }
-        let n = phonenumber::parse(Some(self.default_region), trimmed).map_err(|_| bad())?;
+        let n = self.parse(raw, field)?;
         if !phonenumber::is_valid(&n) {
-            return Err(bad());
+            return Err(bad_phone(field));
         }
         Ok(e164(&n))
     }
@@ -62,14 +57,21 @@ impl PhoneRules {
     /// could not be assigned simply finds nothing (the validity check is most of the cost of a
     /// lookup's normalisation). Text that is no phone number at all is still refused.
     pub fn normalise_for_lookup(&self, raw: &str, field: &str) -> Result<String> {
-        let bad = || CrmError::validation(field, "phone_format", "not a valid phone number");
+        Ok(e164(&self.parse(raw, field)?))
+    }
+
+    /// The number written in `raw`, read with the default country.
+    fn parse(&self, raw: &str, field: &str) -> Result<phonenumber::PhoneNumber> {
         let trimmed = raw.trim();
         if trimmed.is_empty() || trimmed.len() > 40 {
-            return Err(bad());
+            return Err(bad_phone(field));
         }
-        let n = phonenumber::parse(Some(self.default_region), trimmed).map_err(|_| bad())?;
-        Ok(e164(&n))
+        phonenumber::parse(Some(self.default_region), trimmed).map_err(|_| bad_phone(field))
     }
+}
+
+fn bad_phone(field: &str) -> CrmError {
+    CrmError::validation(field, "phone_format", "not a valid phone number")
 }
 
 /// `+`, the country code and the national significant number (with its leading zeros, as Italian

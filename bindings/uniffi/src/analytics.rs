@@ -866,29 +866,13 @@ impl Session {
 
     /// Per-owner supervision figures over `[from_micros, to_micros)`, one row per owner, by user id.
     pub fn kpis(&self, from_micros: i64, to_micros: i64) -> Result<Vec<FfiKpi>, CrmError> {
-        guard(|| {
-            let rows = self.crm.kpis(
-                &self.ctx,
-                instant("from_micros", from_micros)?,
-                instant("to_micros", to_micros)?,
-                None,
-            )?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        })
+        self.kpi_rows(from_micros, to_micros, crm_core::Crm::kpis)
     }
 
     /// The per-owner figures rolled up per team (a member's figures count in each of their
     /// teams), one row per team, by team id.
     pub fn team_kpis(&self, from_micros: i64, to_micros: i64) -> Result<Vec<FfiKpi>, CrmError> {
-        guard(|| {
-            let rows = self.crm.team_kpis(
-                &self.ctx,
-                instant("from_micros", from_micros)?,
-                instant("to_micros", to_micros)?,
-                None,
-            )?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        })
+        self.kpi_rows(from_micros, to_micros, crm_core::Crm::team_kpis)
     }
 
     /// Merges `duplicate` into `keep` (both of `kind_name`: account, contact or lead): fields empty on
@@ -910,6 +894,35 @@ impl Session {
                 record_id(&duplicate, "duplicate")?,
             )?;
             Ok(out.into())
+        })
+    }
+}
+
+/// The signature of `Crm::kpis` and `Crm::team_kpis`.
+type KpiReport = fn(
+    &crm_core::Crm,
+    &crm_core::Context,
+    crm_core::chrono::DateTime<crm_core::chrono::Utc>,
+    crm_core::chrono::DateTime<crm_core::chrono::Utc>,
+    Option<&crm_core::RateTable>,
+) -> crm_core::Result<Vec<CoreKpi>>;
+
+impl Session {
+    fn kpi_rows(
+        &self,
+        from_micros: i64,
+        to_micros: i64,
+        report: KpiReport,
+    ) -> Result<Vec<FfiKpi>, CrmError> {
+        guard(|| {
+            let rows = report(
+                &self.crm,
+                &self.ctx,
+                instant("from_micros", from_micros)?,
+                instant("to_micros", to_micros)?,
+                None,
+            )?;
+            Ok(rows.into_iter().map(Into::into).collect())
         })
     }
 }

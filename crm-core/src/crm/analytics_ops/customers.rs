@@ -67,39 +67,25 @@ impl Crm {
             let accounts = self.account_stats(ctx, opts.accounts.clone())?;
             let visible: HashMap<RecordId, &AccountStats> =
                 accounts.iter().map(|a| (a.id, a)).collect();
-            let mut f = Filter::cmp("status", Op::Ne, "cancelled");
+            let mut f = None;
             if let Some(days) = opts.window_days {
-                f = f.and(Filter::cmp(
+                f = Some(Filter::cmp(
                     "ordered_at",
                     Op::Ge,
                     now - Duration::days(i64::from(days)),
                 ));
             }
-            let mut by: BTreeMap<RecordId, (DateTime<Utc>, i64, Option<Money>)> = BTreeMap::new();
-            let fields = ["account_id", "ordered_at", "total", "tax_total"];
-            for o in self.scan(ctx, EntityKind::Order, Some(f), &fields)? {
-                let Some(a) = o
-                    .reference("account_id")
-                    .filter(|a| visible.contains_key(a))
-                else {
-                    continue;
-                };
-                let Some(net) = analytics::order_net(&o) else {
-                    continue;
-                };
-                let net = to_common(net, opts.rates.as_ref(), &mut seen)?;
-                let at = analytics::ordered_at(&o);
-                let e = by.entry(a).or_insert((at, 0, None));
-                e.0 = e.0.max(at);
-                e.1 += 1;
-                e.2 = Some(money_sum(e.2, net)?);
-            }
-            for (a, (last, n, m)) in by {
-                if let Some(m) = m {
-                    let acc = visible.get(&a);
-                    let first_last = (acc.and_then(|s| s.first), acc.and_then(|s| s.last));
-                    measures.push((a, last, n, m, first_last));
-                }
+            let by = self.order_figures(
+                ctx,
+                f,
+                &|a| visible.contains_key(&a),
+                opts.rates.as_ref(),
+                &mut seen,
+            )?;
+            for (a, (_, last, n, m)) in by {
+                let acc = visible.get(&a);
+                let first_last = (acc.and_then(|s| s.first), acc.and_then(|s| s.last));
+                measures.push((a, last, n, m, first_last));
             }
         }
         // Scores follow the order (measure, account id). With the rows in id order (they are), a
@@ -162,6 +148,48 @@ impl Crm {
         Ok(RfmScored { rows: out, borders })
     }
 
+    /// Per account kept by `keep`, from the non-cancelled orders the user may read (matching
+    /// `filter` too): (first order, last order, count, Σ net in one currency — converted with
+    /// `rates`, else all must share the currency `seen` settles on). Orders without a total are
+    /// left out. Reads the orders themselves, for when the kept statistics do not answer.
+    pub(crate) fn order_figures(
+        &self,
+        ctx: &Context,
+        filter: Option<Filter>,
+        keep: &dyn Fn(RecordId) -> bool,
+        rates: Option<&RateTable>,
+        seen: &mut Option<Currency>,
+    ) -> Result<BTreeMap<RecordId, OrderFigures>> {
+        let mut f = Filter::cmp("status", Op::Ne, "cancelled");
+        if let Some(g) = filter {
+            f = f.and(g);
+        }
+        let fields = ["account_id", "ordered_at", "total", "tax_total"];
+        let mut by: BTreeMap<RecordId, OrderFigures> = BTreeMap::new();
+        for o in self.scan(ctx, EntityKind::Order, Some(f), &fields)? {
+            let Some(a) = o.reference("account_id").filter(|a| keep(*a)) else {
+                continue;
+            };
+            let Some(net) = analytics::order_net(&o) else {
+                continue;
+            };
+            let net = to_common(net, rates, seen)?;
+            let at = analytics::ordered_at(&o);
+            match by.get_mut(&a) {
+                Some(e) => {
+                    e.0 = e.0.min(at);
+                    e.1 = e.1.max(at);
+                    e.2 += 1;
+                    e.3 = e.3.checked_add(net)?;
+                }
+                None => {
+                    by.insert(a, (at, at, 1, net));
+                }
+            }
+        }
+        Ok(by)
+    }
+
     /// The maintained order statistics of every account the user may read (matching `filter`), in
     /// account id order.
     pub(crate) fn account_stats(
@@ -192,22 +220,8 @@ impl Crm {
             "last_order_at",
             "other_currency_orders",
         ];
-        let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, EntityKind::Account)?;
-        let req = ListRequest {
-            filter,
-            ..Default::default()
-        };
-        let q = self.build_query(&p, &cache, ctx, EntityKind::Account, &req, Action::Read)?;
-        let shown = FIELDS.map(|f| {
-            crate::access::field_access(&p, EntityKind::Account, f)
-                != Some(crate::access::FieldAccess::Hidden)
-        });
-        self.store().read()?.scan_fields(&q, &FIELDS, &mut |id, v| {
-            let at = |i: usize| match shown.get(i) {
-                Some(true) => v.get(i).unwrap_or(&Value::Null),
-                _ => &Value::Null,
-            };
+        self.scan_narrow(ctx, EntityKind::Account, filter, &FIELDS, &mut |id, v| {
+            let at = |i: usize| v.get(i).unwrap_or(&Value::Null);
             each(AccountStats {
                 id,
                 n: at(0).as_int(),
@@ -216,7 +230,6 @@ impl Crm {
                 last: at(3).as_timestamp(),
                 other: at(4).as_int().unwrap_or(0),
             });
-            Ok(())
         })
     }
 
@@ -436,6 +449,9 @@ impl RfmBorders {
         analytics::rfm_segment(&self.rules, r, f, m)
     }
 }
+
+/// Per-account order figures read from the orders: (first order, last order, count, net value).
+pub(crate) type OrderFigures = (DateTime<Utc>, DateTime<Utc>, i64, Money);
 
 /// The maintained order statistics of one account (see [`Crm::rfm_scored`]).
 pub(crate) struct AccountStats {

@@ -155,8 +155,8 @@ impl Tally {
 
 impl Crm {
     /// Supervision figures per owner over `[from, to)`, from the records the user may read (a type
-    /// they may not read adds nothing): one row per owner with any figure, by user id. See [`Kpi`] for each figure and `docs/segments.md`.
-    /// Amounts in several currencies need `rates`.
+    /// they may not read adds nothing): one row per owner with any figure, by user id. See [`Kpi`]
+    /// for each figure and `docs/segments.md`. Amounts in several currencies need `rates`.
     pub fn kpis(
         &self,
         ctx: &Context,

@@ -16,11 +16,23 @@ impl Crm {
         currency: Option<Currency>,
     ) -> Result<Filter> {
         let (p, cache) = self.principal(ctx)?;
+        self.filter_in(&p, &cache, kind, text, currency)
+    }
+
+    /// [`Crm::parse_filter`] for `p` with the custom fields of `cache`.
+    fn filter_in(
+        &self,
+        p: &crate::access::Principal,
+        cache: &TenantCache,
+        kind: EntityKind,
+        text: &str,
+        currency: Option<Currency>,
+    ) -> Result<Filter> {
         let expr = segment::parse(text)?;
         let env = CrmEnv {
             resolver: Resolver {
                 kind,
-                principal: &p,
+                principal: p,
                 customs: &cache.customs,
                 phones: &self.phones,
             },
@@ -147,8 +159,8 @@ impl Crm {
     }
 
     pub(crate) fn filter_of(&self, ctx: &Context, seg: &Record) -> Result<(EntityKind, Filter)> {
-        let kind: EntityKind = seg.text("entity").unwrap_or("account").parse()?;
         if seg.text("kind") == Some("static") {
+            let kind: EntityKind = seg.text("entity").unwrap_or("account").parse()?;
             return Ok((
                 kind,
                 Filter::In {
@@ -157,13 +169,26 @@ impl Crm {
                 },
             ));
         }
+        let (p, cache) = self.principal(ctx)?;
+        self.definition_filter(&p, &cache, seg)
+    }
+
+    /// A dynamic segment's entity type and its definition as a filter for `p`; errors are named
+    /// under `definition`.
+    fn definition_filter(
+        &self,
+        p: &crate::access::Principal,
+        cache: &TenantCache,
+        seg: &Record,
+    ) -> Result<(EntityKind, Filter)> {
+        let kind: EntityKind = seg.text("entity").unwrap_or("account").parse()?;
         let currency = match seg.get("currency") {
             Value::Text(c) => Some(c.parse::<Currency>()?),
             _ => None,
         };
         let text = seg.text("definition").unwrap_or_default();
         let f = self
-            .parse_filter(ctx, kind, text, currency)
+            .filter_in(p, cache, kind, text, currency)
             .map_err(|e| e.in_field("definition"))?;
         Ok((kind, f))
     }
@@ -181,33 +206,15 @@ impl Crm {
         if seg.text("kind") == Some("static") {
             return Ok(());
         }
-        let Some(text) = seg.text("definition").filter(|t| !t.trim().is_empty()) else {
+        if seg.text("definition").is_none_or(|t| t.trim().is_empty()) {
             return Err(CrmError::validation(
                 "definition",
                 "required",
                 "a dynamic segment needs a definition (filter-language text)",
             ));
-        };
-        let kind: EntityKind = seg.text("entity").unwrap_or("account").parse()?;
-        let currency = match seg.get("currency") {
-            Value::Text(c) => Some(c.parse::<Currency>()?),
-            _ => None,
-        };
+        }
         let p = principal_in(cache, ctx)?;
-        let env = CrmEnv {
-            resolver: Resolver {
-                kind,
-                principal: &p,
-                customs: &cache.customs,
-                phones: &self.phones,
-            },
-            now: self.now(),
-            currency,
-        };
-        segment::parse(text)
-            .and_then(|expr| expr.to_filter(&env))
-            .map_err(|e| e.in_field("definition"))?;
-        Ok(())
+        self.definition_filter(&p, cache, seg).map(|_| ())
     }
 
     /// How many records the user may read are in the segment now (dynamic: evaluated now).

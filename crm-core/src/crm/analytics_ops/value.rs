@@ -1,6 +1,7 @@
 //! Value indices per customer: lifetime value (historic and predicted), churn risk from the
 //! recency trend, satisfaction (CSAT, NPS) from survey activities.
 
+use super::customers::OrderFigures;
 use super::*;
 
 /// What [`Crm::customer_values`] computes.
@@ -49,9 +50,6 @@ pub struct CustomerValue {
     pub survey_responses: u64,
 }
 
-/// Per-account order figures: (first order, last order, count, net value).
-type OrderFigures = (DateTime<Utc>, DateTime<Utc>, i64, Money);
-
 impl Crm {
     /// Value indices for the accounts the user may read (one row each, by account id): historic and
     /// predicted lifetime value, churn risk from the recency trend, CSAT and NPS from survey
@@ -84,27 +82,7 @@ impl Crm {
                 EntityKind::Order,
                 &["account_id", "ordered_at", "total", "tax_total"],
             )?;
-            let f = Filter::cmp("status", Op::Ne, "cancelled");
-            let fields = ["account_id", "ordered_at", "total", "tax_total"];
-            for o in self.scan(ctx, EntityKind::Order, Some(f), &fields)? {
-                let (Some(a), Some(net)) = (o.reference("account_id"), analytics::order_net(&o))
-                else {
-                    continue;
-                };
-                let net = to_common(net, rates, &mut seen)?;
-                let at = analytics::ordered_at(&o);
-                match figures.get_mut(&a) {
-                    Some(e) => {
-                        e.0 = e.0.min(at);
-                        e.1 = e.1.max(at);
-                        e.2 += 1;
-                        e.3 = e.3.checked_add(net)?;
-                    }
-                    None => {
-                        figures.insert(a, (at, at, 1, net));
-                    }
-                }
-            }
+            figures.extend(self.order_figures(ctx, None, &|_| true, rates, &mut seen)?);
         } else {
             for a in &accounts {
                 if let (Some(first), Some(last), Some(n), Some(ltv)) = (a.first, a.last, a.n, a.ltv)
