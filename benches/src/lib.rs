@@ -376,10 +376,11 @@ fn build_sales(n: usize, path: &std::path::Path, ids: &std::path::Path) {
     );
 }
 
-/// The screen pop's sections fetched by hand: the account and the contacts with this phone, then the
-/// account's contacts, latest ten orders, open opportunities, latest quotes, open cases and latest ten
-/// activities — every column, decoded into SQLite values. (No RFM segment or cross-sell: the
-/// baseline is the cheaper side.)
+/// The screen pop's data fetched by hand: the account with this phone and the contacts with it as
+/// phone or mobile, then the account's contacts, latest ten orders, open opportunities, latest
+/// quotes, open cases and latest ten activities — every column, decoded into SQLite values — and
+/// the lines of its orders (the products it already has). No RFM segment, no cross-sell
+/// computation, no JSON parsing: the baseline stays the cheaper side.
 pub fn raw_screen_pop(c: &rusqlite::Connection, phone: &str) -> usize {
     use rusqlite::types::Value as V;
     fn rows(c: &rusqlite::Connection, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Vec<Vec<V>> {
@@ -395,13 +396,21 @@ pub fn raw_screen_pop(c: &rusqlite::Connection, phone: &str) -> usize {
         "SELECT * FROM accounts WHERE tenant_id = 'bench' AND phone = ?1 AND deleted_at IS NULL",
         &[&phone],
     );
+    // A caller may ring from a contact's office phone or mobile: both are looked up.
     let contacts = rows(
         c,
         "SELECT * FROM contacts WHERE tenant_id = 'bench' AND phone = ?1 AND deleted_at IS NULL",
         &[&phone],
-    );
+    )
+    .len()
+        + rows(
+            c,
+            "SELECT * FROM contacts WHERE tenant_id = 'bench' AND mobile = ?1 AND deleted_at IS NULL",
+            &[&phone],
+        )
+        .len();
     let Some(V::Blob(id)) = accounts.first().map(|a| a[1].clone()) else {
-        return contacts.len();
+        return contacts;
     };
     let sections = [
         "SELECT * FROM contacts WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL LIMIT 100",
@@ -410,8 +419,10 @@ pub fn raw_screen_pop(c: &rusqlite::Connection, phone: &str) -> usize {
         "SELECT * FROM quotes WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 10",
         "SELECT * FROM cases WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL AND status NOT IN ('resolved', 'closed') LIMIT 50",
         "SELECT * FROM activities WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 10",
+        // The lines of the customer's orders: what it already bought (cross-sell leaves it out).
+        "SELECT lines FROM orders WHERE tenant_id = 'bench' AND account_id = ?1 AND deleted_at IS NULL AND status != 'cancelled'",
     ];
-    let mut n = accounts.len() + contacts.len();
+    let mut n = accounts.len() + contacts;
     for sql in sections {
         n += rows(c, sql, &[&id]).len();
     }

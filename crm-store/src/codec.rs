@@ -99,15 +99,6 @@ fn json_text(j: &Json) -> Result<String> {
     serde_json::to_string(j).map_err(|_| CrmError::internal("json encoding failed"))
 }
 
-/// The columns of a built-in field (money has two).
-pub(crate) fn field_columns(name: &str, ty: &FieldType) -> Vec<String> {
-    if matches!(ty, FieldType::Money) {
-        vec![name.to_owned(), format!("{name}_currency")]
-    } else {
-        vec![name.to_owned()]
-    }
-}
-
 /// Encodes a built-in field value into its column value(s) (two for money).
 pub(crate) fn encode_column(ty: &FieldType, v: &Value, field: &str) -> Result<Vec<Sql>> {
     let one = |s: Sql| Ok(vec![s]);

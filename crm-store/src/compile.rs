@@ -7,8 +7,11 @@ use crm_core::{
 };
 use rusqlite::types::Value as Sql;
 use serde_json::Value as Json;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
 
-use crate::codec::{custom_json, encode_column, field_columns, ts_to_int, valid_key};
+use crate::codec::{custom_json, encode_column, ts_to_int, valid_key};
 
 /// A statement and its parameters.
 pub(crate) struct Stmt {
@@ -20,38 +23,112 @@ pub(crate) struct Stmt {
 pub(crate) const META_SELECT: &str =
     "id, owner_id, created_at, created_by, updated_at, updated_by, version, deleted_at, custom";
 
-/// The field columns of a kind, in schema order (money: amount then currency).
-pub(crate) fn field_cols(kind: EntityKind) -> Vec<String> {
-    kind.schema()
-        .fields
-        .iter()
-        .flat_map(|f| field_columns(f.name, &f.ty))
-        .collect()
+/// Appends the column(s) of a field (money: amount then currency) to a column list.
+fn push_field_cols(out: &mut String, name: &str, ty: &FieldType) {
+    out.push_str(", ");
+    out.push_str(name);
+    if matches!(ty, FieldType::Money) {
+        out.push_str(", ");
+        out.push_str(name);
+        out.push_str("_currency");
+    }
+}
+
+/// Per-kind SQL text that depends on the static schema alone, built once: a lookup or a page
+/// then does not rebuild a list of thirty columns on every call.
+struct KindSql {
+    /// Every meta and field column (the full `SELECT` list).
+    select: String,
+    /// `SELECT <every column> FROM … WHERE tenant_id = ? AND id = ?`.
+    get: String,
+    /// `INSERT INTO … (tenant_id, columns) VALUES (?, …)`.
+    insert: String,
+    /// `UPDATE … SET every column but id = ? … WHERE tenant_id = ? AND id = ? AND version = ?`.
+    update: String,
+}
+
+impl KindSql {
+    fn build(kind: EntityKind) -> KindSql {
+        let mut select = META_SELECT.to_owned();
+        for f in &kind.schema().fields {
+            push_field_cols(&mut select, f.name, &f.ty);
+        }
+        let get = format!(
+            "SELECT {select} FROM {} WHERE tenant_id = ? AND id = ?",
+            kind.table()
+        );
+        let columns = select.split(", ").count();
+        let insert = format!(
+            "INSERT INTO {} (tenant_id, {select}) VALUES (?{})",
+            kind.table(),
+            ", ?".repeat(columns)
+        );
+        let sets: Vec<String> = select
+            .split(", ")
+            .skip(1) // the id is not rewritten
+            .map(|c| format!("{c} = ?"))
+            .collect();
+        let update = format!(
+            "UPDATE {} SET {} WHERE tenant_id = ? AND id = ? AND version = ?",
+            kind.table(),
+            sets.join(", ")
+        );
+        KindSql {
+            select,
+            get,
+            insert,
+            update,
+        }
+    }
+}
+
+/// The per-kind SQL of `kind` (built on first use).
+fn kind_sql(kind: EntityKind) -> &'static KindSql {
+    static ALL: OnceLock<Vec<KindSql>> = OnceLock::new();
+    let all = ALL.get_or_init(|| EntityKind::ALL.iter().map(|k| KindSql::build(*k)).collect());
+    // ok: `EntityKind::ALL` lists every kind in declaration order (one macro writes both), so a
+    // kind's discriminant indexes it; `kind_sql_covers_every_kind` checks it.
+    &all[kind as usize]
+}
+
+/// The statement reading one record of a kind by tenant and id (every column).
+pub(crate) fn get_sql(kind: EntityKind) -> &'static str {
+    &kind_sql(kind).get
+}
+
+/// The insert statement of a kind: tenant, meta columns (see [`META_SELECT`]), field columns.
+pub(crate) fn insert_sql(kind: EntityKind) -> &'static str {
+    &kind_sql(kind).insert
+}
+
+/// The optimistic update statement of a kind: every column but the id (in [`META_SELECT`] then
+/// field order), then tenant, id and expected version.
+pub(crate) fn update_sql(kind: EntityKind) -> &'static str {
+    &kind_sql(kind).update
 }
 
 /// `SELECT` list for a kind: every field, or only `only` (in schema order).
-pub(crate) fn select_list(kind: EntityKind, only: Option<&[&str]>) -> String {
+pub(crate) fn select_list(kind: EntityKind, only: Option<&[&str]>) -> Cow<'static, str> {
+    let Some(only) = only else {
+        return Cow::Borrowed(&kind_sql(kind).select);
+    };
     let mut s = META_SELECT.to_owned();
     for f in &kind.schema().fields {
-        if only.is_some_and(|o| !o.contains(&f.name)) {
-            continue;
-        }
-        for c in field_columns(f.name, &f.ty) {
-            s.push_str(", ");
-            s.push_str(&c);
+        if only.contains(&f.name) {
+            push_field_cols(&mut s, f.name, &f.ty);
         }
     }
-    s
+    Cow::Owned(s)
 }
 
 /// A column as SQL: its expression, the currency expression for money, its type, whether custom.
 struct Expr {
-    sql: String,
+    sql: Cow<'static, str>,
     ccy: Option<String>,
     ty: FieldType,
     custom: bool,
     /// For list columns: the `json_each` argument list.
-    each: String,
+    each: Cow<'static, str>,
 }
 
 fn bad_key() -> CrmError {
@@ -61,22 +138,22 @@ fn bad_key() -> CrmError {
 fn expr(kind: EntityKind, col: &Column) -> Result<Expr> {
     match col {
         Column::Meta(m) => Ok(Expr {
-            sql: m.name().to_owned(),
+            sql: Cow::Borrowed(m.name()),
             ccy: None,
             ty: m.ty(),
             custom: false,
-            each: m.name().to_owned(),
+            each: Cow::Borrowed(m.name()),
         }),
         Column::Builtin { name, ty } => {
             let spec = kind.schema().field(name).ok_or_else(|| {
                 CrmError::invalid_query(Some(name), "unknown_field", "no such field")
             })?;
             Ok(Expr {
-                sql: spec.name.to_owned(),
+                sql: Cow::Borrowed(spec.name),
                 ccy: matches!(ty, FieldType::Money).then(|| format!("{}_currency", spec.name)),
                 ty: ty.clone(),
                 custom: false,
-                each: spec.name.to_owned(),
+                each: Cow::Borrowed(spec.name),
             })
         }
         Column::Custom { key, ty } => {
@@ -84,12 +161,12 @@ fn expr(kind: EntityKind, col: &Column) -> Result<Expr> {
                 return Err(bad_key());
             }
             Ok(Expr {
-                sql: format!("json_extract(custom, '$.{key}')"),
+                sql: Cow::Owned(format!("json_extract(custom, '$.{key}')")),
                 ccy: matches!(ty, FieldType::Money)
                     .then(|| format!("json_extract(custom, '$.{key}__ccy')")),
                 ty: ty.clone(),
                 custom: true,
-                each: format!("custom, '$.{key}'"),
+                each: Cow::Owned(format!("custom, '$.{key}'")),
             })
         }
     }
@@ -134,14 +211,13 @@ fn list_elem(v: &Value) -> Sql {
     }
 }
 
-struct Compiler {
+/// Writes one statement: SQL text into one buffer and the parameters in the order their
+/// placeholders appear.
+struct Compiler<'q> {
     kind: EntityKind,
-    tenant: String,
+    tenant: &'q str,
+    sql: String,
     params: Vec<Sql>,
-}
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
 }
 
 fn op_sql(op: Op) -> &'static str {
@@ -155,20 +231,47 @@ fn op_sql(op: Op) -> &'static str {
     }
 }
 
-impl Compiler {
-    fn ids(&mut self, ids: &[RecordId]) -> String {
+impl<'q> Compiler<'q> {
+    fn new(q: &'q Query) -> Compiler<'q> {
+        Compiler {
+            kind: q.kind,
+            tenant: q.tenant.as_str(),
+            sql: String::with_capacity(1024),
+            params: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, s: &str) {
+        self.sql.push_str(s);
+    }
+
+    /// `n` comma-separated placeholders.
+    fn placeholders(&mut self, n: usize) {
+        for i in 0..n {
+            self.push(if i == 0 { "?" } else { ", ?" });
+        }
+    }
+
+    fn ids(&mut self, ids: &[RecordId]) {
         for id in ids {
             self.params.push(Sql::Blob(id.as_bytes().to_vec()));
         }
-        placeholders(ids.len())
+        self.placeholders(ids.len());
     }
 
-    fn cond(&mut self, c: &Cond) -> Result<String> {
-        Ok(match c {
-            Cond::True => "1".to_owned(),
-            Cond::False => "0".to_owned(),
+    fn finish(self) -> Stmt {
+        Stmt {
+            sql: self.sql,
+            params: self.params,
+        }
+    }
+
+    fn cond(&mut self, c: &Cond) -> Result<()> {
+        match c {
+            Cond::True => self.push("1"),
+            Cond::False => self.push("0"),
             Cond::And(v) | Cond::Or(v) if v.is_empty() => {
-                if matches!(c, Cond::And(_)) { "1" } else { "0" }.to_owned()
+                self.push(if matches!(c, Cond::And(_)) { "1" } else { "0" });
             }
             Cond::And(v) | Cond::Or(v) => {
                 let joiner = if matches!(c, Cond::And(_)) {
@@ -176,13 +279,20 @@ impl Compiler {
                 } else {
                     " OR "
                 };
-                let mut parts = Vec::with_capacity(v.len());
-                for sub in v {
-                    parts.push(format!("({})", self.cond(sub)?));
+                for (i, sub) in v.iter().enumerate() {
+                    if i > 0 {
+                        self.push(joiner);
+                    }
+                    self.push("(");
+                    self.cond(sub)?;
+                    self.push(")");
                 }
-                parts.join(joiner)
             }
-            Cond::Not(inner) => format!("NOT coalesce(({}), 0)", self.cond(inner)?),
+            Cond::Not(inner) => {
+                self.push("NOT coalesce((");
+                self.cond(inner)?;
+                self.push("), 0)");
+            }
             Cond::Compare(col, op, v) => {
                 let e = expr(self.kind, col)?;
                 if v.is_null() {
@@ -193,20 +303,24 @@ impl Compiler {
                     ));
                 }
                 let (p, ccy) = param(&e, v)?;
+                let x = &e.sql;
                 match (&e.ccy, ccy) {
                     (Some(ce), Some(cp)) => {
                         self.params.push(p);
                         self.params.push(cp);
                         if *op == Op::Ne {
                             // Differs in amount or currency; rows without a value do not match.
-                            format!("({0} IS NOT NULL AND NOT ({0} = ? AND {ce} = ?))", e.sql)
+                            let _ = write!(
+                                self.sql,
+                                "({x} IS NOT NULL AND NOT ({x} = ? AND {ce} = ?))"
+                            );
                         } else {
-                            format!("({} {} ? AND {ce} = ?)", e.sql, op_sql(*op))
+                            let _ = write!(self.sql, "({x} {} ? AND {ce} = ?)", op_sql(*op));
                         }
                     }
                     _ => {
                         self.params.push(p);
-                        format!("{} {} ?", e.sql, op_sql(*op))
+                        let _ = write!(self.sql, "{x} {} ?", op_sql(*op));
                     }
                 }
             }
@@ -214,65 +328,78 @@ impl Compiler {
                 let e = expr(self.kind, col)?;
                 let values: Vec<&Value> = values.iter().filter(|v| !v.is_null()).collect();
                 if values.is_empty() {
-                    return Ok("0".to_owned());
+                    self.push("0");
+                    return Ok(());
                 }
                 if let Some(ce) = &e.ccy {
-                    let mut parts = Vec::new();
-                    for v in values {
+                    self.push("(");
+                    for (i, v) in values.into_iter().enumerate() {
                         let (p, cp) = param(&e, v)?;
                         self.params.push(p);
                         self.params.push(cp.unwrap_or(Sql::Null));
-                        parts.push(format!("({} = ? AND {ce} = ?)", e.sql));
+                        if i > 0 {
+                            self.push(" OR ");
+                        }
+                        let _ = write!(self.sql, "({} = ? AND {ce} = ?)", e.sql);
                     }
-                    format!("({})", parts.join(" OR "))
+                    self.push(")");
                 } else {
                     for v in &values {
                         let (p, _) = param(&e, v)?;
                         self.params.push(p);
                     }
-                    format!("{} IN ({})", e.sql, placeholders(values.len()))
+                    self.push(&e.sql);
+                    self.push(" IN (");
+                    self.placeholders(values.len());
+                    self.push(")");
                 }
             }
             Cond::IsNull(col) => {
                 let e = expr(self.kind, col)?;
                 if e.ty.is_multi() {
-                    format!("coalesce(json_array_length({}), 0) = 0", e.each)
+                    let _ = write!(self.sql, "coalesce(json_array_length({}), 0) = 0", e.each);
                 } else {
-                    format!("{} IS NULL", e.sql)
+                    let _ = write!(self.sql, "{} IS NULL", e.sql);
                 }
             }
             Cond::ListContains(col, v) => {
                 let e = expr(self.kind, col)?;
                 self.params.push(list_elem(v));
-                format!(
+                let _ = write!(
+                    self.sql,
                     "EXISTS (SELECT 1 FROM json_each({}) WHERE value = ?)",
                     e.each
-                )
+                );
             }
             Cond::TextContains(col, text) => {
                 let e = expr(self.kind, col)?;
                 self.params.push(Sql::Text(text.clone()));
-                format!("instr(lower({}), lower(?)) > 0", e.sql)
+                let _ = write!(self.sql, "instr(lower({}), lower(?)) > 0", e.sql);
             }
             Cond::StartsWith(col, prefix) => {
                 let e = expr(self.kind, col)?;
                 if prefix.is_empty() {
-                    return Ok(format!("{} IS NOT NULL", e.sql));
+                    let _ = write!(self.sql, "{} IS NOT NULL", e.sql);
+                    return Ok(());
                 }
                 // An index range: [prefix, prefix + U+10FFFF).
                 self.params.push(Sql::Text(prefix.clone()));
                 self.params.push(Sql::Text(format!("{prefix}\u{10FFFF}")));
-                format!("({0} >= ? AND {0} < ?)", e.sql)
+                let _ = write!(self.sql, "({0} >= ? AND {0} < ?)", e.sql);
             }
             Cond::OwnerIn(ids) => {
                 if ids.is_empty() {
-                    return Ok("0".to_owned());
+                    self.push("0");
+                    return Ok(());
                 }
-                format!("owner_id IN ({})", self.ids(ids))
+                self.push("owner_id IN (");
+                self.ids(ids);
+                self.push(")");
             }
             Cond::AccountInTerritories { link, territories } => {
                 if territories.is_empty() {
-                    return Ok("0".to_owned());
+                    self.push("0");
+                    return Ok(());
                 }
                 match link {
                     None => {
@@ -283,18 +410,21 @@ impl Compiler {
                                 "this entity has no territory",
                             ));
                         }
-                        format!("territory_id IN ({})", self.ids(territories))
+                        self.push("territory_id IN (");
+                        self.ids(territories);
+                        self.push(")");
                     }
                     Some(link) => {
                         let spec = self.kind.schema().field(link).ok_or_else(|| {
                             CrmError::invalid_query(Some(link), "unknown_field", "no such field")
                         })?;
-                        self.params.push(Sql::Text(self.tenant.clone()));
-                        format!(
-                            "{} IN (SELECT id FROM accounts WHERE tenant_id = ? AND territory_id IN ({}))",
-                            spec.name,
-                            self.ids(territories)
-                        )
+                        self.params.push(Sql::Text(self.tenant.to_owned()));
+                        self.push(spec.name);
+                        self.push(
+                            " IN (SELECT id FROM accounts WHERE tenant_id = ? AND territory_id IN (",
+                        );
+                        self.ids(territories);
+                        self.push("))");
                     }
                 }
             }
@@ -304,100 +434,111 @@ impl Compiler {
                 at,
             } => {
                 if principals.is_empty() {
-                    return Ok("0".to_owned());
+                    self.push("0");
+                    return Ok(());
                 }
-                self.params.push(Sql::Text(self.tenant.clone()));
+                self.params.push(Sql::Text(self.tenant.to_owned()));
                 self.params.push(Sql::Text(self.kind.name().to_owned()));
-                let users = self.ids(principals);
-                let teams = self.ids(principals);
-                let accounts = self.ids(principals);
-                self.params.push(Sql::Integer(ts_to_int(*at)));
-                let mut s = format!(
+                self.push(
                     "id IN (SELECT record_id FROM shares WHERE tenant_id = ? AND record_kind = ? \
-                     AND deleted_at IS NULL AND (grantee_user_id IN ({users}) \
-                     OR grantee_team_id IN ({teams}) OR grantee_account_id IN ({accounts})) \
-                     AND (expires_at IS NULL OR expires_at > ?)"
+                     AND deleted_at IS NULL AND (grantee_user_id IN (",
                 );
+                self.ids(principals);
+                self.push(") OR grantee_team_id IN (");
+                self.ids(principals);
+                self.push(") OR grantee_account_id IN (");
+                self.ids(principals);
+                self.push(")) AND (expires_at IS NULL OR expires_at > ?)");
+                self.params.push(Sql::Integer(ts_to_int(*at)));
                 if *edit {
                     self.params.push(Sql::Text("edit".to_owned()));
-                    s.push_str(" AND access = ?");
+                    self.push(" AND access = ?");
                 }
-                s.push(')');
-                s
+                self.push(")");
             }
-        })
+        }
+        Ok(())
     }
 
-    /// Keyset predicate: rows strictly after `(value, id)` in the order, NULL-aware (NULLs sort first
-    /// ascending, last descending).
-    fn keyset(&mut self, sort: Option<&(Column, bool)>, k: &Keyset) -> Result<String> {
+    /// ` AND ` and the keyset predicate: rows strictly after `(value, id)` in the order, NULL-aware
+    /// (NULLs sort first ascending, last descending).
+    fn keyset(&mut self, sort: Option<&(Column, bool)>, k: &Keyset) -> Result<()> {
         let id = Sql::Blob(k.id.as_bytes().to_vec());
+        self.push(" AND ");
         let Some((col, desc)) = sort else {
             self.params.push(id);
-            return Ok("id > ?".to_owned());
+            self.push("id > ?");
+            return Ok(());
         };
         if *col == Column::Meta(MetaColumn::Id) {
             self.params.push(id);
-            return Ok(if *desc { "id < ?" } else { "id > ?" }.to_owned());
+            self.push(if *desc { "id < ?" } else { "id > ?" });
+            return Ok(());
         }
         let e = expr(self.kind, col)?;
         let x = &e.sql;
         if k.value.is_null() {
             self.params.push(id);
-            return Ok(if *desc {
-                format!("({x} IS NULL AND id < ?)")
+            let _ = if *desc {
+                write!(self.sql, "({x} IS NULL AND id < ?)")
             } else {
-                format!("(({x} IS NULL AND id > ?) OR {x} IS NOT NULL)")
-            });
+                write!(self.sql, "(({x} IS NULL AND id > ?) OR {x} IS NOT NULL)")
+            };
+            return Ok(());
         }
         let (p, _) = param(&e, &k.value)?;
         self.params.push(p);
         self.params.push(id);
-        Ok(if *desc {
-            format!("(({x}, id) < (?, ?) OR {x} IS NULL)")
+        let _ = if *desc {
+            write!(self.sql, "(({x}, id) < (?, ?) OR {x} IS NULL)")
         } else {
-            format!("({x}, id) > (?, ?)")
-        })
+            write!(self.sql, "({x}, id) > (?, ?)")
+        };
+        Ok(())
     }
-}
 
-fn order_by(kind: EntityKind, sort: Option<&(Column, bool)>) -> Result<String> {
-    Ok(match sort {
-        None => "id".to_owned(),
-        Some((Column::Meta(MetaColumn::Id), desc)) => {
-            if *desc { "id DESC" } else { "id" }.to_owned()
-        }
-        Some((col, desc)) => {
-            let e = expr(kind, col)?;
-            if *desc {
-                format!("{} DESC, id DESC", e.sql)
-            } else {
-                format!("{}, id", e.sql)
+    /// ` ORDER BY …` of a sort (ties by id).
+    fn order_by(&mut self, sort: Option<&(Column, bool)>) -> Result<()> {
+        self.push(" ORDER BY ");
+        match sort {
+            None => self.push("id"),
+            Some((Column::Meta(MetaColumn::Id), desc)) => {
+                self.push(if *desc { "id DESC" } else { "id" });
+            }
+            Some((col, desc)) => {
+                let e = expr(self.kind, col)?;
+                self.push(&e.sql);
+                self.push(if *desc { " DESC, id DESC" } else { ", id" });
             }
         }
-    })
-}
+        Ok(())
+    }
 
-/// `WHERE …` (tenant, liveness, condition) of a query, without cursor.
-fn where_clause(c: &mut Compiler, q: &Query) -> Result<String> {
-    c.params.push(Sql::Text(q.tenant.as_str().to_owned()));
-    let live = match q.liveness {
-        Liveness::Live => " AND deleted_at IS NULL",
-        Liveness::Deleted => " AND deleted_at IS NOT NULL",
-        Liveness::Any => "",
-    };
-    let cond = match &q.cond {
-        Cond::True => String::new(),
-        other => format!(" AND ({})", c.cond(other)?),
-    };
-    Ok(format!("WHERE tenant_id = ?{live}{cond}"))
-}
+    /// `WHERE …` (tenant, liveness, condition) of a query, without cursor.
+    fn where_clause(&mut self, q: &Query) -> Result<()> {
+        self.params.push(Sql::Text(q.tenant.as_str().to_owned()));
+        self.push("WHERE tenant_id = ?");
+        self.push(match q.liveness {
+            Liveness::Live => " AND deleted_at IS NULL",
+            Liveness::Deleted => " AND deleted_at IS NOT NULL",
+            Liveness::Any => "",
+        });
+        if q.cond != Cond::True {
+            self.push(" AND (");
+            self.cond(&q.cond)?;
+            self.push(")");
+        }
+        Ok(())
+    }
 
-fn compiler(q: &Query) -> Compiler {
-    Compiler {
-        kind: q.kind,
-        tenant: q.tenant.as_str().to_owned(),
-        params: Vec::new(),
+    /// `SELECT <list> FROM <table> WHERE …` of a query.
+    fn select_from(&mut self, q: &Query, list: &str) -> Result<()> {
+        self.push("SELECT ");
+        self.push(list);
+        self.push(" FROM ");
+        self.push(q.kind.table());
+        self.push(" ");
+        self.where_clause(q)
     }
 }
 
@@ -411,39 +552,41 @@ fn split_page(q: &Query, col: &Column, desc: bool, k: &Keyset, limit: u32) -> Re
     let list = select_list(q.kind, q.fields.as_deref());
     let table = q.kind.table();
     let id = || Sql::Blob(k.id.as_bytes().to_vec());
-    let mut params = Vec::new();
-    let mut branch = |extra: String, extra_params: Vec<Sql>, order: &str| -> Result<String> {
-        let mut c = compiler(q);
-        let w = where_clause(&mut c, q)?;
-        params.extend(c.params);
-        params.extend(extra_params);
-        Ok(format!(
-            "SELECT * FROM (SELECT {list}, {x} AS sort_key FROM {table} {w} AND {extra} \
-             ORDER BY {order} LIMIT {limit})"
-        ))
+    let mut c = Compiler::new(q);
+    let branch = |c: &mut Compiler<'_>, extra: &str, extra_params: Vec<Sql>, order: &str| {
+        let _ = write!(
+            c.sql,
+            "SELECT * FROM (SELECT {list}, {x} AS sort_key FROM {table} "
+        );
+        c.where_clause(q)?;
+        c.params.extend(extra_params);
+        let _ = write!(c.sql, " AND {extra} ORDER BY {order} LIMIT {limit})");
+        Ok::<(), CrmError>(())
     };
-    let (a, b, outer) = if desc {
+    let outer = if desc {
         let (p, _) = param(&e, &k.value)?;
-        (
-            branch(
-                format!("({x}, id) < (?, ?)"),
-                vec![p, id()],
-                &format!("{x} DESC, id DESC"),
-            )?,
-            branch(format!("{x} IS NULL"), vec![], "id DESC")?,
-            "sort_key DESC, id DESC",
-        )
+        branch(
+            &mut c,
+            &format!("({x}, id) < (?, ?)"),
+            vec![p, id()],
+            &format!("{x} DESC, id DESC"),
+        )?;
+        c.push(" UNION ALL ");
+        branch(&mut c, &format!("{x} IS NULL"), vec![], "id DESC")?;
+        "sort_key DESC, id DESC"
     } else {
-        (
-            branch(format!("{x} IS NULL AND id > ?"), vec![id()], "id")?,
-            branch(format!("{x} IS NOT NULL"), vec![], &format!("{x}, id"))?,
-            "sort_key, id",
-        )
+        branch(&mut c, &format!("{x} IS NULL AND id > ?"), vec![id()], "id")?;
+        c.push(" UNION ALL ");
+        branch(
+            &mut c,
+            &format!("{x} IS NOT NULL"),
+            vec![],
+            &format!("{x}, id"),
+        )?;
+        "sort_key, id"
     };
-    Ok(Stmt {
-        sql: format!("{a} UNION ALL {b} ORDER BY {outer} LIMIT {limit}"),
-        params,
-    })
+    let _ = write!(c.sql, " ORDER BY {outer} LIMIT {limit}");
+    Ok(c.finish())
 }
 
 /// The row query of `q`.
@@ -453,30 +596,19 @@ pub(crate) fn select(q: &Query) -> Result<Stmt> {
             return split_page(q, col, *desc, k, limit);
         }
     }
-    let mut c = compiler(q);
-    let mut sql = format!(
-        "SELECT {} FROM {} {}",
-        select_list(q.kind, q.fields.as_deref()),
-        q.kind.table(),
-        where_clause(&mut c, q)?
-    );
+    let mut c = Compiler::new(q);
+    c.select_from(q, &select_list(q.kind, q.fields.as_deref()))?;
     if let Some(k) = &q.after {
-        let ks = c.keyset(q.sort.as_ref(), k)?;
-        sql.push_str(" AND ");
-        sql.push_str(&ks);
+        c.keyset(q.sort.as_ref(), k)?;
     }
-    sql.push_str(" ORDER BY ");
-    sql.push_str(&order_by(q.kind, q.sort.as_ref())?);
+    c.order_by(q.sort.as_ref())?;
     if let Some(limit) = q.limit {
         // The page size is a typed integer chosen by the library (never text), written as a literal
         // so SQLite's planner can see how few rows are wanted: with `LIMIT ?` it may plan for all of
         // them (measured: 220 µs instead of 31 µs for a permission-scoped first page).
-        sql.push_str(&format!(" LIMIT {limit}"));
+        let _ = write!(c.sql, " LIMIT {limit}");
     }
-    Ok(Stmt {
-        sql,
-        params: c.params,
-    })
+    Ok(c.finish())
 }
 
 /// The narrow query of [`crm_core::ReadTx::scan_fields`]: `id` then the columns of `fields` (money:
@@ -496,33 +628,47 @@ pub(crate) fn select_fields(q: &Query, fields: &[&str]) -> Result<Stmt> {
                 format!("{} has no field `{f}`", q.kind),
             )
         })?;
-        for c in field_columns(spec.name, &spec.ty) {
-            list.push_str(", ");
-            list.push_str(&c);
-        }
+        push_field_cols(&mut list, spec.name, &spec.ty);
     }
-    let mut c = compiler(q);
-    let sql = format!(
-        "SELECT {list} FROM {} {}",
-        q.kind.table(),
-        where_clause(&mut c, q)?
-    );
-    Ok(Stmt {
-        sql,
-        params: c.params,
-    })
+    let mut c = Compiler::new(q);
+    c.select_from(q, &list)?;
+    Ok(c.finish())
 }
 
 /// The count query of `q` (ignores sort, cursor and limit).
 pub(crate) fn count(q: &Query) -> Result<Stmt> {
-    let mut c = compiler(q);
-    let sql = format!(
-        "SELECT count(*) FROM {} {}",
-        q.kind.table(),
-        where_clause(&mut c, q)?
-    );
-    Ok(Stmt {
-        sql,
-        params: c.params,
-    })
+    let mut c = Compiler::new(q);
+    c.select_from(q, "count(*)")?;
+    Ok(c.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_sql_covers_every_kind() {
+        for (i, kind) in EntityKind::ALL.iter().enumerate() {
+            assert_eq!(
+                *kind as usize, i,
+                "{kind} is not at its discriminant in ALL"
+            );
+            let sql = kind_sql(*kind);
+            assert!(sql
+                .insert
+                .starts_with(&format!("INSERT INTO {} ", kind.table())));
+            assert!(sql
+                .update
+                .starts_with(&format!("UPDATE {} SET ", kind.table())));
+            // One placeholder per column, plus the tenant.
+            assert_eq!(
+                sql.insert.matches('?').count(),
+                sql.select.split(", ").count() + 1
+            );
+            assert_eq!(
+                sql.update.matches('?').count(),
+                sql.select.split(", ").count() - 1 + 3
+            );
+        }
+    }
 }

@@ -16,7 +16,7 @@ use crate::codec::{
     blob_id, decode_column, decode_column_ref, decode_custom, encode_column, encode_custom,
     int_to_ts, storage, ts_to_int, valid_key, Currencies,
 };
-use crate::compile::{self, field_cols, select_list};
+use crate::compile;
 use crate::{audit, migrate};
 
 /// How many idle reader connections a file store keeps.
@@ -448,12 +448,9 @@ impl ReadTx for Tx<'_> {
         id: RecordId,
         custom: &CustomTypes,
     ) -> Result<Option<Record>> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE tenant_id = ? AND id = ?",
-            select_list(kind, None),
-            kind.table()
-        );
-        let mut st = self.prepare_cached(&sql).map_err(storage)?;
+        let mut st = self
+            .prepare_cached(compile::get_sql(kind))
+            .map_err(storage)?;
         let mut rows = st
             .query(rusqlite::params![tenant.as_str(), id.as_bytes().as_slice()])
             .map_err(storage)?;
@@ -583,19 +580,11 @@ impl WriteTx for Tx<'_> {
             None => self.inserted.push((kind.table(), 1)),
         }
         let params = record_params(record)?;
-        let cols = field_cols(kind);
-        let sql = format!(
-            "INSERT INTO {} (tenant_id, {}{}{}) VALUES ({})",
-            kind.table(),
-            compile::META_SELECT,
-            if cols.is_empty() { "" } else { ", " },
-            cols.join(", "),
-            vec!["?"; params.len() + 1].join(", ")
-        );
+        let sql = compile::insert_sql(kind);
         let mut all = Vec::with_capacity(params.len() + 1);
         all.push(Sql::Text(record.meta.tenant.as_str().to_owned()));
         all.extend(params);
-        let mut st = self.prepare_cached(&sql).map_err(storage)?;
+        let mut st = self.prepare_cached(sql).map_err(storage)?;
         st.execute(params_from_iter(all.iter()))
             .map_err(|e| write_error(kind, e))?;
         Ok(())
@@ -604,25 +593,14 @@ impl WriteTx for Tx<'_> {
     fn update(&mut self, record: &Record, expected_version: i64) -> Result<()> {
         let kind = record.meta.kind;
         let params = record_params(record)?;
-        // id is not rewritten: skip the first meta column.
-        let mut cols: Vec<String> = compile::META_SELECT
-            .split(", ")
-            .skip(1)
-            .map(str::to_owned)
-            .collect();
-        cols.extend(field_cols(kind));
-        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = ?")).collect();
-        let sql = format!(
-            "UPDATE {} SET {} WHERE tenant_id = ? AND id = ? AND version = ?",
-            kind.table(),
-            sets.join(", ")
-        );
+        let sql = compile::update_sql(kind);
+        // id is not rewritten: skip the first meta parameter.
         let mut all: Vec<Sql> = params.into_iter().skip(1).collect();
         all.push(Sql::Text(record.meta.tenant.as_str().to_owned()));
         all.push(Sql::Blob(record.meta.id.as_bytes().to_vec()));
         all.push(Sql::Integer(expected_version));
         let n = {
-            let mut st = self.prepare_cached(&sql).map_err(storage)?;
+            let mut st = self.prepare_cached(sql).map_err(storage)?;
             st.execute(params_from_iter(all.iter()))
                 .map_err(|e| write_error(kind, e))?
         };

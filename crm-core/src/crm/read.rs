@@ -34,6 +34,19 @@ impl Reader<'_> {
     }
 }
 
+/// The phone fields a caller-id lookup searches in records of `kind`.
+fn phone_fields(kind: EntityKind) -> Result<&'static [&'static str]> {
+    match kind {
+        EntityKind::Contact => Ok(&["phone", "mobile"]),
+        EntityKind::Account | EntityKind::Lead => Ok(&["phone"]),
+        _ => Err(CrmError::invalid_query(
+            Some("phone"),
+            "no_phone",
+            format!("{kind} has no phone field"),
+        )),
+    }
+}
+
 /// Largest page size.
 pub(crate) const MAX_PAGE: u32 = 1000;
 /// Default page size.
@@ -251,27 +264,35 @@ impl Crm {
         phone: &str,
     ) -> Result<Vec<Record>> {
         let normalised = self.phones.normalise_for_lookup(phone, "phone")?;
-        let fields: &[&str] = match kind {
-            EntityKind::Contact => &["phone", "mobile"],
-            EntityKind::Account | EntityKind::Lead => &["phone"],
-            _ => {
-                return Err(CrmError::invalid_query(
-                    Some("phone"),
-                    "no_phone",
-                    format!("{kind} has no phone field"),
-                ))
-            }
-        };
+        let (p, cache) = self.principal(ctx)?;
+        phone_fields(kind)?;
+        self.require(&p, Action::Read, kind)?;
+        // Both phone fields of a contact are read in one snapshot.
+        let tx = self.store().read()?;
+        self.find_by_phone_in(Reader::Tx(&*tx), &p, &cache, ctx, kind, &normalised)
+    }
+
+    /// [`Crm::find_by_phone`] of an already normalised number, read through `reader`.
+    pub(crate) fn find_by_phone_in(
+        &self,
+        reader: Reader<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        ctx: &Context,
+        kind: EntityKind,
+        normalised: &str,
+    ) -> Result<Vec<Record>> {
+        let fields = phone_fields(kind)?;
         // One query per phone field, each ordered by that field so its (tenant, field, id) index
         // serves both the filter and the order: an `OR` across columns, or an order by id, lets
         // SQLite walk the whole table instead (measured: 14–16 ms instead of tens of µs on 100 000
         // contacts whose `mobile` is mostly empty).
         let mut found: Vec<Record> = Vec::new();
         for f in fields {
-            let req = ListRequest::filter(crate::query::Filter::eq(f, normalised.as_str()))
+            let req = ListRequest::filter(crate::query::Filter::eq(f, normalised))
                 .sort_by(f, false)
                 .limit(MAX_PAGE);
-            for r in self.list(ctx, kind, &req)?.items {
+            for r in self.list_in(reader, p, cache, ctx, kind, &req)?.items {
                 if !found.iter().any(|x| x.meta.id == r.meta.id) {
                     found.push(r);
                 }

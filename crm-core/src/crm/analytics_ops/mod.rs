@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::access::Action;
+use crate::access::{Action, Principal};
 use crate::analytics::{self, Lifecycle, LifecycleThresholds, RfmRule};
 use crate::audit::Operation;
 use crate::error::{CrmError, Result};
@@ -32,7 +32,7 @@ mod screen_pop;
 pub(crate) use screen_pop::Snapshot;
 mod segments;
 
-use super::read::MAX_PAGE;
+use super::read::{Reader, MAX_PAGE};
 use super::resolve::Resolver;
 use super::write::Uow;
 use super::{principal_in, Context, Crm, TenantCache};

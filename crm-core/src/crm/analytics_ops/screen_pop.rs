@@ -17,11 +17,61 @@ impl Crm {
         phone: &str,
         facts: Option<&dyn ErpFacts>,
     ) -> Result<ScreenPop> {
-        // A type the user may not read at all is not searched; the other one still is.
-        let find = |kind: EntityKind| match self.find_by_phone(ctx, kind, phone) {
-            Err(e) if not_allowed(&e) => Ok(Vec::new()),
-            other => other,
+        let normalised = self.phones.normalise_for_lookup(phone, "phone")?;
+        let (p, cache) = self.principal(ctx)?;
+        // Who is calling and the sections come from one read snapshot: one consistent picture,
+        // and one snapshot opened instead of one per query.
+        let (mut pop, account) = {
+            let tx = self.store().read()?;
+            let reader = Reader::Tx(&*tx);
+            self.screen_pop_records(reader, &p, &cache, ctx, &normalised)?
         };
+        let Some(account) = account else {
+            return Ok(pop);
+        };
+        let id = account.meta.id;
+        let snap = self.snapshot(ctx)?;
+        if let (Some(b), Some(last), Some(n), Some(ltv)) = (
+            &snap.borders,
+            account.get("last_order_at").as_timestamp(),
+            account.get("order_count").as_int().filter(|n| *n > 0),
+            account.get("lifetime_value").as_money(),
+        ) {
+            pop.rfm_segment = Some(b.segment(id, last, n, ltv.amount));
+        }
+        pop.lifecycle = Some(analytics::lifecycle(
+            account.get("first_order_at").as_timestamp(),
+            account.get("last_order_at").as_timestamp(),
+            self.now(),
+            &LifecycleThresholds::default(),
+        ));
+        if let Some(co) = &snap.co {
+            let owned = self.products_of(&p, &cache, ctx, id)?;
+            pop.cross_sell = co.suggest(&owned, 5);
+        }
+        if let Some(f) = facts {
+            pop.erp = Some(f.facts(id)?);
+        }
+        pop.account = Some(account);
+        Ok(pop)
+    }
+
+    /// The records of a screen pop, read through `reader`: the candidates with the (normalised)
+    /// phone, and for a single match its account and sections.
+    fn screen_pop_records(
+        &self,
+        reader: Reader<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        ctx: &Context,
+        phone: &str,
+    ) -> Result<(ScreenPop, Option<Record>)> {
+        // A type the user may not read at all is not searched; the other one still is.
+        let find =
+            |kind: EntityKind| match self.find_by_phone_in(reader, p, cache, ctx, kind, phone) {
+                Err(e) if not_allowed(&e) => Ok(Vec::new()),
+                other => other,
+            };
         let accounts = find(EntityKind::Account)?;
         let contacts = find(EntityKind::Contact)?;
         let mut pop = ScreenPop {
@@ -33,7 +83,9 @@ impl Crm {
             ([], [c]) => {
                 pop.contact = Some(c.clone());
                 match c.reference("account_id") {
-                    Some(a) => self.get(ctx, EntityKind::Account, a).ok(),
+                    Some(a) => self
+                        .get_in(reader, p, cache, ctx, EntityKind::Account, a)
+                        .ok(),
                     None => None,
                 }
             }
@@ -44,7 +96,7 @@ impl Crm {
             _ => None,
         };
         let Some(account) = account else {
-            return Ok(pop);
+            return Ok((pop, None));
         };
         let id = account.meta.id;
         let of = |kind: EntityKind, extra: Option<Filter>, sort: Option<&str>, limit: u32| {
@@ -57,7 +109,7 @@ impl Crm {
                 req = req.sort_by(s, true);
             }
             // A section the user may not read at all stays empty; the rest of the picture is shown.
-            match self.list(ctx, kind, &req) {
+            match self.list_in(reader, p, cache, ctx, kind, &req) {
                 Ok(p) => Ok(p.items),
                 Err(e) if not_allowed(&e) => Ok(Vec::new()),
                 Err(e) => Err(e),
@@ -81,30 +133,7 @@ impl Crm {
             50,
         )?;
         pop.last_activities = of(EntityKind::Activity, None, Some("created_at"), 10)?;
-        let snap = self.snapshot(ctx)?;
-        if let (Some(b), Some(last), Some(n), Some(ltv)) = (
-            &snap.borders,
-            account.get("last_order_at").as_timestamp(),
-            account.get("order_count").as_int().filter(|n| *n > 0),
-            account.get("lifetime_value").as_money(),
-        ) {
-            pop.rfm_segment = Some(b.segment(id, last, n, ltv.amount));
-        }
-        pop.lifecycle = Some(analytics::lifecycle(
-            account.get("first_order_at").as_timestamp(),
-            account.get("last_order_at").as_timestamp(),
-            self.now(),
-            &LifecycleThresholds::default(),
-        ));
-        if let Some(co) = &snap.co {
-            let owned = self.products_of(ctx, id)?;
-            pop.cross_sell = co.suggest(&owned, 5);
-        }
-        if let Some(f) = facts {
-            pop.erp = Some(f.facts(id)?);
-        }
-        pop.account = Some(account);
-        Ok(pop)
+        Ok((pop, Some(account)))
     }
 
     // ----------------------------------------------------------------- cross-sell, forecast, KPIs
@@ -151,10 +180,25 @@ impl Crm {
     }
 
     /// The products in the non-cancelled orders of `account` that the user may read.
-    fn products_of(&self, ctx: &Context, account: RecordId) -> Result<BTreeSet<RecordId>> {
+    fn products_of(
+        &self,
+        p: &Principal,
+        cache: &TenantCache,
+        ctx: &Context,
+        account: RecordId,
+    ) -> Result<BTreeSet<RecordId>> {
         let f = Filter::eq("account_id", account).and(Filter::cmp("status", Op::Ne, "cancelled"));
         let mut owned = BTreeSet::new();
-        for o in self.scan(ctx, EntityKind::Order, Some(f), &["lines"])? {
+        let reader = Reader::Store(self.store());
+        for o in self.scan_in(
+            reader,
+            p,
+            cache,
+            ctx,
+            EntityKind::Order,
+            Some(f),
+            &["lines"],
+        )? {
             if let Value::Lines(l) = o.get("lines") {
                 owned.extend(l.iter().filter_map(|l| l.product_id));
             }

@@ -73,17 +73,40 @@ impl Crm {
         fields: &[&'static str],
     ) -> Result<Vec<Record>> {
         let (p, cache) = self.principal(ctx)?;
-        self.require(&p, Action::Read, kind)?;
+        self.scan_in(
+            Reader::Store(self.store()),
+            &p,
+            &cache,
+            ctx,
+            kind,
+            filter,
+            fields,
+        )
+    }
+
+    /// [`Crm::scan`] through `reader`.
+    #[allow(clippy::too_many_arguments)] // reader, principal, configuration, context and the scan
+    pub(crate) fn scan_in(
+        &self,
+        reader: Reader<'_>,
+        p: &Principal,
+        cache: &TenantCache,
+        ctx: &Context,
+        kind: EntityKind,
+        filter: Option<Filter>,
+        fields: &[&'static str],
+    ) -> Result<Vec<Record>> {
+        self.require(p, Action::Read, kind)?;
         let req = ListRequest {
             filter,
             ..Default::default()
         };
-        let mut q = self.build_query(&p, &cache, ctx, kind, &req, Action::Read)?;
+        let mut q = self.build_query(p, cache, ctx, kind, &req, Action::Read)?;
         q.fields = Some(fields.to_vec());
-        let rows = self.store().read()?.query(&q)?;
+        let rows = reader.with(|tx| tx.query(&q))?;
         Ok(rows
             .into_iter()
-            .map(|r| self.present(&p, &cache, r))
+            .map(|r| self.present(p, cache, r))
             .collect())
     }
 
