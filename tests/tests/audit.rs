@@ -335,11 +335,11 @@ fn supervisors_read_what_a_user_did_in_a_period() {
 }
 
 fn tampered(edit: &str) -> crm_core::AuditVerification {
-    let dir =
-        std::env::temp_dir().join(format!("crm-tamper-{}-{}", std::process::id(), edit.len()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("crm.db");
-    let _ = std::fs::remove_file(&path);
+    let dir = tempfile::Builder::new()
+        .prefix("crm-tamper-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("crm.db");
     let w = world_on(SqliteStore::open(&path).unwrap());
     for i in 0..6 {
         w.crm

@@ -9,16 +9,18 @@ use std::sync::Arc;
 use crm_core::{fields, Crm, EntityKind, ErrorKind, TenantId};
 use crm_store::SqliteStore;
 
-fn dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("crm-backup-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory, removed with everything in it when dropped.
+fn dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("crm-backup-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
 fn a_backup_taken_during_a_write_loop_is_consistent_and_loses_nothing_committed() {
-    let d = dir("live");
+    let tmp = dir("live");
+    let d = tmp.path();
     let crm = Arc::new(Crm::new(Arc::new(
         SqliteStore::open(d.join("live.db")).unwrap(),
     )));
@@ -94,7 +96,8 @@ fn a_backup_taken_during_a_write_loop_is_consistent_and_loses_nothing_committed(
 
 #[test]
 fn backups_refuse_an_existing_destination_and_non_admins() {
-    let d = dir("refuse");
+    let tmp = dir("refuse");
+    let d = tmp.path();
     let crm = Crm::new(Arc::new(SqliteStore::open(d.join("db.db")).unwrap()));
     let admin = crm
         .bootstrap(&TenantId::new("acme").unwrap(), "admin", Default::default())

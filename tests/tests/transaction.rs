@@ -176,10 +176,11 @@ fn a_failed_call_inside_undoes_only_itself_and_the_transaction_goes_on() {
 
 #[test]
 fn reads_inside_see_the_transactions_own_writes() {
-    let dir = std::env::temp_dir().join(format!("crm-tx-reads-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let w = world_on(SqliteStore::open(dir.join("crm.sqlite")).unwrap());
+    let dir = tempfile::Builder::new()
+        .prefix("crm-tx-reads-")
+        .tempdir()
+        .unwrap();
+    let w = world_on(SqliteStore::open(dir.path().join("crm.sqlite")).unwrap());
 
     let mut tx = w.crm.transaction(&w.admin).unwrap();
     let acme = tx.create(EntityKind::Account, account("ACME")).unwrap();
