@@ -595,12 +595,24 @@ pub fn redact(p: &Principal, record: &mut Record) {
     if p.policy.fields.is_empty() {
         return;
     }
-    let kind = record.meta.kind;
-    record
+    // The fields hidden for this kind, from the policy's `kind.field` keys, once per record
+    // instead of a key built for every field.
+    let kind = record.meta.kind.name();
+    let hidden: Vec<&str> = p
+        .policy
         .fields
-        .retain(|f, _| p.policy.field_access(kind, f) != Some(FieldAccess::Hidden));
+        .iter()
+        .filter(|(_, a)| **a == FieldAccess::Hidden)
+        .filter_map(|(key, _)| key.strip_prefix(kind)?.strip_prefix('.'))
+        .collect();
+    if hidden.is_empty() {
+        return;
+    }
+    record.fields.retain(|f, _| !hidden.contains(&f.as_str()));
     record.custom.retain(|f, _| {
-        p.policy.field_access(kind, &format!("custom.{f}")) != Some(FieldAccess::Hidden)
+        !hidden
+            .iter()
+            .any(|h| h.strip_prefix("custom.") == Some(f.as_str()))
     });
 }
 
@@ -686,4 +698,97 @@ pub fn decide(
         }
     }
     matches!(share, Some(edit) if edit || !action.is_write())
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+    use crate::record::RecordMeta;
+    use crate::value::Value;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    const KINDS: [EntityKind; 3] = [EntityKind::Account, EntityKind::Contact, EntityKind::Order];
+    const NAMES: [&str; 5] = ["name", "phone", "email", "status", "total"];
+
+    fn principal(fields: BTreeMap<String, FieldAccess>) -> Principal {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        Principal {
+            user_id: RecordId::new_at(at),
+            username: "u".into(),
+            external: false,
+            partner_account: None,
+            active: true,
+            role: None,
+            policy: Arc::new(Policy {
+                fields,
+                ..Policy::default()
+            }),
+            teams: Vec::new(),
+            territories: Vec::new(),
+            teammates: Vec::new(),
+            subordinates: Vec::new(),
+            seniority: 0,
+        }
+    }
+
+    proptest! {
+        /// Redaction removes exactly the fields (built-in and `custom.<name>`) whose `kind.field`
+        /// policy entry is `Hidden` — not read-only ones, not those of another kind.
+        #[test]
+        fn redact_removes_exactly_the_hidden_fields(
+            rules in proptest::collection::vec(
+                (0..KINDS.len(), any::<bool>(), 0..NAMES.len(), any::<bool>()), 0..8),
+            kind in 0..KINDS.len(),
+            present in proptest::collection::vec(any::<bool>(), NAMES.len()),
+        ) {
+            let mut fields = BTreeMap::new();
+            for (k, custom, n, hidden) in rules {
+                let key = format!(
+                    "{}.{}{}",
+                    KINDS[k].name(),
+                    if custom { "custom." } else { "" },
+                    NAMES[n]
+                );
+                fields.insert(key, if hidden { FieldAccess::Hidden } else { FieldAccess::ReadOnly });
+            }
+            let p = principal(fields);
+            let kind = KINDS[kind];
+            let at = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+            let id = RecordId::new_at(at);
+            let mut record = Record {
+                meta: RecordMeta {
+                    kind,
+                    id,
+                    tenant: crate::id::TenantId::new("t").unwrap(),
+                    owner_id: id,
+                    created_at: at,
+                    created_by: id,
+                    updated_at: at,
+                    updated_by: id,
+                    version: 1,
+                    deleted_at: None,
+                },
+                fields: Default::default(),
+                custom: Default::default(),
+            };
+            for (n, on) in NAMES.iter().zip(&present) {
+                if *on {
+                    record.fields.insert((*n).to_owned(), Value::Int(1));
+                    record.custom.insert((*n).to_owned(), Value::Int(2));
+                }
+            }
+            let mut expected = record.clone();
+            expected
+                .fields
+                .retain(|f, _| field_access(&p, kind, f) != Some(FieldAccess::Hidden));
+            expected.custom.retain(|f, _| {
+                field_access(&p, kind, &format!("custom.{f}")) != Some(FieldAccess::Hidden)
+            });
+            redact(&p, &mut record);
+            prop_assert_eq!(record, expected);
+        }
+    }
 }

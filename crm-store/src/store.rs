@@ -13,8 +13,8 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::codec::{
-    blob_id, decode_column, decode_column_ref, decode_custom, encode_column, encode_custom,
-    int_to_ts, storage, ts_to_int, valid_key, Currencies,
+    blob_id, decode_column_ref, decode_custom, encode_column, encode_custom, int_to_ts, storage,
+    ts_to_int, valid_key, Currencies,
 };
 use crate::compile;
 use crate::{audit, migrate};
@@ -338,9 +338,16 @@ fn decode_record(
     row: &Row<'_>,
     custom: &CustomTypes,
     only: Option<&[&str]>,
+    currencies: &mut Currencies,
 ) -> Result<Record> {
-    let id =
-        |i: usize| -> Result<RecordId> { blob_id(&row.get::<_, Vec<u8>>(i).map_err(storage)?) };
+    // Borrowed column values: ids and numbers decode without an intermediate allocation.
+    let col = |i: usize| row.get_ref(i).map_err(storage);
+    let id = |i: usize| -> Result<RecordId> {
+        match col(i)? {
+            ValueRef::Blob(b) => blob_id(b),
+            _ => Err(CrmError::storage("stored id is malformed")),
+        }
+    };
     let int = |i: usize| -> Result<i64> { row.get::<_, i64>(i).map_err(storage) };
     let deleted_at = row.get::<_, Option<i64>>(7).map_err(storage)?;
     let meta = RecordMeta {
@@ -362,15 +369,17 @@ fn decode_record(
         if only.is_some_and(|o| !o.contains(&f.name)) {
             continue;
         }
-        let v: Sql = row.get(i).map_err(storage)?;
+        let v = col(i)?;
         i += 1;
         let ccy = if f.ty == FieldType::Money {
             i += 1;
-            Some(row.get::<_, Sql>(i - 1).map_err(storage)?)
+            Some(col(i - 1)?)
         } else {
             None
         };
-        if let Some(v) = decode_column(&f.ty, v, ccy)? {
+        let v = decode_column_ref(&f.ty, v, ccy, currencies)?;
+        // Only an empty column is left out: an empty list is kept, as stored.
+        if !matches!(v, crm_core::Value::Null) {
             fields.insert(f.name.to_owned(), v);
         }
     }
@@ -455,7 +464,14 @@ impl ReadTx for Tx<'_> {
             .query(rusqlite::params![tenant.as_str(), id.as_bytes().as_slice()])
             .map_err(storage)?;
         match rows.next().map_err(storage)? {
-            Some(row) => Ok(Some(decode_record(kind, tenant, row, custom, None)?)),
+            Some(row) => Ok(Some(decode_record(
+                kind,
+                tenant,
+                row,
+                custom,
+                None,
+                &mut Currencies::default(),
+            )?)),
             None => Ok(None),
         }
     }
@@ -467,6 +483,7 @@ impl ReadTx for Tx<'_> {
             .query(params_from_iter(stmt.params.iter()))
             .map_err(storage)?;
         let mut out = Vec::new();
+        let mut currencies = Currencies::default();
         while let Some(row) = rows.next().map_err(storage)? {
             out.push(decode_record(
                 q.kind,
@@ -474,6 +491,7 @@ impl ReadTx for Tx<'_> {
                 row,
                 &q.custom_types,
                 q.fields.as_deref(),
+                &mut currencies,
             )?);
         }
         Ok(out)
