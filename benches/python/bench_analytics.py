@@ -12,16 +12,23 @@ stored as integers × 10⁴, ids as 16-byte blobs, order lines as JSON in ``orde
 crm-store/src/codec.rs) and loaded into DuckDB tables (``accounts``, ``orders``, ``order_lines``)
 and into pandas and polars frames. Then, each repeated ``--repeat`` times:
 
-* ``session.rfm()`` — the library's RFM (the maintained per-account order statistics) — against
-  DuckDB computing recency / frequency / monetary from the orders and ``NTILE(5)`` over each, ordered
-  ascending with ties broken by the account id, and the default segment rules as a ``CASE``; pandas
-  and polars compute the same from their frames (informational).
-* ``session.profit(now − 91 days, now, by="rfm")`` against one DuckDB query: the RFM segment of each
-  customer, the lines of the non-cancelled orders of the period joined to it, revenue per line
-  rounded to cents (half away from zero) as the library does, grouped by segment × product.
+* ``session.rfm()`` — the library's RFM (the maintained per-account order statistics), a ``Rows``
+  over the library's result whose row objects are built on first use, as DuckDB's answer is an
+  Arrow table — against DuckDB computing recency / frequency / monetary from the orders and
+  ``NTILE(5)`` over each, ordered ascending with ties broken by the account id, and the default
+  segment rules as a ``CASE``; pandas and polars compute the same from their frames
+  (informational). The same result in Python forms is timed too: ``session.rfm().to_columns()``
+  (a list per column), ``list(session.rfm())`` (every ``RfmRow`` object built: what ``rfm()``
+  itself cost before its rows became lazy) and ``session.rfm().to_polars()`` against DuckDB's
+  answer as a polars DataFrame (``pl.from_arrow``).
+* ``session.profit(now − 91 days, now, by="rfm")`` against one DuckDB query: the RFM segment of
+  each customer, the lines of the non-cancelled orders of the period joined to it, revenue per
+  line rounded to cents (half away from zero) as the library does, grouped by segment × product.
 
 Every engine's answer is checked against DuckDB's: RFM scores per customer (and so the segment
-counts) and every profit row must be equal, or the script lists the differences and exits 1.
+counts) and every profit row must be equal, or the script lists the differences and exits 1. The
+library's RFM is checked in every timed form (columns, row objects, polars), its profit as
+columns and as row objects.
 """
 
 from __future__ import annotations
@@ -401,16 +408,25 @@ def main() -> None:
     }
 
     # --- RFM
-    ours_t, ours = timed(rep, lambda: admin.rfm())
+    ours_t, _ = timed(rep, lambda: admin.rfm())
+    cols_t, ours = timed(rep, lambda: admin.rfm().to_columns())
+    rows_t, ours_rows = timed(rep, lambda: list(admin.rfm()))
+    frame_t, ours_frame = timed(rep, lambda: admin.rfm().to_polars())
     duck_t, duck = timed(rep, lambda: arrow(con.sql(RFM_SQL)))
+    duck_frame_t, _ = timed(rep, lambda: pl.from_arrow(arrow(con.sql(RFM_SQL))))
     pd_t, pdf = timed(rep, lambda: rfm_pandas(*fr["pandas"]))
     pl_t, pld = timed(rep, lambda: rfm_polars(*fr["polars"]))
     want = {
         uuid_of(i): (r, f, m, s)
         for i, r, f, m, s in zip(*(duck[c].to_pylist() for c in ("id", "r", "f", "m", "segment")))
     }
-    got = {row.account_id: (row.r, row.f, row.m, row.segment) for row in ours}
+    scored = ("account_id", "r", "f", "m", "segment")
+    got = {a: (r, f, m, s) for a, r, f, m, s in zip(*(ours[c] for c in scored))}
     compare_rfm("crm_core rfm", got, want, problems)
+    got_rows = {row.account_id: (row.r, row.f, row.m, row.segment) for row in ours_rows}
+    compare_rfm("crm_core rfm (row objects)", got_rows, want, problems)
+    got_frame = {a: (r, f, m, s) for a, r, f, m, s in ours_frame.select(*scored).iter_rows()}
+    compare_rfm("crm_core rfm (polars)", got_frame, want, problems)
     hex_to_uuid = lambda h: str(uuid.UUID(hex=h))  # noqa: E731
     compare_rfm(
         "pandas",
@@ -426,7 +442,11 @@ def main() -> None:
         "segments_crm": counts(got),
         "match": not any(p.startswith("crm_core") for p in problems),
         "crm_wheel": summary(ours_t),
+        "crm_wheel_columns": summary(cols_t),
+        "crm_wheel_rows": summary(rows_t),
+        "crm_wheel_polars": summary(frame_t),
         "duckdb": summary(duck_t),
+        "duckdb_polars": summary(duck_frame_t),
         "pandas": summary(pd_t),
         "polars": summary(pl_t),
     }
@@ -434,7 +454,8 @@ def main() -> None:
     # --- profit by RFM segment × product, last three months
     now = crm.now()
     start, end = now - timedelta(days=91), now
-    ours_t, prof = timed(rep, lambda: admin.profit(start, end, by="rfm"))
+    ours_t, prof_rows = timed(rep, lambda: admin.profit(start, end, by="rfm"))
+    prof = prof_rows.to_columns()
     params = {"start": micros(start), "end": micros(end)}
     duck_t, dprof = timed(rep, lambda: con.execute(PROFIT_SQL, params).fetchall())
     cents = Decimal("0.0001")
@@ -444,11 +465,15 @@ def main() -> None:
                 Decimal(cost).quantize(cents), Decimal(margin).quantize(cents), int(nc))
 
     want_p = [norm(*r) for r in dprof]
-    got_p = [
+    names = ("segment", "product_id", "quantity", "revenue", "cost", "margin", "lines_without_cost")
+    got_p = [norm(*r) for r in zip(*(prof[c] for c in names))]
+    got_p_rows = [
         norm(p.segment, p.product_id, p.quantity, p.revenue.amount, p.cost.amount, p.margin.amount,
              p.lines_without_cost)
-        for p in prof
+        for p in prof_rows
     ]
+    if got_p_rows != got_p:
+        problems.append("crm_core profit: the row objects differ from the columns")
     if got_p != want_p:
         gs, ws = set(got_p), set(want_p)
         for r in sorted(gs - ws)[:20]:
@@ -461,7 +486,7 @@ def main() -> None:
         )
     out["profit"] = {
         "rows": len(want_p),
-        "match": got_p == want_p,
+        "match": got_p == want_p and got_p_rows == got_p,
         "start": start.isoformat(),
         "end": end.isoformat(),
         "crm_wheel": summary(ours_t),
@@ -469,14 +494,17 @@ def main() -> None:
     }
     out["problems"] = problems
 
-    def line(name: str, sec: dict[str, Any], base: dict[str, Any]) -> str:
-        return (f"  {name:12}{sec['median_s'] * 1e3:10.1f} ms{sec['min_s'] * 1e3:10.1f} ms"
-                f"{sec['median_s'] / base['median_s']:10.2f}x DuckDB")
+    def line(name: str, sec: dict[str, Any], base: dict[str, Any], vs: str = "DuckDB") -> str:
+        return (f"  {name:17}{sec['median_s'] * 1e3:10.1f} ms{sec['min_s'] * 1e3:10.1f} ms"
+                f"{sec['median_s'] / base['median_s']:10.2f}x {vs}")
 
     r, p = out["rfm"], out["profit"]
     print(f"RFM, {r['customers']} customers (median, min of {rep}):")
-    for k in ("crm_wheel", "duckdb", "pandas", "polars"):
+    for k in ("crm_wheel", "crm_wheel_columns", "crm_wheel_rows", "duckdb", "pandas", "polars"):
         print(line(k, r[k], r["duckdb"]))
+    print("RFM into a polars DataFrame:")
+    for k in ("crm_wheel_polars", "duckdb_polars"):
+        print(line(k, r[k], r["duckdb_polars"], "DuckDB into polars"))
     print(f"  segments: {r['segments']}")
     print(f"profit by RFM segment x product, {p['start']} .. {p['end']}, {p['rows']} rows:")
     for k in ("crm_wheel", "duckdb"):

@@ -9,6 +9,7 @@
 mod convert;
 mod error;
 mod mailer;
+mod rows;
 mod session;
 mod transaction;
 mod types;
@@ -56,6 +57,7 @@ fn _crm_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::CustomerValue>()?;
     m.add_class::<types::CrossSell>()?;
     m.add_class::<types::ScreenPop>()?;
+    m.add_class::<rows::ResultTable>()?;
     m.add_function(wrap_pyfunction!(_raise_error, m)?)?;
     error::register(m)?;
     Ok(())

@@ -19,6 +19,7 @@ use crate::convert::{
 };
 use crate::error::Error;
 use crate::mailer::{PyErpFacts, PyMailer};
+use crate::rows::{result_rows, table_rows, ResultTable};
 use crate::transaction::Transaction;
 use crate::types::{
     AccessReview, AuditVerification, Conversion, CrossSell, CustomerValue, Decision, Event,
@@ -44,24 +45,6 @@ pub(crate) fn rid(s: &str) -> PyResult<RecordId> {
 
 pub(crate) fn records(py: Python<'_>, rs: Vec<crm_core::Record>) -> PyResult<Vec<Py<Record>>> {
     rs.into_iter().map(|r| Py::new(py, Record(r))).collect()
-}
-
-static ROWS: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
-
-/// Wraps results in `crm_core.frames.Rows` (a `list` subclass with `to_dicts`, `to_pandas` and
-/// `to_polars`); `of` is the item type and `columns` names tuple fields or export columns.
-fn result_rows<'py, T>(
-    py: Python<'py>,
-    items: Vec<T>,
-    of: Option<Bound<'py, pyo3::types::PyType>>,
-    columns: Option<Vec<String>>,
-) -> PyResult<Bound<'py, PyAny>>
-where
-    T: IntoPyObject<'py>,
-{
-    let cls = ROWS.import(py, "crm_core.frames", "Rows")?;
-    let list = PyList::new(py, items)?;
-    cls.call1((list, of, columns))
 }
 
 /// Splits `owner_id` out of keyword fields.
@@ -1256,16 +1239,14 @@ impl Session {
             dormant_days,
         };
         let out = self.run(py, move |c, ctx| c.lifecycles(ctx, filter, &t))?;
-        let out: Vec<(String, &'static str)> = out
-            .into_iter()
-            .map(|(id, l)| (id.to_string(), l.name()))
-            .collect();
-        let tuple = py.get_type::<pyo3::types::PyTuple>();
-        result_rows(
+        // Filled at once, not on first use: lists of tuples go to JSON encoders and other C code
+        // that may read a list's items without calling its methods.
+        table_rows(
             py,
-            out,
-            Some(tuple),
+            ResultTable::from(out),
+            py.get_type::<pyo3::types::PyTuple>(),
             Some(vec!["account_id".to_owned(), "lifecycle".to_owned()]),
+            false,
         )
     }
 
@@ -1299,8 +1280,13 @@ impl Session {
             accounts: opt_filter(accounts)?,
         };
         let out = self.run(py, move |c, ctx| c.rfm(ctx, &opts))?;
-        let out: Vec<RfmRow> = out.into_iter().map(RfmRow::from).collect();
-        result_rows(py, out, Some(py.get_type::<RfmRow>()), None)
+        table_rows(
+            py,
+            ResultTable::from(out),
+            py.get_type::<RfmRow>(),
+            None,
+            true,
+        )
     }
 
     /// Revenue, cost and margin of the orders the user may read placed in `[start, end)` (not
@@ -1342,8 +1328,13 @@ impl Session {
             },
         };
         let out = self.run(py, move |c, ctx| c.profit(ctx, &opts))?;
-        let out: Vec<ProfitRow> = out.into_iter().map(ProfitRow::from).collect();
-        result_rows(py, out, Some(py.get_type::<ProfitRow>()), None)
+        table_rows(
+            py,
+            ResultTable::from(out),
+            py.get_type::<ProfitRow>(),
+            None,
+            true,
+        )
     }
 
     /// The caller-id screen for `phone`: the matching accounts and contacts and, for a single match,
@@ -1428,8 +1419,13 @@ impl Session {
             rates: serde_arg(rates, "rates")?,
         };
         let out = self.run(py, move |c, ctx| c.customer_values(ctx, &opts))?;
-        let out: Vec<CustomerValue> = out.into_iter().map(CustomerValue::from).collect();
-        result_rows(py, out, Some(py.get_type::<CustomerValue>()), None)
+        table_rows(
+            py,
+            ResultTable::from(out),
+            py.get_type::<CustomerValue>(),
+            None,
+            true,
+        )
     }
 
     /// The weighted pipeline of the open opportunities the user may read, by expected-close month

@@ -603,8 +603,8 @@ pub(crate) struct RfmRow {
     lifecycle: &'static str,
 }
 
-impl From<crm_core::RfmRow> for RfmRow {
-    fn from(row: crm_core::RfmRow) -> Self {
+impl From<&crm_core::RfmRow> for RfmRow {
+    fn from(row: &crm_core::RfmRow) -> Self {
         RfmRow {
             account_id: row.account_id.to_string(),
             recency_days: row.recency_days,
@@ -613,7 +613,7 @@ impl From<crm_core::RfmRow> for RfmRow {
             r: row.r,
             f: row.f,
             m: row.m,
-            segment: row.segment,
+            segment: row.segment.clone(),
             lifecycle: row.lifecycle.name(),
         }
     }
@@ -642,12 +642,12 @@ pub(crate) struct ProfitRow {
     lines_without_cost: u64,
 }
 
-impl From<crm_core::ProfitRow> for ProfitRow {
-    fn from(row: crm_core::ProfitRow) -> Self {
+impl From<&crm_core::ProfitRow> for ProfitRow {
+    fn from(row: &crm_core::ProfitRow) -> Self {
         ProfitRow {
-            segment: row.segment,
+            segment: row.segment.clone(),
             product_id: row.product_id.map(|id| id.to_string()),
-            product: row.product,
+            product: row.product.clone(),
             quantity: row.quantity,
             revenue: Money(row.revenue),
             cost: Money(row.cost),
@@ -1013,8 +1013,8 @@ pub(crate) struct CustomerValue {
     survey_responses: u64,
 }
 
-impl From<crm_core::CustomerValue> for CustomerValue {
-    fn from(v: crm_core::CustomerValue) -> Self {
+impl From<&crm_core::CustomerValue> for CustomerValue {
+    fn from(v: &crm_core::CustomerValue) -> Self {
         CustomerValue {
             account_id: v.account_id.to_string(),
             orders: v.orders,

@@ -39,6 +39,7 @@ __all__ = [
     "ProfitRow",
     "Record",
     "RecordIterator",
+    "ResultTable",
     "RfmRow",
     "ScreenPop",
     "SegmentDiff",
@@ -476,6 +477,17 @@ class RfmRow:
     def segment(self) -> str: ...
     @property
     def lifecycle(self) -> str: ...
+
+@final
+class ResultTable:
+    """A library result behind a :class:`~crm_core.Rows` (used by ``crm_core.frames``)."""
+
+    def __len__(self) -> int: ...
+    def rows(self) -> builtins.list[Any]: ...
+    def names(self, split_money: bool) -> builtins.list[str]: ...
+    def columns(
+        self, split_money: bool, decimal_text: bool = False
+    ) -> tuple[dict[str, builtins.list[Any]], dict[str, int]]: ...
 
 @final
 class SegmentDiff:

@@ -1,10 +1,14 @@
 """Result lists that convert to plain dicts and, when installed, to pandas or polars DataFrames.
 
 The analytics methods of :class:`crm_core.Session` (``rfm``, ``profit``, ``forecast``, ``kpis``,
-``cross_sell``, ``lifecycles``, ``export``) return :class:`Rows`, a ``list`` subclass, so
-existing code keeps working while ``rows.to_dicts()``, ``rows.to_pandas()`` and
-``rows.to_polars()`` give tabular forms. Any list of result objects, records or dicts can be
-wrapped by hand: ``Rows(page.items).to_pandas()``.
+``cross_sell``, ``customer_values``, ``lifecycles``, ``export``) return :class:`Rows`, a ``list`` subclass, so
+existing code keeps working while ``rows.to_dicts()``, ``rows.to_columns()`` (a list per column),
+``rows.to_pandas()`` and ``rows.to_polars()`` give tabular forms. Any list of result objects,
+records or dicts can be wrapped by hand: ``Rows(page.items).to_pandas()``.
+
+The large results (``rfm``, ``profit``, ``customer_values``, ``lifecycles``) keep the library's own
+result beside the list: their tabular forms are built from it column by column, and the row objects
+of ``rfm``, ``profit`` and ``customer_values`` are only built when the list is first used.
 
 Exact numbers stay exact: :class:`~decimal.Decimal` values stay ``Decimal`` in ``to_dicts()``,
 become an ``object`` column of ``Decimal`` in pandas and a ``pl.Decimal`` column in polars; they
@@ -18,9 +22,11 @@ one raises an :class:`ImportError` saying what to install.
 
 from __future__ import annotations
 
+import functools
+import threading
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Sequence, TypeVar
 
 from crm_core._crm_core import (
     CrossSell,
@@ -30,6 +36,7 @@ from crm_core._crm_core import (
     Money,
     ProfitRow,
     Record,
+    ResultTable,
     RfmRow,
 )
 
@@ -118,12 +125,24 @@ def _missing(package: str, method: str) -> ImportError:
     )
 
 
+# A lock for building the items of table-backed lists (a list is filled once, by one thread).
+_FILL = threading.Lock()
+
+
 class Rows(List[T]):
     """A list of results (analytics rows, records, export dicts or tuples) with tabular
     conversions. ``of`` is the item type (it names the columns of an empty list); ``columns``
-    names the fields of tuple items, or selects and orders the columns of the others."""
+    names the fields of tuple items, or selects and orders the columns of the others.
 
-    __slots__ = ("_of", "_columns")
+    The lists returned by ``rfm``, ``profit``, ``customer_values`` and ``lifecycles`` also keep the
+    library's result: their :meth:`to_columns`, :meth:`to_dicts`, :meth:`to_pandas` and
+    :meth:`to_polars` read it column by column, without a Python object per row, until the list
+    is changed. Those of ``rfm``, ``profit`` and ``customer_values`` build their row objects on
+    first use: ``len()`` is known at once, and the first other list operation (iteration,
+    indexing, comparison, ``repr``, a change, ...) builds every row, once. (C code that reads a
+    list's items without calling its methods sees them only after that first use.)"""
+
+    __slots__ = ("_of", "_columns", "_table")
 
     def __init__(
         self,
@@ -134,6 +153,31 @@ class Rows(List[T]):
         super().__init__(items)
         self._of = of
         self._columns: Optional[tuple[str, ...]] = tuple(columns) if columns is not None else None
+        self._table: Optional[ResultTable] = None
+
+    @staticmethod
+    def _from_table(
+        table: ResultTable, of: type, columns: Optional[Sequence[str]], lazy: bool
+    ) -> "Rows[Any]":
+        """The list of a library result (called by the extension): with ``lazy`` its items are
+        built on first use, otherwise now."""
+        rows: Rows[Any] = Rows(of=of, columns=columns)
+        rows._table = table
+        if lazy and len(table) > 0:
+            rows.__class__ = _PendingRows
+        else:
+            list.extend(rows, table.rows())
+        return rows
+
+    def _fill(self) -> None:
+        """Builds the items of a list whose items are pending (once; a no-op otherwise)."""
+        if type(self) is _PendingRows:
+            with _FILL:
+                _build_items(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Copies and pickles hold the items, not the library's result.
+        return (Rows, (list(self), self._of, self._columns))
 
     def __repr__(self) -> str:
         return f"Rows({list.__repr__(self)})"
@@ -145,6 +189,8 @@ class Rows(List[T]):
 
     def columns(self, *, split_money: bool = True) -> list[str]:
         """The column names of :meth:`to_dicts` (also for an empty list of a known type)."""
+        if self._table is not None:
+            return self._table.names(split_money)
         of = self._item_type()
         if self._columns is not None and (of is tuple or of not in _COLUMNS):
             base: Sequence[str] = self._columns
@@ -186,9 +232,22 @@ class Rows(List[T]):
                 raise TypeError(f"cannot tabulate a {type(item).__name__}")
         return out
 
+    def to_columns(self, *, split_money: bool = True) -> dict[str, list[Any]]:
+        """The columns of :meth:`to_dicts`, ``{name: [value of each item]}`` in the order of
+        :meth:`columns` (a missing key is ``None``), with the same values and the same money
+        split."""
+        if self._table is not None:
+            return self._table.columns(split_money)[0]
+        rows = self.to_dicts(split_money=split_money)
+        return {c: [r.get(c) for r in rows] for c in self.columns(split_money=split_money)}
+
     def to_dicts(self, *, split_money: bool = True) -> list[dict[str, Any]]:
         """One plain dict per item. ``Money`` values become ``<name>`` (``Decimal``) and
         ``<name>_currency`` (``str``) unless ``split_money=False``; ``Decimal`` stays ``Decimal``."""
+        if self._table is not None:
+            data = self._table.columns(split_money)[0]
+            names = list(data)
+            return [dict(zip(names, values)) for values in zip(*data.values())]
         of = self._item_type()
         money = _MONEY.get(of, frozenset()) if of is not None else frozenset()
         rows = self._raw_dicts()
@@ -218,12 +277,18 @@ class Rows(List[T]):
             import pandas as pd  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except ImportError as e:
             raise _missing("pandas", "to_pandas") from e
-        rows = self.to_dicts(split_money=split_money)
         cols = self.columns(split_money=split_money)
-        df = pd.DataFrame.from_records(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
+        if self._table is not None:
+            data = self._table.columns(split_money)[0]
+            df = pd.DataFrame(data, columns=cols) if len(self) else pd.DataFrame(columns=cols)
+        else:
+            rows = self.to_dicts(split_money=split_money)
+            df = pd.DataFrame.from_records(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
+            data = {c: [r.get(c) for r in rows] for c in cols}
         for c in cols:
-            if rows and all(isinstance(r.get(c), datetime) or r.get(c) is None for r in rows):
-                if any(r.get(c) is not None for r in rows):
+            values = data[c]
+            if values and all(isinstance(v, datetime) or v is None for v in values):
+                if any(v is not None for v in values):
                     df[c] = pd.to_datetime(df[c], utc=True)
         return df
 
@@ -234,16 +299,124 @@ class Rows(List[T]):
             import polars as pl  # type: ignore[import-not-found, unused-ignore]
         except ImportError as e:
             raise _missing("polars", "to_polars") from e
-        rows = self.to_dicts(split_money=split_money)
         cols = self.columns(split_money=split_money)
         schema: dict[str, Any] = {}
+        if self._table is not None:
+            if not len(self):
+                return pl.DataFrame({c: [] for c in cols})
+            # Decimals as text, parsed by polars into the column's scale (exact, and much quicker
+            # than converting `Decimal` objects).
+            data, scales = self._table.columns(split_money, decimal_text=True)
+            df = pl.DataFrame(data, schema_overrides={c: pl.String for c in scales}, strict=False)
+            return df.with_columns(
+                [pl.col(c).cast(pl.Decimal(precision=38, scale=s)) for c, s in scales.items()]
+            )
+        data = self.to_columns(split_money=split_money)
         for c in cols:
-            values = [r.get(c) for r in rows]
+            values = data[c]
             decs = [v for v in values if isinstance(v, Decimal)]
             if decs and all(v is None or isinstance(v, Decimal) for v in values):
                 scale = max(max(-int(v.as_tuple().exponent), 0) for v in decs)
                 schema[c] = pl.Decimal(precision=38, scale=scale)
-        if not rows:
+        if not len(self):
             return pl.DataFrame({c: [] for c in cols})
-        data = {c: [r.get(c) for r in rows] for c in cols}
         return pl.DataFrame(data, schema_overrides=schema, strict=False)
+
+
+def _build_items(rows: Rows[Any]) -> None:
+    """Builds the items of a pending list and makes it a plain :class:`Rows` (under ``_FILL``)."""
+    pending = type(rows) is _PendingRows  # not when another thread built them meanwhile
+    table = rows._table
+    if pending and table is not None:
+        list.extend(rows, table.rows())
+        rows.__class__ = Rows
+
+
+class _PendingRows(Rows[T]):
+    """A table-backed :class:`Rows` whose items are not built yet: it knows its length, and any
+    other list operation builds the items and turns it into a plain :class:`Rows` first."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        table = self._table
+        return len(table) if table is not None else list.__len__(self)
+
+    def __radd__(self, other: Any) -> Any:
+        # `[...] + rows`: list's `+` would read this list's (not yet built) items directly.
+        self._fill()
+        return list.__add__(other, self) if isinstance(other, list) else NotImplemented
+
+
+# The list operations that change a list: the result table no longer describes it, so a
+# table-backed list drops it (its conversions then read the items).
+_CHANGING = (
+    "__setitem__",
+    "__delitem__",
+    "__iadd__",
+    "__imul__",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+)
+# The list operations that read the items (all but ``len``), besides those that change them.
+_READING = (
+    "__getitem__",
+    "__iter__",
+    "__reversed__",
+    "__contains__",
+    "__eq__",
+    "__ne__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__add__",
+    "__mul__",
+    "__rmul__",
+    "__repr__",
+    "__sizeof__",
+    "index",
+    "count",
+    "copy",
+)
+
+
+# The wrappers keep the list method's name, doc and signature (`functools.wraps`).
+
+
+def _dropping_table(name: str) -> Callable[..., Any]:
+    base = getattr(list, name)
+
+    @functools.wraps(base)
+    def method(self: Rows[Any], *args: Any, **kwargs: Any) -> Any:
+        self._table = None
+        return base(self, *args, **kwargs)
+
+    return method
+
+
+def _filling_first(name: str) -> Callable[..., Any]:
+    base = getattr(Rows, name)
+
+    @functools.wraps(base)
+    def method(self: Rows[Any], *args: Any, **kwargs: Any) -> Any:
+        self._fill()
+        for a in args:  # list's comparisons and `+` read the other list's items directly
+            if type(a) is _PendingRows:
+                a._fill()
+        return base(self, *args, **kwargs)
+
+    return method
+
+
+for _name in _CHANGING:
+    setattr(Rows, _name, _dropping_table(_name))
+for _name in _CHANGING + _READING:
+    setattr(_PendingRows, _name, _filling_first(_name))
+del _name
