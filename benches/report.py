@@ -219,11 +219,9 @@ for n in ANA_SIZES:
              f"criterion `rfm_{n}` / bench_analytics.py")
     if ana:
         for who, base, label, limit, tgt in (
-                ("crm_wheel", "duckdb", "the same through the Python wheel (`session.rfm()`: a `Rows` over the "
-                 "library's result, its row objects built on first use)", 0.5, "≤ 0.5× DuckDB's time"),
+                ("crm_wheel", "duckdb", "the same through the Python wheel (`session.rfm()`: a `Rows` list of "
+                 "`RfmRow` objects)", 0.5, "≤ 0.5× DuckDB's time"),
                 ("crm_wheel_columns", "duckdb", "… into Python lists per column (`session.rfm().to_columns()`, "
-                 "informational)", None, "—"),
-                ("crm_wheel_rows", "duckdb", "… with every `RfmRow` object built (`list(session.rfm())`, "
                  "informational)", None, "—"),
                 ("crm_wheel_polars", "duckdb_polars", "… into a polars DataFrame (`session.rfm().to_polars()`) vs "
                  "DuckDB's answer into polars (informational)", None, "—"),
@@ -382,8 +380,7 @@ for ana in analyses:
         if t:
             print(f"| {title}, Rust `Crm` (criterion mean) | {fmt(t)} | | {t / duck(ana, kind):.2f}× |")
         names = {"crm_wheel": "crm_core wheel", "crm_wheel_columns": "crm_core wheel, `to_columns()`",
-                 "crm_wheel_rows": "crm_core wheel, every row object", "duckdb": "DuckDB",
-                 "pandas": "pandas", "polars": "polars", "crm_wheel_polars": "crm_core wheel, `to_polars()`",
+                 "duckdb": "DuckDB", "pandas": "pandas", "polars": "polars", "crm_wheel_polars": "crm_core wheel, `to_polars()`",
                  "duckdb_polars": "DuckDB into polars"}
         for who, name in names.items():
             if who not in ana[kind]:

@@ -38,16 +38,15 @@ where
 }
 
 /// A `crm_core.frames.Rows` over `table`, whose items are `of` objects (tuples named by `columns`
-/// for lifecycles). `lazy`: the row objects are built on first use of the list, not now.
+/// for lifecycles), built now; the list keeps `table` for its column conversions.
 pub(crate) fn table_rows<'py>(
     py: Python<'py>,
     table: ResultTable,
     of: Bound<'py, PyType>,
     columns: Option<Vec<String>>,
-    lazy: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let cls = ROWS.import(py, "crm_core.frames", "Rows")?;
-    cls.call_method1("_from_table", (Py::new(py, table)?, of, columns, lazy))
+    cls.call_method1("_from_table", (Py::new(py, table)?, of, columns))
 }
 
 /// The core's rows of one result.

@@ -1246,7 +1246,6 @@ impl Session {
             ResultTable::from(out),
             py.get_type::<pyo3::types::PyTuple>(),
             Some(vec!["account_id".to_owned(), "lifecycle".to_owned()]),
-            false,
         )
     }
 
@@ -1280,13 +1279,7 @@ impl Session {
             accounts: opt_filter(accounts)?,
         };
         let out = self.run(py, move |c, ctx| c.rfm(ctx, &opts))?;
-        table_rows(
-            py,
-            ResultTable::from(out),
-            py.get_type::<RfmRow>(),
-            None,
-            true,
-        )
+        table_rows(py, ResultTable::from(out), py.get_type::<RfmRow>(), None)
     }
 
     /// Revenue, cost and margin of the orders the user may read placed in `[start, end)` (not
@@ -1328,13 +1321,7 @@ impl Session {
             },
         };
         let out = self.run(py, move |c, ctx| c.profit(ctx, &opts))?;
-        table_rows(
-            py,
-            ResultTable::from(out),
-            py.get_type::<ProfitRow>(),
-            None,
-            true,
-        )
+        table_rows(py, ResultTable::from(out), py.get_type::<ProfitRow>(), None)
     }
 
     /// The caller-id screen for `phone`: the matching accounts and contacts and, for a single match,
@@ -1424,7 +1411,6 @@ impl Session {
             ResultTable::from(out),
             py.get_type::<CustomerValue>(),
             None,
-            true,
         )
     }
 

@@ -1,6 +1,7 @@
 """The results of `rfm`, `profit`, `customer_values` and `lifecycles`: `Rows` over the library's
-result, whose columns (`to_columns`, `to_dicts`, DataFrames) are read from it directly and whose row
-objects are built on first use. Everything must equal what the row objects give, column by column."""
+result, whose columns (`to_columns`, `to_dicts`, DataFrames) are read from it directly. They are
+plain lists to every reader (C code included). Everything must equal what the row objects give,
+column by column."""
 
 from __future__ import annotations
 
@@ -158,14 +159,14 @@ def test_the_data_set_exercises_every_kind_of_value(admin: Session) -> None:
     assert dict(admin.lifecycles())[ids["Eta"]] == "prospect"
 
 
-def test_items_are_built_on_first_use_and_behave_as_a_list(admin: Session) -> None:
+def test_results_behave_as_lists(admin: Session) -> None:
     book(admin)
     rows = admin.rfm()
     n = len(rows)
-    assert n == 6 and bool(rows) and list.__len__(rows) == 0  # not built yet
-    assert rows.to_columns()["account_id"] and list.__len__(rows) == 0  # columns need no items
+    assert n == 6 and bool(rows) and list.__len__(rows) == n  # the items are there, as stored
+    assert rows.to_columns()["account_id"] == [r.account_id for r in rows]
     first = rows[0]
-    assert list.__len__(rows) == n and type(rows) is Rows and isinstance(first, RfmRow)
+    assert type(rows) is Rows and isinstance(first, RfmRow)
     assert rows[0] is first and rows[-1] is rows[n - 1] and rows.index(first) == 0 and rows.count(first) == 1
     assert first in rows and [r.account_id for r in rows] == rows.to_columns()["account_id"]
 
@@ -195,11 +196,14 @@ def test_items_are_built_on_first_use_and_behave_as_a_list(admin: Session) -> No
     assert empty.columns()[:4] == ["account_id", "recency_days", "frequency", "monetary"]
 
 
-def test_a_pending_list_compared_or_added_to_another_builds_both(admin: Session) -> None:
+def test_code_reading_the_list_directly_sees_every_item(admin: Session) -> None:
     book(admin)
     x, y = admin.rfm(), admin.rfm()
-    assert x != y  # RfmRow compares by identity, as before; both lists were built
+    assert x != y  # RfmRow compares by identity, as before
     assert list.__len__(x) == list.__len__(y) == 6
+    # C code reading the list's storage (the json encoder, str.join) sees the items.
+    assert json.dumps(admin.rfm(), default=lambda r: r.account_id).count('"') == 12
+    assert ",".join(r.segment or "-" for r in admin.rfm()).count(",") == 5
     total = admin.rfm() + admin.rfm()
     assert len(total) == 12 and all(isinstance(t, RfmRow) for t in total)
     assert len([1] + admin.profit(*window())) == 1 + len(admin.profit(*window()))
@@ -228,7 +232,7 @@ def test_changing_the_list_drops_the_table(admin: Session) -> None:
     assert cleared.to_dicts() == [] and cleared == []
 
 
-def test_concurrent_first_use_builds_the_items_once(admin: Session) -> None:
+def test_concurrent_readers_see_the_same_items(admin: Session) -> None:
     book(admin)
     for _ in range(20):
         rows = admin.rfm()
@@ -237,14 +241,14 @@ def test_concurrent_first_use_builds_the_items_once(admin: Session) -> None:
 
         def use() -> None:
             start.wait()
-            seen.append(sum(1 for _ in rows))
+            seen.append(sum(1 for _ in rows) + len(rows.to_columns()["account_id"]))
 
         threads = [threading.Thread(target=use) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert seen == [6, 6, 6, 6] and list.__len__(rows) == 6
+        assert seen == [12, 12, 12, 12] and list.__len__(rows) == 6
 
 
 def test_copies_and_pickles_are_plain_rows(admin: Session) -> None:

@@ -23,7 +23,6 @@ one raises an :class:`ImportError` saying what to install.
 from __future__ import annotations
 
 import functools
-import threading
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Sequence, TypeVar
@@ -125,10 +124,6 @@ def _missing(package: str, method: str) -> ImportError:
     )
 
 
-# A lock for building the items of table-backed lists (a list is filled once, by one thread).
-_FILL = threading.Lock()
-
-
 class Rows(List[T]):
     """A list of results (analytics rows, records, export dicts or tuples) with tabular
     conversions. ``of`` is the item type (it names the columns of an empty list); ``columns``
@@ -136,11 +131,8 @@ class Rows(List[T]):
 
     The lists returned by ``rfm``, ``profit``, ``customer_values`` and ``lifecycles`` also keep the
     library's result: their :meth:`to_columns`, :meth:`to_dicts`, :meth:`to_pandas` and
-    :meth:`to_polars` read it column by column, without a Python object per row, until the list
-    is changed. Those of ``rfm``, ``profit`` and ``customer_values`` build their row objects on
-    first use: ``len()`` is known at once, and the first other list operation (iteration,
-    indexing, comparison, ``repr``, a change, ...) builds every row, once. (C code that reads a
-    list's items without calling its methods sees them only after that first use.)"""
+    :meth:`to_polars` read it column by column, without reading the row objects, until the list
+    is changed."""
 
     __slots__ = ("_of", "_columns", "_table")
 
@@ -156,24 +148,13 @@ class Rows(List[T]):
         self._table: Optional[ResultTable] = None
 
     @staticmethod
-    def _from_table(
-        table: ResultTable, of: type, columns: Optional[Sequence[str]], lazy: bool
-    ) -> "Rows[Any]":
-        """The list of a library result (called by the extension): with ``lazy`` its items are
-        built on first use, otherwise now."""
+    def _from_table(table: ResultTable, of: type, columns: Optional[Sequence[str]]) -> "Rows[Any]":
+        """The list of a library result (called by the extension), its items built now: a plain
+        list to every reader, C code included."""
         rows: Rows[Any] = Rows(of=of, columns=columns)
+        list.extend(rows, table.rows())
         rows._table = table
-        if lazy and len(table) > 0:
-            rows.__class__ = _PendingRows
-        else:
-            list.extend(rows, table.rows())
         return rows
-
-    def _fill(self) -> None:
-        """Builds the items of a list whose items are pending (once; a no-op otherwise)."""
-        if type(self) is _PendingRows:
-            with _FILL:
-                _build_items(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Copies and pickles hold the items, not the library's result.
@@ -323,31 +304,6 @@ class Rows(List[T]):
         return pl.DataFrame(data, schema_overrides=schema, strict=False)
 
 
-def _build_items(rows: Rows[Any]) -> None:
-    """Builds the items of a pending list and makes it a plain :class:`Rows` (under ``_FILL``)."""
-    pending = type(rows) is _PendingRows  # not when another thread built them meanwhile
-    table = rows._table
-    if pending and table is not None:
-        list.extend(rows, table.rows())
-        rows.__class__ = Rows
-
-
-class _PendingRows(Rows[T]):
-    """A table-backed :class:`Rows` whose items are not built yet: it knows its length, and any
-    other list operation builds the items and turns it into a plain :class:`Rows` first."""
-
-    __slots__ = ()
-
-    def __len__(self) -> int:
-        table = self._table
-        return len(table) if table is not None else list.__len__(self)
-
-    def __radd__(self, other: Any) -> Any:
-        # `[...] + rows`: list's `+` would read this list's (not yet built) items directly.
-        self._fill()
-        return list.__add__(other, self) if isinstance(other, list) else NotImplemented
-
-
 # The list operations that change a list: the result table no longer describes it, so a
 # table-backed list drops it (its conversions then read the items).
 _CHANGING = (
@@ -364,29 +320,6 @@ _CHANGING = (
     "sort",
     "reverse",
 )
-# The list operations that read the items (all but ``len``), besides those that change them.
-_READING = (
-    "__getitem__",
-    "__iter__",
-    "__reversed__",
-    "__contains__",
-    "__eq__",
-    "__ne__",
-    "__lt__",
-    "__le__",
-    "__gt__",
-    "__ge__",
-    "__add__",
-    "__mul__",
-    "__rmul__",
-    "__repr__",
-    "__sizeof__",
-    "index",
-    "count",
-    "copy",
-)
-
-
 # The wrappers keep the list method's name, doc and signature (`functools.wraps`).
 
 
@@ -401,22 +334,6 @@ def _dropping_table(name: str) -> Callable[..., Any]:
     return method
 
 
-def _filling_first(name: str) -> Callable[..., Any]:
-    base = getattr(Rows, name)
-
-    @functools.wraps(base)
-    def method(self: Rows[Any], *args: Any, **kwargs: Any) -> Any:
-        self._fill()
-        for a in args:  # list's comparisons and `+` read the other list's items directly
-            if type(a) is _PendingRows:
-                a._fill()
-        return base(self, *args, **kwargs)
-
-    return method
-
-
 for _name in _CHANGING:
     setattr(Rows, _name, _dropping_table(_name))
-for _name in _CHANGING + _READING:
-    setattr(_PendingRows, _name, _filling_first(_name))
 del _name
