@@ -14,64 +14,66 @@ import platform
 NOTES = r"""
 ## Notes on the run (written by hand)
 
-- The run above was made on a quiet machine (no other builds), after this session's changes: the
-  audit log as a rowid table, lookups that parse without the validity check, the narrow store read for
-  account statistics with its covering index, and the KPI / funnel / value-index additions.
+- The run above was made while another build was running on one of the two cores for part of the
+  time: absolute times are noisy, the ratios (measured side by side) less so. This session's changes
+  in it: SQL text built once per kind and written into one buffer; the screen pop and a contact's
+  phone lookup read in one snapshot; records decoded from borrowed column values; redaction without a
+  key per field; a covering index for a period of orders (the KPIs); wheel results that keep the
+  library's result for column conversions.
+- The hand-written screen-pop baseline now fetches what the library's screen pop fetches: contacts by
+  mobile too, and the lines of the customer's orders (what cross-sell leaves out). At 10⁵ the ratio
+  went from 6.1× to 3.0×, part of it from this stronger baseline, part from one snapshot per call.
 - The core bench's insert group starts from a 1 000-customer fixture at every size, so it says nothing
   about growth; the growth table's insert column comes from the growth bench (into N customers).
-- The "deep page" is the page at 80 % of the rep's slice (page 78 at 10⁴, 804 at 10⁵), deeper than
-  page 1 000 would be at these sizes only from 10⁶ customers on.
-- 10⁶ customers: the export rows are measured at 10⁶; the core groups at 10⁶ need
-  `CRM_BENCH_SIZES="10000 100000 1000000"` (the fixture is built through the facade in every run, a
-  few minutes), and the 10⁶-customer sales data set (10⁷ orders) is not built here: at ~8 000 orders/s
-  through the facade it takes ~21 minutes and, with its audit trail, about 50 GB of disk at this
-  session's start (the audit log's change in this session cuts its share by about two thirds).
+- The "deep page" is the page at 80 % of the rep's slice (page 78 at 10⁴, 804 at 10⁵, 8 000 at 10⁶).
+- 10⁶ customers: the core groups (lookup, pages, growth) and the export are measured at 10⁶. The
+  10⁶-customer sales data set (10⁷ orders) is not built here: at ~7 000 orders/s through the facade it
+  takes ~25 minutes and, by the 10⁵ set's composition (audit log 1.9 GB, orders 0.6 GB, outbox
+  0.1 GB, indexes ~0.4 GB per 10⁶ orders), about 30 GB of disk, more than this machine had free
+  beside the build directories.
 
 ## Where targets are missed, why, and what would close them
 
-- **Batch create** (target: at least half the raw rows/s; 10× the raw time). Each facade row updates
-  about twelve B-trees — the record and its tenant-led indexes (phone, e-mail, owner, name,
-  updated_at, …), the audit log and its indexes, the outbox and its pending index — against the
-  baseline's four; it also validates, normalises the phone through libphonenumber (~5.7 µs: parse
-  1.3 µs, validity check 3 µs, formatting 1.4 µs, the latter now written directly), hashes the audit
-  entry (SHA-256 over its JSON) and checks permissions. Plan: one audit entry and one outbox event per
-  *batch* with per-record diffs inside, a cheaper canonical encoding for the hash, and fewer hot
-  indexes (`updated_at`).
-- **Python create** (1.15× SQLAlchemy, target 10×): the wheel inherits the Rust path above; SQLAlchemy's
-  ORM insert is itself only ~3× slower than the facade, so 10× needs the batch-level audit first.
-- **Phone lookup** (6.3× raw; wheel 6.2× faster than SQLAlchemy, target 10×). Profile of the Rust call:
-  the store query ~60 % (SQL text built for every call ~18 %, `BEGIN`/`COMMIT` of the read snapshot
-  ~14 %, SQLite's own work ~38 %), phone parsing ~6 %, query building and redaction the rest. Plan:
-  cache the compiled statement text per query shape, reuse one read snapshot per call sequence, decode
-  only the requested columns. The +30 % from 10⁴ to 10⁵ is the raw query's growth too (+70 %): the
-  10⁵ fixture no longer fits the page cache's hot set.
-- **Screen pop** (7.6× / 6.1× the hand-written sections): ten permission-checked list queries, each
-  compiled, snapshotted and decoded in full. Same plan as the lookup, plus projected sections.
-- **Profit by segment × product** (3.3× DuckDB at 10⁴, 8.9× at 10⁵): ~88 % of the time is the
-  store's `GROUP BY` over order lines kept as JSON in the order row — every order of the period looked
-  up by key and its lines expanded with `json_each`. Plan: a maintained `order_lines` table (order,
-  ordered_at, account, product, quantity, net, cost) written with the order, indexed by
-  `(tenant_id, ordered_at)`, so the period's lines are one range read.
-- **RFM through the wheel at 10⁵** was 0.97× DuckDB (target 0.5×) while the Rust call met it (0.43×):
-  the wheel built ~90 000 Python row objects (~80 ms). `session.rfm()` now returns a `Rows` over the
-  library's result: its `RfmRow`s are built on first use, and `to_columns()`, `to_dicts()`,
-  `to_pandas()` and `to_polars()` read the Rust values column by column (0.37× DuckDB for the call
-  in a run of `bench_analytics.py` on a busy machine). Into Python the answer still costs ~30 ms at
-  10⁵: lists per column 0.56× DuckDB (mostly the 90 000 `Decimal` objects), a polars DataFrame 0.58×
-  DuckDB's answer into polars (decimals handed over as text, parsed by polars), every row object
-  0.82×. What would close those: Arrow arrays handed to polars / pandas through the Arrow C data
-  interface, without Python objects per cell.
-- **Scoped page 1** (2.02×, target ≤ 2×) sits at the border; across runs it measures 1.9×–2.4×.
-- **Growth of the lookup** (+30 %, target ±25 %): see the lookup; the raw baseline grows +70 % itself.
+- **Batch create** (8.7× the raw time; target 2×). Each facade row updates about fifteen B-trees —
+  the account and its eight tenant-led indexes, the audit log and its three indexes, the outbox and
+  its pending index — against the baseline's four; at the baseline's ~1.2 µs per B-tree that alone
+  is ~3.7× its time before any rule runs. On top: the phone's validity check through libphonenumber
+  (~15 % of the call, most of it the crate's regex-cache lookups), the audit hash (~5 %), the WAL
+  checkpoints of a larger write (~8 %). What would close it: one audit entry and one outbox event per
+  *batch* (per-record diffs inside), fewer hot account indexes, a validity check on precompiled
+  per-region patterns.
+- **Python create** (1.10× SQLAlchemy, target 10×): the wheel inherits the Rust path (21 000 rows/s);
+  10× SQLAlchemy is ~190 000 rows/s, above what the Rust facade does today.
+- **Phone lookup** (5.3× raw at 10⁴, 4.1× at 10⁵, 2.6× at 10⁶; wheel 5.1× faster than SQLAlchemy,
+  target 10×). Building SQL text went from ~18 % of the call to ~5 %; SQLite's own work is now ~60 %:
+  the phone index then the WITHOUT ROWID primary key (text tenant + 16-byte id compared, against an
+  integer rowid in the baseline), ~35 columns read instead of two, and an ephemeral table built for
+  the 25-owner `IN` list of the rep's scope on every execution (writing it as `OR`s made the lookup
+  13 % faster but pages 25 % slower, so it stays). Phone parsing ~7 %. What would close more: a
+  projection of the columns the caller needs, and the scope's owner set bound once per connection
+  (a temporary table) instead of per statement.
+- **Screen pop** (6.2× at 10⁴, 3.0× at 10⁵): twelve permission-checked queries decoded into full
+  records (orders with their lines), the RFM segment and cross-sell. Same plan as the lookup.
+- **Profit by segment × product** (3.2× DuckDB at 10⁴, 4.5× at 10⁵): ~88 % of the time is the
+  store's `GROUP BY` over order lines kept as JSON in the order row. A maintained `order_lines` table
+  (kept by triggers, keyed by tenant and order instant, carrying the order columns record scopes
+  test) is under way on branch `profit-lines`, not in this run.
+- **RFM through the wheel at 10⁵** (0.56×, target 0.5×): the Rust call takes 0.24× DuckDB's time;
+  the rest is building 90 000 `RfmRow` objects. Wheel results now keep the library's result, so
+  `to_polars()` reads it column by column (0.71× DuckDB's answer into polars, 0.7 s → 0.18 s);
+  Arrow arrays handed over through the Arrow C data interface, or a columns-only call, would close it.
+- **Scoped page 1 at 10⁴** (2.06×, target ≤ 2×) sits at the border (1.9×–2.4× across runs); at 10⁵
+  and 10⁶ it measures 1.91× and 1.75×.
+- **Growth** (target: lookups within ±25 %, insert within 30 %): from 10⁴ to 10⁶ the lookup grows
+  +38 % (the raw lookup +176 %) and insert rows/s fall 56 % (the raw inserts 56 % too): the 10⁶
+  fixture no longer fits the page cache. Pages are flat (+1 %, −5 %).
 
 ## Supervision and segment reports
 
-No baseline for these: they are times of record at 10⁴ and 10⁵ customers (ten orders each). In this
-run the KPIs read the period's orders (about 83 000 of the 10⁶ at 10⁵) as records: ~730 ms. After the
-run they moved to the narrow store read with the owner: 45 → 24 ms at 10⁴ and 731 → 575 ms at 10⁵
-(`CRM_BENCH_N=… cargo bench -p crm-benches --bench analytics -- reports_…/crm_kpis`); what remains at
-10⁵ is fetching each order row of the period by key. Plan: a covering index for period reports, or a
-grouped store aggregate.
+No baseline for these: they are times of record at 10⁴ and 10⁵ customers (ten orders each). The
+KPIs read a quarter's orders (about 83 000 of the 10⁶ at 10⁵) from one range of the covering
+order-date index (migration 0006): 476 → 33 ms at 10⁵ and 25 → 3.2 ms at 10⁴ against the previous
+release.
 
 ## Sales data set
 
