@@ -642,6 +642,43 @@ pub(crate) fn count(q: &Query) -> Result<Stmt> {
     Ok(c.finish())
 }
 
+/// The `WHERE …` of `q` (tenant, liveness, condition; no cursor) and its parameters, for a statement
+/// over another table that carries, under the same names, every column the condition reads (check
+/// with [`cond_reads_only`]): the order lines table answering an order query.
+pub(crate) fn where_only(q: &Query) -> Result<Stmt> {
+    let mut c = Compiler::new(q);
+    c.where_clause(q)?;
+    Ok(c.finish())
+}
+
+/// Whether every column of its own table that `cond` compiles to (over `kind`) is one of `cols`;
+/// the columns its sub-selects read in other tables (accounts, shares) are not counted. Custom
+/// fields read the `custom` column. An unknown field counts as unreadable.
+pub(crate) fn cond_reads_only(kind: EntityKind, cond: &Cond, cols: &[&str]) -> bool {
+    let has = |c: &str| cols.contains(&c);
+    let column = |col: &Column| match col {
+        Column::Meta(m) => has(m.name()),
+        Column::Builtin { name, ty } => kind.schema().field(name).is_some_and(|f| {
+            has(f.name) && (!matches!(ty, FieldType::Money) || has(&format!("{}_currency", f.name)))
+        }),
+        Column::Custom { .. } => has("custom"),
+    };
+    match cond {
+        Cond::True | Cond::False => true,
+        Cond::And(v) | Cond::Or(v) => v.iter().all(|c| cond_reads_only(kind, c, cols)),
+        Cond::Not(inner) => cond_reads_only(kind, inner, cols),
+        Cond::Compare(col, ..)
+        | Cond::In(col, _)
+        | Cond::IsNull(col)
+        | Cond::ListContains(col, _)
+        | Cond::TextContains(col, _)
+        | Cond::StartsWith(col, _) => column(col),
+        Cond::OwnerIn(_) => has("owner_id"),
+        Cond::AccountInTerritories { link, .. } => has(link.unwrap_or("territory_id")),
+        Cond::SharedWith { .. } => has("id"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_survey_type.sql"),
     include_str!("../migrations/0005_accounts_order_stats.sql"),
     include_str!("../migrations/0006_orders_period_covering.sql"),
+    include_str!("../migrations/0007_order_lines.sql"),
 ];
 
 /// The schema version this code writes.

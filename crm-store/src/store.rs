@@ -184,6 +184,11 @@ impl SqliteStore {
         self.explain_stmt(&compile::select_fields(q, fields)?)
     }
 
+    /// The query plan of the order line aggregate [`ReadTx::order_line_groups`] over `q`.
+    pub fn explain_order_line_groups(&self, q: &Query) -> Result<Vec<String>> {
+        self.explain_stmt(&crate::aggregate::statement(q)?)
+    }
+
     fn explain_stmt(&self, stmt: &compile::Stmt) -> Result<Vec<String>> {
         let conn = lock(&self.writer)?;
         let mut st = conn

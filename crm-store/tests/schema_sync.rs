@@ -125,3 +125,61 @@ fn every_schema_field_has_its_columns() {
     drop(store);
     let _ = std::fs::remove_file(&path);
 }
+
+/// `order_lines` (migration 7) repeats the order columns that order queries test under their names
+/// in `orders`, so such a query's condition compiles unchanged against it: same names, same
+/// declared types. Its own line columns are no order column.
+#[test]
+fn order_lines_repeat_order_columns_with_their_types() {
+    let path = temp_path("order-lines-schema");
+    let store = SqliteStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let columns = |table: &str| -> HashMap<String, String> {
+        let mut st = conn
+            .prepare(&format!("PRAGMA table_info({table})"))
+            .unwrap();
+        st.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let (orders, lines) = (columns("orders"), columns("order_lines"));
+    let shared = [
+        "tenant_id",
+        "id",
+        "owner_id",
+        "deleted_at",
+        "ordered_at",
+        "status",
+        "account_id",
+        "currency",
+    ];
+    for c in shared {
+        assert_eq!(lines.get(c), orders.get(c), "order_lines.{c}");
+        assert!(lines.contains_key(c), "order_lines has no {c}");
+    }
+    let mut own: Vec<&str> = lines
+        .keys()
+        .map(String::as_str)
+        .filter(|c| !shared.contains(c))
+        .collect();
+    own.sort_unstable();
+    assert_eq!(
+        own,
+        [
+            "description",
+            "discount_percent",
+            "line_no",
+            "product_id",
+            "quantity",
+            "unit_cost",
+            "unit_price"
+        ]
+    );
+    for c in own {
+        assert!(!orders.contains_key(c), "orders.{c} would be shadowed");
+    }
+    drop(conn);
+    drop(store);
+    let _ = std::fs::remove_file(&path);
+}
