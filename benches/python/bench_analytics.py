@@ -155,45 +155,54 @@ def summary(times: list[float]) -> dict[str, Any]:
 
 def load(path: str) -> dict[str, Any]:
     """The rows of the sales data set as Arrow tables (ids as 16-byte blobs, amounts as integers
-    × 10⁴, decimals of the lines as text)."""
+    × 10⁴, decimals of the lines as text). Rows are fetched and converted a chunk at a time, so the
+    Python objects of one chunk are alive at once (10⁷ orders fit in memory)."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    accounts = db.execute(
-        "SELECT id, deleted_at FROM accounts WHERE tenant_id = 'bench'"
-    ).fetchall()
-    orders = db.execute(
+
+    def fetch(sql: str, names: list[str], types: list[pa.DataType], keep=None) -> pa.Table:
+        cur = db.execute(sql)
+        schema = pa.schema(list(zip(names, types)))
+        batches = []
+        while rows := cur.fetchmany(250_000):
+            if keep is not None:
+                rows = [keep(r) for r in rows]
+            batches.append(
+                pa.record_batch([pa.array([r[i] for r in rows], type=t) for i, t in enumerate(types)], schema=schema)
+            )
+        return pa.Table.from_batches(batches, schema=schema)
+
+    accounts = fetch(
+        "SELECT id, deleted_at FROM accounts WHERE tenant_id = 'bench'",
+        ["id", "deleted_at"],
+        [pa.binary(), pa.int64()],
+    )
+    currencies: set[str] = set()
+
+    def order_row(r: tuple) -> tuple:
+        if r[5] is not None:
+            currencies.add(r[5])
+        return r[:5] + r[6:]
+
+    orders = fetch(
         "SELECT id, account_id, status, ordered_at, total, total_currency, tax_total, deleted_at "
-        "FROM orders WHERE tenant_id = 'bench'"
-    ).fetchall()
-    lines = db.execute(
+        "FROM orders WHERE tenant_id = 'bench'",
+        ["id", "account_id", "status", "ordered_at", "total", "tax_total", "deleted_at"],
+        [pa.binary(), pa.binary(), pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int64()],
+        keep=order_row,
+    )
+    assert len(currencies) <= 1, f"one currency expected, found {currencies}"
+    lines = fetch(
         "SELECT o.id, CAST(l.key AS INTEGER), json_extract(l.value, '$.product_id'), "
         "CAST(json_extract(l.value, '$.quantity') AS TEXT), "
         "CAST(json_extract(l.value, '$.unit_price') AS TEXT), "
         "CAST(coalesce(json_extract(l.value, '$.discount_percent'), '0') AS TEXT), "
         "CAST(json_extract(l.value, '$.unit_cost') AS TEXT) "
-        "FROM orders o, json_each(o.lines) l WHERE o.tenant_id = 'bench'"
-    ).fetchall()
+        "FROM orders o, json_each(o.lines) l WHERE o.tenant_id = 'bench'",
+        ["order_id", "line_no", "product_id", "quantity", "unit_price", "discount_percent", "unit_cost"],
+        [pa.binary(), pa.int64(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string()],
+    )
     db.close()
-    currencies = {r[5] for r in orders if r[5] is not None}
-    assert len(currencies) <= 1, f"one currency expected, found {currencies}"
-
-    def cols(rows: list[tuple], names: list[str], types: list[pa.DataType]) -> pa.Table:
-        return pa.table(
-            {n: pa.array([r[i] for r in rows], type=t) for i, (n, t) in enumerate(zip(names, types))}
-        )
-
-    return {
-        "accounts": cols(accounts, ["id", "deleted_at"], [pa.binary(), pa.int64()]),
-        "orders": cols(
-            [r[:5] + r[6:] for r in orders],
-            ["id", "account_id", "status", "ordered_at", "total", "tax_total", "deleted_at"],
-            [pa.binary(), pa.binary(), pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int64()],
-        ),
-        "lines": cols(
-            lines,
-            ["order_id", "line_no", "product_id", "quantity", "unit_price", "discount_percent", "unit_cost"],
-            [pa.binary(), pa.int64(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string()],
-        ),
-    }
+    return {"accounts": accounts, "orders": orders, "lines": lines}
 
 
 def load_duckdb(t: dict[str, Any]) -> duckdb.DuckDBPyConnection:
@@ -215,44 +224,27 @@ def load_duckdb(t: dict[str, Any]) -> duckdb.DuckDBPyConnection:
 
 def frames(t: dict[str, Any]) -> dict[str, Any]:
     """The orders (and live accounts) as pandas and polars frames, ids as 32-digit hex text (which
-    sorts as the bytes do)."""
-    o = t["orders"]
-    hexed = {
-        "account": [b.hex() if b is not None else None for b in o["account_id"].to_pylist()],
-        "status": o["status"].to_pylist(),
-        "ordered_at": o["ordered_at"].to_pylist(),
-        "total": o["total"].to_pylist(),
-        "tax_total": o["tax_total"].to_pylist(),
-        "deleted_at": o["deleted_at"].to_pylist(),
-    }
-    a = t["accounts"]
-    live = [b.hex() for b, d in zip(a["id"].to_pylist(), a["deleted_at"].to_pylist()) if d is None]
+    sorts as the bytes do). Built column by column through polars (no Python object per value)."""
+    o = pl.from_arrow(t["orders"]).select(
+        pl.col("account_id").bin.encode("hex").alias("account"),
+        "status",
+        "ordered_at",
+        "total",
+        "tax_total",
+        "deleted_at",
+    )
+    live = (
+        pl.from_arrow(t["accounts"])
+        .filter(pl.col("deleted_at").is_null())
+        .select(pl.col("id").bin.encode("hex").alias("account"))
+        .to_series()
+    )
+    df = o.to_arrow().to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    if not df["ordered_at"].hasnans:
+        df["ordered_at"] = df["ordered_at"].astype("int64")
     return {
-        "pandas": (
-            pd.DataFrame(
-                {
-                    **hexed,
-                    "total": pd.array(hexed["total"], dtype="Int64"),
-                    "tax_total": pd.array(hexed["tax_total"], dtype="Int64"),
-                    "deleted_at": pd.array(hexed["deleted_at"], dtype="Int64"),
-                }
-            ),
-            pd.Index(live),
-        ),
-        "polars": (
-            pl.DataFrame(
-                hexed,
-                schema={
-                    "account": pl.String,
-                    "status": pl.String,
-                    "ordered_at": pl.Int64,
-                    "total": pl.Int64,
-                    "tax_total": pl.Int64,
-                    "deleted_at": pl.Int64,
-                },
-            ),
-            pl.Series("account", live, dtype=pl.String),
-        ),
+        "pandas": (df, pd.Index(live.to_arrow().to_pandas())),
+        "polars": (o, live),
     }
 
 
