@@ -39,8 +39,9 @@ pub fn order_net(order: &Record) -> Option<Money> {
     Some(Money::new(total.amount - tax, total.currency))
 }
 
-/// Order lines with identical attributes, counted: what a backend's one-statement aggregate over the
-/// order lines returns ([`crate::ReadTx::order_line_groups`]). Amounts are then computed exactly in
+/// Order lines with identical attributes, counted (a backend may also hand over each line alone,
+/// counted once): what a backend's one-statement read of the order lines gives
+/// ([`crate::ReadTx::order_lines`]). Amounts are then computed exactly in
 /// Rust, so the database never does decimal arithmetic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineGroup {

@@ -103,12 +103,18 @@ pub trait ReadTx {
     fn pending_events(&self, tenant: &TenantId, after_seq: u64, limit: u32) -> Result<Vec<Event>>;
     /// Every tenant that has data.
     fn tenants(&self) -> Result<Vec<TenantId>>;
-    /// The lines of the orders matching `q` (an order query; sort, cursor and limit ignored), grouped
-    /// by account, currency, product and identical line attributes, in one statement. `Ok(None)` when
-    /// the backend has no such aggregate (callers then read the orders).
-    fn order_line_groups(&self, q: &Query) -> Result<Option<Vec<crate::analytics::LineGroup>>> {
-        let _ = q;
-        Ok(None)
+    /// Hands every line of the orders matching `q` (an order query; sort, cursor and limit ignored)
+    /// to `each`, read in one statement, in no particular order; lines with identical attributes
+    /// may come as one [`LineGroup`](crate::analytics::LineGroup) counting them. The group is lent:
+    /// `each` copies what it keeps. An error from `each` stops the read and is returned. `Ok(false)`
+    /// without calling `each` when the backend has no such read (callers then read the orders).
+    fn order_lines(
+        &self,
+        q: &Query,
+        each: &mut dyn FnMut(&crate::analytics::LineGroup) -> Result<()>,
+    ) -> Result<bool> {
+        let _ = (q, each);
+        Ok(false)
     }
     /// A narrow read for aggregates over many records: the id and the built-in `fields` of every
     /// record matching `q`, handed to `each` one record at a time (values in the order of `fields`,

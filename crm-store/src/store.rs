@@ -184,8 +184,8 @@ impl SqliteStore {
         self.explain_stmt(&compile::select_fields(q, fields)?)
     }
 
-    /// The query plan of the order line aggregate [`ReadTx::order_line_groups`] over `q`.
-    pub fn explain_order_line_groups(&self, q: &Query) -> Result<Vec<String>> {
+    /// The query plan of the order line read [`ReadTx::order_lines`] over `q`.
+    pub fn explain_order_lines(&self, q: &Query) -> Result<Vec<String>> {
         self.explain_stmt(&crate::aggregate::statement(q)?)
     }
 
@@ -554,8 +554,12 @@ impl ReadTx for Tx<'_> {
         Ok(())
     }
 
-    fn order_line_groups(&self, q: &Query) -> Result<Option<Vec<crm_core::analytics::LineGroup>>> {
-        crate::aggregate::order_line_groups(self, q).map(Some)
+    fn order_lines(
+        &self,
+        q: &Query,
+        each: &mut dyn FnMut(&crm_core::analytics::LineGroup) -> Result<()>,
+    ) -> Result<bool> {
+        crate::aggregate::order_lines(self, q, each).map(|()| true)
     }
 
     fn count(&self, q: &Query) -> Result<u64> {
