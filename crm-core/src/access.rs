@@ -450,7 +450,8 @@ pub fn record_cond(p: &Principal, action: Action, kind: EntityKind, now: DateTim
     if scopes.contains(&Scope::All) {
         return Cond::True;
     }
-    let mut owners: BTreeSet<RecordId> = BTreeSet::from([p.user_id]);
+    // Sorted and without repeats (a set's order), gathered in one vector: a team is a few dozen ids.
+    let mut owners: Vec<RecordId> = vec![p.user_id];
     let mut cond = Cond::False;
     for s in &scopes {
         match s {
@@ -474,7 +475,9 @@ pub fn record_cond(p: &Principal, action: Action, kind: EntityKind, now: DateTim
             }
         }
     }
-    cond = Cond::OwnerIn(owners.into_iter().collect()).or(cond);
+    owners.sort_unstable();
+    owners.dedup();
+    cond = Cond::OwnerIn(owners).or(cond);
     if kind == EntityKind::User {
         // Everyone may read their own user record.
         cond = cond.or(Cond::In(
