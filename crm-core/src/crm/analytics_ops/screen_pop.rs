@@ -326,26 +326,48 @@ pub(crate) struct Snapshot {
     co: Option<CoPurchase>,
 }
 
-/// Product co-purchase counts over order baskets.
+/// Product co-purchase counts over order baskets. Products are numbered as first seen, so a
+/// suggestion reads and marks them by position instead of looking them up by id.
 #[derive(Debug, Default)]
 pub(crate) struct CoPurchase {
     baskets: f64,
-    count: HashMap<RecordId, f64>,
-    /// Baskets holding both products, by first product, then second.
-    pair: HashMap<RecordId, HashMap<RecordId, f64>>,
+    /// Each product, at its position.
+    ids: Vec<RecordId>,
+    /// The position of each product.
+    at: HashMap<RecordId, usize>,
+    /// Baskets holding each product, by position.
+    count: Vec<f64>,
+    /// Baskets holding both products: by the first product's position, then the second's.
+    pair: Vec<HashMap<usize, f64>>,
 }
 
 impl CoPurchase {
+    fn position(&mut self, id: RecordId) -> usize {
+        if let Some(&i) = self.at.get(&id) {
+            return i;
+        }
+        let i = self.ids.len();
+        self.ids.push(id);
+        self.at.insert(id, i);
+        self.count.push(0.0);
+        self.pair.push(HashMap::new());
+        i
+    }
+
     fn add(&mut self, basket: &BTreeSet<RecordId>) {
         if basket.is_empty() {
             return;
         }
         self.baskets += 1.0;
-        for x in basket {
-            *self.count.entry(*x).or_default() += 1.0;
-            let row = self.pair.entry(*x).or_default();
-            for y in basket.iter().filter(|y| *y != x) {
-                *row.entry(*y).or_default() += 1.0;
+        let items: Vec<usize> = basket.iter().map(|x| self.position(*x)).collect();
+        for &x in &items {
+            if let Some(c) = self.count.get_mut(x) {
+                *c += 1.0;
+            }
+            if let Some(row) = self.pair.get_mut(x) {
+                for &y in items.iter().filter(|y| **y != x) {
+                    *row.entry(y).or_default() += 1.0;
+                }
             }
         }
     }
@@ -355,27 +377,92 @@ impl CoPurchase {
     /// best lift first (ties: confidence, then product id), at most `limit`.
     fn suggest(&self, owned: &BTreeSet<RecordId>, limit: usize) -> Vec<CrossSell> {
         let n = self.baskets;
-        let mut best: BTreeMap<RecordId, CrossSell> = BTreeMap::new();
-        for a in owned {
-            let Some(row) = self.pair.get(a) else {
+        // In ascending id order, as `owned` is: on a tie the earlier rule stays.
+        let starts: Vec<usize> = owned
+            .iter()
+            .filter_map(|a| self.at.get(a).copied())
+            .collect();
+        let mut mine = vec![false; self.ids.len()];
+        for &a in &starts {
+            if let Some(m) = mine.get_mut(a) {
+                *m = true;
+            }
+        }
+        let mut best: Vec<Option<CrossSell>> = vec![None; self.ids.len()];
+        for &a in &starts {
+            let (Some(row), Some(&because_of)) = (self.pair.get(a), self.ids.get(a)) else {
                 continue;
             };
             let ca = self.count.get(a).copied().unwrap_or(1.0);
-            for (b, both) in row.iter().filter(|(b, _)| !owned.contains(*b)) {
+            for (&b, &both) in row {
+                if mine.get(b).copied().unwrap_or(true) {
+                    continue;
+                }
+                let (Some(&product_id), Some(slot)) = (self.ids.get(b), best.get_mut(b)) else {
+                    continue;
+                };
                 let cb = self.count.get(b).copied().unwrap_or(1.0);
                 let confidence = both / ca;
+                let c = CrossSell {
+                    product_id,
+                    because_of,
+                    support: both / n,
+                    confidence,
+                    lift: confidence / (cb / n),
+                };
+                let better = slot
+                    .as_ref()
+                    .is_none_or(|o| (c.lift, c.confidence) > (o.lift, o.confidence));
+                if better {
+                    *slot = Some(c);
+                }
+            }
+        }
+        let mut out: Vec<CrossSell> = best.into_iter().flatten().collect();
+        out.sort_by(|x, y| {
+            y.lift
+                .total_cmp(&x.lift)
+                .then(y.confidence.total_cmp(&x.confidence))
+                .then(x.product_id.cmp(&y.product_id))
+        });
+        out.truncate(limit);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The rules as their definition reads: every (owned a, not owned b) pair by id, keeping per b
+    /// the best lift, then confidence, then the smaller a.
+    fn by_definition(baskets: &[BTreeSet<RecordId>], owned: &BTreeSet<RecordId>) -> Vec<CrossSell> {
+        let n = baskets.iter().filter(|b| !b.is_empty()).count() as f64;
+        let holding = |p: &RecordId| baskets.iter().filter(|b| b.contains(p)).count() as f64;
+        let products: BTreeSet<RecordId> = baskets.iter().flatten().copied().collect();
+        let mut best: BTreeMap<RecordId, CrossSell> = BTreeMap::new();
+        for a in owned {
+            for b in products.iter().filter(|b| !owned.contains(*b)) {
+                let both = baskets
+                    .iter()
+                    .filter(|s| s.contains(a) && s.contains(b))
+                    .count() as f64;
+                if both == 0.0 {
+                    continue;
+                }
+                let confidence = both / holding(a);
                 let c = CrossSell {
                     product_id: *b,
                     because_of: *a,
                     support: both / n,
                     confidence,
-                    lift: confidence / (cb / n),
+                    lift: confidence / (holding(b) / n),
                 };
-                // `owned` is visited in ascending order: on a tie the earlier rule stays.
-                let better = best
+                if best
                     .get(b)
-                    .is_none_or(|o| (c.lift, c.confidence) > (o.lift, o.confidence));
-                if better {
+                    .is_none_or(|o| (c.lift, c.confidence) > (o.lift, o.confidence))
+                {
                     best.insert(*b, c);
                 }
             }
@@ -387,7 +474,27 @@ impl CoPurchase {
                 .then(y.confidence.total_cmp(&x.confidence))
                 .then(x.product_id.cmp(&y.product_id))
         });
-        out.truncate(limit);
         out
+    }
+
+    proptest! {
+        #[test]
+        fn suggestions_follow_the_rule_definition(
+            baskets in prop::collection::vec(prop::collection::btree_set(0u8..12, 0..5), 0..40),
+            owned in prop::collection::btree_set(0u8..14, 0..6),
+            limit in 0usize..15,
+        ) {
+            let id = |i: u8| RecordId::from_bytes([i; 16]);
+            let baskets: Vec<BTreeSet<RecordId>> =
+                baskets.iter().map(|b| b.iter().map(|i| id(*i)).collect()).collect();
+            let owned: BTreeSet<RecordId> = owned.iter().map(|i| id(*i)).collect();
+            let mut co = CoPurchase::default();
+            for b in &baskets {
+                co.add(b);
+            }
+            let mut want = by_definition(&baskets, &owned);
+            want.truncate(limit);
+            prop_assert_eq!(co.suggest(&owned, limit), want);
+        }
     }
 }
