@@ -20,6 +20,7 @@ use rusqlite::{params_from_iter, Connection, Row};
 
 use crate::codec::storage;
 use crate::compile::{self, Stmt};
+use crate::scope::ScopeNames;
 
 /// The order columns `order_lines` carries under their names in `orders` (the tenant and
 /// `deleted_at`, which every compiled query reads, among them).
@@ -59,7 +60,7 @@ fn lines_table_answers(q: &Query) -> bool {
 
 /// The statement reading the lines of the orders `q` matches, one row per line, columns
 /// [`LINE_ROW`].
-pub(crate) fn statement(q: &Query) -> Result<Stmt> {
+pub(crate) fn statement(q: &Query, scopes: &ScopeNames) -> Result<Stmt> {
     if q.kind != EntityKind::Order {
         return Err(CrmError::invalid_query(
             None,
@@ -68,7 +69,7 @@ pub(crate) fn statement(q: &Query) -> Result<Stmt> {
         ));
     }
     if lines_table_answers(q) {
-        let w = compile::where_only(q)?;
+        let w = compile::where_only(q, scopes)?;
         return Ok(Stmt {
             sql: format!("SELECT {LINE_ROW} FROM order_lines {}", w.sql),
             params: w.params,
@@ -79,7 +80,7 @@ pub(crate) fn statement(q: &Query) -> Result<Stmt> {
     q.after = None;
     q.limit = None;
     q.fields = Some(vec!["account_id", "currency", "lines"]);
-    let inner = compile::select(&q)?;
+    let inner = compile::select(&q, scopes)?;
     // The expressions of migration 7, which fill `order_lines` (its TEXT columns turn numbers into
     // text as `CAST` does). Decimals are stored as JSON strings; `CAST(… AS TEXT)` keeps numbers
     // written by hand readable too.
@@ -175,9 +176,10 @@ const WHAT: [&str; 8] = [
 pub(crate) fn order_lines(
     conn: &Connection,
     q: &Query,
+    scopes: &ScopeNames,
     each: &mut dyn FnMut(&LineGroup) -> Result<()>,
 ) -> Result<()> {
-    let Stmt { sql, params } = statement(q)?;
+    let Stmt { sql, params } = statement(q, scopes)?;
     let mut st = conn.prepare_cached(&sql).map_err(storage)?;
     let mut rows = st.query(params_from_iter(params.iter())).map_err(storage)?;
     let mut g = LineGroup {

@@ -1,6 +1,7 @@
 //! Compiles a resolved [`Query`] into one SQL statement with bound parameters only. Identifiers come
 //! from the static schema, [`MetaColumn::name`] or validated custom field keys, never from values.
 
+use crate::scope::ScopeNames;
 use crm_core::{
     Column, Cond, CrmError, EntityKind, FieldType, Keyset, Liveness, MetaColumn, Op, Query,
     RecordId, Result, Value,
@@ -218,6 +219,8 @@ struct Compiler<'q> {
     tenant: &'q str,
     sql: String,
     params: Vec<Sql>,
+    /// Owner sets the connection holds as tables (see `crate::scope`).
+    scopes: &'q ScopeNames,
 }
 
 fn op_sql(op: Op) -> &'static str {
@@ -232,12 +235,13 @@ fn op_sql(op: Op) -> &'static str {
 }
 
 impl<'q> Compiler<'q> {
-    fn new(q: &'q Query) -> Compiler<'q> {
+    fn new(q: &'q Query, scopes: &'q ScopeNames) -> Compiler<'q> {
         Compiler {
             kind: q.kind,
             tenant: q.tenant.as_str(),
             sql: String::with_capacity(1024),
             params: Vec::new(),
+            scopes,
         }
     }
 
@@ -390,6 +394,10 @@ impl<'q> Compiler<'q> {
             Cond::OwnerIn(ids) => {
                 if ids.is_empty() {
                     self.push("0");
+                    return Ok(());
+                }
+                if let Some(n) = self.scopes.get(ids) {
+                    let _ = write!(self.sql, "owner_id IN temp.{}", crate::scope::table_name(n));
                     return Ok(());
                 }
                 self.push("owner_id IN (");
@@ -546,13 +554,20 @@ impl<'q> Compiler<'q> {
 /// (the rest is "smaller values, then every NULL"), or ascending after a NULL ("later NULLs, then
 /// every value"). Compiled as two index ranges, each limited, merged and cut to the page size, so a
 /// late page costs what the first costs.
-fn split_page(q: &Query, col: &Column, desc: bool, k: &Keyset, limit: u32) -> Result<Stmt> {
+fn split_page(
+    q: &Query,
+    col: &Column,
+    desc: bool,
+    k: &Keyset,
+    limit: u32,
+    scopes: &ScopeNames,
+) -> Result<Stmt> {
     let e = expr(q.kind, col)?;
     let x = &e.sql;
     let list = select_list(q.kind, q.fields.as_deref());
     let table = q.kind.table();
     let id = || Sql::Blob(k.id.as_bytes().to_vec());
-    let mut c = Compiler::new(q);
+    let mut c = Compiler::new(q, scopes);
     let branch = |c: &mut Compiler<'_>, extra: &str, extra_params: Vec<Sql>, order: &str| {
         let _ = write!(
             c.sql,
@@ -590,13 +605,13 @@ fn split_page(q: &Query, col: &Column, desc: bool, k: &Keyset, limit: u32) -> Re
 }
 
 /// The row query of `q`.
-pub(crate) fn select(q: &Query) -> Result<Stmt> {
+pub(crate) fn select(q: &Query, scopes: &ScopeNames) -> Result<Stmt> {
     if let (Some((col, desc)), Some(k), Some(limit)) = (&q.sort, &q.after, q.limit) {
         if *col != Column::Meta(MetaColumn::Id) && *desc != k.value.is_null() {
-            return split_page(q, col, *desc, k, limit);
+            return split_page(q, col, *desc, k, limit, scopes);
         }
     }
-    let mut c = Compiler::new(q);
+    let mut c = Compiler::new(q, scopes);
     c.select_from(q, &select_list(q.kind, q.fields.as_deref()))?;
     if let Some(k) = &q.after {
         c.keyset(q.sort.as_ref(), k)?;
@@ -614,7 +629,7 @@ pub(crate) fn select(q: &Query) -> Result<Stmt> {
 /// The narrow query of [`crm_core::ReadTx::scan_fields`]: `id` then the columns of `fields` (money:
 /// amount then currency) of the rows `q` matches, unordered (sort, cursor, limit and `q.fields`
 /// ignored), so the planner may answer it from a covering index.
-pub(crate) fn select_fields(q: &Query, fields: &[&str]) -> Result<Stmt> {
+pub(crate) fn select_fields(q: &Query, fields: &[&str], scopes: &ScopeNames) -> Result<Stmt> {
     let mut list = "id".to_owned();
     for f in fields {
         if *f == crm_core::OWNER_FIELD {
@@ -630,14 +645,14 @@ pub(crate) fn select_fields(q: &Query, fields: &[&str]) -> Result<Stmt> {
         })?;
         push_field_cols(&mut list, spec.name, &spec.ty);
     }
-    let mut c = Compiler::new(q);
+    let mut c = Compiler::new(q, scopes);
     c.select_from(q, &list)?;
     Ok(c.finish())
 }
 
 /// The count query of `q` (ignores sort, cursor and limit).
-pub(crate) fn count(q: &Query) -> Result<Stmt> {
-    let mut c = Compiler::new(q);
+pub(crate) fn count(q: &Query, scopes: &ScopeNames) -> Result<Stmt> {
+    let mut c = Compiler::new(q, scopes);
     c.select_from(q, "count(*)")?;
     Ok(c.finish())
 }
@@ -645,8 +660,8 @@ pub(crate) fn count(q: &Query) -> Result<Stmt> {
 /// The `WHERE …` of `q` (tenant, liveness, condition; no cursor) and its parameters, for a statement
 /// over another table that carries, under the same names, every column the condition reads (check
 /// with [`cond_reads_only`]): the order lines table answering an order query.
-pub(crate) fn where_only(q: &Query) -> Result<Stmt> {
-    let mut c = Compiler::new(q);
+pub(crate) fn where_only(q: &Query, scopes: &ScopeNames) -> Result<Stmt> {
+    let mut c = Compiler::new(q, scopes);
     c.where_clause(q)?;
     Ok(c.finish())
 }

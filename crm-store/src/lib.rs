@@ -13,6 +13,7 @@ mod backup;
 mod codec;
 mod compile;
 mod migrate;
+mod scope;
 mod store;
 
 pub use store::SqliteStore;

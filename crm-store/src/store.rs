@@ -1,6 +1,7 @@
 //! The SQLite store: connections, transactions and the trait implementations.
 
 use parking_lot::{Mutex, MutexGuard};
+use std::cell::RefCell;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::codec::{
     ts_to_int, valid_key, Currencies,
 };
 use crate::compile;
+use crate::scope::{self, ScopeNames, ScopeTables};
 use crate::{audit, migrate};
 
 /// How many idle reader connections a file store keeps.
@@ -39,7 +41,13 @@ pub struct SqliteStore {
 
 struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<ReaderConn>>,
+}
+
+/// A pooled reader connection and the owner-set tables it holds (see [`crate::scope`]).
+struct ReaderConn {
+    conn: Connection,
+    scopes: RefCell<ScopeTables>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -173,25 +181,61 @@ impl SqliteStore {
         crate::backup::check_file(path.as_ref())
     }
 
+    /// A read transaction: a snapshot on a pooled reader connection (on the one connection of an
+    /// in-memory store).
+    fn read_tx(&self) -> Result<Tx<'_>> {
+        let conn = match &self.readers {
+            None => Handle::Locked(lock(&self.writer)?),
+            Some(r) => {
+                let pooled = lock(&r.idle)?.pop();
+                let c = match pooled {
+                    Some(c) => c,
+                    None => ReaderConn {
+                        conn: open_reader(&r.path)?,
+                        scopes: RefCell::default(),
+                    },
+                };
+                Handle::Pooled(Some(c), &r.idle)
+            }
+        };
+        let mut tx = Tx {
+            conn,
+            open: false,
+            inserted: Vec::new(),
+            store: None,
+            made: RefCell::default(),
+        };
+        tx.control("BEGIN DEFERRED").map_err(storage)?;
+        tx.open = true;
+        Ok(tx)
+    }
+
     /// The query plan SQLite picks for a query, one `EXPLAIN QUERY PLAN` detail line per step
     /// (for tests and tuning).
+    /// Explained on a reader connection where the store has them, as reads run.
     pub fn explain(&self, q: &Query) -> Result<Vec<String>> {
-        self.explain_stmt(&compile::select(q)?)
+        self.explain_read(q, |names| compile::select(q, names))
     }
 
     /// The query plan of the narrow read [`ReadTx::scan_fields`] of `fields` over `q`.
     pub fn explain_scan_fields(&self, q: &Query, fields: &[&str]) -> Result<Vec<String>> {
-        self.explain_stmt(&compile::select_fields(q, fields)?)
+        self.explain_read(q, |names| compile::select_fields(q, fields, names))
     }
 
     /// The query plan of the order line read [`ReadTx::order_lines`] over `q`.
     pub fn explain_order_lines(&self, q: &Query) -> Result<Vec<String>> {
-        self.explain_stmt(&crate::aggregate::statement(q)?)
+        self.explain_read(q, |names| crate::aggregate::statement(q, names))
     }
 
-    fn explain_stmt(&self, stmt: &compile::Stmt) -> Result<Vec<String>> {
-        let conn = lock(&self.writer)?;
-        let mut st = conn
+    /// The plan of the statement `build` compiles for `q`, on a read transaction of this store.
+    fn explain_read(
+        &self,
+        q: &Query,
+        build: impl FnOnce(&ScopeNames) -> Result<compile::Stmt>,
+    ) -> Result<Vec<String>> {
+        let tx = self.read_tx()?;
+        let stmt = build(&tx.scope_names(&q.cond)?)?;
+        let mut st = tx
             .prepare(&format!("EXPLAIN QUERY PLAN {}", stmt.sql))
             .map_err(storage)?;
         let rows = st
@@ -221,7 +265,7 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
 
 enum Handle<'a> {
     Locked(MutexGuard<'a, Connection>),
-    Pooled(Option<Connection>, &'a Mutex<Vec<Connection>>),
+    Pooled(Option<ReaderConn>, &'a Mutex<Vec<ReaderConn>>),
 }
 
 /// One transaction on one connection; a read or a write transaction.
@@ -232,6 +276,8 @@ struct Tx<'a> {
     inserted: Vec<(&'static str, u64)>,
     /// The store, for write transactions (statistics bookkeeping after commit).
     store: Option<&'a SqliteStore>,
+    /// Owner-set tables this read transaction made, the connection's own once it commits.
+    made: RefCell<Vec<(Vec<RecordId>, u32)>>,
 }
 
 /// A transaction inserting at least this many rows into a table refreshes that table's statistics.
@@ -259,7 +305,7 @@ impl Deref for Tx<'_> {
     fn deref(&self) -> &Connection {
         match &self.conn {
             Handle::Locked(g) => g,
-            Handle::Pooled(Some(c), _) => c,
+            Handle::Pooled(Some(c), _) => &c.conn,
             // ok: the connection is only taken out in Drop.
             #[allow(clippy::unreachable)]
             Handle::Pooled(None, _) => unreachable!("connection used after drop"),
@@ -268,6 +314,53 @@ impl Deref for Tx<'_> {
 }
 
 impl Tx<'_> {
+    /// The owner-set tables a statement over `cond` reads: on a pooled reader connection, each owner
+    /// set of `cond` worth a table, made now (filled in this transaction) if the connection has
+    /// none yet and holds fewer than [`scope::MAX_TABLES`]; none on other connections.
+    fn scope_names(&self, cond: &crm_core::Cond) -> Result<ScopeNames> {
+        let mut names = ScopeNames::default();
+        let Handle::Pooled(Some(c), _) = &self.conn else {
+            return Ok(names);
+        };
+        for owners in scope::owner_sets(cond) {
+            let known = c.scopes.borrow().get(owners).or_else(|| {
+                self.made
+                    .borrow()
+                    .iter()
+                    .find(|(o, _)| o.as_slice() == owners)
+                    .map(|(_, n)| *n)
+            });
+            if let Some(n) = known {
+                names.push(owners.to_vec(), n);
+                continue;
+            }
+            if c.scopes.borrow().len() + self.made.borrow().len() >= scope::MAX_TABLES {
+                continue;
+            }
+            let n = c.scopes.borrow_mut().reserve();
+            let table = scope::table_name(n);
+            // A table of that name left by a transaction that did not commit is emptied first.
+            c.conn
+                .execute_batch(&format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {table} (owner_id BLOB PRIMARY KEY) WITHOUT ROWID; \
+                     DELETE FROM temp.{table};"
+                ))
+                .map_err(storage)?;
+            let mut st = c
+                .conn
+                .prepare(&format!(
+                    "INSERT OR IGNORE INTO temp.{table} (owner_id) VALUES (?1)"
+                ))
+                .map_err(storage)?;
+            for o in owners {
+                st.execute([o.as_bytes().as_slice()]).map_err(storage)?;
+            }
+            self.made.borrow_mut().push((owners.to_vec(), n));
+            names.push(owners.to_vec(), n);
+        }
+        Ok(names)
+    }
+
     /// Runs a fixed transaction-control statement through the statement cache: no parse per call
     /// (a lookup opens and ends a read snapshot, and each facade write a savepoint).
     fn control(&self, sql: &str) -> rusqlite::Result<()> {
@@ -278,8 +371,20 @@ impl Tx<'_> {
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if self.open {
-            // Rolls back an uncommitted write; ends a read snapshot.
-            let _ = self.control("ROLLBACK");
+            if let Handle::Pooled(Some(c), _) = &self.conn {
+                // Ends a read snapshot, keeping the owner-set tables it made.
+                if self.control("COMMIT").is_ok() {
+                    let mut tables = c.scopes.borrow_mut();
+                    for (owners, n) in self.made.take() {
+                        tables.add(owners, n);
+                    }
+                } else {
+                    let _ = self.control("ROLLBACK");
+                }
+            } else {
+                // Rolls back an uncommitted write.
+                let _ = self.control("ROLLBACK");
+            }
         }
         if let Handle::Pooled(conn, pool) = &mut self.conn {
             if let Some(c) = conn.take() {
@@ -302,26 +407,7 @@ impl Store for SqliteStore {
     }
 
     fn read(&self) -> Result<Box<dyn ReadTx + '_>> {
-        let conn = match &self.readers {
-            None => Handle::Locked(lock(&self.writer)?),
-            Some(r) => {
-                let pooled = lock(&r.idle)?.pop();
-                let c = match pooled {
-                    Some(c) => c,
-                    None => open_reader(&r.path)?,
-                };
-                Handle::Pooled(Some(c), &r.idle)
-            }
-        };
-        let mut tx = Tx {
-            conn,
-            open: false,
-            inserted: Vec::new(),
-            store: None,
-        };
-        tx.control("BEGIN DEFERRED").map_err(storage)?;
-        tx.open = true;
-        Ok(Box::new(tx))
+        Ok(Box::new(self.read_tx()?))
     }
 
     fn write(&self) -> Result<Box<dyn WriteTx + '_>> {
@@ -330,6 +416,7 @@ impl Store for SqliteStore {
             open: false,
             inserted: Vec::new(),
             store: Some(self),
+            made: RefCell::default(),
         };
         tx.control("BEGIN IMMEDIATE").map_err(storage)?;
         tx.open = true;
@@ -482,7 +569,7 @@ impl ReadTx for Tx<'_> {
     }
 
     fn query(&self, q: &Query) -> Result<Vec<Record>> {
-        let stmt = compile::select(q)?;
+        let stmt = compile::select(q, &self.scope_names(&q.cond)?)?;
         let mut st = self.prepare_cached(&stmt.sql).map_err(storage)?;
         let mut rows = st
             .query(params_from_iter(stmt.params.iter()))
@@ -508,7 +595,7 @@ impl ReadTx for Tx<'_> {
         fields: &[&'static str],
         each: &mut dyn FnMut(RecordId, &[crm_core::Value]) -> Result<()>,
     ) -> Result<()> {
-        let stmt = compile::select_fields(q, fields)?;
+        let stmt = compile::select_fields(q, fields, &self.scope_names(&q.cond)?)?;
         let schema = q.kind.schema();
         let owner = FieldType::Reference {
             to: EntityKind::User,
@@ -559,11 +646,11 @@ impl ReadTx for Tx<'_> {
         q: &Query,
         each: &mut dyn FnMut(&crm_core::analytics::LineGroup) -> Result<()>,
     ) -> Result<bool> {
-        crate::aggregate::order_lines(self, q, each).map(|()| true)
+        crate::aggregate::order_lines(self, q, &self.scope_names(&q.cond)?, each).map(|()| true)
     }
 
     fn count(&self, q: &Query) -> Result<u64> {
-        let stmt = compile::count(q)?;
+        let stmt = compile::count(q, &self.scope_names(&q.cond)?)?;
         let mut st = self.prepare_cached(&stmt.sql).map_err(storage)?;
         st.query_row(params_from_iter(stmt.params.iter()), |r| r.get::<_, u64>(0))
             .map_err(storage)
