@@ -24,6 +24,12 @@ pub const OWNER_FIELD: &str = "owner_id";
 pub trait Store: Send + Sync {
     /// Starts a read-only snapshot.
     fn read(&self) -> Result<Box<dyn ReadTx + '_>>;
+    /// Starts a read for one call of a [`ReadTx`] method: what that call reads is consistent, but
+    /// nothing ties it to a later call, so a backend may skip opening and closing a snapshot around
+    /// it. The default is [`Store::read`].
+    fn read_once(&self) -> Result<Box<dyn ReadTx + '_>> {
+        self.read()
+    }
     /// Starts the (single) write transaction; waits for other writers.
     fn write(&self) -> Result<Box<dyn WriteTx + '_>>;
     /// Copies the whole live database to a new file at `dest` while writers keep writing, reporting

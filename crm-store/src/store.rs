@@ -181,9 +181,9 @@ impl SqliteStore {
         crate::backup::check_file(path.as_ref())
     }
 
-    /// A read transaction: a snapshot on a pooled reader connection (on the one connection of an
-    /// in-memory store).
-    fn read_tx(&self) -> Result<Tx<'_>> {
+    /// A read on a pooled reader connection (on the one connection of an in-memory store): a
+    /// snapshot held until the transaction ends with `snapshot`, else each statement in its own.
+    fn read_tx(&self, snapshot: bool) -> Result<Tx<'_>> {
         let conn = match &self.readers {
             None => Handle::Locked(lock(&self.writer)?),
             Some(r) => {
@@ -205,8 +205,10 @@ impl SqliteStore {
             store: None,
             made: RefCell::default(),
         };
-        tx.control("BEGIN DEFERRED").map_err(storage)?;
-        tx.open = true;
+        if snapshot {
+            tx.control("BEGIN DEFERRED").map_err(storage)?;
+            tx.open = true;
+        }
         Ok(tx)
     }
 
@@ -233,7 +235,7 @@ impl SqliteStore {
         q: &Query,
         build: impl FnOnce(&ScopeNames) -> Result<compile::Stmt>,
     ) -> Result<Vec<String>> {
-        let tx = self.read_tx()?;
+        let tx = self.read_tx(true)?;
         let stmt = build(&tx.scope_names(&q.cond)?)?;
         let mut st = tx
             .prepare(&format!("EXPLAIN QUERY PLAN {}", stmt.sql))
@@ -355,7 +357,13 @@ impl Tx<'_> {
             for o in owners {
                 st.execute([o.as_bytes().as_slice()]).map_err(storage)?;
             }
-            self.made.borrow_mut().push((owners.to_vec(), n));
+            if self.open {
+                // The connection's own once this transaction commits.
+                self.made.borrow_mut().push((owners.to_vec(), n));
+            } else {
+                // Made outside a transaction: already committed.
+                c.scopes.borrow_mut().add(owners.to_vec(), n);
+            }
             names.push(owners.to_vec(), n);
         }
         Ok(names)
@@ -407,7 +415,12 @@ impl Store for SqliteStore {
     }
 
     fn read(&self) -> Result<Box<dyn ReadTx + '_>> {
-        Ok(Box::new(self.read_tx()?))
+        Ok(Box::new(self.read_tx(true)?))
+    }
+
+    /// No `BEGIN`/`COMMIT` around the one call: its statement reads in its own snapshot.
+    fn read_once(&self) -> Result<Box<dyn ReadTx + '_>> {
+        Ok(Box::new(self.read_tx(false)?))
     }
 
     fn write(&self) -> Result<Box<dyn WriteTx + '_>> {

@@ -74,7 +74,7 @@ fn scoped(t: &TenantId, owners: Vec<RecordId>, phone: Option<usize>) -> Query {
 fn ids(store: &SqliteStore, queries: &[Query]) -> Vec<(Vec<RecordId>, u64)> {
     // All in one read transaction: tables made by an earlier query serve the later ones.
     let tx = store.read().unwrap();
-    queries
+    let in_one: Vec<(Vec<RecordId>, u64)> = queries
         .iter()
         .map(|q| {
             let rows = tx.query(q).unwrap();
@@ -83,7 +83,19 @@ fn ids(store: &SqliteStore, queries: &[Query]) -> Vec<(Vec<RecordId>, u64)> {
                 tx.count(q).unwrap(),
             )
         })
-        .collect()
+        .collect();
+    drop(tx);
+    // Each call on its own, outside a transaction (tables made there are committed at once).
+    let once: Vec<(Vec<RecordId>, u64)> = queries
+        .iter()
+        .map(|q| {
+            let rows = store.read_once().unwrap().query(q).unwrap();
+            let n = store.read_once().unwrap().count(q).unwrap();
+            (rows.iter().map(|r| r.meta.id).collect(), n)
+        })
+        .collect();
+    assert_eq!(in_one, once, "one transaction against single calls");
+    in_one
 }
 
 proptest! {

@@ -32,6 +32,15 @@ impl Reader<'_> {
             Reader::Tx(tx) => f(tx),
         }
     }
+
+    /// Runs `f`, which makes exactly one [`ReadTx`] call, on the store ([`Store::read_once`]) or
+    /// the transaction.
+    pub(crate) fn with_once<T>(self, f: impl FnOnce(&dyn ReadTx) -> Result<T>) -> Result<T> {
+        match self {
+            Reader::Store(s) => f(&*s.read_once()?),
+            Reader::Tx(tx) => f(tx),
+        }
+    }
 }
 
 /// The phone fields a caller-id lookup searches in records of `kind`.
@@ -211,7 +220,7 @@ impl Crm {
         let limit = req.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
         let mut q = self.build_query(p, cache, ctx, kind, req, Action::Read)?;
         q.limit = Some(limit + 1);
-        let mut rows = reader.with(|tx| tx.query(&q))?;
+        let mut rows = reader.with_once(|tx| tx.query(&q))?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = match (more, rows.last()) {
@@ -252,7 +261,7 @@ impl Crm {
             ..Default::default()
         };
         let q = self.build_query(p, cache, ctx, kind, &req, Action::Read)?;
-        reader.with(|tx| tx.count(&q))
+        reader.with_once(|tx| tx.count(&q))
     }
 
     /// Records of `kind` whose phone fields match `phone`, written in any format: the caller-id lookup.

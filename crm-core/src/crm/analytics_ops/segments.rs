@@ -103,7 +103,7 @@ impl Crm {
         };
         let mut q = self.build_query(p, cache, ctx, kind, &req, Action::Read)?;
         q.fields = Some(fields.to_vec());
-        let rows = reader.with(|tx| tx.query(&q))?;
+        let rows = reader.with_once(|tx| tx.query(&q))?;
         Ok(rows
             .into_iter()
             .map(|r| self.present(p, cache, r))
