@@ -122,6 +122,12 @@ struct Hashed<'a> {
 impl AuditEntry {
     /// The hash this entry should carry, from its content and `prev_hash`.
     pub fn compute_hash(&self) -> String {
+        self.hash_with(&mut Vec::new())
+    }
+
+    /// [`AuditEntry::compute_hash`], serialising into `buf` (cleared first), so that a batch of
+    /// entries reuses one buffer.
+    pub(crate) fn hash_with(&self, buf: &mut Vec<u8>) -> String {
         let h = Hashed {
             tenant: &self.tenant,
             seq: self.seq,
@@ -136,13 +142,23 @@ impl AuditEntry {
             comment: &self.comment,
             prev_hash: &self.prev_hash,
         };
-        let bytes = serde_json::to_vec(&h).unwrap_or_default();
-        hex::encode(Sha256::digest(&bytes))
+        buf.clear();
+        if serde_json::to_writer(&mut *buf, &h).is_err() {
+            // Not reachable (every field serialises); hash what the former `to_vec` fallback did.
+            buf.clear();
+        }
+        hex::encode(Sha256::digest(&buf[..]))
     }
 
     /// Sets `hash` from the content.
     pub fn seal(mut self) -> Self {
         self.hash = self.compute_hash();
+        self
+    }
+
+    /// [`AuditEntry::seal`] serialising into `buf`.
+    pub(crate) fn seal_with(mut self, buf: &mut Vec<u8>) -> Self {
+        self.hash = self.hash_with(buf);
         self
     }
 }
@@ -162,18 +178,32 @@ pub fn diff(
 }
 
 fn diff_maps(old: &Fields, new: &Fields, prefix: &str, out: &mut Vec<FieldChange>) {
+    use std::cmp::Ordering;
     let null = Value::Null;
-    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        let a = old.get(name).unwrap_or(&null);
-        let b = new.get(name).unwrap_or(&null);
-        if a != b && !(a.is_null() && b.is_null()) {
+    // Both maps iterate in name order: walk them side by side.
+    let mut a = old.iter().peekable();
+    let mut b = new.iter().peekable();
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
+        };
+        let step = match order {
+            Ordering::Less => a.next().map(|(k, v)| (k, v, &null)),
+            Ordering::Greater => b.next().map(|(k, v)| (k, &null, v)),
+            Ordering::Equal => a.next().zip(b.next()).map(|((k, v), (_, w))| (k, v, w)),
+        };
+        let Some((name, x, y)) = step else { break };
+        if x != y && !(x.is_null() && y.is_null()) {
+            let mut field = String::with_capacity(prefix.len() + name.len());
+            field.push_str(prefix);
+            field.push_str(name);
             out.push(FieldChange {
-                field: format!("{prefix}{name}"),
-                old: a.clone(),
-                new: b.clone(),
+                field,
+                old: x.clone(),
+                new: y.clone(),
             });
         }
     }
@@ -231,5 +261,111 @@ pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Au
         ok: true,
         first_bad_seq: None,
         problem: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The diff as first written (names collected, sorted and deduplicated): the reference.
+    fn diff_by_sorting(old: &Fields, new: &Fields, prefix: &str) -> Vec<FieldChange> {
+        let null = Value::Null;
+        let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+        names.sort();
+        names.dedup();
+        let mut out = Vec::new();
+        for name in names {
+            let a = old.get(name).unwrap_or(&null);
+            let b = new.get(name).unwrap_or(&null);
+            if a != b && !(a.is_null() && b.is_null()) {
+                out.push(FieldChange {
+                    field: format!("{prefix}{name}"),
+                    old: a.clone(),
+                    new: b.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            Just(Value::List(vec![])),
+            (0i64..3).prop_map(Value::Int),
+            "[ab]{0,2}".prop_map(Value::Text),
+        ]
+    }
+
+    fn fields() -> impl Strategy<Value = Fields> {
+        proptest::collection::btree_map("[a-e]{1,2}", value(), 0..8)
+    }
+
+    proptest! {
+        #[test]
+        fn the_side_by_side_diff_equals_the_sorted_one(old in fields(), new in fields()) {
+            let mut out = Vec::new();
+            diff_maps(&old, &new, "custom.", &mut out);
+            prop_assert_eq!(out, diff_by_sorting(&old, &new, "custom."));
+            prop_assert_eq!(
+                diff(&old, &Fields::new(), &new, &Fields::new()),
+                diff_by_sorting(&old, &new, "")
+            );
+        }
+    }
+
+    #[test]
+    fn the_hash_format_is_unchanged() {
+        let at = DateTime::from_timestamp_micros(1_767_225_600_123_456).unwrap();
+        let mut fields = Fields::new();
+        fields.insert("name".into(), Value::Text("ACME \"Srl\"".into()));
+        fields.insert("roles".into(), Value::List(vec!["customer".into()]));
+        let entry = AuditEntry {
+            tenant: TenantId::new("acme").unwrap(),
+            seq: 7,
+            at,
+            user_id: RecordId::from_bytes([1; 16]),
+            origin: Origin {
+                client: Some("erp 7.2".into()),
+                address: None,
+                location: Some("Milan".into()),
+            },
+            operation: Operation::Create,
+            kind: EntityKind::Account,
+            record_id: RecordId::from_bytes([2; 16]),
+            version: 1,
+            changes: diff(&Fields::new(), &Fields::new(), &fields, &Fields::new()),
+            comment: None,
+            prev_hash: "ab".repeat(32),
+            hash: String::new(),
+        };
+        // The serialisation every stored chain was hashed with.
+        let reference = hex::encode(Sha256::digest(
+            serde_json::to_vec(&Hashed {
+                tenant: &entry.tenant,
+                seq: entry.seq,
+                at: entry.at.timestamp_micros(),
+                user_id: &entry.user_id,
+                origin: &entry.origin,
+                operation: entry.operation,
+                kind: entry.kind,
+                record_id: &entry.record_id,
+                version: entry.version,
+                changes: &entry.changes,
+                comment: &entry.comment,
+                prev_hash: &entry.prev_hash,
+            })
+            .unwrap(),
+        ));
+        assert_eq!(entry.compute_hash(), reference);
+        let mut buf = b"left over from the previous entry".to_vec();
+        assert_eq!(entry.hash_with(&mut buf), reference);
+        assert_eq!(entry.clone().seal_with(&mut buf).hash, reference);
+        assert_eq!(
+            reference, "4cc526d638f9874590f89b9e7d88b90182eff3eda817cb35f4ad6064df2e8a37",
+            "the hash of a fixed entry changed: stored chains would no longer verify"
+        );
     }
 }

@@ -46,7 +46,7 @@ impl PhoneRules {
     /// `+39 02 1234 5678`, `0039-02-12345678`, `(02) 1234 5678` with the default country.
     pub fn normalise(&self, raw: &str, field: &str) -> Result<String> {
         let n = self.parse(raw, field)?;
-        if !phonenumber::is_valid(&n) {
+        if !phone_is_valid(&n) {
             return Err(bad_phone(field));
         }
         Ok(e164(&n))
@@ -84,6 +84,169 @@ fn e164(n: &phonenumber::PhoneNumber) -> String {
     }
     out.push_str(&national.value().to_string());
     out
+}
+
+/// Whether `n` is a valid number: exactly the answer of `phonenumber::is_valid`, from the same
+/// metadata, but with each pattern compiled once (per country calling code, on first use) instead
+/// of looked up per call in the crate's shared regex cache — a mutex and a SipHash of every
+/// pattern's text per lookup, most of the validity check's cost.
+fn phone_is_valid(n: &phonenumber::PhoneNumber) -> bool {
+    let code = n.code().value();
+    let Some(slot) = CODE_RULES.get(usize::from(code)) else {
+        return phonenumber::is_valid(n);
+    };
+    let national = n.national().to_string();
+    match slot.get_or_init(|| CodeRules::build(code)) {
+        CodeRules::Unknown => false,
+        CodeRules::One(rules) => rules.valid(&national),
+        CodeRules::Many(regions) => {
+            // The crate's `source_for`: the first region whose leading digits start the number
+            // or, for a region without them, whose patterns accept it, decides.
+            for (leading, rules) in regions {
+                match leading {
+                    Some(l) if l.is_match(&national) => return rules.valid(&national),
+                    Some(_) => {}
+                    None if rules.valid(&national) => return true,
+                    None => {}
+                }
+            }
+            false
+        }
+        CodeRules::Fallback => phonenumber::is_valid(n),
+    }
+}
+
+/// Country calling codes have at most three digits.
+static CODE_RULES: [std::sync::OnceLock<CodeRules>; 1000] =
+    [const { std::sync::OnceLock::new() }; 1000];
+
+/// The validity rules of one country calling code.
+enum CodeRules {
+    /// No metadata for the code: no number is valid.
+    Unknown,
+    /// One region (or a non-geographic code).
+    One(TypeRules),
+    /// Regions sharing the code, in the metadata's order, each with its leading-digits pattern.
+    Many(Vec<(Option<regex::Regex>, TypeRules)>),
+    /// A pattern the regex engine would not compile here: ask the crate (never seen).
+    Fallback,
+}
+
+/// A region's number patterns: the general one, and those of the types `number_type` tells apart
+/// (a number is valid when it fits the general pattern and at least one type).
+struct TypeRules {
+    general: Matcher,
+    types: Vec<Matcher>,
+}
+
+/// One descriptor: its possible lengths and its national number pattern, anchored at the start
+/// (the crate accepts a match that starts at the first digit, as `find` returns the leftmost).
+struct Matcher {
+    lengths: Vec<u16>,
+    pattern: regex::Regex,
+}
+
+impl Matcher {
+    fn new(d: &phonenumber::metadata::Descriptor) -> Option<Matcher> {
+        Some(Matcher {
+            lengths: d.possible_length().to_vec(),
+            pattern: anchored(d.national_number().as_str())?,
+        })
+    }
+
+    fn is_match(&self, national: &str) -> bool {
+        let len = u16::try_from(national.len()).unwrap_or(u16::MAX);
+        (self.lengths.is_empty() || self.lengths.contains(&len)) && self.pattern.is_match(national)
+    }
+}
+
+/// `pattern` as the crate builds it (whitespace ignored), matching only at the start of the text.
+fn anchored(pattern: &str) -> Option<regex::Regex> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern}\n)"))
+        .ignore_whitespace(true)
+        .build()
+        .ok()
+}
+
+impl TypeRules {
+    fn new(meta: &phonenumber::Metadata) -> Option<TypeRules> {
+        let d = meta.descriptors();
+        // `number_type`'s order; the first match names the type, any match makes the number valid.
+        let types = [
+            d.premium_rate(),
+            d.toll_free(),
+            d.shared_cost(),
+            d.voip(),
+            d.personal_number(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+            d.fixed_line(),
+            d.mobile(),
+        ];
+        Some(TypeRules {
+            general: Matcher::new(d.general())?,
+            types: types
+                .into_iter()
+                .flatten()
+                .map(Matcher::new)
+                .collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn valid(&self, national: &str) -> bool {
+        self.general.is_match(national) && self.types.iter().any(|t| t.is_match(national))
+    }
+}
+
+impl CodeRules {
+    /// The rules of `code`, following the crate's `is_valid_with` and `source_for`.
+    fn build(code: u16) -> CodeRules {
+        let db = &*phonenumber::metadata::DATABASE;
+        let Some(regions) = db.region(&code) else {
+            return CodeRules::Unknown;
+        };
+        let built = match regions.as_slice() {
+            [] => return CodeRules::Unknown,
+            ["001"] => match db.by_code(&code).and_then(|m| m.into_iter().next()) {
+                Some(meta) => TypeRules::new(meta).map(CodeRules::One),
+                None => return CodeRules::Unknown,
+            },
+            [region] => match region.parse::<phonenumber::country::Id>() {
+                Ok(id) => match db.by_id(id.as_ref()) {
+                    Some(meta) => TypeRules::new(meta).map(CodeRules::One),
+                    None => return CodeRules::Unknown,
+                },
+                Err(_) => return CodeRules::Unknown,
+            },
+            many => {
+                let mut out = Vec::with_capacity(many.len());
+                for region in many {
+                    let Some(meta) = region
+                        .parse::<phonenumber::country::Id>()
+                        .ok()
+                        .and_then(|id| db.by_id(id.as_ref()))
+                    else {
+                        // The crate cannot name such a region either.
+                        return CodeRules::Fallback;
+                    };
+                    let leading = match meta.leading_digits() {
+                        Some(l) => match anchored(l.as_str()) {
+                            Some(re) => Some(re),
+                            None => return CodeRules::Fallback,
+                        },
+                        None => None,
+                    };
+                    match TypeRules::new(meta) {
+                        Some(rules) => out.push((leading, rules)),
+                        None => return CodeRules::Fallback,
+                    }
+                }
+                Some(CodeRules::Many(out))
+            }
+        };
+        built.unwrap_or(CodeRules::Fallback)
+    }
 }
 
 /// Checks an e-mail address and returns it trimmed and lower-cased.
@@ -254,6 +417,160 @@ mod tests {
         let p = PhoneRules::for_region("IT").unwrap();
         assert!(p.normalise_for_lookup("not a number", "phone").is_err());
         assert!(p.normalise_for_lookup("  ", "phone").is_err());
+    }
+
+    /// Every number of `code` derived from the metadata's examples: each example, with its last
+    /// digit changed, with a digit dropped and one added, and a few digit strings of every length.
+    fn numbers_around_examples(code: u16, seed: u64) -> Vec<String> {
+        let db = &*phonenumber::metadata::DATABASE;
+        let mut out = Vec::new();
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for meta in db.by_code(&code).unwrap_or_default() {
+            let d = meta.descriptors();
+            let all = [
+                Some(d.general()),
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.voip(),
+                d.personal_number(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+                d.emergency(),
+                d.short_code(),
+                d.no_international(),
+            ];
+            for ex in all.into_iter().flatten().filter_map(|d| d.example()) {
+                out.push(ex.to_owned());
+                let mut b = ex.as_bytes().to_vec();
+                if let Some(last) = b.last_mut() {
+                    *last = b'0' + ((*last - b'0' + 1 + (next() % 9) as u8) % 10);
+                }
+                out.push(String::from_utf8(b).unwrap());
+                out.push(ex[..ex.len() - 1].to_owned());
+                out.push(format!("{ex}{}", next() % 10));
+                out.push(format!("{}{}", next() % 10, &ex[1..]));
+            }
+        }
+        for len in 2..=17 {
+            for _ in 0..3 {
+                out.push(
+                    (0..len)
+                        .map(|_| char::from(b'0' + (next() % 10) as u8))
+                        .collect(),
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn phone_validity_equals_the_crate_for_every_calling_code() {
+        let db = &*phonenumber::metadata::DATABASE;
+        let mut codes: Vec<u16> = db.iter().map(|m| m.country_code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert!(codes.len() > 200, "{}", codes.len());
+        let (mut valid, mut checked) = (0, 0);
+        for code in codes {
+            for national in numbers_around_examples(code, u64::from(code)) {
+                let Ok(n) = phonenumber::parse(None, format!("+{code}{national}")) else {
+                    continue;
+                };
+                let want = phonenumber::is_valid(&n);
+                assert_eq!(phone_is_valid(&n), want, "+{code} {national}");
+                checked += 1;
+                valid += usize::from(want);
+            }
+        }
+        // Both answers occur plenty of times.
+        assert!(
+            valid > 1_000 && checked - valid > 1_000,
+            "{valid} of {checked}"
+        );
+    }
+
+    #[test]
+    fn phone_validity_equals_the_crate_in_national_formats() {
+        // Written nationally with a default region, including codes shared by several regions
+        // (+1, +7, +44) and the normalisation path itself.
+        for (region, raw) in [
+            ("IT", "02 1234 5678"),
+            ("IT", "347 123 4567"),
+            ("IT", "06 123"),
+            ("IT", "800 123 456"),
+            ("US", "(415) 555-2671"),
+            ("US", "(212) 555-0100"),
+            ("CA", "(613) 555-0123"),
+            ("CA", "(416) 234-5678"),
+            ("GB", "020 7946 0018"),
+            ("GB", "07700 900123"),
+            ("JE", "01534 456789"),
+            ("GG", "07781 123456"),
+            ("RU", "8 (495) 123-45-67"),
+            ("KZ", "8 (727) 123 4567"),
+            ("DE", "030 123456"),
+            ("FR", "01 23 45 67 89"),
+            ("CH", "044 668 18 00"),
+            ("BR", "(11) 96123-4567"),
+            ("IN", "098765 43210"),
+            ("JP", "03-1234-5678"),
+        ] {
+            let p = PhoneRules::for_region(region).unwrap();
+            if let Ok(n) = p.parse(raw, "phone") {
+                assert_eq!(
+                    phone_is_valid(&n),
+                    phonenumber::is_valid(&n),
+                    "{region} {raw}"
+                );
+                assert_eq!(
+                    p.normalise(raw, "phone").is_ok(),
+                    phonenumber::is_valid(&n),
+                    "{region} {raw}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn phone_validity_equals_the_crate_on_random_numbers(
+            code in proptest::sample::select(vec![1u16, 7, 33, 39, 41, 44, 49, 55, 61, 81, 86, 91, 262, 290, 590, 599, 800, 808, 870, 882, 979]),
+            national in "[0-9]{3,16}",
+        ) {
+            if let Ok(n) = phonenumber::parse(None, format!("+{code}{national}")) {
+                proptest::prop_assert_eq!(phone_is_valid(&n), phonenumber::is_valid(&n));
+            }
+        }
+
+        #[test]
+        fn phone_validity_equals_the_crate_near_valid_numbers(
+            code in proptest::sample::select(vec![1u16, 7, 39, 44, 49, 262, 590, 599, 800, 882]),
+            pick in 0usize..10_000,
+            tweak in 0usize..32,
+            digit in 0u8..10,
+        ) {
+            let examples = numbers_around_examples(code, 7);
+            let ex = &examples[pick % examples.len()];
+            let mut b = ex.clone().into_bytes();
+            let i = tweak % b.len().max(1);
+            if i < b.len() {
+                b[i] = b'0' + digit;
+            }
+            let national = String::from_utf8(b).unwrap();
+            if let Ok(n) = phonenumber::parse(None, format!("+{code}{national}")) {
+                proptest::prop_assert_eq!(phone_is_valid(&n), phonenumber::is_valid(&n), "+{} {}", code, national);
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crm_core::{
     CrmError, Currency, CustomTypes, FieldType, Fields, LineItem, Money, RecordId, Result, Value,
 };
-use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::Value as Json;
@@ -101,14 +101,42 @@ fn json_text(j: &Json) -> Result<String> {
 
 /// Encodes a built-in field value into its column value(s) (two for money).
 pub(crate) fn encode_column(ty: &FieldType, v: &Value, field: &str) -> Result<Vec<Sql>> {
-    let one = |s: Sql| Ok(vec![s]);
+    let mut out = Vec::with_capacity(2);
+    encode_column_into(ty, v, field, &mut out)?;
+    Ok(out.into_iter().map(owned).collect())
+}
+
+/// An encoded parameter as an owned SQL value.
+fn owned(p: ToSqlOutput<'_>) -> Sql {
+    match p {
+        ToSqlOutput::Borrowed(v) => Sql::from(v),
+        ToSqlOutput::Owned(v) => v,
+        // Only the two variants above are produced here.
+        _ => Sql::Null,
+    }
+}
+
+/// [`encode_column`] appending to `out`, borrowing text and ids from `v` instead of copying them
+/// (a record insert binds some forty parameters).
+pub(crate) fn encode_column_into<'a>(
+    ty: &FieldType,
+    v: &'a Value,
+    field: &str,
+    out: &mut Vec<ToSqlOutput<'a>>,
+) -> Result<()> {
+    let owned = |s: Sql| ToSqlOutput::Owned(s);
     match (ty, v) {
-        (FieldType::Money, Value::Null) => Ok(vec![Sql::Null, Sql::Null]),
-        (FieldType::Money, Value::Money(m)) => Ok(vec![
-            Sql::Integer(dec_to_int(m.amount, field)?),
-            Sql::Text(m.currency.code().to_owned()),
-        ]),
-        (_, Value::Null) => one(Sql::Null),
+        (FieldType::Money, Value::Null) => {
+            out.push(owned(Sql::Null));
+            out.push(owned(Sql::Null));
+        }
+        (FieldType::Money, Value::Money(m)) => {
+            out.push(owned(Sql::Integer(dec_to_int(m.amount, field)?)));
+            out.push(ToSqlOutput::Borrowed(ValueRef::Text(
+                m.currency.code().as_bytes(),
+            )));
+        }
+        (_, Value::Null) => out.push(owned(Sql::Null)),
         (
             FieldType::Text
             | FieldType::Email
@@ -117,24 +145,31 @@ pub(crate) fn encode_column(ty: &FieldType, v: &Value, field: &str) -> Result<Ve
             | FieldType::Currency
             | FieldType::Choice { .. },
             Value::Text(s),
-        ) => one(Sql::Text(s.clone())),
-        (FieldType::Int, Value::Int(i)) => one(Sql::Integer(*i)),
-        (FieldType::Decimal, Value::Decimal(d)) => one(Sql::Integer(dec_to_int(*d, field)?)),
-        (FieldType::Date, Value::Date(d)) => one(Sql::Text(date_text(*d))),
-        (FieldType::Timestamp, Value::Timestamp(t)) => one(Sql::Integer(ts_to_int(*t))),
-        (FieldType::Bool, Value::Bool(b)) => one(Sql::Integer(i64::from(*b))),
+        ) => out.push(ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))),
+        (FieldType::Int, Value::Int(i)) => out.push(owned(Sql::Integer(*i))),
+        (FieldType::Decimal, Value::Decimal(d)) => {
+            out.push(owned(Sql::Integer(dec_to_int(*d, field)?)));
+        }
+        (FieldType::Date, Value::Date(d)) => out.push(owned(Sql::Text(date_text(*d)))),
+        (FieldType::Timestamp, Value::Timestamp(t)) => {
+            out.push(owned(Sql::Integer(ts_to_int(*t))));
+        }
+        (FieldType::Bool, Value::Bool(b)) => out.push(owned(Sql::Integer(i64::from(*b)))),
         (FieldType::Reference { .. } | FieldType::AnyReference, Value::Ref(id)) => {
-            one(Sql::Blob(id.as_bytes().to_vec()))
+            out.push(ToSqlOutput::Borrowed(ValueRef::Blob(id.as_bytes())));
         }
         (FieldType::MultiChoice { .. } | FieldType::MultiReference { .. }, Value::List(l)) => {
-            one(Sql::Text(json_text(&Json::from(l.clone()))?))
+            out.push(owned(Sql::Text(
+                serde_json::to_string(l).map_err(|_| CrmError::internal("json encoding failed"))?,
+            )));
         }
-        (FieldType::Lines, Value::Lines(l)) => one(Sql::Text(
+        (FieldType::Lines, Value::Lines(l)) => out.push(owned(Sql::Text(
             serde_json::to_string(l).map_err(|_| CrmError::internal("json encoding failed"))?,
-        )),
-        (FieldType::Json, Value::Json(j)) => one(Sql::Text(json_text(j)?)),
-        _ => Err(mismatch(field, ty)),
+        ))),
+        (FieldType::Json, Value::Json(j)) => out.push(owned(Sql::Text(json_text(j)?))),
+        _ => return Err(mismatch(field, ty)),
     }
+    Ok(())
 }
 
 /// Decodes a built-in field from its column value(s); `None` when there is no value.

@@ -10,12 +10,12 @@ use crm_core::{
     AuditEntry, AuditQuery, CrmError, CustomTypes, EntityKind, Event, FieldType, Fields, NewEvent,
     Query, ReadTx, Record, RecordId, RecordMeta, Result, Store, TenantId, WriteTx,
 };
-use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::codec::{
-    blob_id, decode_column_ref, decode_custom, encode_column, encode_custom, int_to_ts, storage,
-    ts_to_int, valid_key, Currencies,
+    blob_id, decode_column_ref, decode_custom, encode_column_into, encode_custom, int_to_ts,
+    storage, ts_to_int, valid_key, Currencies,
 };
 use crate::compile;
 use crate::scope::{self, ScopeNames, ScopeTables};
@@ -495,23 +495,29 @@ fn decode_record(
     })
 }
 
-/// Meta and field parameters of a record, in `META (without tenant) + fields` column order.
-fn record_params(r: &Record) -> Result<Vec<Sql>> {
+/// Meta and field parameters of a record, in `META (without tenant) + fields` column order, after
+/// `first` (the parameters that come before them). Text and ids are borrowed from the record.
+fn record_params<'a>(r: &'a Record, first: &[ToSqlOutput<'a>]) -> Result<Vec<ToSqlOutput<'a>>> {
     let m = &r.meta;
-    let blob = |id: RecordId| Sql::Blob(id.as_bytes().to_vec());
-    let mut p = vec![
-        blob(m.id),
-        blob(m.owner_id),
-        Sql::Integer(ts_to_int(m.created_at)),
-        blob(m.created_by),
-        Sql::Integer(ts_to_int(m.updated_at)),
-        blob(m.updated_by),
-        Sql::Integer(m.version),
-        m.deleted_at
-            .map_or(Sql::Null, |t| Sql::Integer(ts_to_int(t))),
-        encode_custom(&r.custom)?,
-    ];
     let schema = m.kind.schema();
+    let blob = |id: &'a RecordId| ToSqlOutput::Borrowed(ValueRef::Blob(id.as_bytes()));
+    let int = |i: i64| ToSqlOutput::Owned(Sql::Integer(i));
+    let mut p = Vec::with_capacity(first.len() + 9 + schema.fields.len() + 4);
+    p.extend_from_slice(first);
+    p.extend([
+        blob(&m.id),
+        blob(&m.owner_id),
+        int(ts_to_int(m.created_at)),
+        blob(&m.created_by),
+        int(ts_to_int(m.updated_at)),
+        blob(&m.updated_by),
+        int(m.version),
+        ToSqlOutput::Owned(
+            m.deleted_at
+                .map_or(Sql::Null, |t| Sql::Integer(ts_to_int(t))),
+        ),
+        ToSqlOutput::Owned(encode_custom(&r.custom)?),
+    ]);
     for name in r.fields.keys() {
         if schema.field(name).is_none() {
             return Err(CrmError::validation(
@@ -523,7 +529,7 @@ fn record_params(r: &Record) -> Result<Vec<Sql>> {
     }
     for f in &schema.fields {
         let v = r.fields.get(f.name).unwrap_or(&crm_core::Value::Null);
-        p.extend(encode_column(&f.ty, v, f.name)?);
+        encode_column_into(&f.ty, v, f.name, &mut p)?;
     }
     Ok(p)
 }
@@ -706,26 +712,29 @@ impl WriteTx for Tx<'_> {
             Some((_, n)) => *n += 1,
             None => self.inserted.push((kind.table(), 1)),
         }
-        let params = record_params(record)?;
-        let sql = compile::insert_sql(kind);
-        let mut all = Vec::with_capacity(params.len() + 1);
-        all.push(Sql::Text(record.meta.tenant.as_str().to_owned()));
-        all.extend(params);
-        let mut st = self.prepare_cached(sql).map_err(storage)?;
-        st.execute(params_from_iter(all.iter()))
+        let tenant = ToSqlOutput::Borrowed(ValueRef::Text(record.meta.tenant.as_str().as_bytes()));
+        let params = record_params(record, &[tenant])?;
+        let mut st = self
+            .prepare_cached(compile::insert_sql(kind))
+            .map_err(storage)?;
+        st.execute(params_from_iter(params.iter()))
             .map_err(|e| write_error(kind, e))?;
         Ok(())
     }
 
     fn update(&mut self, record: &Record, expected_version: i64) -> Result<()> {
         let kind = record.meta.kind;
-        let params = record_params(record)?;
+        let mut all = record_params(record, &[])?;
         let sql = compile::update_sql(kind);
-        // id is not rewritten: skip the first meta parameter.
-        let mut all: Vec<Sql> = params.into_iter().skip(1).collect();
-        all.push(Sql::Text(record.meta.tenant.as_str().to_owned()));
-        all.push(Sql::Blob(record.meta.id.as_bytes().to_vec()));
-        all.push(Sql::Integer(expected_version));
+        // id is not rewritten: drop the first meta parameter.
+        all.remove(0);
+        all.push(ToSqlOutput::Borrowed(ValueRef::Text(
+            record.meta.tenant.as_str().as_bytes(),
+        )));
+        all.push(ToSqlOutput::Borrowed(ValueRef::Blob(
+            record.meta.id.as_bytes(),
+        )));
+        all.push(ToSqlOutput::Owned(Sql::Integer(expected_version)));
         let n = {
             let mut st = self.prepare_cached(sql).map_err(storage)?;
             st.execute(params_from_iter(all.iter()))

@@ -52,6 +52,8 @@ pub(crate) struct Uow<'s> {
     pub(crate) written: Vec<(EntityKind, RecordId, String)>,
     /// Entity types whose changes are not audited (per-tenant audit settings).
     pub(crate) audit_off: Arc<HashSet<EntityKind>>,
+    /// Where each audit entry is serialised for its hash: one buffer for the unit of work.
+    hash_buf: Vec<u8>,
 }
 
 /// The in-memory state of a [`Uow`] at a savepoint.
@@ -71,6 +73,7 @@ impl<'s> Uow<'s> {
             config_changed: false,
             written: Vec::new(),
             audit_off: Arc::default(),
+            hash_buf: Vec::new(),
         }
     }
 
@@ -110,7 +113,7 @@ impl<'s> Uow<'s> {
             prev_hash,
             hash: String::new(),
         }
-        .seal();
+        .seal_with(&mut self.hash_buf);
         self.tx.append_audit(&entry)?;
         self.head = Some(Some((seq, entry.hash)));
         Ok(())
