@@ -321,3 +321,18 @@ def test_to_columns_of_any_rows_follows_to_dicts(admin: Session) -> None:
     assert all(isinstance(t, dt.datetime) and t.utcoffset() == dt.timedelta(0) for t in stamps)
     assert Rows([("a", 1)], columns=["k", "v"]).to_columns() == {"k": ["a"], "v": [1]}
     assert Rows([{"a": 1}, {"b": Decimal("2.50")}]).to_columns() == {"a": [1, None], "b": [None, Decimal("2.50")]}
+
+
+def test_building_rows_leaves_the_collector_as_it_was(admin: Session) -> None:
+    import gc
+
+    book(admin)
+    assert gc.isenabled()
+    assert len(admin.rfm()) > 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert len(admin.rfm()) > 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
