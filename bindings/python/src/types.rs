@@ -590,23 +590,32 @@ impl SegmentDiff {
 }
 
 /// One customer's RFM scores, named segment and lifecycle stage.
-#[pyclass(frozen, get_all, module = "crm_core._crm_core")]
+#[pyclass(frozen, module = "crm_core._crm_core")]
 pub(crate) struct RfmRow {
-    account_id: String,
+    // Kept as the id and written out when read: a result of a million rows makes no text for it.
+    account: crm_core::RecordId,
+    #[pyo3(get)]
     recency_days: i64,
+    #[pyo3(get)]
     frequency: i64,
+    #[pyo3(get)]
     monetary: Money,
+    #[pyo3(get)]
     r: u8,
+    #[pyo3(get)]
     f: u8,
+    #[pyo3(get)]
     m: u8,
+    #[pyo3(get)]
     segment: String,
+    #[pyo3(get)]
     lifecycle: &'static str,
 }
 
 impl From<&crm_core::RfmRow> for RfmRow {
     fn from(row: &crm_core::RfmRow) -> Self {
         RfmRow {
-            account_id: row.account_id.to_string(),
+            account: row.account_id,
             recency_days: row.recency_days,
             frequency: row.frequency,
             monetary: Money(row.monetary),
@@ -621,10 +630,15 @@ impl From<&crm_core::RfmRow> for RfmRow {
 
 #[pymethods]
 impl RfmRow {
+    #[getter]
+    fn account_id(&self) -> String {
+        self.account.to_string()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<RfmRow {} {}{}{} {}>",
-            self.account_id, self.r, self.f, self.m, self.segment
+            self.account, self.r, self.f, self.m, self.segment
         )
     }
 }
