@@ -14,74 +14,86 @@ import platform
 NOTES = r"""
 ## Notes on the run (written by hand)
 
-- The run above was made while another build was running on one of the two cores for part of the
-  time: absolute times are noisy, the ratios (measured side by side) less so. This session's changes
-  in it: SQL text built once per kind and written into one buffer; the screen pop and a contact's
-  phone lookup read in one snapshot; records decoded from borrowed column values; redaction without a
-  key per field; a covering index for a period of orders (the KPIs); wheel results that keep the
-  library's result for column conversions.
-- The hand-written screen-pop baseline now fetches what the library's screen pop fetches: contacts by
-  mobile too, and the lines of the customer's orders (what cross-sell leaves out). At 10⁵ the ratio
-  went from 6.1× to 3.0×, part of it from this stronger baseline, part from one snapshot per call.
+- Nothing else ran on the machine during the run. This session's changes in it: record scopes'
+  owner sets kept as temporary tables of each reader connection (`owner_id IN temp.crm_scope_N`
+  instead of one bound value per owner, which SQLite turned into a lookup table on every
+  execution); single-statement reads without `BEGIN`/`COMMIT` around them (`Store::read_once`);
+  profit streaming the order lines from the maintained `order_lines` table (migration 0007) into
+  its segment × product groups; cross-sell suggestions reading the co-purchase counts by product
+  position; phone validity checked on patterns compiled once (same answers as libphonenumber's
+  `is_valid`, tested against it for every calling code); record inserts binding borrowed values;
+  the audit diff and hash without per-entry allocations; wheel result rows built with the cyclic
+  garbage collector paused (it walked the new rows again and again as they grew).
+- The previous run's figures, for comparison: create 8.7×, lookup 5.3× / 4.1× / 2.6× (10⁴ / 10⁵
+  / 10⁶), screen pop 6.2× / 3.0×, profit 3.2× / 4.5× DuckDB (10⁴ / 10⁵).
 - The core bench's insert group starts from a 1 000-customer fixture at every size, so it says nothing
   about growth; the growth table's insert column comes from the growth bench (into N customers).
 - The "deep page" is the page at 80 % of the rep's slice (page 78 at 10⁴, 804 at 10⁵, 8 000 at 10⁶).
-- 10⁶ customers: the core groups (lookup, pages, growth) and the export are measured at 10⁶. The
-  10⁶-customer sales data set (10⁷ orders) is not built here: at ~7 000 orders/s through the facade it
-  takes ~25 minutes and, by the 10⁵ set's composition (audit log 1.9 GB, orders 0.6 GB, outbox
-  0.1 GB, indexes ~0.4 GB per 10⁶ orders), about 30 GB of disk, more than this machine had free
-  beside the build directories.
+- Single runs on a 2-core virtual machine: ratios near a target land on either side of it from run
+  to run. The run before this one (same code but the wheel's row change, same day): lookup 3.1× at
+  10⁴, screen pop 2.8× / 3.6× / 1.7× (10⁴ / 10⁵ / 10⁶), profit 0.67× / 1.01× / 0.85× DuckDB, Rust
+  RFM 0.42× at 10⁶, wheel RFM 0.55× / 0.52× (10⁵ / 10⁶, before the row change).
 
 ## Where targets are missed, why, and what would close them
 
-- **Batch create** (8.7× the raw time; target 2×). Each facade row updates about fifteen B-trees —
-  the account and its eight tenant-led indexes, the audit log and its three indexes, the outbox and
-  its pending index — against the baseline's four; at the baseline's ~1.2 µs per B-tree that alone
-  is ~3.7× its time before any rule runs. On top: the phone's validity check through libphonenumber
-  (~15 % of the call, most of it the crate's regex-cache lookups), the audit hash (~5 %), the WAL
-  checkpoints of a larger write (~8 %). What would close it: one audit entry and one outbox event per
-  *batch* (per-record diffs inside), fewer hot account indexes, a validity check on precompiled
-  per-region patterns.
-- **Python create** (1.10× SQLAlchemy, target 10×): the wheel inherits the Rust path (21 000 rows/s);
-  10× SQLAlchemy is ~190 000 rows/s, above what the Rust facade does today.
-- **Phone lookup** (5.3× raw at 10⁴, 4.1× at 10⁵, 2.6× at 10⁶; wheel 5.1× faster than SQLAlchemy,
-  target 10×). Building SQL text went from ~18 % of the call to ~5 %; SQLite's own work is now ~60 %:
-  the phone index then the WITHOUT ROWID primary key (text tenant + 16-byte id compared, against an
-  integer rowid in the baseline), ~35 columns read instead of two, and an ephemeral table built for
-  the 25-owner `IN` list of the rep's scope on every execution (writing it as `OR`s made the lookup
-  13 % faster but pages 25 % slower, so it stays). Phone parsing ~7 %. What would close more: a
-  projection of the columns the caller needs, and the scope's owner set bound once per connection
-  (a temporary table) instead of per statement.
-- **Screen pop** (6.2× at 10⁴, 3.0× at 10⁵): twelve permission-checked queries decoded into full
-  records (orders with their lines), the RFM segment and cross-sell. Same plan as the lookup.
-- **Profit by segment × product** (3.2× DuckDB at 10⁴, 4.5× at 10⁵): ~88 % of the time is the
-  store's `GROUP BY` over order lines kept as JSON in the order row. A maintained `order_lines` table
-  (kept by triggers, keyed by tenant and order instant, carrying the order columns record scopes
-  test) is under way on branch `profit-lines`, not in this run.
-- **RFM through the wheel at 10⁵** (0.56×, target 0.5×): the Rust call takes 0.24× DuckDB's time;
-  the rest is building 90 000 `RfmRow` objects. Wheel results now keep the library's result, so
-  `to_polars()` reads it column by column (0.71× DuckDB's answer into polars, 0.7 s → 0.18 s);
-  Arrow arrays handed over through the Arrow C data interface, or a columns-only call, would close it.
-- **Scoped page 1 at 10⁴** (2.06×, target ≤ 2×) sits at the border (1.9×–2.4× across runs); at 10⁵
-  and 10⁶ it measures 1.91× and 1.75×.
+- **Batch create** (6.9× the raw time; 7.4× the run before; target 2×). SQLite's own work — B-tree inserts, WAL
+  writes and checkpoints — is about 23 ms of CPU per 1 000 customers, some 7× the raw baseline's
+  whole cost, before any rule runs: each facade row writes about fifteen B-tree entries (the account
+  and its eight tenant-led indexes, the audit log and its indexes, the outbox and its pending index)
+  against the baseline's four, 373 pages per 1 000 rows against 55. Audit entries are 45 % of those
+  pages. The profile after this session's changes: ~33 % library code, ~49 % SQLite, ~18 % SQLite
+  I/O and checkpoints. Tried and dropped: partial indexes on the mostly empty territory and parent
+  columns (no gain: empty keys land on one cached page), a larger WAL checkpoint interval (no gain).
+  What would close more: a compact stored form of an audit entry (the empty old values and the two
+  hex hashes are ~35 % of it; a schema change), one serialisation of the changes for both the hash
+  and the row (a `WriteTx` change, ~2–3 %), ids without a system call each (~1.5 %). Reaching 2×
+  would take fewer entries per row than the rules require (audit and outbox per record).
+- **Python create** (1.2–1.3× SQLAlchemy, target 10×): the wheel inherits the Rust path (~21 000–
+  25 000 contacts/s, each with two phone numbers); 10× SQLAlchemy is ~190 000 rows/s, several times what
+  the Rust facade does.
+- **Phone lookup** (4.4× raw at 10⁴ — 3.1× the run before —, 3.0× at 10⁵, 2.3× at 10⁶; wheel
+  3.7–4.4× faster than SQLAlchemy, target 10×). The owner-set tables and single-statement reads
+  took the lookup from 19.5 to 12–14 µs. What remains
+  beside SQLite's index and primary-key seeks: phone parsing (~12 %), decoding ~35 columns into a
+  field map with owned names (~15 %), building and compiling the query (~13 %). What would close
+  more: reading only the columns a caller asks for, field maps keyed by the schema's static names.
+  The wheel's contact lookup searches two columns (phone and mobile), two statements.
+- **Screen pop** (2.0× at 10⁴, 3.4× at 10⁵, 2.5× at 10⁶, the size the target names; 1.7× there
+  the run before: at 10⁶ each call reads cold pages of a 15 GB file, and criterion gets few samples
+  after the first call builds the user's co-purchase snapshot over 10⁷ orders): twelve
+  permission-checked queries decoded into full records (orders with their lines), the RFM segment
+  and cross-sell, against twelve hand-written queries that decode nothing. The products the customer
+  already has come from all of their orders' lines (~23 % of the call).
+- **Profit at 10⁶** (1.06× DuckDB, wheel 1.02×; 0.85× the run before; met at 10⁴ and 10⁵, 0.56× and
+  0.87×): the lines of the quarter (~1.7 million at 10⁶) are one key range of `order_lines`,
+  streamed and added into their groups; the rest is RFM for every customer (to know each line's
+  segment) and decimal parsing of four values per line. Parsing the decimals once at write time
+  (scaled integers in `order_lines`) would take most of the per-line cost.
+- **RFM through the wheel at 10⁶** (0.54×; met at 10⁵, 0.43×; the Rust call 0.48× at 10⁶, 0.37×
+  at 10⁵): building a Python object per customer. The collector pause and ids written out only
+  when read took ~20 % off; `to_polars()` (0.64–0.80× DuckDB's answer into polars) reads the
+  result column by column. What would close it: the rows as Arrow arrays handed over through the
+  Arrow C data interface, or fewer Python objects per row.
 - **Growth** (target: lookups within ±25 %, insert within 30 %): from 10⁴ to 10⁶ the lookup grows
-  +38 % (the raw lookup +176 %) and insert rows/s fall 56 % (the raw inserts 56 % too): the 10⁶
-  fixture no longer fits the page cache. Pages are flat (+1 %, −5 %).
+  +83 % (the raw lookup +248 %) and insert rows/s fall 71 % (the raw inserts 52 %): the 10⁶ data
+  set no longer fits the page cache, and a facade row touches about four times the pages of a raw
+  row. Pages are flat (−9 %, −7 %).
 
 ## Supervision and segment reports
 
-No baseline for these: they are times of record at 10⁴ and 10⁵ customers (ten orders each). The
-KPIs read a quarter's orders (about 83 000 of the 10⁶ at 10⁵) from one range of the covering
-order-date index (migration 0006): 476 → 33 ms at 10⁵ and 25 → 3.2 ms at 10⁴ against the previous
-release.
+No baseline for these: they are times of record on the sales data sets (ten orders per customer).
+The KPIs read a quarter's orders from one range of the covering order-date index (migration 0006).
 
 ## Sales data set
 
 `CRM_BENCH_N` customers owned by 50 reps, 200 products with unit costs, orders over the last three
 years (10 % of customers with none, half with one to six, 30 % with five to twenty, 10 % heavy buyers
 with 25 to 65; ten per customer on average; one to three lines each), all created through the facade
-(validation, stats maintenance, audit, outbox) and kept under `target/bench-data`. 10⁵ customers /
-998 275 orders build in ~125–165 s (≈ 7 000 orders/s).
+(validation, stats maintenance, order lines, outbox) and kept under `target/bench-data`. The order
+history is loaded as an import would load it: with the order audit trail switched off (and on again
+after), since an audit entry holds the whole order and at 10⁷ orders the trail alone would take
+~20 GB; customers and products keep theirs. 10⁵ customers / 998 275 orders build in ~140 s; 10⁶ /
+9 996 474 orders in ~62 minutes (15 GB; while other work shared the machine).
 """
 
 here = os.path.dirname(os.path.abspath(__file__))
