@@ -220,7 +220,7 @@ struct Compiler<'q> {
     sql: String,
     params: Vec<Sql>,
     /// Owner sets the connection holds as tables (see `crate::scope`).
-    scopes: &'q ScopeNames,
+    scopes: &'q ScopeNames<'q>,
 }
 
 fn op_sql(op: Op) -> &'static str {
@@ -235,7 +235,7 @@ fn op_sql(op: Op) -> &'static str {
 }
 
 impl<'q> Compiler<'q> {
-    fn new(q: &'q Query, scopes: &'q ScopeNames) -> Compiler<'q> {
+    fn new(q: &'q Query, scopes: &'q ScopeNames<'q>) -> Compiler<'q> {
         Compiler {
             kind: q.kind,
             tenant: q.tenant.as_str(),

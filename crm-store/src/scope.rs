@@ -60,20 +60,17 @@ pub(crate) fn table_name(n: u32) -> String {
     format!("crm_scope_{n}")
 }
 
-/// The tables one statement may read its owner sets from.
+/// The tables one statement may read its owner sets from (the sets borrowed from its condition).
 #[derive(Default)]
-pub(crate) struct ScopeNames(Vec<(Vec<RecordId>, u32)>);
+pub(crate) struct ScopeNames<'c>(Vec<(&'c [RecordId], u32)>);
 
-impl ScopeNames {
+impl<'c> ScopeNames<'c> {
     /// The table holding exactly `owners`.
     pub(crate) fn get(&self, owners: &[RecordId]) -> Option<u32> {
-        self.0
-            .iter()
-            .find(|(o, _)| o.as_slice() == owners)
-            .map(|(_, n)| *n)
+        self.0.iter().find(|(o, _)| *o == owners).map(|(_, n)| *n)
     }
 
-    pub(crate) fn push(&mut self, owners: Vec<RecordId>, n: u32) {
+    pub(crate) fn push(&mut self, owners: &'c [RecordId], n: u32) {
         self.0.push((owners, n));
     }
 }
@@ -118,7 +115,8 @@ mod tests {
     #[test]
     fn names_are_found_by_the_exact_set() {
         let mut names = ScopeNames::default();
-        names.push(ids(5), 3);
+        let five = ids(5);
+        names.push(&five, 3);
         assert_eq!(names.get(&ids(5)), Some(3));
         assert_eq!(names.get(&ids(4)), None);
         assert_eq!(ScopeNames::default().get(&ids(5)), None);

@@ -319,7 +319,7 @@ impl Tx<'_> {
     /// The owner-set tables a statement over `cond` reads: on a pooled reader connection, each owner
     /// set of `cond` worth a table, made now (filled in this transaction) if the connection has
     /// none yet and holds fewer than [`scope::MAX_TABLES`]; none on other connections.
-    fn scope_names(&self, cond: &crm_core::Cond) -> Result<ScopeNames> {
+    fn scope_names<'c>(&self, cond: &'c crm_core::Cond) -> Result<ScopeNames<'c>> {
         let mut names = ScopeNames::default();
         let Handle::Pooled(Some(c), _) = &self.conn else {
             return Ok(names);
@@ -333,7 +333,7 @@ impl Tx<'_> {
                     .map(|(_, n)| *n)
             });
             if let Some(n) = known {
-                names.push(owners.to_vec(), n);
+                names.push(owners, n);
                 continue;
             }
             if c.scopes.borrow().len() + self.made.borrow().len() >= scope::MAX_TABLES {
@@ -364,7 +364,7 @@ impl Tx<'_> {
                 // Made outside a transaction: already committed.
                 c.scopes.borrow_mut().add(owners.to_vec(), n);
             }
-            names.push(owners.to_vec(), n);
+            names.push(owners, n);
         }
         Ok(names)
     }

@@ -6,25 +6,6 @@
 use crm_core::conformance;
 use crm_store::SqliteStore;
 
-fn temp_path(name: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!(
-        "crm-store-{name}-{}-{nanos}.db",
-        std::process::id()
-    ))
-}
-
-fn remove_db(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
-}
-
 #[test]
 fn conformance_in_memory() {
     let store = SqliteStore::open_in_memory().unwrap();
@@ -33,10 +14,10 @@ fn conformance_in_memory() {
 
 #[test]
 fn conformance_on_disk() {
-    let path = temp_path("conformance");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("conformance.db");
     {
         let store = SqliteStore::open(&path).unwrap();
         conformance::run_all(&store);
     }
-    remove_db(&path);
 }

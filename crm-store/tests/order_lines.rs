@@ -5,8 +5,6 @@
 // Test code: helpers outside #[test] functions may unwrap and panic too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-
 use crm_core::analytics::LineGroup;
 use crm_core::chrono::{DateTime, Duration, Utc};
 use crm_core::conformance::{dec, new_id, record, t0, tenant};
@@ -16,25 +14,6 @@ use crm_core::{
 };
 use crm_store::SqliteStore;
 use rusqlite::types::Value as Sql;
-
-fn temp_path(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!(
-        "crm-store-{name}-{}-{nanos}.db",
-        std::process::id()
-    ))
-}
-
-fn remove_db(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
-}
 
 /// A seeded xorshift generator: the same operations on every run.
 struct Rng(u64);
@@ -516,7 +495,8 @@ fn check(store: &SqliteStore, conn: &rusqlite::Connection, c: &Cast, step: usize
 
 #[test]
 fn order_lines_follow_every_write_and_answer_the_aggregate_as_the_json_did() {
-    let path = temp_path("order-lines");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("order-lines.db");
     let store = SqliteStore::open(&path).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     let c = Cast::new("lines");
@@ -605,7 +585,6 @@ fn order_lines_follow_every_write_and_answer_the_aggregate_as_the_json_did() {
     assert!(period.iter().any(|g| g.lines > 1), "no group of like lines");
     drop(conn);
     drop(store);
-    remove_db(&path);
 }
 
 /// A store after a bulk load (statistics refreshed), with orders over half a year.
@@ -658,7 +637,8 @@ fn the_period_aggregate_is_one_key_range_of_order_lines() {
 #[test]
 fn migration_7_fills_order_lines_from_the_stored_orders() {
     // Orders written by this library, in a database of the current schema.
-    let src = temp_path("lines-src");
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("lines-src.db");
     let c = Cast::new("migrate");
     let mut rng = Rng(99);
     {
@@ -674,7 +654,8 @@ fn migration_7_fills_order_lines_from_the_stored_orders() {
         tx.commit().unwrap();
     }
     // The same orders in a database as version 6 left it, plus one whose lines are not JSON.
-    let path = temp_path("lines-v6");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("lines-v6.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         for sql in [
@@ -700,7 +681,6 @@ fn migration_7_fills_order_lines_from_the_stored_orders() {
         )
         .unwrap();
     }
-    remove_db(&src);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), 7);
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -747,5 +727,4 @@ fn migration_7_fills_order_lines_from_the_stored_orders() {
     }
     drop(conn);
     drop(store);
-    remove_db(&path);
 }

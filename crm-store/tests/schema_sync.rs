@@ -53,20 +53,10 @@ fn print_ddl() {
     }
 }
 
-fn temp_path(name: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!(
-        "crm-store-{name}-{}-{nanos}.db",
-        std::process::id()
-    ))
-}
-
 #[test]
 fn every_schema_field_has_its_columns() {
-    let path = temp_path("schema");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("schema.db");
     let store = SqliteStore::open(&path).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     for k in EntityKind::ALL {
@@ -131,7 +121,8 @@ fn every_schema_field_has_its_columns() {
 /// declared types. Its own line columns are no order column.
 #[test]
 fn order_lines_repeat_order_columns_with_their_types() {
-    let path = temp_path("order-lines-schema");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("order-lines-schema.db");
     let store = SqliteStore::open(&path).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     let columns = |table: &str| -> HashMap<String, String> {

@@ -3,30 +3,9 @@
 // Test code: helpers outside #[test] functions may unwrap and panic too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-
 use crm_core::conformance::{money, new_id, record, tenant};
 use crm_core::{Column, Cond, EntityKind, ErrorKind, FieldType, Keyset, Op, Query, Store, Value};
 use crm_store::SqliteStore;
-
-fn temp_path(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!(
-        "crm-store-{name}-{}-{nanos}.db",
-        std::process::id()
-    ))
-}
-
-fn remove_db(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
-}
 
 fn builtin(kind: EntityKind, name: &str) -> Column {
     let f = kind.schema().field(name).unwrap();
@@ -365,7 +344,8 @@ fn decimals_beyond_four_places_are_refused() {
 
 #[test]
 fn fresh_database_reaches_latest_version_and_reopening_applies_nothing() {
-    let path = temp_path("migrate");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("migrate.db");
     {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(
@@ -403,12 +383,12 @@ fn fresh_database_reaches_latest_version_and_reopening_applies_nothing() {
     assert_eq!(mode, "wal");
     drop(conn);
     drop(store);
-    remove_db(&path);
 }
 
 #[test]
 fn newer_schema_is_refused_and_the_file_is_untouched() {
-    let path = temp_path("newer");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("newer.db");
     drop(SqliteStore::open(&path).unwrap());
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -423,12 +403,12 @@ fn newer_schema_is_refused_and_the_file_is_untouched() {
     assert_eq!(e.kind, ErrorKind::Storage);
     assert_eq!(e.rule.as_deref(), Some("newer_schema"));
     assert_eq!(std::fs::read(&path).unwrap(), before, "file bytes changed");
-    remove_db(&path);
 }
 
 #[test]
 fn readers_see_a_snapshot_while_a_writer_works() {
-    let path = temp_path("snapshot");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("snapshot.db");
     let store = SqliteStore::open(&path).unwrap();
     let t = tenant("snap");
     let q = Query::all(EntityKind::Team, t.clone());
@@ -453,12 +433,12 @@ fn readers_see_a_snapshot_while_a_writer_works() {
     }
     drop(readers);
     drop(store);
-    remove_db(&path);
 }
 
 #[test]
 fn writers_from_many_threads_are_serialised() {
-    let path = temp_path("threads");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("threads.db");
     let store = SqliteStore::open(&path).unwrap();
     let t = tenant("threads");
     std::thread::scope(|s| {
@@ -485,12 +465,12 @@ fn writers_from_many_threads_are_serialised() {
     let q = Query::all(EntityKind::Team, t);
     assert_eq!(store.read().unwrap().count(&q).unwrap(), 100);
     drop(store);
-    remove_db(&path);
 }
 
 #[test]
 fn a_write_waiting_on_an_open_transaction_fails_busy_instead_of_hanging() {
-    let path = temp_path("busy");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("busy.db");
     let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
     let held = store.write().unwrap();
     let other = std::sync::Arc::clone(&store);
@@ -504,12 +484,12 @@ fn a_write_waiting_on_an_open_transaction_fails_busy_instead_of_hanging() {
     // Once the transaction ends, writes go through again.
     store.write().unwrap().commit().unwrap();
     drop(store);
-    remove_db(&path);
 }
 
 #[test]
 fn the_audit_log_moves_to_a_rowid_table_with_its_entries_and_key() {
-    let path = temp_path("audit-rowid");
+    let path_dir = tempfile::tempdir().unwrap();
+    let path = path_dir.path().join("audit-rowid.db");
     // A database as version 2 left it, with two audit entries.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -566,5 +546,4 @@ fn the_audit_log_moves_to_a_rowid_table_with_its_entries_and_key() {
     assert_plan(&plan, "sqlite_autoindex_audit_log_1");
     drop(conn);
     drop(store);
-    remove_db(&path);
 }
