@@ -18,20 +18,19 @@ use crm_core::{
 fn analytics(c: &mut Criterion) {
     let n = size();
     let s = sales(n);
-    let crm = &s.f.crm;
     let admin = &s.f.admin;
     eprintln!("sales data: {n} customers, {} orders", s.orders);
 
     let mut g = c.benchmark_group(format!("rfm_{n}"));
     g.sample_size(10);
     g.bench_function("crm_rfm_all_customers", |b| {
-        b.iter(|| black_box(crm.rfm(admin, &RfmOptions::default()).unwrap().len()))
+        b.iter(|| black_box(admin.analytics().rfm(&RfmOptions::default()).unwrap().len()))
     });
     g.finish();
 
     let mut g = c.benchmark_group(format!("profit_{n}"));
     g.sample_size(10);
-    let now = crm.now();
+    let now = admin.now();
     let opts = ProfitOptions {
         from: now - Duration::days(91),
         to: now,
@@ -40,7 +39,7 @@ fn analytics(c: &mut Criterion) {
         rfm: RfmOptions::default(),
     };
     g.bench_function("crm_profit_rfm_x_product_3_months", |b| {
-        b.iter(|| black_box(crm.profit(admin, &opts).unwrap().len()))
+        b.iter(|| black_box(admin.analytics().profit(&opts).unwrap().len()))
     });
     g.finish();
 
@@ -54,7 +53,7 @@ fn analytics(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7919) % mine.len();
             let national = &mine[i].1[3..];
-            black_box(crm.screen_pop(rep, national, None).unwrap())
+            black_box(rep.analytics().screen_pop(national, None).unwrap())
         })
     });
     let raw = rusqlite::Connection::open(&s.path).unwrap();
@@ -72,22 +71,23 @@ fn analytics(c: &mut Criterion) {
 fn reports(c: &mut Criterion) {
     let n = size();
     let s = sales(n);
-    let crm = &s.f.crm;
     let admin = &s.f.admin;
-    let now = crm.now();
+    let now = admin.now();
     let mut g = c.benchmark_group(format!("reports_{n}"));
     g.sample_size(10);
     let from = now - Duration::days(91);
     g.bench_function("crm_kpis_per_user_3_months", |b| {
-        b.iter(|| black_box(crm.kpis(admin, from, now, None).unwrap().len()))
+        b.iter(|| black_box(admin.analytics().kpis(from, now, None).unwrap().len()))
     });
     g.bench_function("crm_kpis_per_team_3_months", |b| {
-        b.iter(|| black_box(crm.team_kpis(admin, from, now, None).unwrap().len()))
+        b.iter(|| black_box(admin.analytics().team_kpis(from, now, None).unwrap().len()))
     });
     g.bench_function("crm_customer_values_all", |b| {
         b.iter(|| {
             black_box(
-                crm.customer_values(admin, &Default::default())
+                admin
+                    .analytics()
+                    .customer_values(&Default::default())
                     .unwrap()
                     .len(),
             )
@@ -95,9 +95,9 @@ fn reports(c: &mut Criterion) {
     });
     // One dynamic segment, made once per data set.
     let name = "Recent Italian buyers";
-    let existing = crm
+    let existing = admin
+        .records()
         .list(
-            admin,
             EntityKind::Segment,
             &ListRequest {
                 filter: Some(Filter::eq("name", name)),
@@ -108,8 +108,7 @@ fn reports(c: &mut Criterion) {
     let seg = match existing.items.first() {
         Some(r) => r.meta.id,
         None => {
-            crm.create(
-                admin,
+            admin.records().create(
                 EntityKind::Segment,
                 fields! { "name" => name, "entity" => "account", "definition" => r#"country = "IT" and days_since_last_order < 30"# },
             )
@@ -119,10 +118,10 @@ fn reports(c: &mut Criterion) {
         }
     };
     g.bench_function("crm_segment_count", |b| {
-        b.iter(|| black_box(crm.segment_count(admin, seg).unwrap()))
+        b.iter(|| black_box(admin.segments().count(seg).unwrap()))
     });
     g.bench_function("crm_segment_refresh", |b| {
-        b.iter(|| black_box(crm.refresh_segment(admin, seg).unwrap().member_count))
+        b.iter(|| black_box(admin.segments().refresh(seg).unwrap().member_count))
     });
     g.finish();
 }

@@ -22,7 +22,12 @@ fn insert(c: &mut Criterion) {
                 next += 1_000;
                 rows(&f.reps, &customers(next, 1_000, REPS))
             },
-            |r| f.crm.create_many(&f.admin, EntityKind::Account, r).unwrap(),
+            |r| {
+                f.admin
+                    .records()
+                    .create_many(EntityKind::Account, r)
+                    .unwrap()
+            },
             BatchSize::PerIteration,
         )
     });
@@ -60,8 +65,8 @@ fn lookups_and_pages(c: &mut Criterion) {
             let p = &cs[visible[i]].phone;
             let national = p[3..].to_string();
             black_box(
-                f.crm
-                    .find_by_phone(rep, EntityKind::Account, &national)
+                rep.records()
+                    .find_by_phone(EntityKind::Account, &national)
                     .unwrap(),
             )
         })
@@ -83,7 +88,7 @@ fn lookups_and_pages(c: &mut Criterion) {
     let mut cursor = None;
     let mut req = ListRequest::default().limit(50);
     for _ in 0..deep_page {
-        let p = f.crm.list(rep, EntityKind::Account, &req).unwrap();
+        let p = rep.records().list(EntityKind::Account, &req).unwrap();
         cursor = p.next.clone();
         req.after = p.next;
     }
@@ -99,8 +104,8 @@ fn lookups_and_pages(c: &mut Criterion) {
     g.bench_function("crm_page_1", |b| {
         b.iter(|| {
             black_box(
-                f.crm
-                    .list(rep, EntityKind::Account, &ListRequest::default().limit(50))
+                rep.records()
+                    .list(EntityKind::Account, &ListRequest::default().limit(50))
                     .unwrap(),
             )
         })
@@ -108,9 +113,8 @@ fn lookups_and_pages(c: &mut Criterion) {
     g.bench_function(format!("crm_page_{deep_page}"), |b| {
         b.iter(|| {
             black_box(
-                f.crm
+                rep.records()
                     .list(
-                        rep,
                         EntityKind::Account,
                         &ListRequest::default().limit(50).after(cursor.clone()),
                     )
@@ -152,34 +156,25 @@ fn decision(c: &mut Criterion) {
     let cache_principal = {
         // The principal as the facade builds it, from the stored users and roles.
         let users = f
-            .crm
-            .list(
-                &f.admin,
-                EntityKind::User,
-                &ListRequest::default().limit(1000),
-            )
+            .admin
+            .records()
+            .list(EntityKind::User, &ListRequest::default().limit(1000))
             .unwrap()
             .items;
         let roles = f
-            .crm
-            .list(
-                &f.admin,
-                EntityKind::Role,
-                &ListRequest::default().limit(1000),
-            )
+            .admin
+            .records()
+            .list(EntityKind::Role, &ListRequest::default().limit(1000))
             .unwrap()
             .items;
         access::OrgSnapshot::build(&users, &roles)
-            .principal(f.reps[0].user_id)
+            .principal(f.reps[0].user_id())
             .unwrap()
     };
     let records = f
-        .crm
-        .list(
-            &f.admin,
-            EntityKind::Account,
-            &ListRequest::default().limit(200),
-        )
+        .admin
+        .records()
+        .list(EntityKind::Account, &ListRequest::default().limit(200))
         .unwrap()
         .items;
     let mut g = c.benchmark_group("permission_decision");
@@ -216,7 +211,7 @@ fn decision(c: &mut Criterion) {
         let owner = f
             .reps
             .iter()
-            .position(|c| c.user_id == r.meta.owner_id)
+            .position(|c| c.user_id() == r.meta.owner_id)
             .unwrap_or(0);
         ents.push(serde_json::json!({"uid": {"type": "Account", "id": format!("a{k}")}, "attrs": {"owner": {"__entity": {"type": "User", "id": format!("rep{owner}")}}}, "parents": []}));
     }
@@ -275,15 +270,16 @@ fn audited_update(c: &mut Criterion) {
     let mut g = c.benchmark_group("update_one_field");
     for (name, audited) in [("audit_on", true), ("audit_off", false)] {
         let setting = f
-            .crm
-            .list(&f.admin, EntityKind::AuditSetting, &ListRequest::default())
+            .admin
+            .records()
+            .list(EntityKind::AuditSetting, &ListRequest::default())
             .unwrap()
             .items;
         match (setting.first(), audited) {
             (Some(s), _) => {
-                f.crm
+                f.admin
+                    .records()
                     .update(
-                        &f.admin,
                         EntityKind::AuditSetting,
                         s.meta.id,
                         s.meta.version,
@@ -292,9 +288,9 @@ fn audited_update(c: &mut Criterion) {
                     .unwrap();
             }
             (None, false) => {
-                f.crm
+                f.admin
+                    .records()
                     .create(
-                        &f.admin,
                         EntityKind::AuditSetting,
                         fields! { "entity" => "account", "enabled" => false },
                     )
@@ -303,12 +299,9 @@ fn audited_update(c: &mut Criterion) {
             (None, true) => {}
         }
         let acc = f
-            .crm
-            .list(
-                &f.admin,
-                EntityKind::Account,
-                &ListRequest::default().limit(1),
-            )
+            .admin
+            .records()
+            .list(EntityKind::Account, &ListRequest::default().limit(1))
             .unwrap()
             .items
             .remove(0);
@@ -318,9 +311,9 @@ fn audited_update(c: &mut Criterion) {
             b.iter(|| {
                 i += 1;
                 let r = f
-                    .crm
+                    .admin
+                    .records()
                     .update(
-                        &f.admin,
                         EntityKind::Account,
                         acc.meta.id,
                         version,

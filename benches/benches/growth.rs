@@ -51,7 +51,12 @@ fn insert_at_size(c: &mut Criterion) {
                 next += 1_000;
                 rows(&f.reps, &customers(next, 1_000, REPS))
             },
-            |r| f.crm.create_many(&f.admin, EntityKind::Account, r).unwrap(),
+            |r| {
+                f.admin
+                    .records()
+                    .create_many(EntityKind::Account, r)
+                    .unwrap()
+            },
             BatchSize::PerIteration,
         )
     });

@@ -4,11 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // benchmark support: failures should be loud
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crm_core::{
     fields, Action, Context, Crm, EntityKind, FieldAccess, NewRecord, ObjectRule, Origin, Policy,
-    RecordId, Scope, TenantId, Value,
+    RecordId, Scope, Session, TenantId, Value,
 };
 use crm_store::SqliteStore;
 
@@ -59,11 +58,13 @@ pub fn scratch(name: &str) -> PathBuf {
     p
 }
 
+/// A CRM and a session for each of its users, opened once (the benches act through these, so no
+/// measured call pays for opening a session).
 pub struct Fixture {
     pub crm: Crm,
-    pub admin: Context,
+    pub admin: Session,
     /// 50 reps in 2 teams of 25; their role reads own + team, writes own, and has `vat_number` hidden.
-    pub reps: Vec<Context>,
+    pub reps: Vec<Session>,
     pub n: usize,
 }
 
@@ -76,10 +77,11 @@ pub fn fixture(n: usize) -> Fixture {
 
 /// [`fixture`] in the database file at `path`.
 pub fn fixture_at(path: &std::path::Path, n: usize) -> Fixture {
-    let crm = Crm::new(Arc::new(SqliteStore::open(path).unwrap()));
+    let crm = Crm::new(SqliteStore::open(path).unwrap());
     let admin = crm
         .bootstrap(&TenantId::new("bench").unwrap(), "admin", Origin::default())
         .unwrap();
+    let admin = crm.session(&admin).unwrap();
     let crud = [
         Action::Create,
         Action::Read,
@@ -110,9 +112,9 @@ pub fn fixture_at(path: &std::path::Path, n: usize) -> Fixture {
         EntityKind::Product,
         ObjectRule::new(&[Action::Read], &[Scope::All], &[]),
     );
-    let role = crm
+    let role = admin
+        .records()
         .create(
-            &admin,
             EntityKind::Role,
             fields! { "name" => "rep", "policy" => Value::Json(policy.to_json()) },
         )
@@ -121,33 +123,33 @@ pub fn fixture_at(path: &std::path::Path, n: usize) -> Fixture {
         .id;
     let teams: Vec<RecordId> = (0..2)
         .map(|t| {
-            crm.create(
-                &admin,
-                EntityKind::Team,
-                fields! { "name" => format!("team{t}") },
-            )
-            .unwrap()
-            .meta
-            .id
+            admin
+                .records()
+                .create(EntityKind::Team, fields! { "name" => format!("team{t}") })
+                .unwrap()
+                .meta
+                .id
         })
         .collect();
-    let reps: Vec<Context> = (0..REPS)
+    let reps: Vec<Session> = (0..REPS)
         .map(|i| {
-            let u = crm
-                .create(&admin, EntityKind::User, fields! { "username" => format!("rep{i}"), "role_id" => role, "team_ids" => Value::List(vec![teams[i % 2].to_string()]) })
+            let u = admin
+                .records()
+                .create(EntityKind::User, fields! { "username" => format!("rep{i}"), "role_id" => role, "team_ids" => Value::List(vec![teams[i % 2].to_string()]) })
                 .unwrap();
-            admin.as_user(u.meta.id)
+            crm.session(&admin.context().as_user(u.meta.id)).unwrap()
         })
         .collect();
     let mut done = 0;
     while done < n {
         let batch = (n - done).min(20_000);
-        crm.create_many(
-            &admin,
-            EntityKind::Account,
-            rows(&reps, &customers(done, batch, REPS)),
-        )
-        .unwrap();
+        admin
+            .records()
+            .create_many(
+                EntityKind::Account,
+                rows(&reps, &customers(done, batch, REPS)),
+            )
+            .unwrap();
         done += batch;
     }
     Fixture {
@@ -159,11 +161,11 @@ pub fn fixture_at(path: &std::path::Path, n: usize) -> Fixture {
 }
 
 /// Facade rows for customers.
-pub fn rows(reps: &[Context], cs: &[Customer]) -> Vec<NewRecord> {
+pub fn rows(reps: &[Session], cs: &[Customer]) -> Vec<NewRecord> {
     cs.iter()
         .map(|c| NewRecord {
             fields: fields! { "name" => c.name.as_str(), "email" => c.email.as_str(), "phone" => c.phone.as_str(), "country" => c.country, "roles" => Value::List(vec!["customer".into()]) },
-            owner_id: Some(reps[c.owner].user_id),
+            owner_id: Some(reps[c.owner].user_id()),
         })
         .collect()
 }
@@ -234,18 +236,14 @@ pub fn sales(n: usize) -> Sales {
     if !(path.exists() && ids.exists()) {
         build_sales(n, &path, &ids);
     }
-    let crm = Crm::new(Arc::new(SqliteStore::open(&path).unwrap()));
+    let crm = Crm::new(SqliteStore::open(&path).unwrap());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&ids).unwrap()).unwrap();
-    let tenant = TenantId::new("bench").unwrap();
-    let user =
-        |s: &serde_json::Value| Context::new(tenant.clone(), s.as_str().unwrap().parse().unwrap());
-    let admin = user(&v["admin"]);
-    let reps: Vec<Context> = v["reps"].as_array().unwrap().iter().map(user).collect();
+    let (admin, reps) = sessions(&crm, &v);
     let raw = rusqlite::Connection::open(&path).unwrap();
     let owners: std::collections::HashMap<RecordId, usize> = reps
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.user_id, i))
+        .map(|(i, r)| (r.user_id(), i))
         .collect();
     let mut st = raw
         .prepare(
@@ -312,8 +310,9 @@ fn build_sales(n: usize, path: &std::path::Path, ids: &std::path::Path) {
         })
         .collect();
     let products: Vec<(RecordId, crm_core::Decimal)> = f
-        .crm
-        .create_many(&f.admin, EntityKind::Product, products)
+        .admin
+        .records()
+        .create_many(EntityKind::Product, products)
         .unwrap()
         .into_iter()
         .map(|p| (p.meta.id, p.get("list_price").as_money().unwrap().amount))
@@ -322,7 +321,7 @@ fn build_sales(n: usize, path: &std::path::Path, ids: &std::path::Path) {
     let mut accounts = Vec::with_capacity(n);
     let mut req = crm_core::ListRequest::default().limit(1000);
     loop {
-        let page = f.crm.list(&f.admin, EntityKind::Account, &req).unwrap();
+        let page = f.admin.records().list(EntityKind::Account, &req).unwrap();
         accounts.extend(page.items.iter().map(|a| (a.meta.id, a.meta.owner_id)));
         match page.next {
             Some(c) => req.after = Some(c),
@@ -334,14 +333,14 @@ fn build_sales(n: usize, path: &std::path::Path, ids: &std::path::Path) {
     // ~20 GB); the setting is switched back on once the history is in, so later order writes are
     // audited. Customers and products keep their audit entries.
     let audit = f
-        .crm
+        .admin
+        .records()
         .create(
-            &f.admin,
             EntityKind::AuditSetting,
             fields! { "entity" => "order", "enabled" => false },
         )
         .unwrap();
-    let now = f.crm.now();
+    let now = f.admin.now();
     let mut batch = Vec::new();
     let mut total = 0u64;
     for (i, (account, owner)) in accounts.iter().enumerate() {
@@ -375,14 +374,15 @@ fn build_sales(n: usize, path: &std::path::Path, ids: &std::path::Path) {
         }
         if batch.len() >= 5_000 || i + 1 == accounts.len() {
             total += batch.len() as u64;
-            f.crm
-                .create_many(&f.admin, EntityKind::Order, std::mem::take(&mut batch))
+            f.admin
+                .records()
+                .create_many(EntityKind::Order, std::mem::take(&mut batch))
                 .unwrap();
         }
     }
-    f.crm
+    f.admin
+        .records()
         .update(
-            &f.admin,
             EntityKind::AuditSetting,
             audit.meta.id,
             audit.meta.version,
@@ -463,8 +463,8 @@ pub fn customers_db_path(n: usize) -> PathBuf {
 /// its administrator and reps to `ids`.
 fn keep_built(f: Fixture, tmp: &std::path::Path, path: &std::path::Path, ids: &std::path::Path) {
     let v = serde_json::json!({
-        "admin": f.admin.user_id.to_string(),
-        "reps": f.reps.iter().map(|r| r.user_id.to_string()).collect::<Vec<_>>(),
+        "admin": f.admin.user_id().to_string(),
+        "reps": f.reps.iter().map(|r| r.user_id().to_string()).collect::<Vec<_>>(),
     });
     drop(f);
     for s in ["", "-wal", "-shm"] {
@@ -502,17 +502,30 @@ pub fn customers_db(n: usize) -> PathBuf {
 /// Opens a data set written by [`customers_db`] (or a copy of one at `path`, whose ids file is
 /// read from `ids`): the CRM, the administrator and the 50 reps.
 pub fn open_customers(path: &std::path::Path, ids: &std::path::Path, n: usize) -> Fixture {
-    let crm = Crm::new(Arc::new(SqliteStore::open(path).unwrap()));
+    let crm = Crm::new(SqliteStore::open(path).unwrap());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(ids).unwrap()).unwrap();
-    let tenant = TenantId::new("bench").unwrap();
-    let user =
-        |s: &serde_json::Value| Context::new(tenant.clone(), s.as_str().unwrap().parse().unwrap());
+    let (admin, reps) = sessions(&crm, &v);
     Fixture {
         crm,
-        admin: user(&v["admin"]),
-        reps: v["reps"].as_array().unwrap().iter().map(user).collect(),
+        admin,
+        reps,
         n,
     }
+}
+
+/// The sessions of the administrator and the reps named in a data set's ids file.
+fn sessions(crm: &Crm, ids: &serde_json::Value) -> (Session, Vec<Session>) {
+    let tenant = TenantId::new("bench").unwrap();
+    let user = |s: &serde_json::Value| {
+        crm.session(&Context::new(
+            tenant.clone(),
+            s.as_str().unwrap().parse().unwrap(),
+        ))
+        .unwrap()
+    };
+    let admin = user(&ids["admin"]);
+    let reps = ids["reps"].as_array().unwrap().iter().map(user).collect();
+    (admin, reps)
 }
 
 /// Peak and current resident set size of this process in KiB (`VmHWM`, `VmRSS` of

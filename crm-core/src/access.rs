@@ -123,6 +123,20 @@ pub enum FieldAccess {
     Hidden,
     /// The field is shown but may not be set.
     ReadOnly,
+    /// The field is shown and may be set: the grant of an allow-list policy (see [`FieldMode`]);
+    /// in an open policy the same as no rule.
+    Visible,
+}
+
+/// How a role's field rules read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldMode {
+    /// Every field is visible and writable unless a rule hides it or makes it read-only.
+    Open,
+    /// Only the fields a rule grants (`visible` or `read_only`) are shown; every other field —
+    /// a custom field defined later included — is hidden until granted.
+    AllowList,
 }
 
 /// The access configuration of a role, stored as the role's `policy` field.
@@ -131,9 +145,15 @@ pub struct Policy {
     /// Rules per entity type name (`account`); `*` applies to types not listed.
     #[serde(default)]
     pub objects: BTreeMap<String, ObjectRule>,
-    /// Field rules keyed `entity.field` (`account.vat_number`, `contact.custom.score`).
+    /// Field rules keyed `entity.field` (`account.vat_number`); a custom field's rule is keyed by
+    /// its stable key (`contact.custom.score`: the name it was created with), so it follows the
+    /// field through renames.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldAccess>,
+    /// How `fields` reads: open (the default for internal users) or an allow-list (the default for
+    /// external users, whose role leaves it unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_mode: Option<FieldMode>,
     /// Named capabilities beyond CRUD (`approve_quotes`).
     #[serde(default)]
     pub capabilities: BTreeSet<String>,
@@ -168,6 +188,12 @@ impl Policy {
     pub fn field(mut self, kind: EntityKind, field: &str, access: FieldAccess) -> Self {
         self.fields
             .insert(format!("{}.{field}", kind.name()), access);
+        self
+    }
+
+    /// Sets how the field rules read (see [`FieldMode`]).
+    pub fn field_mode(mut self, mode: FieldMode) -> Self {
+        self.field_mode = Some(mode);
         self
     }
 
@@ -478,8 +504,10 @@ pub fn record_cond(p: &Principal, action: Action, kind: EntityKind, now: DateTim
     owners.sort_unstable();
     owners.dedup();
     cond = Cond::OwnerIn(owners).or(cond);
-    if kind == EntityKind::User {
-        // Everyone may read their own user record.
+    if kind == EntityKind::User && action != Action::Delete {
+        // Everyone reaches their own user record (the role's object permission still decides what
+        // they may do with it; the fields that grant rights are configuration, and nobody deletes
+        // themselves through a scope).
         cond = cond.or(Cond::In(
             crate::query::Column::Meta(crate::query::MetaColumn::Id),
             vec![crate::value::Value::Ref(p.user_id)],
@@ -514,10 +542,10 @@ pub fn explain_record(
             format!("{}; the record is owned by the user", object.reason),
         );
     }
-    if kind == EntityKind::User && record.meta.id == p.user_id && !action.is_write() {
+    if kind == EntityKind::User && record.meta.id == p.user_id && action != Action::Delete {
         return Decision::allow(
             "record_scope",
-            "users may read their own user record".to_owned(),
+            format!("{}; users reach their own user record", object.reason),
         );
     }
     let scopes = scopes(p, action, kind);
@@ -588,13 +616,164 @@ fn scope_covers(
     }
 }
 
-/// Field rule of `p` for `field` of `kind`.
+/// Field rule of `p` for `field` of `kind`: the role's rule, or `Hidden` for a derived field whose
+/// sources `p` may not wholly see (see [`derived_sources`]).
 pub fn field_access(p: &Principal, kind: EntityKind, field: &str) -> Option<FieldAccess> {
-    p.policy.field_access(kind, field)
+    if let Some(sources) = derived_sources(kind, field) {
+        if !sources.iter().all(|(k, fs)| sees_all(p, *k, fs)) {
+            return Some(FieldAccess::Hidden);
+        }
+    }
+    role_field_access(p, kind, field)
 }
 
-/// Removes the fields hidden from `p` (built-in and custom, custom named `custom.<name>`).
+/// The rule `p`'s role sets for `field` of `kind` (its field mode included), leaving aside the rule
+/// for derived fields.
+pub fn role_field_access(p: &Principal, kind: EntityKind, field: &str) -> Option<FieldAccess> {
+    match p.policy.field_access(kind, field) {
+        Some(FieldAccess::Visible) => None,
+        Some(a) => Some(a),
+        None if allow_list(p) => Some(FieldAccess::Hidden),
+        None => None,
+    }
+}
+
+/// Whether `p`'s field rules are an allow-list: their role says so, or they are external and their
+/// role does not say otherwise.
+pub fn allow_list(p: &Principal) -> bool {
+    match p.policy.field_mode {
+        Some(m) => m == FieldMode::AllowList,
+        None => p.external,
+    }
+}
+
+/// Account fields maintained from the account's orders, opportunities and cases, with the source
+/// fields each group is computed from.
+const DERIVED: &[(&[&str], EntityKind, &[&str])] = &[
+    (
+        &[
+            "order_count",
+            "lifetime_value",
+            "average_order_value",
+            "first_order_at",
+            "last_order_at",
+            "other_currency_orders",
+        ],
+        EntityKind::Order,
+        &["account_id", "total", "ordered_at", "status"],
+    ),
+    (
+        &["open_opportunities", "open_opportunity_value"],
+        EntityKind::Opportunity,
+        &["account_id", "amount", "closed_at"],
+    ),
+    (&["open_cases"], EntityKind::Case, &["account_id", "status"]),
+];
+
+/// The kinds a segment's materialised members can be records of.
+const SEGMENT_KINDS: &[EntityKind] = &[EntityKind::Account, EntityKind::Contact, EntityKind::Lead];
+
+/// The records and fields a derived field is computed from, if it is one: the maintained totals
+/// of an account (from its orders, opportunities and cases) and a segment's stored members (from
+/// every record of its kind). A derived value shows to a reader only if they may read every source
+/// record and none of the source fields is hidden from them — a total over records they cannot
+/// see, or a member list evaluated with rights they lack, would tell them what those records hold.
+pub fn derived_sources(
+    kind: EntityKind,
+    field: &str,
+) -> Option<Vec<(EntityKind, &'static [&'static str])>> {
+    match kind {
+        EntityKind::Account => DERIVED
+            .iter()
+            .find(|(fs, _, _)| fs.contains(&field))
+            .map(|(_, k, src)| vec![(*k, *src)]),
+        EntityKind::Segment if matches!(field, "member_ids" | "member_count") => {
+            Some(SEGMENT_KINDS.iter().map(|k| (*k, &[][..])).collect())
+        }
+        _ => None,
+    }
+}
+
+/// Whether `p` reads every record of `kind` (object permission and scope `all`, not external) and
+/// none of `fields` of it is hidden from them by their role.
+pub fn sees_all(p: &Principal, kind: EntityKind, fields: &[&str]) -> bool {
+    let reads_all = !p.external
+        && p.policy.rule(kind).is_some_and(|(_, r)| {
+            r.actions.contains(&Action::Read) && r.read.contains(&Scope::All)
+        });
+    reads_all
+        && fields.iter().all(|f| {
+            !allow_list(p) && p.policy.field_access(kind, f) != Some(FieldAccess::Hidden)
+                || allow_list(p)
+                    && matches!(
+                        p.policy.field_access(kind, f),
+                        Some(FieldAccess::Visible | FieldAccess::ReadOnly)
+                    )
+        })
+}
+
+/// Whether `p` may see the stored members of a segment of records of `kind`: they read every
+/// record of the kind and no field of it is hidden from them (the definition may test it).
+pub fn sees_members(p: &Principal, kind: EntityKind) -> bool {
+    sees_all(p, kind, &[])
+        && !allow_list(p)
+        && !p.policy.fields.iter().any(|(key, a)| {
+            *a == FieldAccess::Hidden
+                && key
+                    .strip_prefix(kind.name())
+                    .is_some_and(|r| r.starts_with('.'))
+        })
+}
+
+/// Removes from `record` the derived values `p` may not see, record by record: a segment's member
+/// list when `p` does not read every record of its kind or has fields of it hidden (its definition
+/// may test them), and order and quote lines' unit cost when the product cost is hidden from `p`.
+fn redact_derived(p: &Principal, record: &mut Record) {
+    match record.meta.kind {
+        EntityKind::Segment => {
+            let kind: Option<EntityKind> = record.text("entity").and_then(|e| e.parse().ok());
+            let shows = kind.is_some_and(|k| sees_members(p, k));
+            if !shows {
+                record.fields.remove("member_ids");
+                record.fields.remove("member_count");
+            }
+        }
+        EntityKind::Order | EntityKind::Quote
+            if field_access(p, EntityKind::Product, "unit_cost") == Some(FieldAccess::Hidden) =>
+        {
+            if let Some(crate::value::Value::Lines(lines)) = record.fields.get_mut("lines") {
+                for l in lines {
+                    l.unit_cost = None;
+                }
+            }
+        }
+        EntityKind::Account => {
+            for (fields, k, src) in DERIVED {
+                if !sees_all(p, *k, src) {
+                    for f in *fields {
+                        record.fields.remove(*f);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Removes the fields hidden from `p`: built-in ones, derived ones they may not see, and custom
+/// values (keyed, as stored, by their stable key: the rule `kind.custom.<key>` decides).
 pub fn redact(p: &Principal, record: &mut Record) {
+    redact_derived(p, record);
+    if allow_list(p) {
+        let kind = record.meta.kind;
+        record
+            .fields
+            .retain(|f, _| field_access(p, kind, f) != Some(FieldAccess::Hidden));
+        record.custom.retain(|f, _| {
+            field_access(p, kind, &format!("custom.{f}")) != Some(FieldAccess::Hidden)
+        });
+        return;
+    }
     if p.policy.fields.is_empty() {
         return;
     }
@@ -621,7 +800,7 @@ pub fn redact(p: &Principal, record: &mut Record) {
 
 /// Refuses `p` writing `field` of `kind` when the field is hidden or read-only for them.
 pub fn check_field_write(p: &Principal, kind: EntityKind, field: &str) -> Result<()> {
-    match p.policy.field_access(kind, field) {
+    match field_access(p, kind, field) {
         Some(FieldAccess::Hidden) => Err(CrmError::field_denied(
             "update",
             kind.name(),
@@ -634,13 +813,13 @@ pub fn check_field_write(p: &Principal, kind: EntityKind, field: &str) -> Result
             field,
             "read_only_field",
         )),
-        None => Ok(()),
+        Some(FieldAccess::Visible) | None => Ok(()),
     }
 }
 
 /// Refuses filtering or sorting on a field hidden from `p` (its values could be probed).
 pub fn check_field_query(p: &Principal, kind: EntityKind, field: &str) -> Result<()> {
-    if p.policy.field_access(kind, field) == Some(FieldAccess::Hidden) {
+    if field_access(p, kind, field) == Some(FieldAccess::Hidden) {
         let mut e = CrmError::invalid_query(
             Some(field),
             "hidden_field",
@@ -682,7 +861,7 @@ pub fn decide(
     }
     let owner = record.meta.owner_id;
     if owner == p.user_id
-        || (kind == EntityKind::User && record.meta.id == p.user_id && !action.is_write())
+        || (kind == EntityKind::User && record.meta.id == p.user_id && action != Action::Delete)
     {
         return true;
     }

@@ -41,7 +41,7 @@ pub fn order_net(order: &Record) -> Option<Money> {
 
 /// Order lines with identical attributes, counted (a backend may also hand over each line alone,
 /// counted once): what a backend's one-statement read of the order lines gives
-/// ([`crate::ReadTx::order_lines`]). Amounts are then computed exactly in
+/// ([`crate::backend::ReadTx::order_lines`]). Amounts are then computed exactly in
 /// Rust, so the database never does decimal arithmetic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineGroup {

@@ -14,10 +14,12 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use crate::backend::{
+    AuditQuery, Column, Cond, CustomTypes, Liveness, MetaColumn, Op, Query, Store,
+};
 use crate::{
-    AuditEntry, AuditQuery, Column, Cond, CustomTypes, EntityKind, ErrorKind, FieldChange,
-    FieldType, Fields, LineItem, Liveness, MetaColumn, Money, NewEvent, Op, Operation, Origin,
-    Query, Record, RecordId, RecordMeta, Store, TenantId, Value,
+    AuditEntry, EntityKind, ErrorKind, FieldChange, FieldType, Fields, LineItem, Money, NewEvent,
+    Operation, Origin, Record, RecordId, RecordMeta, TenantId, Value,
 };
 
 /// Runs every check.
@@ -857,7 +859,7 @@ pub fn page_all(
         let page = store.read().unwrap().query(&q).unwrap(); // ok: conformance test code (feature `testing`)
         assert!(page.len() <= limit as usize);
         let Some(last) = page.last() else { break };
-        q.after = Some(crate::Keyset {
+        q.after = Some(crate::backend::Keyset {
             value: key(last),
             id: last.meta.id,
         });
@@ -1463,6 +1465,6 @@ pub fn outbox(store: &dyn Store) {
     assert!(tenants.contains(&t));
 }
 
-fn store_other_seq(tx: &dyn crate::WriteTx, other: &TenantId) -> u64 {
+fn store_other_seq(tx: &dyn crate::backend::WriteTx, other: &TenantId) -> u64 {
     tx.pending_events(other, 0, 1).unwrap()[0].seq // ok: conformance test code (feature `testing`)
 }

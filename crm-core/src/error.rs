@@ -137,6 +137,18 @@ impl CrmError {
         e
     }
 
+    /// The same error, naming `field` (and saying it in the message) instead of the field it named:
+    /// what a rule checked under a custom field's stable key reports under its current name.
+    pub(crate) fn in_field_named(mut self, field: &str) -> Self {
+        if let Some(old) = self.field.take() {
+            self.message = self
+                .message
+                .replace(&format!("`{old}`"), &format!("`{field}`"));
+        }
+        self.field = Some(field.to_owned());
+        self
+    }
+
     /// A stale version or a uniqueness clash.
     pub fn conflict(entity: &str, rule: &str, message: impl Into<String>) -> Self {
         let mut e = Self::new(ErrorKind::Conflict, message);

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod analytics;
 mod audit;
+pub mod backend;
 mod clock;
 mod crm;
 mod custom_field;
@@ -23,15 +24,16 @@ mod value;
 pub mod conformance;
 
 pub use access::{
-    Action, Decision, FieldAccess, ObjectRule, OrgSnapshot, Policy, Principal, Scope,
+    Action, Decision, FieldAccess, FieldMode, ObjectRule, OrgSnapshot, Policy, Principal, Scope,
 };
 pub use audit::{
     diff, verify_chain, AuditEntry, AuditVerification, FieldChange, Operation, Origin,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crm::{
-    AccessReview, Context, Crm, Grantee, HistoryEntry, HistoryPage, MergeOutcome, NewRecord,
-    OwnedTransaction, Transaction, TransferSummary,
+    AccessAdmin, AccessReview, Analytics, Audit, Context, Crm, Grantee, HistoryEntry, HistoryPage,
+    MergeOutcome, NewRecord, Outbox, OwnedTransaction, Records, Sales, Segments, Service, Session,
+    Transaction, TransferSummary,
 };
 pub use crm::{
     ActivityCount, CustomerValue, Funnel, FunnelOptions, FunnelStage, Kpi, ValueOptions,
@@ -47,12 +49,11 @@ pub use events::{Event, NewEvent};
 pub use id::{RecordId, TenantId};
 pub use money::{Currency, Money, RateTable};
 pub use query::{
-    Column, Cond, CustomTypes, Filter, Keyset, ListRequest, Liveness, MetaColumn, Op, Page, Query,
-    Sort,
+    Filter, ListRequest, Op, Page, Sort, MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_FILTER_TEXT,
+    MAX_FILTER_VALUES,
 };
 pub use record::{Record, RecordMeta};
 pub use schema::{EntityKind, FieldSpec, Schema};
-pub use store::{AuditQuery, ReadTx, Store, WriteTx, OWNER_FIELD};
 pub use validate::{line_totals, PhoneRules, Totals};
 pub use value::{FieldType, Fields, LineItem, Value};
 

@@ -13,6 +13,17 @@ use crate::id::{RecordId, TenantId};
 use crate::schema::EntityKind;
 use crate::value::{FieldType, Value};
 
+/// How deep filters may nest (`and`/`or`/`not` and parentheses): deeper input is refused as
+/// `InvalidQuery` with rule `too_deep`, before anything recurses over it.
+pub const MAX_FILTER_DEPTH: usize = 32;
+/// How many conditions one filter may hold in all (rule `too_large`).
+pub const MAX_FILTER_NODES: usize = 2_000;
+/// How many values one filter may compare with in all, `in` lists included (rule `too_large`):
+/// below what a database binds in one statement.
+pub const MAX_FILTER_VALUES: usize = 30_000;
+/// How long filter-language text may be, in bytes (rule `too_long`).
+pub const MAX_FILTER_TEXT: usize = 16 * 1024;
+
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,6 +112,48 @@ pub enum Filter {
         /// The prefix.
         value: String,
     },
+}
+
+impl Filter {
+    /// Refuses a filter deeper than [`MAX_FILTER_DEPTH`], with more than [`MAX_FILTER_NODES`]
+    /// conditions or more than [`MAX_FILTER_VALUES`] values, as `InvalidQuery` naming the limit.
+    /// Walks the filter with an explicit stack, so any filter a caller can build is checked without
+    /// recursion.
+    pub fn check_limits(&self) -> Result<()> {
+        let too = |rule: &str, what: String| CrmError::invalid_query(None, rule, what);
+        let mut stack: Vec<(&Filter, usize)> = vec![(self, 1)];
+        let (mut nodes, mut values) = (0usize, 0usize);
+        while let Some((f, depth)) = stack.pop() {
+            if depth > MAX_FILTER_DEPTH {
+                return Err(too(
+                    "too_deep",
+                    format!("filters nest at most {MAX_FILTER_DEPTH} levels"),
+                ));
+            }
+            nodes += 1;
+            if nodes > MAX_FILTER_NODES {
+                return Err(too(
+                    "too_large",
+                    format!("a filter holds at most {MAX_FILTER_NODES} conditions"),
+                ));
+            }
+            match f {
+                Filter::And { all: v } | Filter::Or { any: v } => {
+                    stack.extend(v.iter().map(|g| (g, depth + 1)))
+                }
+                Filter::Not { not } => stack.push((not, depth + 1)),
+                Filter::In { values: v, .. } => values += v.len(),
+                _ => values += 1,
+            }
+            if values > MAX_FILTER_VALUES {
+                return Err(too(
+                    "too_large",
+                    format!("a filter compares with at most {MAX_FILTER_VALUES} values"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Filter {

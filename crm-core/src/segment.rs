@@ -248,6 +248,8 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>> {
 struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
+    /// How deep `not` and parentheses nest at the current token.
+    depth: usize,
 }
 
 fn is_kw(t: &Tok, kw: &str) -> bool {
@@ -311,21 +313,43 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr> {
+        let nested = is_kw(self.peek(), "not") || *self.peek() == Tok::LParen;
+        if !nested {
+            return self.cond();
+        }
+        // Nesting is bounded before it recurses: no input can exhaust the stack.
+        self.depth += 1;
+        if self.depth > crate::query::MAX_FILTER_DEPTH {
+            return Err(CrmError::invalid_query(
+                None,
+                "too_deep",
+                format!(
+                    "filters nest at most {} levels (at column {})",
+                    crate::query::MAX_FILTER_DEPTH,
+                    self.col()
+                ),
+            ));
+        }
+        let e = self.nested();
+        self.depth -= 1;
+        e
+    }
+
+    fn nested(&mut self) -> Result<Expr> {
         if self.eat_kw("not") {
             return Ok(Expr::Not {
                 not: Box::new(self.unary()?),
             });
         }
-        if *self.peek() == Tok::LParen {
+        {
             self.bump();
             let e = self.or()?;
             if *self.peek() != Tok::RParen {
                 return Err(syntax(self.col(), "expected `)`"));
             }
             self.bump();
-            return Ok(e);
+            Ok(e)
         }
-        self.cond()
     }
 
     fn cond(&mut self) -> Result<Expr> {
@@ -446,9 +470,20 @@ impl Parser {
 /// Parses filter text. Errors are `InvalidQuery` with rule `syntax` and the 1-based column in the
 /// message (`… at column 27`), naming the field when one was read.
 pub fn parse(src: &str) -> Result<Expr> {
+    if src.len() > crate::query::MAX_FILTER_TEXT {
+        return Err(CrmError::invalid_query(
+            None,
+            "too_long",
+            format!(
+                "filter text is limited to {} bytes",
+                crate::query::MAX_FILTER_TEXT
+            ),
+        ));
+    }
     let mut p = Parser {
         toks: lex(src)?,
         pos: 0,
+        depth: 0,
     };
     let e = p.or()?;
     if *p.peek() != Tok::End {
@@ -615,15 +650,33 @@ fn days_since(field: &str, op: Op, lit: &Literal, env: &dyn FieldEnv) -> Option<
         )));
     };
     let now = env.now();
-    let ts = |d: i64| Value::Timestamp(now - Duration::days(d));
+    // The instant `d` days before now: a count of days no calendar holds is refused, not a panic.
+    let ts = |d: i64| -> Result<Value> {
+        Duration::try_days(d)
+            .and_then(|d| now.checked_sub_signed(d))
+            .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
+            .map(Value::Timestamp)
+            .ok_or_else(|| {
+                CrmError::invalid_query(
+                    Some(field),
+                    "out_of_range",
+                    format!("`{field}` takes a number of days within years 1 to 9999"),
+                )
+            })
+    };
+    let next = n.saturating_add(1);
+    let (t_n, t_next) = match (ts(n), ts(next)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
+    };
     let b = base.as_str();
     // days = floor((now - t) / 1 day): days < n ⇔ t > now - n days, and so on.
-    let eq = Filter::cmp(b, Op::Gt, ts(n + 1)).and(Filter::cmp(b, Op::Le, ts(n)));
+    let eq = Filter::cmp(b, Op::Gt, t_next.clone()).and(Filter::cmp(b, Op::Le, t_n.clone()));
     Some(Ok(match op {
-        Op::Lt => Filter::cmp(b, Op::Gt, ts(n)),
-        Op::Le => Filter::cmp(b, Op::Gt, ts(n + 1)),
-        Op::Gt => Filter::cmp(b, Op::Le, ts(n + 1)),
-        Op::Ge => Filter::cmp(b, Op::Le, ts(n)),
+        Op::Lt => Filter::cmp(b, Op::Gt, t_n),
+        Op::Le => Filter::cmp(b, Op::Gt, t_next),
+        Op::Gt => Filter::cmp(b, Op::Le, t_next),
+        Op::Ge => Filter::cmp(b, Op::Le, t_n),
         Op::Eq => eq,
         Op::Ne => Filter::Not { not: Box::new(eq) }.and(Filter::Not {
             not: Box::new(Filter::is_null(b)),

@@ -14,7 +14,8 @@
 //! product) as they come. Nothing is collected: memory does not grow with the number of lines.
 
 use crm_core::analytics::LineGroup;
-use crm_core::{Column, Cond, CrmError, Decimal, EntityKind, Query, RecordId, Result};
+use crm_core::backend::{Column, Cond, Query};
+use crm_core::{CrmError, Decimal, EntityKind, RecordId, Result};
 use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection, Row};
 
@@ -172,7 +173,7 @@ const WHAT: [&str; 8] = [
     "unit cost",
 ];
 
-/// See [`crm_core::ReadTx::order_lines`]: each line alone (`lines` = 1).
+/// See [`crm_core::backend::ReadTx::order_lines`]: each line alone (`lines` = 1).
 pub(crate) fn order_lines(
     conn: &Connection,
     q: &Query,

@@ -1,8 +1,7 @@
 //! The audit log and the outbox tables.
 
-use crm_core::{
-    AuditEntry, AuditQuery, CrmError, Event, NewEvent, Operation, Origin, Result, TenantId,
-};
+use crm_core::backend::AuditQuery;
+use crm_core::{AuditEntry, CrmError, Event, NewEvent, Operation, Origin, Result, TenantId};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, Row};
 

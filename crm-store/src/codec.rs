@@ -1,9 +1,8 @@
 //! Value encoding: how each field type is laid out in columns and in the `custom` JSON object.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use crm_core::{
-    CrmError, Currency, CustomTypes, FieldType, Fields, LineItem, Money, RecordId, Result, Value,
-};
+use crm_core::backend::CustomTypes;
+use crm_core::{CrmError, Currency, FieldType, Fields, LineItem, Money, RecordId, Result, Value};
 use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;

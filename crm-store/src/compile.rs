@@ -2,10 +2,8 @@
 //! from the static schema, [`MetaColumn::name`] or validated custom field keys, never from values.
 
 use crate::scope::ScopeNames;
-use crm_core::{
-    Column, Cond, CrmError, EntityKind, FieldType, Keyset, Liveness, MetaColumn, Op, Query,
-    RecordId, Result, Value,
-};
+use crm_core::backend::{Column, Cond, Keyset, Liveness, MetaColumn, Op, Query};
+use crm_core::{CrmError, EntityKind, FieldType, RecordId, Result, Value};
 use rusqlite::types::Value as Sql;
 use serde_json::Value as Json;
 use std::borrow::Cow;
@@ -626,13 +624,13 @@ pub(crate) fn select(q: &Query, scopes: &ScopeNames) -> Result<Stmt> {
     Ok(c.finish())
 }
 
-/// The narrow query of [`crm_core::ReadTx::scan_fields`]: `id` then the columns of `fields` (money:
+/// The narrow query of [`crm_core::backend::ReadTx::scan_fields`]: `id` then the columns of `fields` (money:
 /// amount then currency) of the rows `q` matches, unordered (sort, cursor, limit and `q.fields`
 /// ignored), so the planner may answer it from a covering index.
 pub(crate) fn select_fields(q: &Query, fields: &[&str], scopes: &ScopeNames) -> Result<Stmt> {
     let mut list = "id".to_owned();
     for f in fields {
-        if *f == crm_core::OWNER_FIELD {
+        if *f == crm_core::backend::OWNER_FIELD {
             list.push_str(", owner_id");
             continue;
         }

@@ -1,4 +1,4 @@
-//! SQLite storage for crm-core: implements [`crm_core::Store`] on one SQLite database.
+//! SQLite storage for crm-core: implements [`crm_core::backend::Store`] on one SQLite database.
 //!
 //! Queries are compiled to SQL with bound parameters only; every statement is scoped by tenant; the
 //! schema is created and upgraded by numbered migrations (`migrations/*.sql`), and a database written

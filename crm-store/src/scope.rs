@@ -16,7 +16,8 @@
 
 use std::collections::HashMap;
 
-use crm_core::{Cond, RecordId};
+use crm_core::backend::Cond;
+use crm_core::RecordId;
 
 /// An owner set at least this large is kept as a table; smaller ones stay bound lists.
 const MIN_OWNERS: usize = 4;

@@ -6,9 +6,10 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crm_core::backend::{AuditQuery, CustomTypes, Query, ReadTx, Store, WriteTx};
 use crm_core::{
-    AuditEntry, AuditQuery, CrmError, CustomTypes, EntityKind, Event, FieldType, Fields, NewEvent,
-    Query, ReadTx, Record, RecordId, RecordMeta, Result, Store, TenantId, WriteTx,
+    AuditEntry, CrmError, EntityKind, Event, FieldType, Fields, NewEvent, Record, RecordId,
+    RecordMeta, Result, TenantId,
 };
 use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
@@ -319,7 +320,7 @@ impl Tx<'_> {
     /// The owner-set tables a statement over `cond` reads: on a pooled reader connection, each owner
     /// set of `cond` worth a table, made now (filled in this transaction) if the connection has
     /// none yet and holds fewer than [`scope::MAX_TABLES`]; none on other connections.
-    fn scope_names<'c>(&self, cond: &'c crm_core::Cond) -> Result<ScopeNames<'c>> {
+    fn scope_names<'c>(&self, cond: &'c crm_core::backend::Cond) -> Result<ScopeNames<'c>> {
         let mut names = ScopeNames::default();
         let Handle::Pooled(Some(c), _) = &self.conn else {
             return Ok(names);
@@ -621,7 +622,7 @@ impl ReadTx for Tx<'_> {
         };
         let mut types = Vec::with_capacity(fields.len());
         for f in fields {
-            if *f == crm_core::OWNER_FIELD {
+            if *f == crm_core::backend::OWNER_FIELD {
                 types.push(&owner);
                 continue;
             }

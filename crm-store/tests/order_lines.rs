@@ -6,12 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crm_core::analytics::LineGroup;
+use crm_core::backend::{Column, Cond, Liveness, MetaColumn, Op, Query, Store};
 use crm_core::chrono::{DateTime, Duration, Utc};
 use crm_core::conformance::{dec, new_id, record, t0, tenant};
-use crm_core::{
-    Column, Cond, EntityKind, LineItem, Liveness, MetaColumn, Op, Query, Record, RecordId, Store,
-    TenantId, Value,
-};
+use crm_core::{EntityKind, LineItem, Record, RecordId, TenantId, Value};
 use crm_store::SqliteStore;
 use rusqlite::types::Value as Sql;
 

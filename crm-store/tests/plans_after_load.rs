@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use crm_core::backend::{Column, Cond, Op, Query, Store};
 use crm_core::chrono::{TimeZone, Utc};
-use crm_core::{
-    Column, Cond, EntityKind, FieldType, Op, Query, Record, RecordId, RecordMeta, Store, TenantId,
-    Value,
-};
+use crm_core::{EntityKind, FieldType, Record, RecordId, RecordMeta, TenantId, Value};
 use crm_store::SqliteStore;
 
 #[test]

@@ -5,8 +5,9 @@
 // Test code: helpers outside #[test] functions may unwrap and panic too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crm_core::backend::{Column, Cond, Op, Query, Store};
 use crm_core::conformance::{new_id, record, tenant};
-use crm_core::{Column, Cond, EntityKind, Op, Query, RecordId, Store, TenantId, Value};
+use crm_core::{EntityKind, RecordId, TenantId, Value};
 use crm_store::SqliteStore;
 use proptest::prelude::*;
 

@@ -3,8 +3,9 @@
 // Test code: helpers outside #[test] functions may unwrap and panic too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crm_core::backend::{Column, Cond, Keyset, Op, Query, Store};
 use crm_core::conformance::{money, new_id, record, tenant};
-use crm_core::{Column, Cond, EntityKind, ErrorKind, FieldType, Keyset, Op, Query, Store, Value};
+use crm_core::{EntityKind, ErrorKind, FieldType, Value};
 use crm_store::SqliteStore;
 
 fn builtin(kind: EntityKind, name: &str) -> Column {
@@ -190,7 +191,7 @@ fn order_statistics_of_every_account_read_one_covering_index() {
 }
 
 /// What the supervision KPIs read of each order of a period (the owner first).
-const ORDER_PERIOD: [&str; 3] = [crm_core::OWNER_FIELD, "total", "tax_total"];
+const ORDER_PERIOD: [&str; 3] = [crm_core::backend::OWNER_FIELD, "total", "tax_total"];
 
 #[test]
 fn a_period_of_orders_is_read_from_one_covering_index() {

@@ -2,8 +2,8 @@
 //! network and no randomness from the system.
 
 use crm_core::{
-    fields, Action, Context, Crm, EntityKind, FieldAccess, LineItem, Money, NewRecord, ObjectRule,
-    Policy, RecordId, Result, Scope, Value,
+    fields, Action, Crm, EntityKind, FieldAccess, LineItem, Money, NewRecord, ObjectRule, Policy,
+    RecordId, Result, Scope, Session, Value,
 };
 
 /// SplitMix64: small, fast and good enough for demo data.
@@ -101,18 +101,20 @@ pub fn phone(rng: &mut Rng, city: &(&str, &str, &str)) -> String {
 /// The demo's teams, in the order of [`Org::teams`].
 pub const TEAM_NAMES: [&str; 2] = ["North team", "South team"];
 
-/// The organisation of the demo tenant.
+/// The organisation of the demo tenant, with a session for each of its users (acting from the
+/// administrator's origin).
 pub struct Org {
     pub rep_role: RecordId,
     pub director_role: RecordId,
     pub teams: Vec<RecordId>,
     pub territories: Vec<(RecordId, &'static str)>,
-    pub reps: Vec<Context>,
-    pub director: Context,
+    pub reps: Vec<Session>,
+    pub director: Session,
 }
 
-/// Roles, teams, territories and users: a sales director and `n_reps` reps in two teams.
-pub fn organisation(crm: &Crm, admin: &Context, n_reps: usize) -> Result<Org> {
+/// Roles, teams, territories and users: a sales director and `n_reps` reps in two teams, created
+/// by `admin`; `crm` opens the new users' sessions.
+pub fn organisation(crm: &Crm, admin: &Session, n_reps: usize) -> Result<Org> {
     let crud = [
         Action::Create,
         Action::Read,
@@ -189,9 +191,9 @@ pub fn organisation(crm: &Crm, admin: &Context, n_reps: usize) -> Result<Org> {
         )
         .capability("approve_quotes");
     let role = |name: &str, p: &Policy| -> Result<RecordId> {
-        Ok(crm
+        Ok(admin
+            .records()
             .create(
-                admin,
                 EntityKind::Role,
                 fields! { "name" => name, "policy" => Value::Json(p.to_json()) },
             )?
@@ -203,25 +205,28 @@ pub fn organisation(crm: &Crm, admin: &Context, n_reps: usize) -> Result<Org> {
     let mut teams = Vec::new();
     for t in TEAM_NAMES {
         teams.push(
-            crm.create(admin, EntityKind::Team, fields! { "name" => t })?
+            admin
+                .records()
+                .create(EntityKind::Team, fields! { "name" => t })?
                 .meta
                 .id,
         );
     }
     let mut territories = Vec::new();
     for (name, _) in [("Italy", "IT"), ("DACH", "DE"), ("France", "FR")] {
-        let id = crm
-            .create(admin, EntityKind::Territory, fields! { "name" => name })?
+        let id = admin
+            .records()
+            .create(EntityKind::Territory, fields! { "name" => name })?
             .meta
             .id;
         territories.push((id, name));
     }
-    let director = crm.create(admin, EntityKind::User, fields! {
+    let director = admin.records().create(EntityKind::User, fields! {
         "username" => "direttore", "display_name" => "Sales director", "role_id" => director_role, "seniority" => 9_i64,
     })?;
     let mut reps = Vec::new();
     for i in 0..n_reps {
-        let u = crm.create(admin, EntityKind::User, fields! {
+        let u = admin.records().create(EntityKind::User, fields! {
             "username" => format!("rep{i:02}"),
             "display_name" => format!("{} {}", FIRST[i % FIRST.len()], LAST[(i * 7) % LAST.len()]),
             "role_id" => rep_role,
@@ -230,7 +235,7 @@ pub fn organisation(crm: &Crm, admin: &Context, n_reps: usize) -> Result<Org> {
             "manager_id" => director.meta.id,
             "seniority" => (1 + (i % 9)) as i64,
         })?;
-        reps.push(admin.as_user(u.meta.id));
+        reps.push(crm.session(&admin.context().as_user(u.meta.id))?);
     }
     Ok(Org {
         rep_role,
@@ -238,7 +243,7 @@ pub fn organisation(crm: &Crm, admin: &Context, n_reps: usize) -> Result<Org> {
         teams,
         territories,
         reps,
-        director: admin.as_user(director.meta.id),
+        director: crm.session(&admin.context().as_user(director.meta.id))?,
     })
 }
 
@@ -252,13 +257,7 @@ pub struct Data {
 }
 
 /// Accounts, contacts, products, orders and activities, owned by the reps, in batches.
-pub fn populate(
-    crm: &Crm,
-    admin: &Context,
-    org: &Org,
-    seed: u64,
-    n_accounts: usize,
-) -> Result<Data> {
+pub fn populate(admin: &Session, org: &Org, seed: u64, n_accounts: usize) -> Result<Data> {
     let mut rng = Rng::new(seed);
     let mut products = Vec::new();
     let product_rows: Vec<NewRecord> = (0..200)
@@ -276,7 +275,10 @@ pub fn populate(
         })
         .collect();
     let mut price_of = Vec::new();
-    for p in crm.create_many(admin, EntityKind::Product, product_rows)? {
+    for p in admin
+        .records()
+        .create_many(EntityKind::Product, product_rows)?
+    {
         price_of.push(
             p.get("list_price")
                 .as_money()
@@ -311,7 +313,7 @@ pub fn populate(
                 })
                 .map(|t| t.0);
             // Created by the administrator on the rep's behalf: reps may not write the hidden VAT number.
-            rows.push(NewRecord { owner_id: Some(rep.user_id), fields: fields! {
+            rows.push(NewRecord { owner_id: Some(rep.user_id()), fields: fields! {
                 "name" => name,
                 "roles" => Value::List(vec![if rng.chance(80) { "customer" } else { "prospect" }.into()]),
                 "phone" => phone(&mut rng, &city),
@@ -323,7 +325,7 @@ pub fn populate(
             } });
             cities.push(city);
         }
-        let created = crm.create_many(admin, EntityKind::Account, rows)?;
+        let created = admin.records().create_many(EntityKind::Account, rows)?;
         let mut contact_rows = Vec::new();
         for (a, city) in created.iter().zip(&cities) {
             for _ in 0..(1 + rng.below(2)) {
@@ -341,7 +343,8 @@ pub fn populate(
             }
         }
         contacts.extend(
-            crm.create_many(rep, EntityKind::Contact, contact_rows)?
+            rep.records()
+                .create_many(EntityKind::Contact, contact_rows)?
                 .into_iter()
                 .map(|c| c.meta.id),
         );
@@ -375,7 +378,7 @@ pub fn populate(
                     "account_id" => a.meta.id,
                     "currency" => "EUR",
                     "status" => "fulfilled",
-                    "ordered_at" => crm.now() - crm_core::chrono::Duration::days(days_ago),
+                    "ordered_at" => admin.now() - crm_core::chrono::Duration::days(days_ago),
                     "lines" => Value::Lines(lines),
                 }));
             }
@@ -386,14 +389,18 @@ pub fn populate(
                     "channel" => "phone",
                     "outcome" => *rng.pick(&["reached", "voicemail", "interested", "not interested"]),
                     "duration_seconds" => (30 + rng.below(900)) as i64,
-                    "occurred_at" => crm.now() - crm_core::chrono::Duration::hours(rng.below(24 * 90) as i64),
+                    "occurred_at" => admin.now() - crm_core::chrono::Duration::hours(rng.below(24 * 90) as i64),
                     "account_id" => a.meta.id,
                 }));
             }
         }
-        orders += crm.create_many(rep, EntityKind::Order, order_rows)?.len();
-        activities += crm
-            .create_many(rep, EntityKind::Activity, activity_rows)?
+        orders += rep
+            .records()
+            .create_many(EntityKind::Order, order_rows)?
+            .len();
+        activities += rep
+            .records()
+            .create_many(EntityKind::Activity, activity_rows)?
             .len();
         accounts.extend(created.into_iter().map(|a| a.meta.id));
     }

@@ -8,9 +8,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crm_core::backend::Op;
 use crm_core::chrono::{Duration, TimeZone, Utc};
 use crm_core::{
-    fields, Action, Crm, EntityKind, Filter, Grantee, ListRequest, ManualClock, Op, Origin,
+    fields, Action, Crm, EntityKind, Filter, Grantee, ListRequest, ManualClock, Origin, Session,
     TenantId, Value,
 };
 use crm_core::{
@@ -37,11 +38,11 @@ fn main() {
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 2, 8, 30, 0).unwrap(),
     ));
-    let crm = Crm::new(Arc::new(SqliteStore::open(&path).unwrap())).with_clock(clock.clone());
+    let crm = Crm::new(SqliteStore::open(&path).unwrap()).with_clock(clock.clone());
     let tenant = TenantId::new("rossi-spa").unwrap();
 
     title("A tenant, its administrator, roles, teams, territories and users");
-    let admin = crm
+    let admin_ctx = crm
         .bootstrap(
             &tenant,
             "admin",
@@ -52,6 +53,7 @@ fn main() {
             },
         )
         .unwrap();
+    let admin = crm.session(&admin_ctx).unwrap();
     let org = demo::organisation(&crm, &admin, 12).unwrap();
     println!(
         "tenant `{tenant}`: 1 admin, 1 sales director, {} reps in 2 teams and 3 territories",
@@ -59,20 +61,21 @@ fn main() {
     );
 
     title("Custom field defined at run time");
-    crm.create(
-        &admin,
-        EntityKind::CustomField,
-        fields! {
-            "entity" => "account", "name" => "loyalty_tier", "field_type" => "choice",
-            "choices" => Value::Json(serde_json::json!(["bronze", "silver", "gold"])),
-        },
-    )
-    .unwrap();
+    admin
+        .records()
+        .create(
+            EntityKind::CustomField,
+            fields! {
+                "entity" => "account", "name" => "loyalty_tier", "field_type" => "choice",
+                "choices" => Value::Json(serde_json::json!(["bronze", "silver", "gold"])),
+            },
+        )
+        .unwrap();
     println!("account.custom.loyalty_tier: choice of bronze / silver / gold, filterable and sortable like any field");
 
     title("Demo data, written through the facade (validated, permission-checked, audited)");
     let t = Instant::now();
-    let data = demo::populate(&crm, &admin, &org, 42, 3_000).unwrap();
+    let data = demo::populate(&admin, &org, 42, 3_000).unwrap();
     println!(
         "{} accounts, {} contacts, {} products, {} orders, {} activities in {:.1} s → {path}",
         data.accounts.len(),
@@ -85,8 +88,9 @@ fn main() {
 
     title("Caller id: one number, written three ways, finds the same contact");
     let rep = &org.reps[0];
-    let someone = crm
-        .list(rep, EntityKind::Contact, &ListRequest::default().limit(1))
+    let someone = rep
+        .records()
+        .list(EntityKind::Contact, &ListRequest::default().limit(1))
         .unwrap()
         .items
         .remove(0);
@@ -101,7 +105,10 @@ fn main() {
         national,
         format!("{} {}", &e164[..3], &e164[3..]),
     ] {
-        let hits = crm.find_by_phone(rep, EntityKind::Contact, &raw).unwrap();
+        let hits = rep
+            .records()
+            .find_by_phone(EntityKind::Contact, &raw)
+            .unwrap();
         println!(
             "  {raw:>22} → {} match(es): {}",
             hits.len(),
@@ -117,7 +124,11 @@ fn main() {
         ListRequest::filter(Filter::eq("country", "IT").and(Filter::contains("roles", "customer")))
             .sort_by("name", false)
             .limit(5);
-    let page = crm.list(&org.director, EntityKind::Account, &req).unwrap();
+    let page = org
+        .director
+        .records()
+        .list(EntityKind::Account, &req)
+        .unwrap();
     for a in &page.items {
         println!(
             "  {:<40} {:<10} {}",
@@ -126,12 +137,10 @@ fn main() {
             a.text("phone").unwrap_or("")
         );
     }
-    let page2 = crm
-        .list(
-            &org.director,
-            EntityKind::Account,
-            &req.clone().after(page.next.clone()),
-        )
+    let page2 = org
+        .director
+        .records()
+        .list(EntityKind::Account, &req.clone().after(page.next.clone()))
         .unwrap();
     println!(
         "  … next page starts at `{}` (the cursor carries the last key; no OFFSET)",
@@ -139,21 +148,23 @@ fn main() {
     );
 
     let username = |id: crm_core::RecordId| {
-        crm.get(&admin, EntityKind::User, id)
+        admin
+            .records()
+            .get(EntityKind::User, id)
             .map(|u| u.label())
             .unwrap_or_else(|_| id.to_string())
     };
 
     title("Two users, two slices of the same data");
-    for (who, ctx) in [
+    for (who, session) in [
         ("director", &org.director),
         ("rep00", &org.reps[0]),
         ("rep01", &org.reps[1]),
     ] {
-        let n = crm.count(ctx, EntityKind::Account, None).unwrap();
-        let big = crm
+        let n = session.records().count(EntityKind::Account, None).unwrap();
+        let big = session
+            .records()
             .count(
-                ctx,
                 EntityKind::Order,
                 Some(&Filter::cmp(
                     "total",
@@ -164,24 +175,25 @@ fn main() {
             .unwrap();
         println!("  {who:<8} sees {n:>5} accounts and {big:>5} orders above 5 000 EUR");
     }
-    let foreign = crm
-        .list(
-            &org.reps[1],
-            EntityKind::Account,
-            &ListRequest::default().limit(1),
-        )
+    let foreign = org.reps[1]
+        .records()
+        .list(EntityKind::Account, &ListRequest::default().limit(1))
         .unwrap()
         .items
         .remove(0);
     let other_team = org
         .reps
         .iter()
-        .find(|r| crm.get(r, EntityKind::Account, foreign.meta.id).is_err())
+        .find(|r| {
+            r.records()
+                .get(EntityKind::Account, foreign.meta.id)
+                .is_err()
+        })
         .unwrap();
-    let d = crm
+    let d = admin
+        .access()
         .explain(
-            &admin,
-            other_team.user_id,
+            other_team.user_id(),
             Action::Read,
             EntityKind::Account,
             foreign.meta.id,
@@ -189,15 +201,15 @@ fn main() {
         .unwrap();
     println!(
         "  explain: may {} read `{}`? {} — {}",
-        username(other_team.user_id),
+        username(other_team.user_id()),
         foreign.label(),
         if d.allowed { "yes" } else { "no" },
         d.reason
     );
-    let d = crm
+    let d = admin
+        .access()
         .explain(
-            &admin,
-            org.reps[1].user_id,
+            org.reps[1].user_id(),
             Action::Update,
             EntityKind::Account,
             foreign.meta.id,
@@ -208,7 +220,10 @@ fn main() {
         if d.allowed { "yes" } else { "no" },
         d.reason
     );
-    let vat = crm.get(rep, EntityKind::Account, data.accounts[0]).unwrap();
+    let vat = rep
+        .records()
+        .get(EntityKind::Account, data.accounts[0])
+        .unwrap();
     println!(
         "  field security: reps never receive `vat_number` (present in the record: {})",
         vat.fields.contains_key("vat_number")
@@ -216,21 +231,24 @@ fn main() {
     let owner = org
         .reps
         .iter()
-        .find(|r| r.user_id == foreign.meta.owner_id)
+        .find(|r| r.user_id() == foreign.meta.owner_id)
         .unwrap_or(&admin);
-    crm.share(
-        owner,
-        EntityKind::Account,
-        foreign.meta.id,
-        Grantee::User(other_team.user_id),
-        false,
-        Some(crm.now() + Duration::days(7)),
-    )
-    .unwrap();
+    owner
+        .access()
+        .share(
+            EntityKind::Account,
+            foreign.meta.id,
+            Grantee::User(other_team.user_id()),
+            false,
+            Some(crm.now() + Duration::days(7)),
+        )
+        .unwrap();
     println!(
         "  after a 7-day read share by its owner, {} can read it: {}",
-        username(other_team.user_id),
-        crm.get(other_team, EntityKind::Account, foreign.meta.id)
+        username(other_team.user_id()),
+        other_team
+            .records()
+            .get(EntityKind::Account, foreign.meta.id)
             .is_ok()
     );
 
@@ -238,32 +256,28 @@ fn main() {
     for (what, res) in [
         (
             "e-mail",
-            crm.create(
-                rep,
+            rep.records().create(
                 EntityKind::Contact,
                 fields! { "last_name" => "Verdi", "email" => "verdi(at)example" },
             ),
         ),
         (
             "phone",
-            crm.create(
-                rep,
+            rep.records().create(
                 EntityKind::Contact,
                 fields! { "last_name" => "Verdi", "phone" => "555" },
             ),
         ),
         (
             "currency",
-            crm.create(
-                rep,
+            rep.records().create(
                 EntityKind::Order,
                 fields! { "account_id" => data.accounts[0], "currency" => "EURO" },
             ),
         ),
         (
             "custom field",
-            crm.create(
-                rep,
+            rep.records().create(
                 EntityKind::Account,
                 fields! { "name" => "X", "custom.loyalty_tier" => "platinum" },
             ),
@@ -272,18 +286,21 @@ fn main() {
         let e = res.unwrap_err();
         println!("  {what:<13} → {e}");
     }
-    let mine = crm.get(rep, EntityKind::Account, data.accounts[0]).unwrap();
-    crm.update(
-        rep,
-        EntityKind::Account,
-        mine.meta.id,
-        mine.meta.version,
-        fields! { "city" => "Monza", "custom.loyalty_tier" => "gold" },
-    )
-    .unwrap();
-    let stale = crm
+    let mine = rep
+        .records()
+        .get(EntityKind::Account, data.accounts[0])
+        .unwrap();
+    rep.records()
         .update(
-            rep,
+            EntityKind::Account,
+            mine.meta.id,
+            mine.meta.version,
+            fields! { "city" => "Monza", "custom.loyalty_tier" => "gold" },
+        )
+        .unwrap();
+    let stale = rep
+        .records()
+        .update(
             EntityKind::Account,
             mine.meta.id,
             mine.meta.version,
@@ -296,34 +313,35 @@ fn main() {
     seed_scenario(&crm, &admin, &org, &clock);
 
     title("Analytics: RFM segments, and the profit by segment × product of the last three months");
-    analytics(&crm, &org, &data);
+    analytics(&org, &data);
 
     title("Screen pop: a customer calls; the agent sees the whole picture, ERP facts included");
-    screen_pop(&crm, &org);
+    screen_pop(&org);
 
     title("History: who, when, from where");
     clock.advance(Duration::minutes(5));
-    let field_ctx = rep
-        .clone()
-        .client("erp-mobile 3.1")
-        .location("customer site, Bergamo");
-    let cur = crm.get(rep, EntityKind::Account, mine.meta.id).unwrap();
-    crm.update(
-        &field_ctx,
-        EntityKind::Account,
-        cur.meta.id,
-        cur.meta.version,
-        fields! { "website" => "https://example.com" },
-    )
-    .unwrap();
-    for e in crm
-        .history(
-            &org.director,
+    let in_the_field = rep.with_origin(Origin {
+        client: Some("erp-mobile 3.1".into()),
+        location: Some("customer site, Bergamo".into()),
+        ..rep.context().origin.clone()
+    });
+    let cur = rep
+        .records()
+        .get(EntityKind::Account, mine.meta.id)
+        .unwrap();
+    in_the_field
+        .records()
+        .update(
             EntityKind::Account,
-            mine.meta.id,
-            None,
-            Some(3),
+            cur.meta.id,
+            cur.meta.version,
+            fields! { "website" => "https://example.com" },
         )
+        .unwrap();
+    for e in org
+        .director
+        .audit()
+        .history(EntityKind::Account, mine.meta.id, None, Some(3))
         .unwrap()
         .entries
     {
@@ -348,12 +366,12 @@ fn main() {
             }
         );
     }
-    let v = crm.verify_audit(&admin).unwrap();
+    let v = admin.audit().verify().unwrap();
     println!(
         "  verify_audit: {} entries checked, chain intact: {}",
         v.checked, v.ok
     );
-    let events = crm.pending_events(&admin, 0, 5).unwrap();
+    let events = admin.outbox().pending(0, 5).unwrap();
     println!(
         "  outbox: {} pending event(s) shown of many, e.g. `{}` for {} {}",
         events.len(),
@@ -374,40 +392,48 @@ impl Mailer for PrintingMailer {
     }
 }
 
-fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &ManualClock) {
+fn seed_scenario(crm: &Crm, admin: &Session, org: &demo::Org, clock: &ManualClock) {
     let money = |s: &str| Value::Money(crm_core::Money::parse(s, "EUR").unwrap());
     // Configuration, by the administrator: a receptionist, a queue of senior reps, the routing rule,
     // the approval threshold and the sales pipeline.
-    let reception = crm
-        .create(admin, EntityKind::Role, fields! { "name" => "Receptionist", "policy" => Value::Json(Policy::default().allow(EntityKind::Lead, ObjectRule::new(&[Action::Create, Action::Read], &[Scope::Own], &[Scope::Own])).to_json()) })
+    let reception = admin
+        .records()
+        .create(EntityKind::Role, fields! { "name" => "Receptionist", "policy" => Value::Json(Policy::default().allow(EntityKind::Lead, ObjectRule::new(&[Action::Create, Action::Read], &[Scope::Own], &[Scope::Own])).to_json()) })
         .unwrap();
-    let rita = crm.create(admin, EntityKind::User, fields! { "username" => "rita", "display_name" => "Rita (front desk)", "role_id" => reception.meta.id }).unwrap();
-    let rita = admin
-        .as_user(rita.meta.id)
-        .client("switchboard")
-        .location("front desk");
+    let rita = admin.records().create(EntityKind::User, fields! { "username" => "rita", "display_name" => "Rita (front desk)", "role_id" => reception.meta.id }).unwrap();
+    let rita = crm
+        .session(
+            &admin
+                .context()
+                .as_user(rita.meta.id)
+                .client("switchboard")
+                .location("front desk"),
+        )
+        .unwrap();
     let seniors: Vec<String> = org
         .reps
         .iter()
         .filter(|r| {
-            crm.get(admin, EntityKind::User, r.user_id)
+            admin
+                .records()
+                .get(EntityKind::User, r.user_id())
                 .unwrap()
                 .get("seniority")
                 .as_int()
                 .unwrap_or(0)
                 >= 5
         })
-        .map(|r| r.user_id.to_string())
+        .map(|r| r.user_id().to_string())
         .collect();
-    let queue = crm.create(admin, EntityKind::Queue, fields! { "name" => "Senior reps", "strategy" => "least_open", "member_ids" => Value::List(seniors.clone()) }).unwrap();
-    crm.create(admin, EntityKind::AssignmentRule, fields! {
+    let queue = admin.records().create(EntityKind::Queue, fields! { "name" => "Senior reps", "strategy" => "least_open", "member_ids" => Value::List(seniors.clone()) }).unwrap();
+    admin.records().create(EntityKind::AssignmentRule, fields! {
         "name" => "important phone requests", "entity" => "lead", "position" => 10_i64,
         "conditions" => Value::Json(serde_json::json!({"channel": ["phone"], "min_value": "10000"})),
         "queue_id" => queue.meta.id, "min_seniority" => 5_i64,
     })
     .unwrap();
-    crm.create(admin, EntityKind::ApprovalRule, fields! { "name" => "discount above 10 %", "max_discount_percent" => crm_core::Decimal::from(10) }).unwrap();
-    crm.create(admin, EntityKind::Pipeline, fields! { "name" => "Standard", "is_default" => true, "stages" => Value::Json(serde_json::json!([
+    admin.records().create(EntityKind::ApprovalRule, fields! { "name" => "discount above 10 %", "max_discount_percent" => crm_core::Decimal::from(10) }).unwrap();
+    admin.records().create(EntityKind::Pipeline, fields! { "name" => "Standard", "is_default" => true, "stages" => Value::Json(serde_json::json!([
         {"name": "prospecting", "probability": 10}, {"name": "proposal", "probability": 50, "forecast_category": "best_case"},
         {"name": "won", "probability": 100, "outcome": "won"}, {"name": "lost", "probability": 0, "outcome": "lost"}
     ])) })
@@ -415,8 +441,9 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
     println!("  configured: queue of {} senior reps, rule `important phone requests`, approval above 10 % discount", seniors.len());
 
     // 1. The call comes in; the receptionist records it.
-    let lead = crm
-        .create(&rita, EntityKind::Lead, fields! {
+    let lead = rita
+        .records()
+        .create(EntityKind::Lead, fields! {
             "first_name" => "Mario", "last_name" => "Rossi", "company" => "Rossi Impianti", "channel" => "phone",
             "email" => "Mario.Rossi@Rossi-Impianti.example", "phone" => "02 8765 4321", "estimated_value" => money("48000"),
             "product_interest" => "heat pumps for three sites", "country" => "IT",
@@ -425,10 +452,11 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
     let owner = org
         .reps
         .iter()
-        .find(|r| r.user_id == lead.meta.owner_id)
+        .find(|r| r.user_id() == lead.meta.owner_id)
         .expect("routed to a rep");
-    let seniority = crm
-        .get(admin, EntityKind::User, owner.user_id)
+    let seniority = admin
+        .records()
+        .get(EntityKind::User, owner.user_id())
         .unwrap()
         .get("seniority")
         .as_int()
@@ -437,38 +465,36 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
         "  1. phone lead recorded by rita, e-mail {}; routed by `{}` to {} (seniority {seniority})",
         lead.text("email").unwrap(),
         lead.text("assigned_by_rule").unwrap_or("-"),
-        crm.get(admin, EntityKind::User, owner.user_id)
+        admin
+            .records()
+            .get(EntityKind::User, owner.user_id())
             .unwrap()
             .label()
     );
 
     // 2-3. The rep works it and drafts the quote.
     clock.advance(Duration::hours(2));
-    let lead = crm
+    let lead = owner
+        .sales()
         .transition_lead(
-            owner,
             lead.meta.id,
             lead.meta.version,
             "contacted",
             Some("called back"),
         )
         .unwrap();
-    let lead = crm
+    let lead = owner
+        .sales()
         .transition_lead(
-            owner,
             lead.meta.id,
             lead.meta.version,
             "qualified",
             Some("three sites, budget confirmed"),
         )
         .unwrap();
-    let conv = crm
-        .convert_lead(
-            owner,
-            lead.meta.id,
-            lead.meta.version,
-            ConvertLead::default(),
-        )
+    let conv = owner
+        .sales()
+        .convert_lead(lead.meta.id, lead.meta.version, ConvertLead::default())
         .unwrap();
     println!(
         "  2. qualified and converted: account `{}`, contact `{}`, opportunity `{}` at stage {}",
@@ -486,14 +512,16 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
         tax_rate: 22.into(),
         unit_cost: None,
     };
-    let quote = crm
-        .create(owner, EntityKind::Quote, fields! {
+    let quote = owner
+        .records()
+        .create(EntityKind::Quote, fields! {
             "account_id" => conv.account.meta.id, "contact_id" => conv.contact.meta.id, "opportunity_id" => conv.opportunity.meta.id,
             "currency" => "EUR", "lines" => Value::Lines(vec![line("Heat pump HP-12", 3, 12_000), line("Installation", 3, 2_500)]),
         })
         .unwrap();
-    let quote = crm
-        .submit_quote(owner, quote.meta.id, quote.meta.version, None)
+    let quote = owner
+        .sales()
+        .submit_quote(quote.meta.id, quote.meta.version, None)
         .unwrap();
     println!(
         "  3. quote drafted: total {} with 20 % discount → {}",
@@ -502,18 +530,21 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
     );
 
     // 4. Nobody can send it before the director approves it.
-    let e = crm
-        .send_quote(owner, quote.meta.id, quote.meta.version)
+    let e = owner
+        .sales()
+        .send_quote(quote.meta.id, quote.meta.version)
         .unwrap_err();
     println!("  4. rep tries to send it: {e}");
-    let e = crm
-        .approve_quote(owner, quote.meta.id, quote.meta.version, None)
+    let e = owner
+        .sales()
+        .approve_quote(quote.meta.id, quote.meta.version, None)
         .unwrap_err();
     println!("     rep tries to approve it: {e}");
     clock.advance(Duration::minutes(40));
-    let quote = crm
+    let quote = org
+        .director
+        .sales()
         .approve_quote(
-            &org.director,
             quote.meta.id,
             quote.meta.version,
             Some("ok, strategic customer"),
@@ -526,10 +557,11 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
     );
 
     // 5. The host's mailer delivers the e-mail job from the outbox.
-    let n = crm.deliver_emails(admin, &PrintingMailer).unwrap();
+    let n = admin.outbox().deliver_emails(&PrintingMailer).unwrap();
     println!("  5. {n} e-mail delivered from the outbox to the address rita recorded when the call came in");
-    for s in crm
-        .stage_history(admin, EntityKind::Quote, quote.meta.id)
+    for s in admin
+        .audit()
+        .stage_history(EntityKind::Quote, quote.meta.id)
         .unwrap()
     {
         println!(
@@ -541,10 +573,10 @@ fn seed_scenario(crm: &Crm, admin: &crm_core::Context, org: &demo::Org, clock: &
     }
 }
 
-fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
+fn analytics(org: &demo::Org, data: &demo::Data) {
     let director = &org.director;
     let t = Instant::now();
-    let rfm = crm.rfm(director, &RfmOptions::default()).unwrap();
+    let rfm = director.analytics().rfm(&RfmOptions::default()).unwrap();
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     for r in &rfm {
         *counts.entry(r.segment.clone()).or_default() += 1;
@@ -559,19 +591,17 @@ fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
     for (seg, n) in by_size {
         println!("    {seg:<20} {n:>5}");
     }
-    let now = crm.now();
+    let now = director.now();
     let t = Instant::now();
-    let rows = crm
-        .profit(
-            director,
-            &ProfitOptions {
-                from: now - Duration::days(91),
-                to: now,
-                by: ProfitDimension::Rfm,
-                rates: None,
-                rfm: RfmOptions::default(),
-            },
-        )
+    let rows = director
+        .analytics()
+        .profit(&ProfitOptions {
+            from: now - Duration::days(91),
+            to: now,
+            by: ProfitDimension::Rfm,
+            rates: None,
+            rfm: RfmOptions::default(),
+        })
         .unwrap();
     println!(
         "  profit by RFM segment × product, last three months ({} rows, {} ms), top 10 by margin:",
@@ -585,7 +615,7 @@ fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
     for r in rows.iter().take(10) {
         let product = r
             .product_id
-            .and_then(|p| crm.get(director, EntityKind::Product, p).ok())
+            .and_then(|p| director.records().get(EntityKind::Product, p).ok())
             .map(|p| p.label())
             .unwrap_or_else(|| r.product.clone());
         println!(
@@ -600,7 +630,7 @@ fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
     }
     println!("  ({} products in the catalogue)", data.products.len());
 
-    match crm.funnel(director, &Default::default()) {
+    match director.sales().funnel(&Default::default()) {
         Ok(f) => {
             println!(
                 "  funnel of the `{}` pipeline: {} opportunities, {} won, {} lost",
@@ -622,7 +652,10 @@ fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
     }
 
     let t = Instant::now();
-    let mut values = crm.customer_values(director, &Default::default()).unwrap();
+    let mut values = director
+        .analytics()
+        .customer_values(&Default::default())
+        .unwrap();
     println!(
         "  value indices of {} customers ({} ms); most valuable at risk (churn risk ≥ 0.5):",
         values.len(),
@@ -634,8 +667,9 @@ fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
         amount(b).cmp(&amount(a))
     });
     for v in values.iter().take(5) {
-        let name = crm
-            .get(director, EntityKind::Account, v.account_id)
+        let name = director
+            .records()
+            .get(EntityKind::Account, v.account_id)
             .map(|r| r.label())
             .unwrap_or_default();
         println!(
@@ -648,8 +682,9 @@ fn analytics(crm: &Crm, org: &demo::Org, data: &demo::Data) {
     }
 
     let t = Instant::now();
-    let teams = crm
-        .team_kpis(director, now - Duration::days(365), now, None)
+    let teams = director
+        .analytics()
+        .team_kpis(now - Duration::days(365), now, None)
         .unwrap();
     println!(
         "  supervision, last twelve months, per team ({} ms):",
@@ -699,11 +734,11 @@ impl ErpFacts for DemoErp {
     }
 }
 
-fn screen_pop(crm: &Crm, org: &demo::Org) {
+fn screen_pop(org: &demo::Org) {
     let rep = &org.reps[2];
-    let customer = crm
+    let customer = rep
+        .records()
         .list(
-            rep,
             EntityKind::Account,
             &ListRequest::filter(Filter::cmp("order_count", Op::Gt, 3_i64)).limit(1),
         )
@@ -712,7 +747,7 @@ fn screen_pop(crm: &Crm, org: &demo::Org) {
         .remove(0);
     let phone = customer.text("phone").unwrap().to_owned();
     let t = Instant::now();
-    let pop = crm.screen_pop(rep, &phone, Some(&DemoErp)).unwrap();
+    let pop = rep.analytics().screen_pop(&phone, Some(&DemoErp)).unwrap();
     let account = pop.account.as_ref().unwrap();
     println!(
         "  incoming call from {phone} → {} ({}), in {} µs",
@@ -755,8 +790,9 @@ fn screen_pop(crm: &Crm, org: &demo::Org) {
         pop.last_activities.len()
     );
     for c in &pop.cross_sell {
-        let name = crm
-            .get(rep, EntityKind::Product, c.product_id)
+        let name = rep
+            .records()
+            .get(EntityKind::Product, c.product_id)
             .map(|p| p.label())
             .unwrap_or_default();
         println!(

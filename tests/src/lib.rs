@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crm_core::chrono::{TimeZone, Utc};
 use crm_core::{
     fields, Context, Crm, EntityKind, Fields, LineItem, ManualClock, Money, Origin, Policy,
-    RecordId, TenantId, Value,
+    RecordId, Session, TenantId, Value,
 };
 use crm_store::SqliteStore;
 
@@ -33,7 +33,7 @@ pub fn world() -> World {
 /// The same on a given store.
 pub fn world_on(store: SqliteStore) -> World {
     let clock = Arc::new(ManualClock::new(start()));
-    let crm = Crm::new(Arc::new(store)).with_clock(clock.clone());
+    let crm = Crm::new(store).with_clock(clock.clone());
     let tenant = TenantId::new("acme").unwrap();
     let admin = crm
         .bootstrap(
@@ -55,11 +55,21 @@ pub fn world_on(store: SqliteStore) -> World {
 }
 
 impl World {
+    /// A session of `ctx` (panics if the user cannot act: use `crm.session` to test that).
+    pub fn on(&self, ctx: &Context) -> Session {
+        self.crm.session(ctx).unwrap()
+    }
+
+    /// The administrator's session.
+    pub fn admin_session(&self) -> Session {
+        self.on(&self.admin)
+    }
+
     /// Creates a role with `policy`.
     pub fn role(&self, name: &str, policy: &Policy) -> RecordId {
-        self.crm
+        self.admin_session()
+            .records()
             .create(
-                &self.admin,
                 EntityKind::Role,
                 fields! { "name" => name, "policy" => Value::Json(policy.to_json()) },
             )
@@ -70,8 +80,9 @@ impl World {
 
     /// Creates a team.
     pub fn team(&self, name: &str) -> RecordId {
-        self.crm
-            .create(&self.admin, EntityKind::Team, fields! { "name" => name })
+        self.admin_session()
+            .records()
+            .create(EntityKind::Team, fields! { "name" => name })
             .unwrap()
             .meta
             .id
@@ -79,12 +90,9 @@ impl World {
 
     /// Creates a territory.
     pub fn territory(&self, name: &str) -> RecordId {
-        self.crm
-            .create(
-                &self.admin,
-                EntityKind::Territory,
-                fields! { "name" => name },
-            )
+        self.admin_session()
+            .records()
+            .create(EntityKind::Territory, fields! { "name" => name })
             .unwrap()
             .meta
             .id
@@ -95,7 +103,11 @@ impl World {
     pub fn user(&self, username: &str, role: RecordId, extra: Fields) -> Context {
         let mut f = fields! { "username" => username, "role_id" => role };
         f.extend(extra);
-        let u = self.crm.create(&self.admin, EntityKind::User, f).unwrap();
+        let u = self
+            .admin_session()
+            .records()
+            .create(EntityKind::User, f)
+            .unwrap();
         self.admin.as_user(u.meta.id)
     }
 }
@@ -114,9 +126,9 @@ fn eur(s: &str) -> Value {
 }
 
 fn account(w: &World, name: &str) -> crm_core::Record {
-    w.crm
+    w.admin_session()
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => name, "country" => "IT" },
         )
@@ -135,12 +147,9 @@ pub fn sample(w: &World, kind: EntityKind) -> Fields {
         }
         EntityKind::AccountContact => {
             let c = w
-                .crm
-                .create(
-                    &w.admin,
-                    EntityKind::Contact,
-                    fields! { "last_name" => "Verdi" },
-                )
+                .admin_session()
+                .records()
+                .create(EntityKind::Contact, fields! { "last_name" => "Verdi" })
                 .unwrap();
             fields! { "account_id" => acc(), "contact_id" => c.meta.id, "job_title" => "CFO" }
         }
@@ -170,12 +179,9 @@ pub fn sample(w: &World, kind: EntityKind) -> Fields {
         }
         EntityKind::CampaignMember => {
             let c = w
-                .crm
-                .create(
-                    &w.admin,
-                    EntityKind::Campaign,
-                    fields! { "name" => "Autumn" },
-                )
+                .admin_session()
+                .records()
+                .create(EntityKind::Campaign, fields! { "name" => "Autumn" })
                 .unwrap();
             fields! { "campaign_id" => c.meta.id }
         }

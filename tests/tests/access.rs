@@ -38,6 +38,7 @@ struct Org {
 /// subordinate S (team B, reports to R), other O (team B, territory T2).
 fn org(scope: Scope) -> Org {
     let w = world();
+    let admin = w.admin_session();
     let t1 = w.territory("North");
     let t2 = w.territory("South");
     let team_a = w.team("A");
@@ -58,9 +59,9 @@ fn org(scope: Scope) -> Org {
         fields! { "team_ids" => ids(&[team_b]), "territory_ids" => ids(&[t2]) },
     );
     let mk = |name: &str, owner: RecordId, territory: RecordId| {
-        w.crm
+        admin
+            .records()
             .create(
-                &w.admin,
                 EntityKind::Account,
                 crm_core::NewRecord {
                     fields: fields! { "name" => name, "territory_id" => territory },
@@ -79,9 +80,9 @@ fn org(scope: Scope) -> Org {
         ("other", mk("other", o.user_id, t2)),
         ("shared", mk("shared", o.user_id, t2)),
     ];
-    w.crm
+    admin
+        .access()
         .share(
-            &w.admin,
             EntityKind::Account,
             records[5].1,
             Grantee::User(rep.user_id),
@@ -95,12 +96,9 @@ fn org(scope: Scope) -> Org {
         .bootstrap(&globex, "boss", Default::default())
         .unwrap();
     let other_tenant_record = w
-        .crm
-        .create(
-            &b,
-            EntityKind::Account,
-            fields! { "name" => "other tenant" },
-        )
+        .on(&b)
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "other tenant" })
         .unwrap()
         .meta
         .id;
@@ -176,17 +174,18 @@ fn matrix_of_scopes_actions_and_records() {
     ];
     for (scope, rows) in table {
         let o = org(*scope);
-        let listed: BTreeSet<String> =
-            o.w.crm
-                .list(&o.rep, EntityKind::Account, &ListRequest::default())
-                .unwrap()
-                .items
-                .iter()
-                .map(|r| r.label())
-                .collect();
+        let rep = o.w.on(&o.rep);
+        let listed: BTreeSet<String> = rep
+            .records()
+            .list(EntityKind::Account, &ListRequest::default())
+            .unwrap()
+            .items
+            .iter()
+            .map(|r| r.label())
+            .collect();
         for (label, read, update) in rows.iter() {
             let id = o.records.iter().find(|(l, _)| l == label).unwrap().1;
-            let got = o.w.crm.get(&o.rep, EntityKind::Account, id);
+            let got = rep.records().get(EntityKind::Account, id);
             assert_eq!(got.is_ok(), *read, "{scope:?} read {label}");
             if !read {
                 assert_eq!(
@@ -196,13 +195,9 @@ fn matrix_of_scopes_actions_and_records() {
                 );
             }
             assert_eq!(listed.contains(*label), *read, "{scope:?} list {label}");
-            let upd = o.w.crm.update(
-                &o.rep,
-                EntityKind::Account,
-                id,
-                1,
-                fields! { "city" => "Bari" },
-            );
+            let upd =
+                rep.records()
+                    .update(EntityKind::Account, id, 1, fields! { "city" => "Bari" });
             assert_eq!(upd.is_ok(), *update, "{scope:?} update {label}: {upd:?}");
             if let Err(e) = upd {
                 let expected = if *read {
@@ -215,29 +210,29 @@ fn matrix_of_scopes_actions_and_records() {
                     assert_eq!(e.action.as_deref(), Some("update"));
                 }
             }
-            let del = o.w.crm.delete(&o.rep, EntityKind::Account, id, None);
+            let del = rep.records().delete(EntityKind::Account, id, None);
             assert_eq!(del.is_ok(), *update, "{scope:?} delete {label}");
             if del.is_ok() {
-                o.w.crm.restore(&o.rep, EntityKind::Account, id).unwrap();
+                rep.records().restore(EntityKind::Account, id).unwrap();
             }
         }
         assert_eq!(
-            o.w.crm.count(&o.rep, EntityKind::Account, None).unwrap() as usize,
+            rep.records().count(EntityKind::Account, None).unwrap() as usize,
             rows.iter().filter(|r| r.1).count(),
             "{scope:?} count"
         );
         assert_eq!(
-            o.w.crm
-                .get(&o.rep, EntityKind::Account, o.other_tenant_record)
+            rep.records()
+                .get(EntityKind::Account, o.other_tenant_record)
                 .unwrap_err()
                 .kind,
             ErrorKind::NotFound
         );
         // No object permission: nothing at all.
-        let e =
-            o.w.crm
-                .list(&o.rep, EntityKind::Opportunity, &ListRequest::default())
-                .unwrap_err();
+        let e = rep
+            .records()
+            .list(EntityKind::Opportunity, &ListRequest::default())
+            .unwrap_err();
         assert_eq!(
             (e.kind, e.action.as_deref()),
             (ErrorKind::PermissionDenied, Some("read"))
@@ -250,17 +245,18 @@ fn read_and_write_scopes_are_separate() {
     let w = world();
     let team = w.team("A");
     let role = w.role("rep", &rep_policy(&[Scope::Team], &[Scope::Own]));
-    let a = w.user("a", role, fields! { "team_ids" => ids(&[team]) });
-    let b = w.user("b", role, fields! { "team_ids" => ids(&[team]) });
-    let acc = w
-        .crm
-        .create(&b, EntityKind::Account, fields! { "name" => "B's" })
+    let a_ctx = w.user("a", role, fields! { "team_ids" => ids(&[team]) });
+    let a = w.on(&a_ctx);
+    let b_ctx = w.user("b", role, fields! { "team_ids" => ids(&[team]) });
+    let b = w.on(&b_ctx);
+    let acc = b
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "B's" })
         .unwrap();
-    assert!(w.crm.get(&a, EntityKind::Account, acc.meta.id).is_ok());
-    let e = w
-        .crm
+    assert!(a.records().get(EntityKind::Account, acc.meta.id).is_ok());
+    let e = a
+        .records()
         .update(
-            &a,
             EntityKind::Account,
             acc.meta.id,
             1,
@@ -275,10 +271,9 @@ fn read_and_write_scopes_are_separate() {
             Some("record_scope")
         )
     );
-    assert!(w
-        .crm
+    assert!(b
+        .records()
         .update(
-            &b,
             EntityKind::Account,
             acc.meta.id,
             1,
@@ -290,47 +285,42 @@ fn read_and_write_scopes_are_separate() {
 #[test]
 fn external_users_see_only_what_is_shared_with_them_or_their_partner() {
     let w = world();
-    let partner = w
-        .crm
+    let admin = w.admin_session();
+    let partner = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "Partner SRL", "roles" => Value::List(vec!["partner".into()]) },
         )
         .unwrap();
-    let role = w.role("partner", &rep_policy(&[Scope::All], &[Scope::All]));
-    let x = w.user(
+    // External users' field rules are an allow-list: the partner role grants the name.
+    let role = w.role(
+        "partner",
+        &rep_policy(&[Scope::All], &[Scope::All])
+            .field(EntityKind::Account, "name", FieldAccess::Visible)
+            .field(EntityKind::Account, "city", FieldAccess::Visible),
+    );
+    let x_ctx = w.user(
         "x",
         role,
         fields! { "user_type" => "external", "partner_account_id" => partner.meta.id },
     );
-    let to_partner = w
-        .crm
-        .create(
-            &w.admin,
-            EntityKind::Account,
-            fields! { "name" => "via partner" },
-        )
+    let x = w.on(&x_ctx);
+    let to_partner = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "via partner" })
         .unwrap();
-    let to_user = w
-        .crm
-        .create(
-            &w.admin,
-            EntityKind::Account,
-            fields! { "name" => "via user" },
-        )
+    let to_user = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "via user" })
         .unwrap();
-    let hidden = w
-        .crm
-        .create(
-            &w.admin,
-            EntityKind::Account,
-            fields! { "name" => "not shared" },
-        )
+    let hidden = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "not shared" })
         .unwrap();
-    w.crm
+    admin
+        .access()
         .share(
-            &w.admin,
             EntityKind::Account,
             to_partner.meta.id,
             Grantee::Partner(partner.meta.id),
@@ -338,19 +328,19 @@ fn external_users_see_only_what_is_shared_with_them_or_their_partner() {
             None,
         )
         .unwrap();
-    w.crm
+    admin
+        .access()
         .share(
-            &w.admin,
             EntityKind::Account,
             to_user.meta.id,
-            Grantee::User(x.user_id),
+            Grantee::User(x_ctx.user_id),
             true,
             None,
         )
         .unwrap();
-    let seen: BTreeSet<String> = w
-        .crm
-        .list(&x, EntityKind::Account, &ListRequest::default())
+    let seen: BTreeSet<String> = x
+        .records()
+        .list(EntityKind::Account, &ListRequest::default())
         .unwrap()
         .items
         .iter()
@@ -362,16 +352,15 @@ fn external_users_see_only_what_is_shared_with_them_or_their_partner() {
         "even a scope of `all` gives external users nothing more"
     );
     assert_eq!(
-        w.crm
-            .get(&x, EntityKind::Account, hidden.meta.id)
+        x.records()
+            .get(EntityKind::Account, hidden.meta.id)
             .unwrap_err()
             .kind,
         ErrorKind::NotFound
     );
     assert_eq!(
-        w.crm
+        x.records()
             .update(
-                &x,
                 EntityKind::Account,
                 hidden.meta.id,
                 1,
@@ -381,20 +370,18 @@ fn external_users_see_only_what_is_shared_with_them_or_their_partner() {
             .kind,
         ErrorKind::NotFound
     );
-    assert!(w
-        .crm
+    assert!(x
+        .records()
         .update(
-            &x,
             EntityKind::Account,
             to_user.meta.id,
             1,
             fields! { "city" => "x" }
         )
         .is_ok());
-    let e = w
-        .crm
+    let e = x
+        .records()
         .update(
-            &x,
             EntityKind::Account,
             to_partner.meta.id,
             1,
@@ -404,29 +391,25 @@ fn external_users_see_only_what_is_shared_with_them_or_their_partner() {
     assert_eq!(e.kind, ErrorKind::PermissionDenied);
     // Shares expire.
     let until = w.crm.now() + crm_core::chrono::Duration::hours(1);
-    let temp = w
-        .crm
-        .create(
-            &w.admin,
-            EntityKind::Account,
-            fields! { "name" => "temporary" },
-        )
+    let temp = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "temporary" })
         .unwrap();
-    w.crm
+    admin
+        .access()
         .share(
-            &w.admin,
             EntityKind::Account,
             temp.meta.id,
-            Grantee::User(x.user_id),
+            Grantee::User(x_ctx.user_id),
             false,
             Some(until),
         )
         .unwrap();
-    assert!(w.crm.get(&x, EntityKind::Account, temp.meta.id).is_ok());
+    assert!(x.records().get(EntityKind::Account, temp.meta.id).is_ok());
     w.clock.advance(crm_core::chrono::Duration::hours(2));
     assert_eq!(
-        w.crm
-            .get(&x, EntityKind::Account, temp.meta.id)
+        x.records()
+            .get(EntityKind::Account, temp.meta.id)
             .unwrap_err()
             .kind,
         ErrorKind::NotFound
@@ -436,9 +419,10 @@ fn external_users_see_only_what_is_shared_with_them_or_their_partner() {
 #[test]
 fn hidden_fields_never_leave_and_cannot_be_probed() {
     let w = world();
-    w.crm
+    let admin = w.admin_session();
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::CustomField,
             fields! { "entity" => "account", "name" => "score", "field_type" => "int" },
         )
@@ -448,12 +432,12 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
         .field(EntityKind::Account, "custom.score", FieldAccess::Hidden)
         .field(EntityKind::Account, "industry", FieldAccess::ReadOnly);
     let role = w.role("restricted", &policy);
-    let u = w.user("u", role, fields! {});
-    let acc = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "ACME", "vat_number" => "IT123", "industry" => "retail", "custom.score" => 7_i64 }).unwrap();
-    let acc = w
-        .crm
+    let u_ctx = w.user("u", role, fields! {});
+    let u = w.on(&u_ctx);
+    let acc = admin.records().create(EntityKind::Account, fields! { "name" => "ACME", "vat_number" => "IT123", "industry" => "retail", "custom.score" => 7_i64 }).unwrap();
+    let acc = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Account,
             acc.meta.id,
             1,
@@ -461,27 +445,27 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
         )
         .unwrap();
 
-    let r = w.crm.get(&u, EntityKind::Account, acc.meta.id).unwrap();
+    let r = u.records().get(EntityKind::Account, acc.meta.id).unwrap();
     assert!(!r.fields.contains_key("vat_number") && !r.custom.contains_key("score"));
     assert_eq!(r.text("industry"), Some("retail"));
-    let listed = &w
-        .crm
-        .list(&u, EntityKind::Account, &ListRequest::default())
+    let listed = &u
+        .records()
+        .list(EntityKind::Account, &ListRequest::default())
         .unwrap()
         .items[0];
     assert!(!listed.fields.contains_key("vat_number"));
-    let history = w
-        .crm
-        .history(&u, EntityKind::Account, acc.meta.id, None, None)
+    let history = u
+        .audit()
+        .history(EntityKind::Account, acc.meta.id, None, None)
         .unwrap();
     assert!(history
         .entries
         .iter()
         .flat_map(|e| &e.changes)
         .all(|c| c.field != "vat_number" && c.field != "custom.score"));
-    let then = w
-        .crm
-        .as_of(&u, EntityKind::Account, acc.meta.id, w.crm.now())
+    let then = u
+        .audit()
+        .as_of(EntityKind::Account, acc.meta.id, w.crm.now())
         .unwrap()
         .unwrap();
     assert!(!then.fields.contains_key("vat_number"));
@@ -489,9 +473,8 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
     for (what, res) in [
         (
             "filter",
-            w.crm
+            u.records()
                 .count(
-                    &u,
                     EntityKind::Account,
                     Some(&Filter::eq("vat_number", "IT456")),
                 )
@@ -499,9 +482,8 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
         ),
         (
             "custom filter",
-            w.crm
+            u.records()
                 .count(
-                    &u,
                     EntityKind::Account,
                     Some(&Filter::eq("custom.score", 9_i64)),
                 )
@@ -509,9 +491,8 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
         ),
         (
             "sort",
-            w.crm
+            u.records()
                 .list(
-                    &u,
                     EntityKind::Account,
                     &ListRequest::default().sort_by("vat_number", false),
                 )
@@ -519,9 +500,8 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
         ),
         (
             "export",
-            w.crm
+            u.records()
                 .export(
-                    &u,
                     EntityKind::Account,
                     None,
                     Some(&["name", "vat_number"]),
@@ -538,8 +518,8 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
         );
     }
     let mut exported = Vec::new();
-    w.crm
-        .export(&u, EntityKind::Account, None, None, &mut |r| {
+    u.records()
+        .export(EntityKind::Account, None, None, &mut |r| {
             exported.push(r);
             Ok(())
         })
@@ -549,10 +529,9 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
         .all(|r| !r.fields.contains_key("vat_number")));
 
     // A read-only field refuses the whole update.
-    let e = w
-        .crm
+    let e = u
+        .records()
         .update(
-            &u,
             EntityKind::Account,
             acc.meta.id,
             acc.meta.version,
@@ -567,9 +546,9 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
             Some("read_only_field")
         )
     );
-    let now = w
-        .crm
-        .get(&w.admin, EntityKind::Account, acc.meta.id)
+    let now = admin
+        .records()
+        .get(EntityKind::Account, acc.meta.id)
         .unwrap();
     assert_eq!(
         (now.meta.version, now.text("city")),
@@ -577,15 +556,15 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
     );
 
     // Access review: which roles read the field.
-    let roles = w
-        .crm
-        .roles_reading_field(&w.admin, EntityKind::Account, "vat_number")
+    let roles = admin
+        .access()
+        .roles_reading_field(EntityKind::Account, "vat_number")
         .unwrap();
     assert!(roles.iter().any(|(_, n, _)| n == "Administrator"));
     assert!(!roles.iter().any(|(_, n, _)| n == "restricted"));
-    let ro = w
-        .crm
-        .roles_reading_field(&w.admin, EntityKind::Account, "industry")
+    let ro = admin
+        .access()
+        .roles_reading_field(EntityKind::Account, "industry")
         .unwrap();
     assert!(ro
         .iter()
@@ -595,69 +574,39 @@ fn hidden_fields_never_leave_and_cannot_be_probed() {
 #[test]
 fn explain_and_access_review_say_which_rule_decided() {
     let o = org(Scope::Team);
+    let rep = o.w.on(&o.rep);
+    let admin = o.w.admin_session();
     let teammate = o.records[1].1;
     let other = o.records[4].1;
     let shared = o.records[5].1;
-    let d =
-        o.w.crm
-            .explain(
-                &o.w.admin,
-                o.rep.user_id,
-                Action::Read,
-                EntityKind::Account,
-                teammate,
-            )
-            .unwrap();
+    let d = admin
+        .access()
+        .explain(o.rep.user_id, Action::Read, EntityKind::Account, teammate)
+        .unwrap();
     assert!(d.allowed && d.reason.contains("teammate"), "{}", d.reason);
-    let d =
-        o.w.crm
-            .explain(
-                &o.w.admin,
-                o.rep.user_id,
-                Action::Read,
-                EntityKind::Account,
-                other,
-            )
-            .unwrap();
+    let d = admin
+        .access()
+        .explain(o.rep.user_id, Action::Read, EntityKind::Account, other)
+        .unwrap();
     assert!(!d.allowed && d.rule == "record_scope", "{}", d.reason);
-    let d =
-        o.w.crm
-            .explain(
-                &o.w.admin,
-                o.rep.user_id,
-                Action::Read,
-                EntityKind::Account,
-                shared,
-            )
-            .unwrap();
+    let d = admin
+        .access()
+        .explain(o.rep.user_id, Action::Read, EntityKind::Account, shared)
+        .unwrap();
     assert!(d.allowed && d.rule == "share", "{}", d.reason);
-    let d =
-        o.w.crm
-            .explain(
-                &o.w.admin,
-                o.rep.user_id,
-                Action::Update,
-                EntityKind::Account,
-                shared,
-            )
-            .unwrap();
+    let d = admin
+        .access()
+        .explain(o.rep.user_id, Action::Update, EntityKind::Account, shared)
+        .unwrap();
     assert!(!d.allowed, "{}", d.reason);
     // A user may ask about themselves, not about others.
-    assert!(o
-        .w
-        .crm
-        .explain(
-            &o.rep,
-            o.rep.user_id,
-            Action::Read,
-            EntityKind::Account,
-            teammate
-        )
+    assert!(rep
+        .access()
+        .explain(o.rep.user_id, Action::Read, EntityKind::Account, teammate)
         .is_ok());
     assert_eq!(
-        o.w.crm
+        rep.access()
             .explain(
-                &o.rep,
                 o.w.admin.user_id,
                 Action::Read,
                 EntityKind::Account,
@@ -667,10 +616,10 @@ fn explain_and_access_review_say_which_rule_decided() {
             .kind,
         ErrorKind::PermissionDenied
     );
-    let review =
-        o.w.crm
-            .who_can_read(&o.w.admin, EntityKind::Account, teammate)
-            .unwrap();
+    let review = admin
+        .access()
+        .who_can_read(EntityKind::Account, teammate)
+        .unwrap();
     let readers: BTreeSet<&str> = review
         .iter()
         .filter(|r| r.decision.allowed)
@@ -682,12 +631,13 @@ fn explain_and_access_review_say_which_rule_decided() {
 #[test]
 fn configuration_changes_need_configure_and_are_recorded() {
     let w = world();
+    let admin = w.admin_session();
     let role = w.role("rep", &rep_policy(&[Scope::All], &[Scope::All]));
-    let u = w.user("u", role, fields! {});
-    let e = w
-        .crm
+    let u_ctx = w.user("u", role, fields! {});
+    let u = w.on(&u_ctx);
+    let e = u
+        .records()
         .create(
-            &u,
             EntityKind::Role,
             fields! { "name" => "sneaky", "policy" => Value::Json(Policy::admin().to_json()) },
         )
@@ -696,12 +646,11 @@ fn configuration_changes_need_configure_and_are_recorded() {
         (e.kind, e.action.as_deref()),
         (ErrorKind::PermissionDenied, Some("create"))
     );
-    let e = w
-        .crm
+    let e = u
+        .records()
         .update(
-            &u,
             EntityKind::User,
-            u.user_id,
+            u_ctx.user_id,
             1,
             fields! { "role_id" => role },
         )
@@ -710,16 +659,16 @@ fn configuration_changes_need_configure_and_are_recorded() {
         e.kind,
         ErrorKind::PermissionDenied | ErrorKind::NotFound
     ));
-    let h = w
-        .crm
-        .history(&w.admin, EntityKind::Role, role, None, None)
+    let h = admin
+        .audit()
+        .history(EntityKind::Role, role, None, None)
         .unwrap();
     assert_eq!(h.entries[0].operation, crm_core::Operation::Configure);
     // Changing a role's policy takes effect at once.
-    let r = w.crm.get(&w.admin, EntityKind::Role, role).unwrap();
-    w.crm
+    let r = admin.records().get(EntityKind::Role, role).unwrap();
+    admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Role,
             role,
             r.meta.version,
@@ -727,7 +676,10 @@ fn configuration_changes_need_configure_and_are_recorded() {
         )
         .unwrap();
     assert_eq!(
-        w.crm.count(&u, EntityKind::Account, None).unwrap_err().kind,
+        u.records()
+            .count(EntityKind::Account, None)
+            .unwrap_err()
+            .kind,
         ErrorKind::PermissionDenied
     );
 }
@@ -754,6 +706,16 @@ struct Model {
     /// (account, user, edit).
     shares: Vec<(usize, usize, bool)>,
     hide_city: Vec<bool>,
+    /// Per user: whether their role's field rules are an allow-list (external users' roles are one
+    /// whatever this says: that is their default).
+    allow_list: Vec<bool>,
+}
+
+impl Model {
+    /// Whether user `u`'s field rules are an allow-list.
+    fn allow_list(&self, u: usize) -> bool {
+        self.allow_list[u] || self.users[u].5
+    }
 }
 
 fn scope_strategy() -> impl Strategy<Value = Vec<Scope>> {
@@ -790,23 +752,27 @@ fn model_strategy() -> impl Strategy<Value = Model> {
                 0..4,
             ),
             proptest::collection::vec(any::<bool>(), n_users),
+            proptest::collection::vec(proptest::bool::weighted(0.3), n_users),
         )
-            .prop_map(move |(mut users, accounts, shares, hide_city)| {
-                for (i, u) in users.iter_mut().enumerate() {
-                    // Managers come earlier in the list, so the hierarchy is a forest.
-                    u.1 = u.1.filter(|m| *m < i);
-                }
-                let shares = shares
-                    .into_iter()
-                    .filter(|(a, _, _)| *a < accounts.len())
-                    .collect();
-                Model {
-                    users,
-                    accounts,
-                    shares,
-                    hide_city,
-                }
-            })
+            .prop_map(
+                move |(mut users, accounts, shares, hide_city, allow_list)| {
+                    for (i, u) in users.iter_mut().enumerate() {
+                        // Managers come earlier in the list, so the hierarchy is a forest.
+                        u.1 = u.1.filter(|m| *m < i);
+                    }
+                    let shares = shares
+                        .into_iter()
+                        .filter(|(a, _, _)| *a < accounts.len())
+                        .collect();
+                    Model {
+                        users,
+                        accounts,
+                        shares,
+                        hide_city,
+                        allow_list,
+                    }
+                },
+            )
     })
 }
 
@@ -854,18 +820,38 @@ impl Model {
     }
 }
 
+/// How many random organisations the reference-model test tries: `CRM_PROPTEST_CASES`, else 1000.
+fn model_cases() -> u32 {
+    std::env::var("CRM_PROPTEST_CASES").map_or(1000, |v| {
+        v.parse()
+            .expect("CRM_PROPTEST_CASES must be a whole number of cases")
+    })
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: model_cases(), .. ProptestConfig::default() })]
     #[test]
     fn crm_agrees_with_the_reference_model(m in model_strategy()) {
         let w = world();
+        let admin = w.admin_session();
         let teams = [w.team("t0"), w.team("t1")];
         let territories = [w.territory("z0"), w.territory("z1")];
-        let partner = w.crm.create(&w.admin, EntityKind::Account, fields! { "name" => "partner" }).unwrap().meta.id;
+        let partner = admin.records().create(EntityKind::Account, fields! { "name" => "partner" }).unwrap().meta.id;
         let mut ctxs: Vec<Context> = Vec::new();
         for (i, u) in m.users.iter().enumerate() {
             let mut policy = rep_policy(&u.3, &u.4);
-            if m.hide_city[i] {
+            if m.allow_list(i) {
+                // Granted: name and website, and city unless it is hidden.
+                if m.allow_list[i] {
+                    policy = policy.field_mode(crm_core::FieldMode::AllowList);
+                }
+                policy = policy
+                    .field(EntityKind::Account, "name", FieldAccess::Visible)
+                    .field(EntityKind::Account, "website", FieldAccess::Visible);
+                if !m.hide_city[i] {
+                    policy = policy.field(EntityKind::Account, "city", FieldAccess::Visible);
+                }
+            } else if m.hide_city[i] {
                 policy = policy.field(EntityKind::Account, "city", FieldAccess::Hidden);
             }
             let role = w.role(&format!("role{i}"), &policy);
@@ -884,33 +870,36 @@ proptest! {
         }
         let mut accounts = Vec::new();
         for (i, (owner, territory)) in m.accounts.iter().enumerate() {
-            let mut f = fields! { "name" => format!("a{i}"), "city" => "Pisa" };
+            let mut f = fields! { "name" => format!("a{i}"), "city" => "Pisa", "industry" => "retail" };
             if let Some(t) = territory {
                 f.insert("territory_id".into(), Value::Ref(territories[*t]));
             }
-            accounts.push(w.crm.create(&w.admin, EntityKind::Account, crm_core::NewRecord { fields: f, owner_id: Some(ctxs[*owner].user_id) }).unwrap().meta.id);
+            accounts.push(admin.records().create(EntityKind::Account, crm_core::NewRecord { fields: f, owner_id: Some(ctxs[*owner].user_id) }).unwrap().meta.id);
         }
         for (a, u, edit) in &m.shares {
-            w.crm.share(&w.admin, EntityKind::Account, accounts[*a], Grantee::User(ctxs[*u].user_id), *edit, None).unwrap();
+            admin.access().share(EntityKind::Account, accounts[*a], Grantee::User(ctxs[*u].user_id), *edit, None).unwrap();
         }
         for (u, ctx) in ctxs.iter().enumerate() {
+            let user = w.on(ctx);
             let expected: BTreeSet<RecordId> = (0..accounts.len()).filter(|a| m.reaches(u, *a, false)).map(|a| accounts[a]).collect();
-            let page = w.crm.list(ctx, EntityKind::Account, &ListRequest::default().limit(1000)).unwrap();
+            let page = user.records().list(EntityKind::Account, &ListRequest::default().limit(1000)).unwrap();
             // The partner organisation's own account is outside the model; leave it out.
             let listed: BTreeSet<RecordId> = page.items.iter().map(|r| r.meta.id).filter(|id| accounts.contains(id)).collect();
             prop_assert_eq!(&listed, &expected, "user {} list", u);
-            prop_assert_eq!(w.crm.count(ctx, EntityKind::Account, None).unwrap() as usize, page.items.len());
+            prop_assert_eq!(user.records().count(EntityKind::Account, None).unwrap() as usize, page.items.len());
             for r in page.items.iter().filter(|r| accounts.contains(&r.meta.id)) {
                 prop_assert_eq!(r.fields.contains_key("city"), !m.hide_city[u], "city leaked or lost");
+                // Not granted in an allow-list: never shown.
+                prop_assert_eq!(r.fields.contains_key("industry"), !m.allow_list(u), "industry leaked or lost");
             }
-            let by_city = w.crm.count(ctx, EntityKind::Account, Some(&Filter::eq("city", "Pisa")));
+            let by_city = user.records().count(EntityKind::Account, Some(&Filter::eq("city", "Pisa")));
             prop_assert_eq!(by_city.is_err(), m.hide_city[u]);
             for (a, id) in accounts.iter().enumerate() {
                 let readable = m.reaches(u, a, false);
-                let got = w.crm.get(ctx, EntityKind::Account, *id);
+                let got = user.records().get(EntityKind::Account, *id);
                 prop_assert_eq!(got.is_ok(), readable);
-                let version = w.crm.get(&w.admin, EntityKind::Account, *id).unwrap().meta.version;
-                let res = w.crm.update(ctx, EntityKind::Account, *id, version, fields! { "website" => format!("w{u}") });
+                let version = admin.records().get(EntityKind::Account, *id).unwrap().meta.version;
+                let res = user.records().update(EntityKind::Account, *id, version, fields! { "website" => format!("w{u}") });
                 prop_assert_eq!(res.is_ok(), readable && m.reaches(u, a, true), "user {} update a{}: {:?}", u, a, res);
             }
         }

@@ -21,9 +21,9 @@ fn d(s: &str) -> crm_core::Decimal {
 }
 
 fn account(w: &World, ctx: &Context, name: &str, country: &str) -> Record {
-    w.crm
+    w.on(ctx)
+        .records()
         .create(
-            ctx,
             EntityKind::Account,
             fields! { "name" => name, "country" => country },
         )
@@ -50,10 +50,7 @@ fn order_at(
     lines: Vec<LineItem>,
     at: DateTime<Utc>,
 ) -> Record {
-    w.crm
-        .create(
-            ctx,
-            EntityKind::Order,
+    w.on(ctx).records().create(EntityKind::Order,
             fields! { "account_id" => acc, "currency" => currency, "lines" => Value::Lines(lines), "ordered_at" => at },
         )
         .unwrap()
@@ -64,7 +61,7 @@ fn net(o: &Record) -> crm_core::Decimal {
 }
 
 fn get(w: &World, kind: EntityKind, id: RecordId) -> Record {
-    w.crm.get(&w.admin, kind, id).unwrap()
+    w.admin_session().records().get(kind, id).unwrap()
 }
 
 // ----------------------------------------------------------------- derived statistics
@@ -72,6 +69,7 @@ fn get(w: &World, kind: EntityKind, id: RecordId) -> Record {
 #[test]
 fn order_stats_follow_create_update_delete_restore() {
     let w = world();
+    let admin = w.admin_session();
     let now = w.crm.now();
     let a = account(&w, &w.admin, "A", "IT").meta.id;
     let b = account(&w, &w.admin, "B", "IT").meta.id;
@@ -123,10 +121,9 @@ fn order_stats_follow_create_update_delete_restore() {
     );
 
     // Cancelled orders do not count.
-    let o2 = w
-        .crm
+    let o2 = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Order,
             o2.meta.id,
             o2.meta.version,
@@ -141,10 +138,9 @@ fn order_stats_follow_create_update_delete_restore() {
     );
 
     // Moving an order to another account moves its stats.
-    let o1 = w
-        .crm
+    let o1 = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Order,
             o1.meta.id,
             o1.meta.version,
@@ -164,15 +160,17 @@ fn order_stats_follow_create_update_delete_restore() {
     );
 
     // Delete and restore.
-    w.crm
-        .delete(&w.admin, EntityKind::Order, o1.meta.id, None)
+    admin
+        .records()
+        .delete(EntityKind::Order, o1.meta.id, None)
         .unwrap();
     assert_eq!(
         get(&w, EntityKind::Account, b).get("order_count").as_int(),
         Some(0)
     );
-    w.crm
-        .restore(&w.admin, EntityKind::Order, o1.meta.id)
+    admin
+        .records()
+        .restore(EntityKind::Order, o1.meta.id)
         .unwrap();
     let accb = get(&w, EntityKind::Account, b);
     assert_eq!(accb.get("order_count").as_int(), Some(1));
@@ -266,10 +264,7 @@ struct Data {
 }
 
 fn product(w: &World, sku: &str, price: &str, cost: &str) -> RecordId {
-    w.crm
-        .create(
-            &w.admin,
-            EntityKind::Product,
+    w.admin_session().records().create(EntityKind::Product,
             fields! { "sku" => sku, "name" => sku, "list_price" => Money::parse(price, "EUR").unwrap(), "unit_cost" => Money::parse(cost, "EUR").unwrap() },
         )
         .unwrap()
@@ -409,12 +404,13 @@ fn check_rfm(w: &World, ctx: &Context, rows: &[crm_core::RfmRow], expected: &Exp
 #[test]
 fn rfm_matches_sql_ntile_over_raw_orders() {
     let w = world();
+    let admin = w.admin_session();
     let prods = products(&w);
     let data = populate(&w, &w.admin, 7, &prods);
     // Fast path: all history, from the maintained account statistics.
-    let rows = w
-        .crm
-        .rfm(&w.admin, &crm_core::RfmOptions::default())
+    let rows = admin
+        .analytics()
+        .rfm(&crm_core::RfmOptions::default())
         .unwrap();
     let expected = expected_rfm(&data.orders, None);
     assert!(
@@ -436,7 +432,7 @@ fn rfm_matches_sql_ntile_over_raw_orders() {
         window_days: Some(180),
         ..Default::default()
     };
-    let rows = w.crm.rfm(&w.admin, &opts).unwrap();
+    let rows = admin.analytics().rfm(&opts).unwrap();
     let expected = expected_rfm(&data.orders, Some(w.crm.now() - Duration::days(180)));
     check_rfm(&w, &w.admin, &rows, &expected);
 }
@@ -453,14 +449,12 @@ fn rfm_uses_a_custom_rule_table() {
         m: (1, 5),
     }];
     let rows = w
-        .crm
-        .rfm(
-            &w.admin,
-            &crm_core::RfmOptions {
-                rules: Some(rules),
-                ..Default::default()
-            },
-        )
+        .admin_session()
+        .analytics()
+        .rfm(&crm_core::RfmOptions {
+            rules: Some(rules),
+            ..Default::default()
+        })
         .unwrap();
     for r in rows {
         assert_eq!(r.segment, if r.r == 5 { "top" } else { "other" });
@@ -470,6 +464,7 @@ fn rfm_uses_a_custom_rule_table() {
 #[test]
 fn rfm_across_currencies_needs_rates() {
     let w = world();
+    let admin = w.admin_session();
     let now = w.crm.now();
     let a = account(&w, &w.admin, "EUR buyer", "IT").meta.id;
     let b = account(&w, &w.admin, "USD buyer", "US").meta.id;
@@ -506,23 +501,20 @@ fn rfm_across_currencies_needs_rates() {
         vec![line(None, "1", "10", None)],
         now - Duration::days(1),
     );
-    let e = w
-        .crm
-        .rfm(&w.admin, &crm_core::RfmOptions::default())
+    let e = admin
+        .analytics()
+        .rfm(&crm_core::RfmOptions::default())
         .unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("rates_needed"), "{e}");
     let eur: crm_core::Currency = "EUR".parse().unwrap();
     let usd: crm_core::Currency = "USD".parse().unwrap();
     let rates = crm_core::RateTable::new(eur).with_rate(usd, d("0.5"));
-    let rows = w
-        .crm
-        .rfm(
-            &w.admin,
-            &crm_core::RfmOptions {
-                rates: Some(rates),
-                ..Default::default()
-            },
-        )
+    let rows = admin
+        .analytics()
+        .rfm(&crm_core::RfmOptions {
+            rates: Some(rates),
+            ..Default::default()
+        })
         .unwrap();
     let by: std::collections::HashMap<_, _> = rows.iter().map(|r| (r.account_id, r)).collect();
     assert_eq!(by[&a].monetary, Money::parse("100", "EUR").unwrap());
@@ -539,7 +531,7 @@ fn lifecycle_matches_raw_first_and_last_orders() {
     let data = populate(&w, &w.admin, 3, &prods);
     let now = w.crm.now();
     let t = crm_core::analytics::LifecycleThresholds::default();
-    let got = w.crm.lifecycles(&w.admin, None, &t).unwrap();
+    let got = w.admin_session().analytics().lifecycles(None, &t).unwrap();
     assert_eq!(got.len(), data.accounts.len());
     for (id, stage) in got {
         let mine: Vec<&Raw> = data.orders.iter().filter(|o| o.account == id).collect();
@@ -566,24 +558,22 @@ fn lifecycle_matches_raw_first_and_last_orders() {
 #[test]
 fn profit_by_country_and_product_matches_raw_lines() {
     let w = world();
+    let admin = w.admin_session();
     let prods = products(&w);
     let data = populate(&w, &w.admin, 5, &prods);
     let now = w.crm.now();
     let (from, to) = (now - Duration::days(90), now);
-    let rows = w
-        .crm
-        .profit(
-            &w.admin,
-            &crm_core::ProfitOptions {
-                from,
-                to,
-                by: crm_core::ProfitDimension::Field {
-                    field: "country".into(),
-                },
-                rates: None,
-                rfm: Default::default(),
+    let rows = admin
+        .analytics()
+        .profit(&crm_core::ProfitOptions {
+            from,
+            to,
+            by: crm_core::ProfitDimension::Field {
+                field: "country".into(),
             },
-        )
+            rates: None,
+            rfm: Default::default(),
+        })
         .unwrap();
     let country: std::collections::HashMap<_, _> = data.accounts.iter().cloned().collect();
     let mut expected: std::collections::BTreeMap<
@@ -614,18 +604,15 @@ fn profit_by_country_and_product_matches_raw_lines() {
     assert!(data.products.len() == 3);
 
     // By RFM segment: every order's revenue lands in exactly one segment.
-    let rows = w
-        .crm
-        .profit(
-            &w.admin,
-            &crm_core::ProfitOptions {
-                from,
-                to,
-                by: crm_core::ProfitDimension::Rfm,
-                rates: None,
-                rfm: Default::default(),
-            },
-        )
+    let rows = admin
+        .analytics()
+        .profit(&crm_core::ProfitOptions {
+            from,
+            to,
+            by: crm_core::ProfitDimension::Rfm,
+            rates: None,
+            rfm: Default::default(),
+        })
         .unwrap();
     let total: crm_core::Decimal = rows.iter().map(|r| r.revenue.amount).sum();
     let raw: crm_core::Decimal = data
@@ -648,29 +635,24 @@ fn ids_of(page: &[Record]) -> std::collections::BTreeSet<RecordId> {
 
 fn matching(w: &World, ctx: &Context, text: &str) -> std::collections::BTreeSet<RecordId> {
     let eur = "EUR".parse().ok();
-    let f = w
-        .crm
-        .parse_filter(ctx, EntityKind::Account, text, eur)
+    let session = w.on(ctx);
+    let f = session
+        .segments()
+        .parse(EntityKind::Account, text, eur)
         .unwrap();
     ids_of(
-        &w.crm
-            .list(
-                ctx,
-                EntityKind::Account,
-                &ListRequest::filter(f).limit(1000),
-            )
+        &session
+            .records()
+            .list(EntityKind::Account, &ListRequest::filter(f).limit(1000))
             .unwrap()
             .items,
     )
 }
 
 fn all_accounts(w: &World) -> Vec<Record> {
-    w.crm
-        .list(
-            &w.admin,
-            EntityKind::Account,
-            &ListRequest::default().limit(1000),
-        )
+    w.admin_session()
+        .records()
+        .list(EntityKind::Account, &ListRequest::default().limit(1000))
         .unwrap()
         .items
 }
@@ -744,8 +726,9 @@ fn filter_precedence_selects_the_right_records() {
 fn filter_errors_name_field_and_column() {
     let w = world();
     let err = |text: &str| {
-        w.crm
-            .parse_filter(&w.admin, EntityKind::Account, text, None)
+        w.admin_session()
+            .segments()
+            .parse(EntityKind::Account, text, None)
             .unwrap_err()
     };
     let cases: &[(&str, ErrorKind, Option<&str>, &str, usize)] = &[
@@ -871,11 +854,11 @@ fn hidden_fields_are_refused_in_filters_with_their_position() {
     let w = world();
     let policy = Policy::admin().field(EntityKind::Account, "lifetime_value", FieldAccess::Hidden);
     let role = w.role("no money", &policy);
-    let u = w.user("nomo", role, fields! {});
-    let e = w
-        .crm
-        .parse_filter(
-            &u,
+    let u_ctx = w.user("nomo", role, fields! {});
+    let u = w.on(&u_ctx);
+    let e = u
+        .segments()
+        .parse(
             EntityKind::Account,
             r#"name = "x" and lifetime_value > 5 EUR"#,
             None,
@@ -894,11 +877,14 @@ fn hidden_fields_are_refused_in_filters_with_their_position() {
         vec![line(None, "1", "10", None)],
         w.crm.now(),
     );
-    let r = w.crm.get(&u, EntityKind::Account, a).unwrap();
+    let r = u.records().get(EntityKind::Account, a).unwrap();
     assert!(r.get("lifetime_value").is_null());
     assert_eq!(r.get("order_count").as_int(), Some(1));
     // Analytics built on the hidden field are refused rather than silently leaking or dropping it.
-    let e = w.crm.rfm(&u, &crm_core::RfmOptions::default()).unwrap_err();
+    let e = u
+        .analytics()
+        .rfm(&crm_core::RfmOptions::default())
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::PermissionDenied);
     assert_eq!(e.field.as_deref(), Some("lifetime_value"));
 }
@@ -1000,17 +986,17 @@ fn stats_filters_and_days_since_match_raw_data() {
 #[test]
 fn custom_fields_work_in_the_filter_language() {
     let w = world();
-    w.crm
+    let admin = w.admin_session();
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::CustomField,
             fields! { "entity" => "account", "name" => "sector", "field_type" => "text" },
         )
         .unwrap();
-    let r = w
-        .crm
+    let r = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "Shop", "country" => "IT", "custom.sector" => "retail" },
         )
@@ -1029,12 +1015,18 @@ fn custom_fields_work_in_the_filter_language() {
 // ----------------------------------------------------------------- segments
 
 fn segment(w: &World, ctx: &Context, f: Fields) -> RecordId {
-    w.crm.create(ctx, EntityKind::Segment, f).unwrap().meta.id
+    w.on(ctx)
+        .records()
+        .create(EntityKind::Segment, f)
+        .unwrap()
+        .meta
+        .id
 }
 
 #[test]
 fn segment_refresh_reports_who_entered_and_left() {
     let w = world();
+    let admin = w.admin_session();
     let now = w.crm.now();
     let a = account(&w, &w.admin, "A", "IT").meta.id;
     let b = account(&w, &w.admin, "B", "IT").meta.id;
@@ -1060,8 +1052,8 @@ fn segment_refresh_reports_who_entered_and_left() {
         vec![line(None, "1", "10", None)],
         now - Duration::days(1),
     );
-    assert_eq!(w.crm.segment_count(&w.admin, s).unwrap(), 1);
-    let diff = w.crm.refresh_segment(&w.admin, s).unwrap();
+    assert_eq!(admin.segments().count(s).unwrap(), 1);
+    let diff = admin.segments().refresh(s).unwrap();
     assert_eq!(diff.entered, vec![a]);
     assert!(diff.left.is_empty());
     let seg = get(&w, EntityKind::Segment, s);
@@ -1079,20 +1071,20 @@ fn segment_refresh_reports_who_entered_and_left() {
         vec![line(None, "1", "10", None)],
         now,
     );
-    let diff = w.crm.refresh_segment(&w.admin, s).unwrap();
+    let diff = admin.segments().refresh(s).unwrap();
     assert_eq!(diff.entered, vec![b]);
     assert_eq!(diff.left, vec![a]);
     assert_eq!(diff.member_count, 1);
     // Members page through the ordinary list.
-    let page = w
-        .crm
-        .segment_members(&w.admin, s, &ListRequest::default())
+    let page = admin
+        .segments()
+        .members(s, &ListRequest::default())
         .unwrap();
     assert_eq!(ids_of(&page.items), [b].into_iter().collect());
     // The refresh is an audited update.
-    let h = w
-        .crm
-        .history(&w.admin, EntityKind::Segment, s, None, None)
+    let h = admin
+        .audit()
+        .history(EntityKind::Segment, s, None, None)
         .unwrap();
     assert!(h.entries.len() >= 3, "created + two refreshes");
 }
@@ -1100,6 +1092,7 @@ fn segment_refresh_reports_who_entered_and_left() {
 #[test]
 fn static_segments_and_paging() {
     let w = world();
+    let admin = w.admin_session();
     let accs: Vec<RecordId> = (0..7)
         .map(|i| account(&w, &w.admin, &format!("S{i}"), "IT").meta.id)
         .collect();
@@ -1114,11 +1107,11 @@ fn static_segments_and_paging() {
         &w.admin,
         fields! { "name" => "Hand picked", "entity" => "account", "kind" => "static", "member_ids" => Value::Json(members) },
     );
-    assert_eq!(w.crm.segment_count(&w.admin, s).unwrap(), 5);
+    assert_eq!(admin.segments().count(s).unwrap(), 5);
     let mut seen = Vec::new();
     let mut req = ListRequest::default().limit(2);
     loop {
-        let p = w.crm.segment_members(&w.admin, s, &req).unwrap();
+        let p = admin.segments().members(s, &req).unwrap();
         seen.extend(p.items.iter().map(|r| r.meta.id));
         match p.next {
             Some(n) => req = req.after(Some(n)),
@@ -1128,7 +1121,7 @@ fn static_segments_and_paging() {
     let mut expected = accs[..5].to_vec();
     expected.sort();
     assert_eq!(seen, expected, "all members, once, in id order");
-    let diff = w.crm.refresh_segment(&w.admin, s).unwrap();
+    let diff = admin.segments().refresh(s).unwrap();
     assert_eq!(diff.member_count, 5);
     assert!(diff.entered.is_empty() && diff.left.is_empty());
 }
@@ -1136,8 +1129,14 @@ fn static_segments_and_paging() {
 #[test]
 fn a_segment_definition_is_checked_when_saved() {
     let w = world();
-    let segments = |w: &World| w.crm.count(&w.admin, EntityKind::Segment, None).unwrap();
-    let save = |f: Fields| w.crm.create(&w.admin, EntityKind::Segment, f).unwrap_err();
+    let admin = w.admin_session();
+    let segments = |w: &World| {
+        w.admin_session()
+            .records()
+            .count(EntityKind::Segment, None)
+            .unwrap()
+    };
+    let save = |f: Fields| admin.records().create(EntityKind::Segment, f).unwrap_err();
     // A syntax error is reported on the definition field with its position, and nothing is saved.
     let e = save(fields! { "name" => "bad", "entity" => "account", "definition" => "country = " });
     assert_eq!(e.kind, ErrorKind::InvalidQuery);
@@ -1169,9 +1168,9 @@ fn a_segment_definition_is_checked_when_saved() {
         fields! { "name" => "IT", "entity" => "account", "definition" => r#"country = "IT""# },
     );
     let e = w
-        .crm
+        .admin_session()
+        .records()
         .update(
-            &w.admin,
             EntityKind::Segment,
             s,
             1,
@@ -1187,11 +1186,7 @@ fn a_segment_definition_is_checked_when_saved() {
     let policy = Policy::admin().field(EntityKind::Account, "lifetime_value", FieldAccess::Hidden);
     let role = w.role("no values", &policy);
     let analyst = w.user("analyst", role, fields! {});
-    let e = w
-        .crm
-        .create(
-            &analyst,
-            EntityKind::Segment,
+    let e = w.on(&analyst).records().create(EntityKind::Segment,
             fields! { "name" => "big", "entity" => "account", "definition" => "lifetime_value > 100" },
         )
         .unwrap_err();
@@ -1212,6 +1207,11 @@ fn rep(w: &World, name: &str) -> Context {
             &[Scope::Own],
         ),
     );
+    // The product catalogue is everyone's to read: an order line names a product the rep may see.
+    let p = p.allow(
+        EntityKind::Product,
+        ObjectRule::new(&[Action::Read], &[Scope::All], &[Scope::Own]),
+    );
     let role = w.role(
         &format!("rep {name}"),
         &p.field(EntityKind::Account, "vat_number", FieldAccess::Hidden),
@@ -1222,16 +1222,21 @@ fn rep(w: &World, name: &str) -> Context {
 #[test]
 fn a_rep_sees_only_their_customers_in_rfm_profit_and_screen_pop() {
     let w = world();
+    let admin = w.admin_session();
     let prods = products(&w);
-    let rep1 = rep(&w, "rita");
-    let mine = populate(&w, &rep1, 21, &prods);
+    let rep1_ctx = rep(&w, "rita");
+    let rep1 = w.on(&rep1_ctx);
+    let mine = populate(&w, &rep1_ctx, 21, &prods);
     let theirs = populate(&w, &w.admin, 22, &prods);
-    let rows = w.crm.rfm(&rep1, &crm_core::RfmOptions::default()).unwrap();
+    let rows = rep1
+        .analytics()
+        .rfm(&crm_core::RfmOptions::default())
+        .unwrap();
     let expected = expected_rfm(&mine.orders, None);
-    check_rfm(&w, &rep1, &rows, &expected);
-    let all = w
-        .crm
-        .rfm(&w.admin, &crm_core::RfmOptions::default())
+    check_rfm(&w, &rep1_ctx, &rows, &expected);
+    let all = admin
+        .analytics()
+        .rfm(&crm_core::RfmOptions::default())
         .unwrap();
     let mut every = mine.orders.clone();
     every.extend(theirs.orders.iter().cloned());
@@ -1239,24 +1244,22 @@ fn a_rep_sees_only_their_customers_in_rfm_profit_and_screen_pop() {
 
     let now = w.crm.now();
     let profit = |ctx: &Context| {
-        w.crm
-            .profit(
-                ctx,
-                &crm_core::ProfitOptions {
-                    from: now - Duration::days(400),
-                    to: now + Duration::days(1),
-                    by: crm_core::ProfitDimension::Lifecycle,
-                    rates: None,
-                    rfm: Default::default(),
-                },
-            )
+        w.on(ctx)
+            .analytics()
+            .profit(&crm_core::ProfitOptions {
+                from: now - Duration::days(400),
+                to: now + Duration::days(1),
+                by: crm_core::ProfitDimension::Lifecycle,
+                rates: None,
+                rfm: Default::default(),
+            })
             .unwrap()
             .iter()
             .map(|r| r.revenue.amount)
             .sum::<crm_core::Decimal>()
     };
     assert_eq!(
-        profit(&rep1),
+        profit(&rep1_ctx),
         mine.orders.iter().map(Raw::net).sum::<crm_core::Decimal>()
     );
     assert_eq!(
@@ -1265,23 +1268,23 @@ fn a_rep_sees_only_their_customers_in_rfm_profit_and_screen_pop() {
     );
 
     // Screen pop: the admin's customer is invisible to the rep.
-    let acc = w
-        .crm
+    let acc = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "Caller", "phone" => "02 1234 5678", "vat_number" => "IT123" },
         )
         .unwrap();
-    assert!(w
-        .crm
-        .screen_pop(&rep1, "+39 02 1234 5678", None)
+    assert!(rep1
+        .analytics()
+        .screen_pop("+39 02 1234 5678", None)
         .unwrap()
         .candidates
         .is_empty());
     assert_eq!(
-        w.crm
-            .screen_pop(&w.admin, "+39 02 1234 5678", None)
+        admin
+            .analytics()
+            .screen_pop("+39 02 1234 5678", None)
             .unwrap()
             .account
             .unwrap()
@@ -1290,18 +1293,16 @@ fn a_rep_sees_only_their_customers_in_rfm_profit_and_screen_pop() {
         acc.meta.id
     );
     // The rep's own customer shows, without hidden fields.
-    let own = w
-        .crm
+    let own = rep1
+        .records()
         .create(
-            &rep1,
             EntityKind::Account,
             fields! { "name" => "Own", "phone" => "02 9999 0000" },
         )
         .unwrap();
-    let own = w
-        .crm
+    let own = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Account,
             own.meta.id,
             own.meta.version,
@@ -1309,7 +1310,7 @@ fn a_rep_sees_only_their_customers_in_rfm_profit_and_screen_pop() {
         )
         .unwrap();
     assert_eq!(own.get("vat_number").as_text(), Some("IT999"));
-    let pop = w.crm.screen_pop(&rep1, "0299990000", None).unwrap();
+    let pop = rep1.analytics().screen_pop("0299990000", None).unwrap();
     let a = pop.account.unwrap();
     assert_eq!(a.meta.id, own.meta.id);
     assert!(a.get("vat_number").is_null());
@@ -1334,21 +1335,20 @@ impl crm_core::ErpFacts for Erp {
 #[test]
 fn screen_pop_gathers_the_customer_picture() {
     let w = world();
+    let admin = w.admin_session();
     let now = w.crm.now();
-    let acc = w
-        .crm
+    let acc = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "Caller", "phone" => "02 1234 5678" },
         )
         .unwrap()
         .meta
         .id;
-    let contact = w
-        .crm
+    let contact = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Contact,
             fields! { "last_name" => "Rossi", "mobile" => "333 123 4567", "account_id" => acc },
         )
@@ -1365,30 +1365,30 @@ fn screen_pop_gathers_the_customer_picture() {
             now - Duration::days(i * 20),
         );
     }
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Opportunity,
             fields! { "name" => "Upsell", "account_id" => acc },
         )
         .unwrap();
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Case,
             fields! { "subject" => "Broken", "account_id" => acc },
         )
         .unwrap();
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Activity,
             fields! { "activity_type" => "call", "account_id" => acc },
         )
         .unwrap();
-    let pop = w
-        .crm
-        .screen_pop(&w.admin, "+393331234567", Some(&Erp))
+    let pop = admin
+        .analytics()
+        .screen_pop("+393331234567", Some(&Erp))
         .unwrap();
     assert_eq!(pop.contact.as_ref().unwrap().meta.id, contact);
     assert_eq!(pop.account.as_ref().unwrap().meta.id, acc);
@@ -1409,16 +1409,16 @@ fn screen_pop_gathers_the_customer_picture() {
     assert_eq!(pop.erp.unwrap().credit_terms.as_deref(), Some("30 days"));
 
     // Two parties with one number: candidates only.
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "Twin", "phone" => "02 1234 5678" },
         )
         .unwrap();
-    let pop = w
-        .crm
-        .screen_pop(&w.admin, "02 1234 5678", Some(&Erp))
+    let pop = admin
+        .analytics()
+        .screen_pop("02 1234 5678", Some(&Erp))
         .unwrap();
     assert_eq!(pop.candidates.len(), 2);
     assert!(pop.account.is_none() && pop.erp.is_none());
@@ -1430,11 +1430,11 @@ fn screen_pop_gathers_the_customer_picture() {
 #[ignore]
 fn perf_rfm_and_order_writes() {
     let w = world();
+    let admin = w.admin_session();
     let n_accounts = 5_000;
-    let accounts: Vec<RecordId> = w
-        .crm
+    let accounts: Vec<RecordId> = admin
+        .records()
         .create_many(
-            &w.admin,
             EntityKind::Account,
             (0..n_accounts)
                 .map(|i| fields! { "name" => format!("C{i}"), "country" => "IT" }.into())
@@ -1459,8 +1459,9 @@ fn perf_rfm_and_order_writes() {
             })
             .collect::<Vec<crm_core::NewRecord>>();
         n_orders += rows.len();
-        w.crm
-            .create_many(&w.admin, EntityKind::Order, rows)
+        admin
+            .records()
+            .create_many(EntityKind::Order, rows)
             .unwrap();
     }
     let write = t.elapsed();
@@ -1475,34 +1476,30 @@ fn perf_rfm_and_order_writes() {
     );
     let single = one.elapsed();
     let t = std::time::Instant::now();
-    let fast = w
-        .crm
-        .rfm(&w.admin, &crm_core::RfmOptions::default())
+    let fast = admin
+        .analytics()
+        .rfm(&crm_core::RfmOptions::default())
         .unwrap();
     let fast_t = t.elapsed();
     let t = std::time::Instant::now();
-    let slow = w
-        .crm
-        .rfm(
-            &w.admin,
-            &crm_core::RfmOptions {
-                window_days: Some(3650),
-                ..Default::default()
-            },
-        )
+    let slow = admin
+        .analytics()
+        .rfm(&crm_core::RfmOptions {
+            window_days: Some(3650),
+            ..Default::default()
+        })
         .unwrap();
     let slow_t = t.elapsed();
     assert_eq!(fast.len(), slow.len());
     let t = std::time::Instant::now();
-    let n = w
-        .crm
+    let n = admin
+        .records()
         .count(
-            &w.admin,
             EntityKind::Account,
             Some(
-                &w.crm
-                    .parse_filter(
-                        &w.admin,
+                &admin
+                    .segments()
+                    .parse(
                         EntityKind::Account,
                         "days_since_last_order < 90 and lifetime_value > 150 EUR",
                         None,
@@ -1513,20 +1510,17 @@ fn perf_rfm_and_order_writes() {
         .unwrap();
     let seg_t = t.elapsed();
     let t = std::time::Instant::now();
-    let profit = w
-        .crm
-        .profit(
-            &w.admin,
-            &crm_core::ProfitOptions {
-                from: now - Duration::days(3650),
-                to: now + Duration::days(1),
-                by: crm_core::ProfitDimension::Field {
-                    field: "country".into(),
-                },
-                rates: None,
-                rfm: Default::default(),
+    let profit = admin
+        .analytics()
+        .profit(&crm_core::ProfitOptions {
+            from: now - Duration::days(3650),
+            to: now + Duration::days(1),
+            by: crm_core::ProfitDimension::Field {
+                field: "country".into(),
             },
-        )
+            rates: None,
+            rfm: Default::default(),
+        })
         .unwrap();
     println!(
         "profit over {n_orders} orders: {} rows in {:?}",
@@ -1573,7 +1567,7 @@ fn cross_sell_matches_hand_counted_baskets() {
     // Baskets: {0} {0,1} {0,1,2} {1,3} {3}: N = 5; count(0)=3, count(1)=3, count(2)=1, count(3)=2.
     // 0→1: both 2, confidence 2/3, lift (2/3)/(3/5) = 10/9. 0→2: both 1, conf 1/3, lift (1/3)/(1/5) = 5/3.
     // 0→3: never together. Owned: {0}.
-    let got = w.crm.cross_sell(&w.admin, me, 10).unwrap();
+    let got = w.admin_session().analytics().cross_sell(me, 10).unwrap();
     assert_eq!(got.len(), 2);
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
     assert_eq!(got[0].product_id, p[2]);
@@ -1594,6 +1588,7 @@ fn cross_sell_matches_hand_counted_baskets() {
 #[test]
 fn forecast_weights_open_opportunities_by_month_and_category() {
     let w = world();
+    let admin = w.admin_session();
     let acc = account(&w, &w.admin, "A", "IT").meta.id;
     let raw = [
         ("2026-02-10", "100", "10", "pipeline"),
@@ -1602,10 +1597,7 @@ fn forecast_weights_open_opportunities_by_month_and_category() {
         ("2026-03-01", "1000", "25", "best_case"),
     ];
     for (i, (date, amount, prob, cat)) in raw.iter().enumerate() {
-        w.crm
-            .create(
-                &w.admin,
-                EntityKind::Opportunity,
+        admin.records().create(EntityKind::Opportunity,
                 fields! {
                     "name" => format!("O{i}"), "account_id" => acc,
                     "amount" => Money::parse(amount, "EUR").unwrap(), "probability" => d(prob),
@@ -1614,7 +1606,7 @@ fn forecast_weights_open_opportunities_by_month_and_category() {
             )
             .unwrap();
     }
-    let rows = w.crm.forecast(&w.admin, None).unwrap();
+    let rows = admin.sales().forecast(None).unwrap();
     let mut expected: std::collections::BTreeMap<
         (String, String),
         (u64, crm_core::Decimal, crm_core::Decimal),
@@ -1640,74 +1632,69 @@ fn forecast_weights_open_opportunities_by_month_and_category() {
 #[test]
 fn kpis_count_per_owner() {
     let w = world();
-    let rep1 = rep(&w, "rita");
+    let admin = w.admin_session();
+    let rep1_ctx = rep(&w, "rita");
+    let rep1 = w.on(&rep1_ctx);
     let now = w.crm.now();
-    let a = account(&w, &rep1, "Mine", "IT").meta.id;
-    order_at(&w, &rep1, a, "EUR", vec![line(None, "2", "50", None)], now);
+    let a = account(&w, &rep1_ctx, "Mine", "IT").meta.id;
+    order_at(
+        &w,
+        &rep1_ctx,
+        a,
+        "EUR",
+        vec![line(None, "2", "50", None)],
+        now,
+    );
     for t in ["call", "call", "email"] {
-        w.crm
+        rep1.records()
             .create(
-                &rep1,
                 EntityKind::Activity,
                 fields! { "activity_type" => t, "account_id" => a },
             )
             .unwrap();
     }
-    w.crm
+    rep1.records()
         .create(
-            &rep1,
             EntityKind::Case,
             fields! { "subject" => "Help", "account_id" => a },
         )
         .unwrap();
-    w.crm
-        .create(
-            &w.admin,
-            EntityKind::Activity,
-            fields! { "activity_type" => "call" },
-        )
+    admin
+        .records()
+        .create(EntityKind::Activity, fields! { "activity_type" => "call" })
         .unwrap();
-    let k = w
-        .crm
-        .kpis(
-            &w.admin,
-            now - Duration::days(1),
-            now + Duration::days(1),
-            None,
-        )
+    let k = admin
+        .analytics()
+        .kpis(now - Duration::days(1), now + Duration::days(1), None)
         .unwrap();
-    let mine = k.iter().find(|r| r.user_id == Some(rep1.user_id)).unwrap();
+    let mine = k
+        .iter()
+        .find(|r| r.user_id == Some(rep1_ctx.user_id))
+        .unwrap();
     assert_eq!(
         (mine.activities, mine.calls, mine.orders, mine.open_cases),
         (3, 2, 1, 1)
     );
     assert_eq!(mine.order_revenue.unwrap().amount, d("100"));
     // The rep sees only their own figures.
-    let k = w
-        .crm
-        .kpis(
-            &rep1,
-            now - Duration::days(1),
-            now + Duration::days(1),
-            None,
-        )
+    let k = rep1
+        .analytics()
+        .kpis(now - Duration::days(1), now + Duration::days(1), None)
         .unwrap();
     assert_eq!(k.len(), 1);
-    assert_eq!(k[0].user_id, Some(rep1.user_id));
+    assert_eq!(k[0].user_id, Some(rep1_ctx.user_id));
 }
 
 #[test]
 fn open_opportunity_and_case_stats_follow_their_records() {
     let w = world();
+    let admin = w.admin_session();
     let a = account(&w, &w.admin, "A", "IT").meta.id;
     let b = account(&w, &w.admin, "B", "IT").meta.id;
     let opp = |amount: &str, ccy: &str| {
         // Creation order decides the currency of the sum: keep it unambiguous.
         w.clock.advance(Duration::seconds(1));
-        w.crm
-            .create(
-                &w.admin,
-                EntityKind::Opportunity,
+        admin.records().create(EntityKind::Opportunity,
                 fields! { "name" => "O", "account_id" => a, "amount" => Money::parse(amount, ccy).unwrap() },
             )
             .unwrap()
@@ -1721,8 +1708,9 @@ fn open_opportunity_and_case_stats_follow_their_records() {
         acc.get("open_opportunity_value").as_money(),
         Some(Money::parse("150", "EUR").unwrap())
     );
-    w.crm
-        .delete(&w.admin, EntityKind::Opportunity, o1.meta.id, None)
+    admin
+        .records()
+        .delete(EntityKind::Opportunity, o1.meta.id, None)
         .unwrap();
     let acc = get(&w, EntityKind::Account, a);
     assert_eq!(acc.get("open_opportunities").as_int(), Some(2));
@@ -1731,10 +1719,9 @@ fn open_opportunity_and_case_stats_follow_their_records() {
         Some(Money::parse("50", "EUR").unwrap())
     );
 
-    let c = w
-        .crm
+    let c = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Case,
             fields! { "subject" => "S", "account_id" => a },
         )
@@ -1743,10 +1730,9 @@ fn open_opportunity_and_case_stats_follow_their_records() {
         get(&w, EntityKind::Account, a).get("open_cases").as_int(),
         Some(1)
     );
-    let c = w
-        .crm
+    let c = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Case,
             c.meta.id,
             c.meta.version,
@@ -1773,8 +1759,8 @@ fn open_opportunity_and_case_stats_follow_their_records() {
 // ----------------------------------------------------------------- parser property
 
 mod parser_props {
+    use crm_core::backend::Op;
     use crm_core::segment::{parse, Expr, Literal};
-    use crm_core::Op;
     use proptest::prelude::*;
 
     fn literal() -> impl Strategy<Value = Literal> {
@@ -1912,6 +1898,7 @@ mod parser_props {
 #[test]
 fn profit_across_currencies_and_lines_without_cost() {
     let w = world();
+    let admin = w.admin_session();
     let now = w.crm.now();
     let p = product(&w, "P", "10", "4");
     let a = account(&w, &w.admin, "A", "IT").meta.id;
@@ -1941,16 +1928,15 @@ fn profit_across_currencies_and_lines_without_cost() {
         rates,
         rfm: Default::default(),
     };
-    let e = w.crm.profit(&w.admin, &opts(None)).unwrap_err();
+    let e = admin.analytics().profit(&opts(None)).unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("rates_needed"));
     let eur: crm_core::Currency = "EUR".parse().unwrap();
     let usd: crm_core::Currency = "USD".parse().unwrap();
-    let rows = w
-        .crm
-        .profit(
-            &w.admin,
-            &opts(Some(crm_core::RateTable::new(eur).with_rate(usd, d("0.5")))),
-        )
+    let rows = admin
+        .analytics()
+        .profit(&opts(Some(
+            crm_core::RateTable::new(eur).with_rate(usd, d("0.5")),
+        )))
         .unwrap();
     let find = |seg: &str, prod: Option<RecordId>| {
         rows.iter()
@@ -1986,28 +1972,46 @@ fn profit_across_currencies_and_lines_without_cost() {
 /// The SQLite store without its order-line aggregate: the facade falls back to reading orders.
 struct NoAggregate(std::sync::Arc<crm_store::SqliteStore>);
 
-struct NoAggregateTx<'a>(Box<dyn crm_core::ReadTx + 'a>);
+/// The same SQLite store, unchanged, shared with a [`NoAggregate`] (a `Crm` owns its store).
+struct Shared(std::sync::Arc<crm_store::SqliteStore>);
 
-impl crm_core::ReadTx for NoAggregateTx<'_> {
+impl crm_core::backend::Store for Shared {
+    fn read(&self) -> crm_core::Result<Box<dyn crm_core::backend::ReadTx + '_>> {
+        self.0.read()
+    }
+    fn read_once(&self) -> crm_core::Result<Box<dyn crm_core::backend::ReadTx + '_>> {
+        self.0.read_once()
+    }
+    fn write(&self) -> crm_core::Result<Box<dyn crm_core::backend::WriteTx + '_>> {
+        self.0.write()
+    }
+}
+
+struct NoAggregateTx<'a>(Box<dyn crm_core::backend::ReadTx + 'a>);
+
+impl crm_core::backend::ReadTx for NoAggregateTx<'_> {
     fn get(
         &self,
         kind: EntityKind,
         tenant: &crm_core::TenantId,
         id: RecordId,
-        custom: &crm_core::CustomTypes,
+        custom: &crm_core::backend::CustomTypes,
     ) -> crm_core::Result<Option<Record>> {
         self.0.get(kind, tenant, id, custom)
     }
-    fn query(&self, q: &crm_core::Query) -> crm_core::Result<Vec<Record>> {
+    fn query(&self, q: &crm_core::backend::Query) -> crm_core::Result<Vec<Record>> {
         self.0.query(q)
     }
-    fn count(&self, q: &crm_core::Query) -> crm_core::Result<u64> {
+    fn count(&self, q: &crm_core::backend::Query) -> crm_core::Result<u64> {
         self.0.count(q)
     }
     fn audit_head(&self, t: &crm_core::TenantId) -> crm_core::Result<Option<(u64, String)>> {
         self.0.audit_head(t)
     }
-    fn audit(&self, q: &crm_core::AuditQuery) -> crm_core::Result<Vec<crm_core::AuditEntry>> {
+    fn audit(
+        &self,
+        q: &crm_core::backend::AuditQuery,
+    ) -> crm_core::Result<Vec<crm_core::AuditEntry>> {
         self.0.audit(q)
     }
     fn pending_events(
@@ -2023,11 +2027,11 @@ impl crm_core::ReadTx for NoAggregateTx<'_> {
     }
 }
 
-impl crm_core::Store for NoAggregate {
-    fn read(&self) -> crm_core::Result<Box<dyn crm_core::ReadTx + '_>> {
+impl crm_core::backend::Store for NoAggregate {
+    fn read(&self) -> crm_core::Result<Box<dyn crm_core::backend::ReadTx + '_>> {
         Ok(Box::new(NoAggregateTx(self.0.read()?)))
     }
-    fn write(&self) -> crm_core::Result<Box<dyn crm_core::WriteTx + '_>> {
+    fn write(&self) -> crm_core::Result<Box<dyn crm_core::backend::WriteTx + '_>> {
         self.0.write()
     }
 }
@@ -2037,7 +2041,7 @@ fn profit_from_the_store_aggregate_equals_profit_from_orders() {
     use std::sync::Arc;
     let store = Arc::new(crm_store::SqliteStore::open_in_memory().unwrap());
     let clock = Arc::new(crm_core::ManualClock::new(crm_tests::start()));
-    let crm = crm_core::Crm::new(store.clone()).with_clock(clock.clone());
+    let crm = crm_core::Crm::new(Shared(store.clone())).with_clock(clock.clone());
     let tenant = crm_core::TenantId::new("acme").unwrap();
     let admin = crm.bootstrap(&tenant, "admin", Default::default()).unwrap();
     let w = World {
@@ -2060,7 +2064,9 @@ fn profit_from_the_store_aggregate_equals_profit_from_orders() {
         vec![l.clone(), l, line(None, "1", "0.333", None)],
         w.crm.now(),
     );
-    let slow = crm_core::Crm::new(Arc::new(NoAggregate(store))).with_clock(clock);
+    let slow = crm_core::Crm::new(NoAggregate(store)).with_clock(clock);
+    let fast_admin = w.admin_session();
+    let slow_admin = slow.session(&w.admin).unwrap();
     let now = w.crm.now();
     for by in [
         crm_core::ProfitDimension::Rfm,
@@ -2076,9 +2082,9 @@ fn profit_from_the_store_aggregate_equals_profit_from_orders() {
             rates: None,
             rfm: Default::default(),
         };
-        let fast = w.crm.profit(&w.admin, &opts).unwrap();
+        let fast = fast_admin.analytics().profit(&opts).unwrap();
         assert!(!fast.is_empty());
-        assert_eq!(fast, slow.profit(&w.admin, &opts).unwrap());
+        assert_eq!(fast, slow_admin.analytics().profit(&opts).unwrap());
     }
 }
 
@@ -2094,9 +2100,9 @@ fn screen_pop_rfm_and_cross_sell_equal_the_full_computations() {
     for (i, (a, _)) in data.accounts.iter().enumerate() {
         let phone = format!("+3902555{i:04}");
         let v = get(&w, EntityKind::Account, *a).meta.version;
-        w.crm
+        w.admin_session()
+            .records()
             .update(
-                &w.admin,
                 EntityKind::Account,
                 *a,
                 v,
@@ -2106,17 +2112,19 @@ fn screen_pop_rfm_and_cross_sell_equal_the_full_computations() {
         phones.push((*a, phone));
     }
     let check = |crm: &crm_core::Crm| {
-        let rfm: std::collections::HashMap<RecordId, String> = crm
-            .rfm(&w.admin, &crm_core::RfmOptions::default())
+        let admin = crm.session(&w.admin).unwrap();
+        let rfm: std::collections::HashMap<RecordId, String> = admin
+            .analytics()
+            .rfm(&crm_core::RfmOptions::default())
             .unwrap()
             .into_iter()
             .map(|r| (r.account_id, r.segment))
             .collect();
         for (a, phone) in &phones {
-            let pop = crm.screen_pop(&w.admin, phone, None).unwrap();
+            let pop = admin.analytics().screen_pop(phone, None).unwrap();
             assert_eq!(pop.account.as_ref().unwrap().meta.id, *a);
             assert_eq!(pop.rfm_segment.as_ref(), rfm.get(a), "RFM segment of {a}");
-            assert_eq!(pop.cross_sell, crm.cross_sell(&w.admin, *a, 5).unwrap());
+            assert_eq!(pop.cross_sell, admin.analytics().cross_sell(*a, 5).unwrap());
         }
     };
     check(&w.crm);
@@ -2221,6 +2229,7 @@ impl Did {
 #[test]
 fn kpis_per_user_and_per_team_equal_a_count_of_what_each_user_did() {
     let w = world();
+    let admin = w.admin_session();
     let t1 = w.team("north");
     let t2 = w.team("south");
     let role = w.role("seller", &Policy::admin());
@@ -2246,6 +2255,7 @@ fn kpis_per_user_and_per_team_equal_a_count_of_what_each_user_did() {
             w.clock.advance(Duration::days(30));
         }
         for (u, ctx) in users.iter().enumerate() {
+            let session = w.on(ctx);
             for _ in 0..g.next(6) {
                 let t = ["call", "call", "email", "meeting"][g.next(4) as usize];
                 let dir = [None, Some("inbound"), Some("outbound")][g.next(3) as usize];
@@ -2257,39 +2267,34 @@ fn kpis_per_user_and_per_team_equal_a_count_of_what_each_user_did() {
                 if let Some(x) = out {
                     f.insert("outcome".into(), Value::Text(x.into()));
                 }
-                w.crm.create(ctx, EntityKind::Activity, f).unwrap();
+                session.records().create(EntityKind::Activity, f).unwrap();
                 if counted {
                     let key = (t.to_owned(), dir.map(str::to_owned), out.map(str::to_owned));
                     *did[u].activities.entry(key).or_default() += 1;
                 }
             }
             for l in 0..g.next(4) {
-                let lead = w
-                    .crm
+                let lead = session
+                    .records()
                     .create(
-                        ctx,
                         EntityKind::Lead,
                         fields! { "last_name" => format!("L{l}"), "company" => "Co" },
                     )
                     .unwrap();
                 let fate = g.next(3);
                 if fate == 1 {
-                    w.crm
-                        .disqualify_lead(&w.admin, lead.meta.id, lead.meta.version, "no budget")
+                    admin
+                        .sales()
+                        .disqualify_lead(lead.meta.id, lead.meta.version, "no budget")
                         .unwrap();
                 } else if fate == 2 {
-                    let q = w
-                        .crm
-                        .transition_lead(
-                            &w.admin,
-                            lead.meta.id,
-                            lead.meta.version,
-                            "qualified",
-                            None,
-                        )
+                    let q = admin
+                        .sales()
+                        .transition_lead(lead.meta.id, lead.meta.version, "qualified", None)
                         .unwrap();
-                    w.crm
-                        .convert_lead(&w.admin, q.meta.id, q.meta.version, Default::default())
+                    admin
+                        .sales()
+                        .convert_lead(q.meta.id, q.meta.version, Default::default())
                         .unwrap();
                 }
                 if counted {
@@ -2302,9 +2307,9 @@ fn kpis_per_user_and_per_team_equal_a_count_of_what_each_user_did() {
                 let won = g.next(2) == 0;
                 let amount = d(&format!("{}.{:02}", 100 + g.next(900), g.next(100)));
                 let now = w.crm.now();
-                w.crm
+                session
+                    .records()
                     .create(
-                        ctx,
                         EntityKind::Opportunity,
                         fields! {
                             "name" => format!("O{o}"), "account_id" => a,
@@ -2337,7 +2342,7 @@ fn kpis_per_user_and_per_team_equal_a_count_of_what_each_user_did() {
         .any(|(t, d, o)| t == "call" && d.is_some() && o.is_some()));
     let now = w.crm.now();
     let (from, to) = (now - Duration::days(1), now + Duration::days(1));
-    let per_user = w.crm.kpis(&w.admin, from, to, None).unwrap();
+    let per_user = admin.analytics().kpis(from, to, None).unwrap();
     for (u, ctx) in users.iter().enumerate() {
         let row = per_user.iter().find(|k| k.user_id == Some(ctx.user_id));
         match row {
@@ -2348,7 +2353,7 @@ fn kpis_per_user_and_per_team_equal_a_count_of_what_each_user_did() {
             None => assert_eq!(did[u], Did::default(), "user {u} has figures"),
         }
     }
-    let per_team = w.crm.team_kpis(&w.admin, from, to, None).unwrap();
+    let per_team = admin.analytics().team_kpis(from, to, None).unwrap();
     for team in [t1, t2] {
         let mut sum = Did::default();
         let mut members = 0;
@@ -2370,6 +2375,7 @@ fn kpis_per_user_and_per_team_equal_a_count_of_what_each_user_did() {
 #[test]
 fn the_funnel_equals_a_count_over_each_opportunitys_path() {
     let w = world();
+    let admin = w.admin_session();
     let stages = serde_json::json!([
         {"name": "prospecting", "probability": 10},
         {"name": "qualification", "probability": 30},
@@ -2377,9 +2383,9 @@ fn the_funnel_equals_a_count_over_each_opportunitys_path() {
         {"name": "won", "probability": 100, "outcome": "won"},
         {"name": "lost", "probability": 0, "outcome": "lost"}
     ]);
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Pipeline,
             fields! { "name" => "funnel", "stages" => Value::Json(stages) },
         )
@@ -2391,10 +2397,9 @@ fn the_funnel_equals_a_count_over_each_opportunitys_path() {
     let mut paths: Vec<(Vec<&str>, &str, Option<i64>)> = Vec::new();
     let start = w.crm.now();
     for i in 0..40 {
-        let mut o = w
-            .crm
+        let mut o = admin
+            .records()
             .create(
-                &w.admin,
                 EntityKind::Opportunity,
                 fields! { "name" => format!("O{i}"), "account_id" => a, "pipeline" => "funnel" },
             )
@@ -2414,9 +2419,9 @@ fn the_funnel_equals_a_count_over_each_opportunitys_path() {
             if to == steps[at] {
                 continue;
             }
-            o = w
-                .crm
-                .move_opportunity(&w.admin, o.meta.id, o.meta.version, to, None, Some("price"))
+            o = admin
+                .sales()
+                .move_opportunity(o.meta.id, o.meta.version, to, None, Some("price"))
                 .unwrap();
             visited.push(to);
             if to == "won" || to == "lost" {
@@ -2428,15 +2433,12 @@ fn the_funnel_equals_a_count_over_each_opportunitys_path() {
         let last = *visited.last().unwrap();
         paths.push((visited, last, closed));
     }
-    let f = w
-        .crm
-        .funnel(
-            &w.admin,
-            &crm_core::FunnelOptions {
-                pipeline: Some("funnel".into()),
-                ..Default::default()
-            },
-        )
+    let f = admin
+        .sales()
+        .funnel(&crm_core::FunnelOptions {
+            pipeline: Some("funnel".into()),
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(f.pipeline, "funnel");
     assert_eq!(f.opportunities, 40);
@@ -2485,16 +2487,13 @@ fn the_funnel_equals_a_count_over_each_opportunitys_path() {
     assert!((f.average_days_to_win.unwrap() - mean(&won)).abs() < 1e-9);
     assert!((f.average_cycle_days.unwrap() - mean(&closed)).abs() < 1e-9);
     // A period that holds none of them; a pipeline that does not exist.
-    let none = w
-        .crm
-        .funnel(
-            &w.admin,
-            &crm_core::FunnelOptions {
-                pipeline: Some("funnel".into()),
-                from: Some(start - Duration::days(10)),
-                to: Some(start - Duration::days(1)),
-            },
-        )
+    let none = admin
+        .sales()
+        .funnel(&crm_core::FunnelOptions {
+            pipeline: Some("funnel".into()),
+            from: Some(start - Duration::days(10)),
+            to: Some(start - Duration::days(1)),
+        })
         .unwrap();
     assert_eq!(
         (
@@ -2504,15 +2503,12 @@ fn the_funnel_equals_a_count_over_each_opportunitys_path() {
         ),
         (0, 0, None)
     );
-    let e = w
-        .crm
-        .funnel(
-            &w.admin,
-            &crm_core::FunnelOptions {
-                pipeline: Some("nope".into()),
-                ..Default::default()
-            },
-        )
+    let e = admin
+        .sales()
+        .funnel(&crm_core::FunnelOptions {
+            pipeline: Some("nope".into()),
+            ..Default::default()
+        })
         .unwrap_err();
     assert_eq!(e.field.as_deref(), Some("pipeline"));
 }
@@ -2520,6 +2516,7 @@ fn the_funnel_equals_a_count_over_each_opportunitys_path() {
 #[test]
 fn customer_values_equal_the_documented_formulas_over_the_raw_orders_and_answers() {
     let w = world();
+    let admin = w.admin_session();
     let now = w.crm.now();
     let mut g = Lcg(5);
     // Per account: (ordered at, net) of each order.
@@ -2555,17 +2552,14 @@ fn customer_values_equal_the_documented_formulas_over_the_raw_orders_and_answers
         ("nps", 7),
         ("nps", 3),
     ] {
-        w.crm
-            .create(
-                &w.admin,
-                EntityKind::Activity,
+        admin.records().create(EntityKind::Activity,
                 fields! { "activity_type" => "survey", "survey_type" => kind, "score" => score as i64, "account_id" => first },
             )
             .unwrap();
     }
-    let rows = w
-        .crm
-        .customer_values(&w.admin, &crm_core::ValueOptions::default())
+    let rows = admin
+        .analytics()
+        .customer_values(&crm_core::ValueOptions::default())
         .unwrap();
     assert_eq!(rows.len(), 12);
     let days = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_seconds() as f64 / 86_400.0;
@@ -2638,7 +2632,7 @@ fn customer_values_equal_the_documented_formulas_over_the_raw_orders_and_answers
         fields! { "activity_type" => "survey", "survey_type" => "nps" },
         fields! { "activity_type" => "call", "survey_type" => "nps", "score" => 8_i64 },
     ] {
-        let e = w.crm.create(&w.admin, EntityKind::Activity, f).unwrap_err();
+        let e = admin.records().create(EntityKind::Activity, f).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Validation, "{e}");
     }
 }

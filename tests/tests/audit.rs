@@ -29,6 +29,7 @@ fn text_field(kind: EntityKind) -> Option<&'static str> {
 #[test]
 fn history_as_of_diff_and_restore_on_every_entity_type() {
     let w = world();
+    let admin = w.admin_session();
     for &kind in EntityKind::ALL {
         if kind.is_system_managed() || kind == EntityKind::Share {
             continue;
@@ -36,40 +37,35 @@ fn history_as_of_diff_and_restore_on_every_entity_type() {
         let Some(field) = text_field(kind) else {
             continue;
         };
-        let r1 = w
-            .crm
-            .create(&w.admin, kind, sample(&w, kind))
+        let r1 = admin
+            .records()
+            .create(kind, sample(&w, kind))
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
         let t1 = w.crm.now();
         w.clock.advance(crm_core::chrono::Duration::minutes(1));
         let r2 = w
-            .crm
-            .update(
-                &w.admin.clone().location("branch 2"),
-                kind,
-                r1.meta.id,
-                1,
-                fields! { field => "second" },
-            )
+            .on(&w.admin.clone().location("branch 2"))
+            .records()
+            .update(kind, r1.meta.id, 1, fields! { field => "second" })
             .unwrap();
         w.clock.advance(crm_core::chrono::Duration::minutes(1));
-        let r3 = w
-            .crm
-            .update(&w.admin, kind, r1.meta.id, 2, fields! { field => "third" })
+        let r3 = admin
+            .records()
+            .update(kind, r1.meta.id, 2, fields! { field => "third" })
             .unwrap();
 
-        let h = w
-            .crm
-            .history(&w.admin, kind, r1.meta.id, None, Some(2))
+        let h = admin
+            .audit()
+            .history(kind, r1.meta.id, None, Some(2))
             .unwrap();
         assert_eq!(
             h.entries.iter().map(|e| e.version).collect::<Vec<_>>(),
             [3, 2],
             "{kind}: newest first, paged"
         );
-        let older = w
-            .crm
-            .history(&w.admin, kind, r1.meta.id, h.next, Some(2))
+        let older = admin
+            .audit()
+            .history(kind, r1.meta.id, h.next, Some(2))
             .unwrap();
         assert_eq!(
             older.entries.iter().map(|e| e.version).collect::<Vec<_>>(),
@@ -79,16 +75,11 @@ fn history_as_of_diff_and_restore_on_every_entity_type() {
         assert_eq!(h.entries[1].origin.location.as_deref(), Some("branch 2"));
         assert_eq!(h.entries[1].changes[0].field, field);
 
-        let then = w
-            .crm
-            .as_of(&w.admin, kind, r1.meta.id, t1)
-            .unwrap()
-            .unwrap();
+        let then = admin.audit().as_of(kind, r1.meta.id, t1).unwrap().unwrap();
         assert_eq!(then.fields, r1.fields, "{kind}: as of the creation instant");
-        assert!(w
-            .crm
+        assert!(admin
+            .audit()
             .as_of(
-                &w.admin,
                 kind,
                 r1.meta.id,
                 t1 - crm_core::chrono::Duration::seconds(1)
@@ -96,8 +87,9 @@ fn history_as_of_diff_and_restore_on_every_entity_type() {
             .unwrap()
             .is_none());
         assert_eq!(
-            w.crm
-                .version(&w.admin, kind, r1.meta.id, 2)
+            admin
+                .audit()
+                .version(kind, r1.meta.id, 2)
                 .unwrap()
                 .unwrap()
                 .fields,
@@ -105,75 +97,73 @@ fn history_as_of_diff_and_restore_on_every_entity_type() {
             "{kind}"
         );
 
-        let d = w
-            .crm
-            .diff_versions(&w.admin, kind, r1.meta.id, 1, 3)
-            .unwrap();
+        let d = admin.audit().diff_versions(kind, r1.meta.id, 1, 3).unwrap();
         assert_eq!(d.len(), 1, "{kind}: {d:?}");
         assert_eq!(
             (&d[0].old, &d[0].new),
             (r1.get(field), &Value::Text("third".into()))
         );
 
-        let r4 = w
-            .crm
-            .restore_version(&w.admin, kind, r1.meta.id, r3.meta.version, 1)
+        let r4 = admin
+            .audit()
+            .restore_version(kind, r1.meta.id, r3.meta.version, 1)
             .unwrap();
         assert_eq!(r4.meta.version, 4);
         assert_eq!(r4.fields, r1.fields, "{kind}: restored");
-        let last = &w
-            .crm
-            .history(&w.admin, kind, r1.meta.id, None, Some(1))
+        let last = &admin
+            .audit()
+            .history(kind, r1.meta.id, None, Some(1))
             .unwrap()
             .entries[0];
         assert_eq!(last.operation, Operation::Restore);
     }
-    assert!(w.crm.verify_audit(&w.admin).unwrap().ok);
+    assert!(admin.audit().verify().unwrap().ok);
 }
 
 #[test]
 fn a_restore_must_pass_todays_validation() {
     let w = world();
-    let a = w
-        .crm
-        .create(&w.admin, EntityKind::Account, fields! { "name" => "A" })
+    let admin = w.admin_session();
+    let a = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "A" })
         .unwrap();
-    let b = w
-        .crm
-        .create(&w.admin, EntityKind::Account, fields! { "name" => "B" })
+    let b = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "B" })
         .unwrap();
-    let c = w
-        .crm
+    let c = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Contact,
             fields! { "last_name" => "C", "account_id" => a.meta.id },
         )
         .unwrap();
-    let c = w
-        .crm
+    let c = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Contact,
             c.meta.id,
             1,
             fields! { "account_id" => b.meta.id },
         )
         .unwrap();
-    w.crm
-        .delete(&w.admin, EntityKind::Account, a.meta.id, None)
+    admin
+        .records()
+        .delete(EntityKind::Account, a.meta.id, None)
         .unwrap();
-    let e = w
-        .crm
-        .restore_version(&w.admin, EntityKind::Contact, c.meta.id, c.meta.version, 1)
+    let e = admin
+        .audit()
+        .restore_version(EntityKind::Contact, c.meta.id, c.meta.version, 1)
         .unwrap_err();
     assert_eq!(
         (e.kind, e.field.as_deref(), e.rule.as_deref()),
         (ErrorKind::Validation, Some("account_id"), Some("reference"))
     );
     assert_eq!(
-        w.crm
-            .get(&w.admin, EntityKind::Contact, c.meta.id)
+        admin
+            .records()
+            .get(EntityKind::Contact, c.meta.id)
             .unwrap()
             .meta
             .version,
@@ -184,26 +174,22 @@ fn a_restore_must_pass_todays_validation() {
 #[test]
 fn audit_can_be_switched_off_per_type_but_not_for_configuration() {
     let w = world();
-    let setting = w
-        .crm
+    let admin = w.admin_session();
+    let setting = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::AuditSetting,
             fields! { "entity" => "campaign", "enabled" => false },
         )
         .unwrap();
-    let before = w.crm.verify_audit(&w.admin).unwrap().checked;
-    let c = w
-        .crm
-        .create(
-            &w.admin,
-            EntityKind::Campaign,
-            fields! { "name" => "Quiet" },
-        )
+    let before = admin.audit().verify().unwrap().checked;
+    let c = admin
+        .records()
+        .create(EntityKind::Campaign, fields! { "name" => "Quiet" })
         .unwrap();
-    w.crm
+    admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Campaign,
             c.meta.id,
             1,
@@ -211,49 +197,42 @@ fn audit_can_be_switched_off_per_type_but_not_for_configuration() {
         )
         .unwrap();
     assert_eq!(
-        w.crm.verify_audit(&w.admin).unwrap().checked,
+        admin.audit().verify().unwrap().checked,
         before,
         "no entries for an unaudited type"
     );
-    assert!(w
-        .crm
-        .history(&w.admin, EntityKind::Campaign, c.meta.id, None, None)
+    assert!(admin
+        .audit()
+        .history(EntityKind::Campaign, c.meta.id, None, None)
         .unwrap()
         .entries
         .is_empty());
     // The switch itself is recorded, and configuration is always audited.
-    let h = w
-        .crm
-        .history(
-            &w.admin,
-            EntityKind::AuditSetting,
-            setting.meta.id,
-            None,
-            None,
-        )
+    let h = admin
+        .audit()
+        .history(EntityKind::AuditSetting, setting.meta.id, None, None)
         .unwrap();
     assert_eq!(h.entries[0].operation, Operation::Configure);
-    let e = w
-        .crm
+    let e = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::AuditSetting,
             fields! { "entity" => "role", "enabled" => false },
         )
         .unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("always_audited"));
-    w.crm
+    admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::AuditSetting,
             setting.meta.id,
             1,
             fields! { "enabled" => true },
         )
         .unwrap();
-    w.crm
+    admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Campaign,
             c.meta.id,
             2,
@@ -261,8 +240,9 @@ fn audit_can_be_switched_off_per_type_but_not_for_configuration() {
         )
         .unwrap();
     assert_eq!(
-        w.crm
-            .history(&w.admin, EntityKind::Campaign, c.meta.id, None, None)
+        admin
+            .audit()
+            .history(EntityKind::Campaign, c.meta.id, None, None)
             .unwrap()
             .entries
             .len(),
@@ -272,9 +252,9 @@ fn audit_can_be_switched_off_per_type_but_not_for_configuration() {
     let role = w.role("plain", &crm_core::Policy::default());
     let u = w.user("u", role, fields! {});
     assert_eq!(
-        w.crm
+        w.on(&u)
+            .records()
             .create(
-                &u,
                 EntityKind::AuditSetting,
                 fields! { "entity" => "lead", "enabled" => false }
             )
@@ -303,18 +283,18 @@ fn supervisors_read_what_a_user_did_in_a_period() {
     let other = w.user("other", role, fields! {});
     let from = w.crm.now();
     for i in 0..3 {
-        w.crm
+        w.on(&rep)
+            .records()
             .create(
-                &rep,
                 EntityKind::Activity,
                 fields! { "activity_type" => "call", "subject" => format!("call {i}") },
             )
             .unwrap();
     }
     let log = w
-        .crm
+        .on(&boss)
+        .audit()
         .user_activity(
-            &boss,
             rep.user_id,
             from,
             w.crm.now() + crm_core::chrono::Duration::seconds(1),
@@ -326,8 +306,9 @@ fn supervisors_read_what_a_user_did_in_a_period() {
         .iter()
         .all(|e| e.user_id == rep.user_id && e.kind == EntityKind::Activity));
     assert_eq!(
-        w.crm
-            .user_activity(&other, rep.user_id, from, w.crm.now(), None)
+        w.on(&other)
+            .audit()
+            .user_activity(rep.user_id, from, w.crm.now(), None)
             .unwrap_err()
             .kind,
         ErrorKind::PermissionDenied
@@ -341,20 +322,18 @@ fn tampered(edit: &str) -> crm_core::AuditVerification {
         .unwrap();
     let path = dir.path().join("crm.db");
     let w = world_on(SqliteStore::open(&path).unwrap());
+    let admin = w.admin_session();
     for i in 0..6 {
-        w.crm
-            .create(
-                &w.admin,
-                EntityKind::Account,
-                fields! { "name" => format!("A{i}") },
-            )
+        admin
+            .records()
+            .create(EntityKind::Account, fields! { "name" => format!("A{i}") })
             .unwrap();
     }
-    assert!(w.crm.verify_audit(&w.admin).unwrap().ok);
+    assert!(admin.audit().verify().unwrap().ok);
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute_batch(edit).unwrap();
     drop(raw);
-    w.crm.verify_audit(&w.admin).unwrap()
+    admin.audit().verify().unwrap()
 }
 
 #[test]
@@ -397,43 +376,40 @@ fn verify_audit_finds_altered_removed_and_reordered_entries() {
 #[test]
 fn merging_duplicates_moves_references_fills_gaps_and_is_recorded() {
     let w = world();
-    let keep = w
-        .crm
+    let admin = w.admin_session();
+    let keep = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "ACME S.p.A.", "city" => "Milano" },
         )
         .unwrap();
-    let dup = w
-        .crm
+    let dup = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "ACME spa", "phone" => "02 1234 5678", "city" => "Roma" },
         )
         .unwrap();
-    let c = w
-        .crm
+    let c = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Contact,
             fields! { "last_name" => "Rossi", "account_id" => dup.meta.id },
         )
         .unwrap();
-    let o = w
-        .crm
+    let o = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Opportunity,
             fields! { "name" => "Deal", "account_id" => dup.meta.id },
         )
         .unwrap();
-    let user = w.crm.create(&w.admin, EntityKind::User, fields! { "username" => "partner", "user_type" => "external", "partner_account_id" => dup.meta.id }).unwrap();
+    let user = admin.records().create(EntityKind::User, fields! { "username" => "partner", "user_type" => "external", "partner_account_id" => dup.meta.id }).unwrap();
 
-    let out = w
-        .crm
-        .merge(&w.admin, EntityKind::Account, keep.meta.id, 1, dup.meta.id)
+    let out = admin
+        .records()
+        .merge(EntityKind::Account, keep.meta.id, 1, dup.meta.id)
         .unwrap();
     assert_eq!(
         out.kept.text("city"),
@@ -451,25 +427,26 @@ fn merging_duplicates_moves_references_fills_gaps_and_is_recorded() {
         (EntityKind::Opportunity, o.meta.id, "account_id"),
         (EntityKind::User, user.meta.id, "partner_account_id"),
     ] {
-        let r = w.crm.get(&w.admin, kind, id).unwrap();
+        let r = admin.records().get(kind, id).unwrap();
         assert_eq!(r.reference(field), Some(keep.meta.id), "{kind}");
         assert_eq!(
-            w.crm
-                .history(&w.admin, kind, id, None, Some(1))
+            admin
+                .audit()
+                .history(kind, id, None, Some(1))
                 .unwrap()
                 .entries[0]
                 .operation,
             Operation::Merge
         );
     }
-    let gone = w
-        .crm
-        .get(&w.admin, EntityKind::Account, dup.meta.id)
+    let gone = admin
+        .records()
+        .get(EntityKind::Account, dup.meta.id)
         .unwrap();
     assert!(gone.meta.deleted_at.is_some());
-    let last = &w
-        .crm
-        .history(&w.admin, EntityKind::Account, dup.meta.id, None, Some(1))
+    let last = &admin
+        .audit()
+        .history(EntityKind::Account, dup.meta.id, None, Some(1))
         .unwrap()
         .entries[0];
     assert_eq!(last.operation, Operation::Merge);
@@ -478,17 +455,17 @@ fn merging_duplicates_moves_references_fills_gaps_and_is_recorded() {
         .as_deref()
         .unwrap_or_default()
         .contains("merged"));
-    assert!(w.crm.verify_audit(&w.admin).unwrap().ok);
+    assert!(admin.audit().verify().unwrap().ok);
     // Refusals write nothing: a stale survivor, itself, a non-party type.
-    let e = w
-        .crm
-        .merge(&w.admin, EntityKind::Account, keep.meta.id, 1, dup.meta.id)
+    let e = admin
+        .records()
+        .merge(EntityKind::Account, keep.meta.id, 1, dup.meta.id)
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Conflict);
     assert_eq!(
-        w.crm
+        admin
+            .records()
             .merge(
-                &w.admin,
                 EntityKind::Account,
                 keep.meta.id,
                 out.kept.meta.version,
@@ -500,8 +477,9 @@ fn merging_duplicates_moves_references_fills_gaps_and_is_recorded() {
         Some("merge")
     );
     assert_eq!(
-        w.crm
-            .merge(&w.admin, EntityKind::Product, keep.meta.id, 1, dup.meta.id)
+        admin
+            .records()
+            .merge(EntityKind::Product, keep.meta.id, 1, dup.meta.id)
             .unwrap_err()
             .rule
             .as_deref(),

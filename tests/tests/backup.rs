@@ -21,34 +21,34 @@ fn dir(name: &str) -> tempfile::TempDir {
 fn a_backup_taken_during_a_write_loop_is_consistent_and_loses_nothing_committed() {
     let tmp = dir("live");
     let d = tmp.path();
-    let crm = Arc::new(Crm::new(Arc::new(
-        SqliteStore::open(d.join("live.db")).unwrap(),
-    )));
-    let admin = crm
+    let crm = Crm::new(SqliteStore::open(d.join("live.db")).unwrap());
+    let admin_ctx = crm
         .bootstrap(&TenantId::new("acme").unwrap(), "admin", Default::default())
         .unwrap();
+    let admin = crm.session(&admin_ctx).unwrap();
     for i in 0..500 {
-        crm.create(
-            &admin,
-            EntityKind::Account,
-            fields! { "name" => format!("before {i}") },
-        )
-        .unwrap();
+        admin
+            .records()
+            .create(
+                EntityKind::Account,
+                fields! { "name" => format!("before {i}") },
+            )
+            .unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (crm, admin, stop, committed) =
-            (crm.clone(), admin.clone(), stop.clone(), committed.clone());
+        let (admin, stop, committed) = (admin.clone(), stop.clone(), committed.clone());
         std::thread::spawn(move || {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) && i < 20_000 {
-                crm.create(
-                    &admin,
-                    EntityKind::Account,
-                    fields! { "name" => format!("during {i}") },
-                )
-                .unwrap();
+                admin
+                    .records()
+                    .create(
+                        EntityKind::Account,
+                        fields! { "name" => format!("during {i}") },
+                    )
+                    .unwrap();
                 committed.fetch_add(1, Ordering::SeqCst);
                 i += 1;
             }
@@ -60,7 +60,7 @@ fn a_backup_taken_during_a_write_loop_is_consistent_and_loses_nothing_committed(
     let committed_before = committed.load(Ordering::SeqCst);
     let mut calls = 0;
     let mut last = (0, 0);
-    crm.backup(&admin, &d.join("backup.db"), &mut |done, total| {
+    crm.backup(&d.join("backup.db"), &mut |done, total| {
         calls += 1;
         last = (done, total);
     })
@@ -77,13 +77,17 @@ fn a_backup_taken_during_a_write_loop_is_consistent_and_loses_nothing_committed(
 
     SqliteStore::restore_backup(d.join("backup.db"), d.join("restored.db"), &mut |_, _| {})
         .unwrap();
-    let restored = Crm::new(Arc::new(SqliteStore::open(d.join("restored.db")).unwrap()));
-    let n = restored.count(&admin, EntityKind::Account, None).unwrap();
+    let restored = Crm::new(SqliteStore::open(d.join("restored.db")).unwrap());
+    let restored_admin = restored.session(&admin_ctx).unwrap();
+    let n = restored_admin
+        .records()
+        .count(EntityKind::Account, None)
+        .unwrap();
     assert!(
         n >= 500 + committed_before,
         "{n} accounts restored, {committed_before} were committed before the backup began"
     );
-    let v = restored.verify_audit(&admin).unwrap();
+    let v = restored_admin.audit().verify().unwrap();
     assert!(v.ok, "{v:?}");
     // Every account in the copy has its creation entry: change and audit were copied together.
     assert_eq!(
@@ -91,52 +95,33 @@ fn a_backup_taken_during_a_write_loop_is_consistent_and_loses_nothing_committed(
         n + 2,
         "one entry per account, plus the admin role and user"
     );
-    assert!(restored.integrity_check(&admin).unwrap().is_empty());
+    assert!(restored.integrity_check().unwrap().is_empty());
 }
 
 #[test]
-fn backups_refuse_an_existing_destination_and_non_admins() {
+fn backups_refuse_an_existing_destination() {
     let tmp = dir("refuse");
     let d = tmp.path();
-    let crm = Crm::new(Arc::new(SqliteStore::open(d.join("db.db")).unwrap()));
-    let admin = crm
-        .bootstrap(&TenantId::new("acme").unwrap(), "admin", Default::default())
+    let crm = Crm::new(SqliteStore::open(d.join("db.db")).unwrap());
+    crm.bootstrap(&TenantId::new("acme").unwrap(), "admin", Default::default())
         .unwrap();
     std::fs::write(d.join("taken.db"), b"x").unwrap();
-    let e = crm
-        .backup(&admin, &d.join("taken.db"), &mut |_, _| {})
-        .unwrap_err();
+    let e = crm.backup(&d.join("taken.db"), &mut |_, _| {}).unwrap_err();
     assert_eq!(
         (e.kind, e.rule.as_deref()),
         (ErrorKind::Conflict, Some("destination_exists"))
     );
-    let role = crm
-        .create(&admin, EntityKind::Role, fields! { "name" => "plain" })
-        .unwrap();
-    let u = crm
-        .create(
-            &admin,
-            EntityKind::User,
-            fields! { "username" => "u", "role_id" => role.meta.id },
-        )
-        .unwrap();
-    let e = crm
-        .backup(
-            &admin.as_user(u.meta.id),
-            &d.join("other.db"),
-            &mut |_, _| {},
-        )
-        .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::PermissionDenied);
-    assert!(!d.join("other.db").exists());
+    // Non-admins are no longer refused here: a backup is a host operation (`Crm::backup` takes no
+    // context), so no tenant user has a path to it at all.
 }
 
 #[test]
 fn a_tenant_exported_as_json_lines_imports_into_an_empty_database_unchanged() {
     let w = crm_tests::world();
-    w.crm
+    let admin = w.admin_session();
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::CustomField,
             fields! { "entity" => "account", "name" => "tier", "field_type" => "text" },
         )
@@ -146,102 +131,101 @@ fn a_tenant_exported_as_json_lines_imports_into_an_empty_database_unchanged() {
         if kind.is_system_managed() || kind == EntityKind::Share {
             continue;
         }
-        let r = w
-            .crm
-            .create(&w.admin, kind, crm_tests::sample(&w, kind))
+        let r = admin
+            .records()
+            .create(kind, crm_tests::sample(&w, kind))
             .unwrap();
         ids.push((kind, r.meta.id));
     }
-    let a = w
-        .crm
+    let a = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "Tiered", "custom.tier" => "gold" },
         )
         .unwrap();
-    let a = w
-        .crm
+    let a = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Account,
             a.meta.id,
             1,
             fields! { "city" => "Pavia" },
         )
         .unwrap();
-    w.crm
-        .delete(
-            &w.admin,
-            EntityKind::Account,
-            a.meta.id,
-            Some(a.meta.version),
-        )
+    admin
+        .records()
+        .delete(EntityKind::Account, a.meta.id, Some(a.meta.version))
         .unwrap();
 
     let mut out = Vec::new();
     let mut ticks = 0;
     let sent = w
         .crm
-        .export_tenant(&w.admin, &mut out, &mut |_| ticks += 1)
+        .export_tenant(&w.tenant, &mut out, &mut |_| ticks += 1)
         .unwrap();
     assert!(sent.records > 20 && sent.audit > 20 && ticks >= 1);
     for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         serde_json::from_slice::<serde_json::Value>(line).expect("every line is one JSON object");
     }
 
-    let other = Crm::new(Arc::new(SqliteStore::open_in_memory().unwrap()));
+    let other = Crm::new(SqliteStore::open_in_memory().unwrap());
     let got = other
         .import_tenant(&mut std::io::Cursor::new(&out), &mut |_| {})
         .unwrap();
     assert_eq!(got, sent);
     for &kind in EntityKind::ALL {
         let list = |crm: &Crm| {
-            let mut all = crm
-                .list(
-                    &w.admin,
-                    kind,
-                    &crm_core::ListRequest::default().limit(1000),
-                )
+            let session = crm.session(&w.admin).unwrap();
+            let mut all = session
+                .records()
+                .list(kind, &crm_core::ListRequest::default().limit(1000))
                 .unwrap()
                 .items;
             all.extend(
-                crm.list(
-                    &w.admin,
-                    kind,
-                    &crm_core::ListRequest {
-                        deleted: true,
-                        limit: Some(1000),
-                        ..Default::default()
-                    },
-                )
-                .unwrap()
-                .items,
+                session
+                    .records()
+                    .list(
+                        kind,
+                        &crm_core::ListRequest {
+                            deleted: true,
+                            limit: Some(1000),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap()
+                    .items,
             );
             all
         };
         assert_eq!(list(&other), list(&w.crm), "{kind}");
     }
-    let restored = other.get(&w.admin, EntityKind::Account, a.meta.id).unwrap();
+    let other_admin = other.session(&w.admin).unwrap();
+    let restored = other_admin
+        .records()
+        .get(EntityKind::Account, a.meta.id)
+        .unwrap();
     assert_eq!(
         restored.custom("tier"),
         &crm_core::Value::Text("gold".into())
     );
     assert!(restored.meta.deleted_at.is_some());
     assert_eq!(
-        other
-            .history(&w.admin, EntityKind::Account, a.meta.id, None, None)
+        other_admin
+            .audit()
+            .history(EntityKind::Account, a.meta.id, None, None)
             .unwrap(),
-        w.crm
-            .history(&w.admin, EntityKind::Account, a.meta.id, None, None)
+        admin
+            .audit()
+            .history(EntityKind::Account, a.meta.id, None, None)
             .unwrap()
     );
-    let v = other.verify_audit(&w.admin).unwrap();
+    let v = other_admin.audit().verify().unwrap();
     assert!(v.ok && v.checked == sent.audit, "{v:?}");
     assert_eq!(
-        other
+        other_admin
+            .records()
             .count(
-                &w.admin,
                 EntityKind::Account,
                 Some(&crm_core::Filter::eq("custom.tier", "gold"))
             )
@@ -255,7 +239,7 @@ fn a_tenant_exported_as_json_lines_imports_into_an_empty_database_unchanged() {
         .import_tenant(&mut std::io::Cursor::new(&out), &mut |_| {})
         .unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("not_empty"));
-    let third = Crm::new(Arc::new(SqliteStore::open_in_memory().unwrap()));
+    let third = Crm::new(SqliteStore::open_in_memory().unwrap());
     let text = String::from_utf8(out.clone()).unwrap();
     let cut: String = text.lines().take(10).map(|l| format!("{l}\n")).collect();
     let e = third
@@ -284,14 +268,6 @@ fn a_tenant_exported_as_json_lines_imports_into_an_empty_database_unchanged() {
         sent,
         "nothing was left behind by the refusals"
     );
-    // Only administrators export.
-    let role = w.role("plain", &crm_core::Policy::default());
-    let u = w.user("u", role, fields! {});
-    assert_eq!(
-        w.crm
-            .export_tenant(&u, &mut Vec::new(), &mut |_| {})
-            .unwrap_err()
-            .kind,
-        ErrorKind::PermissionDenied
-    );
+    // Non-admins are no longer refused here: `Crm::export_tenant` is a host operation (it takes a
+    // tenant id, not a context), so no tenant user has a path to it at all.
 }

@@ -3,9 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failures should be loud
 
+use crm_core::backend::Op;
 use crm_core::{
-    fields, EntityKind, ErrorKind, Filter, LineItem, ListRequest, Money, Op, RecordId, TenantId,
-    Value,
+    fields, EntityKind, ErrorKind, Filter, LineItem, ListRequest, Money, RecordId, TenantId, Value,
 };
 use crm_tests::{sample, world, World};
 
@@ -19,13 +19,14 @@ fn eur(s: &str) -> Value {
 
 /// What a failed operation must leave untouched: record counts, audit chain, outbox.
 fn snapshot(w: &World) -> (Vec<u64>, u64, usize) {
+    let admin = w.admin_session();
     let counts = EntityKind::ALL
         .iter()
         .filter(|k| !k.is_system_managed())
-        .map(|k| w.crm.count(&w.admin, *k, None).unwrap())
+        .map(|k| admin.records().count(*k, None).unwrap())
         .collect();
-    let audit = w.crm.verify_audit(&w.admin).unwrap().checked;
-    let events = w.crm.pending_events(&w.admin, 0, 10_000).unwrap().len();
+    let audit = admin.audit().verify().unwrap().checked;
+    let events = admin.outbox().pending(0, 10_000).unwrap().len();
     (counts, audit, events)
 }
 
@@ -45,9 +46,9 @@ fn assert_rejected(
 }
 
 fn account(w: &World, name: &str) -> crm_core::Record {
-    w.crm
+    w.admin_session()
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => name, "country" => "IT" },
         )
@@ -57,16 +58,17 @@ fn account(w: &World, name: &str) -> crm_core::Record {
 #[test]
 fn every_entity_type_can_be_created_read_updated_listed_and_deleted() {
     let w = world();
+    let admin = w.admin_session();
     for &kind in EntityKind::ALL {
         if kind.is_system_managed() || kind == EntityKind::Share {
             continue;
         }
-        let created = w
-            .crm
-            .create(&w.admin, kind, sample(&w, kind))
+        let created = admin
+            .records()
+            .create(kind, sample(&w, kind))
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(created.meta.version, 1);
-        let got = w.crm.get(&w.admin, kind, created.meta.id).unwrap();
+        let got = admin.records().get(kind, created.meta.id).unwrap();
         assert_eq!(got.fields, created.fields, "{kind}");
 
         // Update one plain text field that every type has, or the name.
@@ -83,25 +85,15 @@ fn every_entity_type_can_be_created_read_updated_listed_and_deleted() {
             .map(|f| f.name);
         let updated = match field {
             Some(f) => {
-                let u = w
-                    .crm
-                    .update(
-                        &w.admin,
-                        kind,
-                        created.meta.id,
-                        1,
-                        fields! { f => "changed" },
-                    )
+                let u = admin
+                    .records()
+                    .update(kind, created.meta.id, 1, fields! { f => "changed" })
                     .unwrap_or_else(|e| panic!("{kind}: {e}"));
                 assert_eq!(u.meta.version, 2, "{kind}");
                 assert_eq!(u.text(f), Some("changed"));
-                let page = w
-                    .crm
-                    .list(
-                        &w.admin,
-                        kind,
-                        &ListRequest::filter(Filter::eq(f, "changed")),
-                    )
+                let page = admin
+                    .records()
+                    .list(kind, &ListRequest::filter(Filter::eq(f, "changed")))
                     .unwrap();
                 assert!(
                     page.items.iter().any(|r| r.meta.id == created.meta.id),
@@ -114,23 +106,23 @@ fn every_entity_type_can_be_created_read_updated_listed_and_deleted() {
         if kind == EntityKind::User {
             continue; // users are deactivated, not deleted, in practice; deletion is covered below
         }
-        w.crm
-            .delete(&w.admin, kind, created.meta.id, Some(updated.meta.version))
+        admin
+            .records()
+            .delete(kind, created.meta.id, Some(updated.meta.version))
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
-        let trashed = w.crm.get(&w.admin, kind, created.meta.id).unwrap();
+        let trashed = admin.records().get(kind, created.meta.id).unwrap();
         assert!(trashed.meta.deleted_at.is_some(), "{kind}");
-        let live = w
-            .crm
-            .list(&w.admin, kind, &ListRequest::default().limit(1000))
+        let live = admin
+            .records()
+            .list(kind, &ListRequest::default().limit(1000))
             .unwrap();
         assert!(
             live.items.iter().all(|r| r.meta.id != created.meta.id),
             "{kind}: trashed record listed"
         );
-        let trash = w
-            .crm
+        let trash = admin
+            .records()
             .list(
-                &w.admin,
                 kind,
                 &ListRequest {
                     deleted: true,
@@ -142,7 +134,7 @@ fn every_entity_type_can_be_created_read_updated_listed_and_deleted() {
             trash.items.iter().any(|r| r.meta.id == created.meta.id),
             "{kind}: not in the trash"
         );
-        w.crm.restore(&w.admin, kind, created.meta.id).unwrap();
+        admin.records().restore(kind, created.meta.id).unwrap();
     }
 }
 
@@ -150,8 +142,9 @@ fn every_entity_type_can_be_created_read_updated_listed_and_deleted() {
 fn quote_totals_are_computed_with_decimal_rounding() {
     let w = world();
     let q = w
-        .crm
-        .create(&w.admin, EntityKind::Quote, sample(&w, EntityKind::Quote))
+        .admin_session()
+        .records()
+        .create(EntityKind::Quote, sample(&w, EntityKind::Quote))
         .unwrap();
     // 2 × 50 = 100.00; 10 % discount = 10.00; 22 % tax on 90.00 = 19.80; total 109.80
     assert_eq!(q.get("subtotal"), &eur("100"));
@@ -163,6 +156,7 @@ fn quote_totals_are_computed_with_decimal_rounding() {
 #[test]
 fn reject_paths_name_field_and_rule_and_write_nothing() {
     let w = world();
+    let admin = w.admin_session();
     let acc = account(&w, "Base");
     assert_rejected(
         &w,
@@ -170,8 +164,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("email"),
         "email_syntax",
         |w| {
-            w.crm.create(
-                &w.admin,
+            w.admin_session().records().create(
                 EntityKind::Contact,
                 fields! { "last_name" => "X", "email" => "not-an-email" },
             )
@@ -183,8 +176,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("phone"),
         "phone_format",
         |w| {
-            w.crm.create(
-                &w.admin,
+            w.admin_session().records().create(
                 EntityKind::Contact,
                 fields! { "last_name" => "X", "phone" => "12" },
             )
@@ -196,8 +188,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("currency"),
         "currency_code",
         |w| {
-            w.crm.create(
-                &w.admin,
+            w.admin_session().records().create(
                 EntityKind::Quote,
                 fields! { "account_id" => acc.meta.id, "currency" => "XYZ" },
             )
@@ -209,7 +200,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("unit_cost"),
         "currency_mismatch",
         |w| {
-            w.crm.create(&w.admin, EntityKind::Product, fields! { "sku" => "P1", "name" => "P", "list_price" => eur("10"), "unit_cost" => Value::Money(Money::parse("5", "USD").unwrap()) })
+            w.admin_session().records().create(EntityKind::Product, fields! { "sku" => "P1", "name" => "P", "list_price" => eur("10"), "unit_cost" => Value::Money(Money::parse("5", "USD").unwrap()) })
         },
     );
     assert_rejected(
@@ -218,11 +209,9 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("last_name"),
         "required",
         |w| {
-            w.crm.create(
-                &w.admin,
-                EntityKind::Contact,
-                fields! { "first_name" => "Only" },
-            )
+            w.admin_session()
+                .records()
+                .create(EntityKind::Contact, fields! { "first_name" => "Only" })
         },
     );
     let quote = |lines: Vec<LineItem>| fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => Value::Lines(lines) };
@@ -245,7 +234,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
                     unit_cost: None,
                 }]),
             );
-            w.crm.create(&w.admin, EntityKind::Quote, f)
+            w.admin_session().records().create(EntityKind::Quote, f)
         },
     );
     assert_rejected(
@@ -267,7 +256,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
                     unit_cost: None,
                 }]),
             );
-            w.crm.create(&w.admin, EntityKind::Quote, f)
+            w.admin_session().records().create(EntityKind::Quote, f)
         },
     );
     assert_rejected(
@@ -276,7 +265,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("ends_on"),
         "date_order",
         |w| {
-            w.crm.create(&w.admin, EntityKind::Campaign, fields! { "name" => "C", "starts_on" => Value::Date("2026-05-01".parse().unwrap()), "ends_on" => Value::Date("2026-04-01".parse().unwrap()) })
+            w.admin_session().records().create(EntityKind::Campaign, fields! { "name" => "C", "starts_on" => Value::Date("2026-05-01".parse().unwrap()), "ends_on" => Value::Date("2026-04-01".parse().unwrap()) })
         },
     );
     assert_rejected(
@@ -285,8 +274,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("custom.nope"),
         "unknown_field",
         |w| {
-            w.crm.create(
-                &w.admin,
+            w.admin_session().records().create(
                 EntityKind::Account,
                 fields! { "name" => "A", "custom.nope" => "x" },
             )
@@ -298,8 +286,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("nope"),
         "unknown_field",
         |w| {
-            w.crm.create(
-                &w.admin,
+            w.admin_session().records().create(
                 EntityKind::Account,
                 fields! { "name" => "A", "nope" => "x" },
             )
@@ -311,16 +298,15 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("status"),
         "system_field",
         |w| {
-            w.crm.create(
-                &w.admin,
+            w.admin_session().records().create(
                 EntityKind::Lead,
                 fields! { "last_name" => "A", "status" => "converted" },
             )
         },
     );
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::CustomField,
             fields! { "entity" => "account", "name" => "employees", "field_type" => "int" },
         )
@@ -331,8 +317,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("custom.employees"),
         "type",
         |w| {
-            w.crm.create(
-                &w.admin,
+            w.admin_session().records().create(
                 EntityKind::Account,
                 fields! { "name" => "A", "custom.employees" => "many" },
             )
@@ -344,8 +329,7 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("account_id"),
         "reference",
         |w| {
-            w.crm.create(
-                &w.admin,
+            w.admin_session().records().create(
                 EntityKind::Opportunity,
                 fields! { "name" => "O", "account_id" => RecordId::new_at(w.crm.now()) },
             )
@@ -358,9 +342,9 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
         Some("rows[1].email"),
         "email_syntax",
         |w| {
-            w.crm
+            w.admin_session()
+                .records()
                 .create_many(
-                    &w.admin,
                     EntityKind::Contact,
                     vec![
                         fields! { "last_name" => "Ok" }.into(),
@@ -375,11 +359,11 @@ fn reject_paths_name_field_and_rule_and_write_nothing() {
 #[test]
 fn stale_version_is_a_conflict_and_writes_nothing() {
     let w = world();
+    let admin = w.admin_session();
     let a = account(&w, "ACME");
-    let a2 = w
-        .crm
+    let a2 = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Account,
             a.meta.id,
             1,
@@ -388,25 +372,24 @@ fn stale_version_is_a_conflict_and_writes_nothing() {
         .unwrap();
     assert_eq!(a2.meta.version, 2);
     assert_rejected(&w, ErrorKind::Conflict, None, "stale_version", |w| {
-        w.crm.update(
-            &w.admin,
+        w.admin_session().records().update(
             EntityKind::Account,
             a.meta.id,
             1,
             fields! { "city" => "Roma" },
         )
     });
-    let now = w.crm.get(&w.admin, EntityKind::Account, a.meta.id).unwrap();
+    let now = admin.records().get(EntityKind::Account, a.meta.id).unwrap();
     assert_eq!((now.meta.version, now.text("city")), (2, Some("Milano")));
 }
 
 #[test]
 fn phone_lookup_finds_the_record_whatever_the_format() {
     let w = world();
-    let c = w
-        .crm
+    let admin = w.admin_session();
+    let c = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Contact,
             fields! { "last_name" => "Rossi", "phone" => "+39 02 1234 5678" },
         )
@@ -418,9 +401,9 @@ fn phone_lookup_finds_the_record_whatever_the_format() {
         "(02) 1234 5678",
         "02.1234.5678",
     ] {
-        let found = w
-            .crm
-            .find_by_phone(&w.admin, EntityKind::Contact, raw)
+        let found = admin
+            .records()
+            .find_by_phone(EntityKind::Contact, raw)
             .unwrap();
         assert_eq!(found.len(), 1, "{raw}");
         assert_eq!(found[0].meta.id, c.meta.id);
@@ -430,53 +413,47 @@ fn phone_lookup_finds_the_record_whatever_the_format() {
 #[test]
 fn custom_fields_filter_sort_rename_and_archive_without_losing_values() {
     let w = world();
-    let def = w
-        .crm
-        .create(&w.admin, EntityKind::CustomField, fields! { "entity" => "account", "name" => "sector", "field_type" => "choice", "choices" => Value::Json(serde_json::json!(["retail", "bank", "energy"])) })
+    let admin = w.admin_session();
+    let def = admin.records().create(EntityKind::CustomField, fields! { "entity" => "account", "name" => "sector", "field_type" => "choice", "choices" => Value::Json(serde_json::json!(["retail", "bank", "energy"])) })
         .unwrap();
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::CustomField,
             fields! { "entity" => "account", "name" => "revenue", "field_type" => "money" },
         )
         .unwrap();
     for (i, ind) in ["retail", "bank", "retail", "energy"].iter().enumerate() {
-        w.crm
-            .create(&w.admin, EntityKind::Account, fields! { "name" => format!("A{i}"), "custom.sector" => *ind, "custom.revenue" => eur(&format!("{}", 1000 * (i + 1))) })
+        admin.records().create(EntityKind::Account, fields! { "name" => format!("A{i}"), "custom.sector" => *ind, "custom.revenue" => eur(&format!("{}", 1000 * (i + 1))) })
             .unwrap();
     }
-    let retail = w
-        .crm
+    let retail = admin
+        .records()
         .count(
-            &w.admin,
             EntityKind::Account,
             Some(&Filter::eq("custom.sector", "retail")),
         )
         .unwrap();
     assert_eq!(retail, 2);
-    let big = w
-        .crm
+    let big = admin
+        .records()
         .count(
-            &w.admin,
             EntityKind::Account,
             Some(&Filter::cmp("custom.revenue", Op::Gt, eur("2500"))),
         )
         .unwrap();
     assert_eq!(big, 2);
-    let sorted = w
-        .crm
+    let sorted = admin
+        .records()
         .list(
-            &w.admin,
             EntityKind::Account,
             &ListRequest::default().sort_by("custom.revenue", true),
         )
         .unwrap();
     assert_eq!(sorted.items[0].label(), "A3");
-    let e = w
-        .crm
+    let e = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "X", "custom.sector" => "farming" },
         )
@@ -487,10 +464,9 @@ fn custom_fields_filter_sort_rename_and_archive_without_losing_values() {
     );
 
     // Rename: values follow the field.
-    let def = w
-        .crm
+    let def = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::CustomField,
             def.meta.id,
             1,
@@ -498,58 +474,54 @@ fn custom_fields_filter_sort_rename_and_archive_without_losing_values() {
         )
         .unwrap();
     assert_eq!(
-        w.crm
+        admin
+            .records()
             .count(
-                &w.admin,
                 EntityKind::Account,
                 Some(&Filter::eq("custom.vertical", "retail"))
             )
             .unwrap(),
         2
     );
-    let e = w
-        .crm
+    let e = admin
+        .records()
         .count(
-            &w.admin,
             EntityKind::Account,
             Some(&Filter::eq("custom.sector", "retail")),
         )
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidQuery);
     // Archive: hidden, but kept; un-archive brings the values back.
-    let def = w
-        .crm
+    let def = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::CustomField,
             def.meta.id,
             def.meta.version,
             fields! { "archived" => true },
         )
         .unwrap();
-    let a = &w
-        .crm
+    let a = &admin
+        .records()
         .list(
-            &w.admin,
             EntityKind::Account,
             &ListRequest::filter(Filter::eq("name", "A0")),
         )
         .unwrap()
         .items[0];
     assert!(!a.custom.contains_key("vertical"));
-    w.crm
+    admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::CustomField,
             def.meta.id,
             def.meta.version,
             fields! { "archived" => false },
         )
         .unwrap();
-    let a = &w
-        .crm
+    let a = &admin
+        .records()
         .list(
-            &w.admin,
             EntityKind::Account,
             &ListRequest::filter(Filter::eq("name", "A0")),
         )
@@ -557,10 +529,9 @@ fn custom_fields_filter_sort_rename_and_archive_without_losing_values() {
         .items[0];
     assert_eq!(a.custom("vertical"), &Value::Text("retail".into()));
     // The type cannot change under stored values.
-    let e = w
-        .crm
+    let e = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::CustomField,
             def.meta.id,
             def.meta.version + 1,
@@ -573,9 +544,11 @@ fn custom_fields_filter_sort_rename_and_archive_without_losing_values() {
 #[test]
 fn keyset_pages_visit_every_record_once_in_order() {
     let w = world();
+    let admin = w.admin_session();
     let rows: Vec<_> = (0..2_500).map(|i| fields! { "name" => format!("Company {:04}", (i * 7919) % 2_500), "city" => if i % 3 == 0 { "Milano" } else { "Roma" } }.into()).collect();
-    w.crm
-        .create_many(&w.admin, EntityKind::Account, rows)
+    admin
+        .records()
+        .create_many(EntityKind::Account, rows)
         .unwrap();
     for desc in [false, true] {
         let mut seen = Vec::new();
@@ -583,7 +556,7 @@ fn keyset_pages_visit_every_record_once_in_order() {
             .sort_by("name", desc)
             .limit(97);
         loop {
-            let page = w.crm.list(&w.admin, EntityKind::Account, &req).unwrap();
+            let page = admin.records().list(EntityKind::Account, &req).unwrap();
             seen.extend(page.items.iter().map(|r| r.label()));
             match page.next {
                 Some(c) => req.after = Some(c),
@@ -598,12 +571,9 @@ fn keyset_pages_visit_every_record_once_in_order() {
         assert_eq!(seen, expected);
         assert_eq!(
             seen.len() as u64,
-            w.crm
-                .count(
-                    &w.admin,
-                    EntityKind::Account,
-                    Some(&Filter::eq("city", "Roma"))
-                )
+            admin
+                .records()
+                .count(EntityKind::Account, Some(&Filter::eq("city", "Roma")))
                 .unwrap()
         );
         let mut dedup = seen.clone();
@@ -611,18 +581,16 @@ fn keyset_pages_visit_every_record_once_in_order() {
         assert_eq!(dedup.len(), seen.len());
     }
     // A cursor belongs to its sort.
-    let p = w
-        .crm
+    let p = admin
+        .records()
         .list(
-            &w.admin,
             EntityKind::Account,
             &ListRequest::default().sort_by("name", false).limit(5),
         )
         .unwrap();
-    let e = w
-        .crm
+    let e = admin
+        .records()
         .list(
-            &w.admin,
             EntityKind::Account,
             &ListRequest::default().sort_by("city", false).after(p.next),
         )
@@ -635,33 +603,26 @@ fn tenants_never_see_each_other() {
     let w = world();
     let a = account(&w, "Tenant A only");
     let other = TenantId::new("globex").unwrap();
-    let b = w.crm.bootstrap(&other, "boss", Default::default()).unwrap();
+    let b_ctx = w.crm.bootstrap(&other, "boss", Default::default()).unwrap();
+    let b = w.on(&b_ctx);
     assert_eq!(
-        w.crm
-            .get(&b, EntityKind::Account, a.meta.id)
+        b.records()
+            .get(EntityKind::Account, a.meta.id)
             .unwrap_err()
             .kind,
         ErrorKind::NotFound
     );
-    assert_eq!(w.crm.count(&b, EntityKind::Account, None).unwrap(), 0);
+    assert_eq!(b.records().count(EntityKind::Account, None).unwrap(), 0);
     // A user id of tenant A means nothing in tenant B.
     let forged = crm_core::Context::new(other.clone(), w.admin.user_id);
+    let e = w.crm.session(&forged).unwrap_err();
     assert_eq!(
-        w.crm
-            .count(&forged, EntityKind::Account, None)
-            .unwrap_err()
-            .kind,
-        ErrorKind::PermissionDenied
+        (e.kind, e.rule.as_deref()),
+        (ErrorKind::PermissionDenied, Some("unknown_user"))
     );
-    let e = w
-        .crm
-        .update(
-            &b,
-            EntityKind::Account,
-            a.meta.id,
-            1,
-            fields! { "name" => "x" },
-        )
+    let e = b
+        .records()
+        .update(EntityKind::Account, a.meta.id, 1, fields! { "name" => "x" })
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
 }
@@ -669,29 +630,25 @@ fn tenants_never_see_each_other() {
 #[test]
 fn every_change_has_its_audit_entry_and_event() {
     let w = world();
-    let before_events = w.crm.pending_events(&w.admin, 0, 10_000).unwrap().len();
+    let admin = w.admin_session();
+    let before_events = admin.outbox().pending(0, 10_000).unwrap().len();
     let a = account(&w, "Audited");
-    let a = w
-        .crm
+    let a = admin
+        .records()
         .update(
-            &w.admin,
             EntityKind::Account,
             a.meta.id,
             1,
             fields! { "city" => "Torino" },
         )
         .unwrap();
-    w.crm
-        .delete(
-            &w.admin,
-            EntityKind::Account,
-            a.meta.id,
-            Some(a.meta.version),
-        )
+    admin
+        .records()
+        .delete(EntityKind::Account, a.meta.id, Some(a.meta.version))
         .unwrap();
-    let h = w
-        .crm
-        .history(&w.admin, EntityKind::Account, a.meta.id, None, None)
+    let h = admin
+        .audit()
+        .history(EntityKind::Account, a.meta.id, None, None)
         .unwrap();
     let ops: Vec<_> = h.entries.iter().map(|e| e.operation.name()).collect();
     assert_eq!(ops, ["delete", "update", "create"]);
@@ -704,7 +661,7 @@ fn every_change_has_its_audit_entry_and_event() {
     );
     assert_eq!(upd.origin.client.as_deref(), Some("tests"));
     assert_eq!(upd.user_id, w.admin.user_id);
-    let events = w.crm.pending_events(&w.admin, 0, 10_000).unwrap();
+    let events = admin.outbox().pending(0, 10_000).unwrap();
     assert_eq!(events.len() - before_events, 3);
-    assert!(w.crm.verify_audit(&w.admin).unwrap().ok);
+    assert!(admin.audit().verify().unwrap().ok);
 }

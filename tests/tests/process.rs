@@ -30,16 +30,17 @@ fn eur(s: &str) -> Value {
 /// What a refused operation must leave untouched: record counts (system-managed kinds included),
 /// audit chain length, outbox.
 fn snapshot(w: &World) -> (Vec<u64>, u64, usize) {
+    let admin = w.admin_session();
     let counts = EntityKind::ALL
         .iter()
-        .map(|k| w.crm.count(&w.admin, *k, None).unwrap())
+        .map(|k| admin.records().count(*k, None).unwrap())
         .collect();
-    let audit = w.crm.verify_audit(&w.admin).unwrap().checked;
+    let audit = admin.audit().verify().unwrap().checked;
     (counts, audit, events(w).len())
 }
 
 fn events(w: &World) -> Vec<crm_core::Event> {
-    w.crm.pending_events(&w.admin, 0, 10_000).unwrap()
+    w.admin_session().outbox().pending(0, 10_000).unwrap()
 }
 
 fn events_of(w: &World, ty: &str) -> Vec<crm_core::Event> {
@@ -107,9 +108,9 @@ fn org(w: &World) -> Org {
 }
 
 fn queue(w: &World, name: &str, strategy: &str, members: &[RecordId]) -> RecordId {
-    w.crm
+    w.admin_session()
+        .records()
         .create(
-            &w.admin,
             EntityKind::Queue,
             fields! { "name" => name, "strategy" => strategy, "member_ids" => ids(members) },
         )
@@ -130,8 +131,9 @@ fn rule(
     if let Some(m) = min_seniority {
         f.insert("min_seniority".into(), Value::Int(m));
     }
-    w.crm
-        .create(&w.admin, EntityKind::AssignmentRule, f)
+    w.admin_session()
+        .records()
+        .create(EntityKind::AssignmentRule, f)
         .unwrap();
 }
 
@@ -143,9 +145,9 @@ fn pipeline(w: &World) {
         {"name": "won", "probability": 100, "outcome": "won", "roles": ["sales director"]},
         {"name": "lost", "probability": 0, "outcome": "lost"}
     ]);
-    w.crm
+    w.admin_session()
+        .records()
         .create(
-            &w.admin,
             EntityKind::Pipeline,
             fields! { "name" => "sales", "stages" => Value::Json(stages), "is_default" => true },
         )
@@ -153,10 +155,7 @@ fn pipeline(w: &World) {
 }
 
 fn phone_lead(w: &World, by: &Context, value: &str) -> Record {
-    w.crm
-        .create(
-            by,
-            EntityKind::Lead,
+    w.on(by).records().create(EntityKind::Lead,
             fields! {
                 "first_name" => "Mario", "last_name" => "Rossi", "company" => "Rossi Impianti",
                 "email" => "Mario.Rossi@Example.com", "channel" => "phone", "estimated_value" => eur(value),
@@ -197,7 +196,9 @@ impl Mailer for TestMailer {
 #[test]
 fn phone_lead_to_sent_quote() {
     let w = world();
+    let admin = w.admin_session();
     let o = org(&w);
+    let senior = w.on(&o.senior);
     let q = queue(
         &w,
         "senior reps",
@@ -212,9 +213,9 @@ fn phone_lead_to_sent_quote() {
         q,
         Some(5),
     );
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::ApprovalRule,
             fields! { "name" => "discount over 10%", "max_discount_percent" => d("10") },
         )
@@ -242,34 +243,22 @@ fn phone_lead_to_sent_quote() {
     assert_eq!(events_of(&w, "lead.assigned").len(), 4);
 
     // The rep qualifies and converts it.
-    let lead = w
-        .crm
+    let lead = senior
+        .sales()
         .transition_lead(
-            &o.senior,
             lead.meta.id,
             lead.meta.version,
             "contacted",
             Some("called back"),
         )
         .unwrap();
-    let lead = w
-        .crm
-        .transition_lead(
-            &o.senior,
-            lead.meta.id,
-            lead.meta.version,
-            "qualified",
-            None,
-        )
+    let lead = senior
+        .sales()
+        .transition_lead(lead.meta.id, lead.meta.version, "qualified", None)
         .unwrap();
-    let conv = w
-        .crm
-        .convert_lead(
-            &o.senior,
-            lead.meta.id,
-            lead.meta.version,
-            ConvertLead::default(),
-        )
+    let conv = senior
+        .sales()
+        .convert_lead(lead.meta.id, lead.meta.version, ConvertLead::default())
         .unwrap();
     assert_eq!(conv.lead.text("status"), Some("converted"));
     assert_eq!(
@@ -282,39 +271,38 @@ fn phone_lead_to_sent_quote() {
     assert_eq!(conv.opportunity.get("amount"), &eur("25000"));
 
     // A quote with a 20 % discount needs approval.
-    let quote = w
-        .crm
-        .create(
-            &o.senior,
-            EntityKind::Quote,
+    let quote = senior.records().create(EntityKind::Quote,
             fields! {
                 "account_id" => conv.account.meta.id, "contact_id" => conv.contact.meta.id,
                 "opportunity_id" => conv.opportunity.meta.id, "currency" => "EUR", "lines" => discounted_lines("20"),
             },
         )
         .unwrap();
-    let quote = w
-        .crm
-        .submit_quote(&o.senior, quote.meta.id, quote.meta.version, None)
+    let quote = senior
+        .sales()
+        .submit_quote(quote.meta.id, quote.meta.version, None)
         .unwrap();
     assert_eq!(quote.text("status"), Some("pending_approval"));
     let v = quote.meta.version;
     refused(&w, "approval_missing", || {
-        w.crm.send_quote(&o.senior, quote.meta.id, v)
+        senior.sales().send_quote(quote.meta.id, v)
     });
     refused(&w, "same_person", || {
-        w.crm.approve_quote(&o.senior, quote.meta.id, v, None)
+        senior.sales().approve_quote(quote.meta.id, v, None)
     });
     refused(&w, "role", || {
-        w.crm.approve_quote(&o.rep_no_cap, quote.meta.id, v, None)
+        w.on(&o.rep_no_cap)
+            .sales()
+            .approve_quote(quote.meta.id, v, None)
     });
     let before = events_of(&w, "email.requested").len();
     assert_eq!(before, 0);
 
     // The director approves; the quote goes out automatically.
     let quote = w
-        .crm
-        .approve_quote(&o.director, quote.meta.id, v, Some("ok for a new customer"))
+        .on(&o.director)
+        .sales()
+        .approve_quote(quote.meta.id, v, Some("ok for a new customer"))
         .unwrap();
     assert_eq!(quote.text("status"), Some("sent"));
     assert_eq!(quote.reference("approved_by"), Some(o.director.user_id));
@@ -330,7 +318,7 @@ fn phone_lead_to_sent_quote() {
         sent: Mutex::new(vec![]),
         fail: true,
     };
-    assert_eq!(w.crm.deliver_emails(&w.admin, &failing).unwrap(), 0);
+    assert_eq!(admin.outbox().deliver_emails(&failing).unwrap(), 0);
     assert_eq!(
         events_of(&w, "email.requested").len(),
         1,
@@ -340,24 +328,24 @@ fn phone_lead_to_sent_quote() {
         sent: Mutex::new(vec![]),
         fail: false,
     };
-    assert_eq!(w.crm.deliver_emails(&w.admin, &mailer).unwrap(), 1);
+    assert_eq!(admin.outbox().deliver_emails(&mailer).unwrap(), 1);
     let sent = mailer.sent.lock().unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].to, email);
     assert_eq!(sent[0].record_kind, EntityKind::Quote);
     assert!(events_of(&w, "email.requested").is_empty());
-    assert_eq!(w.crm.deliver_emails(&w.admin, &mailer).unwrap(), 0);
+    assert_eq!(admin.outbox().deliver_emails(&mailer).unwrap(), 0);
 
     // The history shows every step.
-    let h = w
-        .crm
-        .stage_history(&o.senior, EntityKind::Quote, quote.meta.id)
+    let h = senior
+        .audit()
+        .stage_history(EntityKind::Quote, quote.meta.id)
         .unwrap();
     let steps: Vec<&str> = h.iter().map(|e| e.to_state.as_str()).collect();
     assert_eq!(steps, ["pending_approval", "approved", "sent"]);
-    let lh = w
-        .crm
-        .stage_history(&o.senior, EntityKind::Lead, lead.meta.id)
+    let lh = senior
+        .audit()
+        .stage_history(EntityKind::Lead, lead.meta.id)
         .unwrap();
     assert_eq!(
         lh.iter().map(|e| e.to_state.as_str()).collect::<Vec<_>>(),
@@ -368,9 +356,9 @@ fn phone_lead_to_sent_quote() {
 /// Drives a fresh lead to `state` along allowed edges.
 fn lead_in(w: &World, state: &str) -> Record {
     let mut r = w
-        .crm
+        .admin_session()
+        .records()
         .create(
-            &w.admin,
             EntityKind::Lead,
             fields! { "last_name" => "Neri", "company" => "Neri SRL" },
         )
@@ -390,24 +378,24 @@ fn lead_in(w: &World, state: &str) -> Record {
 }
 
 fn step_lead(w: &World, r: &Record, to: &str) -> crm_core::Result<Record> {
+    let admin = w.admin_session();
     if to == "converted" {
-        w.crm
-            .convert_lead(&w.admin, r.meta.id, r.meta.version, ConvertLead::default())
+        admin
+            .sales()
+            .convert_lead(r.meta.id, r.meta.version, ConvertLead::default())
             .map(|c| c.lead)
     } else {
-        w.crm
-            .transition_lead(&w.admin, r.meta.id, r.meta.version, to, Some("because"))
+        admin
+            .sales()
+            .transition_lead(r.meta.id, r.meta.version, to, Some("because"))
     }
 }
 
 fn case_in(w: &World, state: &str) -> Record {
-    let mut r = w
-        .crm
-        .create(
-            &w.admin,
-            EntityKind::Case,
-            fields! { "subject" => "Pump is noisy" },
-        )
+    let admin = w.admin_session();
+    let mut r = admin
+        .records()
+        .create(EntityKind::Case, fields! { "subject" => "Pump is noisy" })
         .unwrap();
     let path: &[&str] = match state {
         "new" => &[],
@@ -419,9 +407,9 @@ fn case_in(w: &World, state: &str) -> Record {
         _ => unreachable!(),
     };
     for s in path {
-        r = w
-            .crm
-            .transition_case(&w.admin, r.meta.id, r.meta.version, s, None)
+        r = admin
+            .service()
+            .transition_case(r.meta.id, r.meta.version, s, None)
             .unwrap();
     }
     r
@@ -430,6 +418,7 @@ fn case_in(w: &World, state: &str) -> Record {
 #[test]
 fn every_illegal_lead_and_case_transition_is_refused() {
     let w = world();
+    let admin = w.admin_session();
     for from in LEAD.states {
         for to in LEAD.states {
             if LEAD.allows(from, to) {
@@ -447,33 +436,30 @@ fn every_illegal_lead_and_case_transition_is_refused() {
             }
             let r = case_in(&w, from);
             refused(&w, "wrong_state", || {
-                w.crm
-                    .transition_case(&w.admin, r.meta.id, r.meta.version, to, None)
+                admin
+                    .service()
+                    .transition_case(r.meta.id, r.meta.version, to, None)
             });
         }
     }
     // Guards beyond the edges.
     let r = lead_in(&w, "new");
     refused(&w, "reason_required", || {
-        w.crm
-            .disqualify_lead(&w.admin, r.meta.id, r.meta.version, "  ")
+        admin
+            .sales()
+            .disqualify_lead(r.meta.id, r.meta.version, "  ")
     });
     let r = lead_in(&w, "qualified");
     refused(&w, "wrong_state", || {
-        w.crm
-            .transition_lead(&w.admin, r.meta.id, r.meta.version, "converted", None)
+        admin
+            .sales()
+            .transition_lead(r.meta.id, r.meta.version, "converted", None)
     });
     // A stale version is a conflict, nothing written.
     let before = snapshot(&w);
-    let e = w
-        .crm
-        .transition_lead(
-            &w.admin,
-            r.meta.id,
-            r.meta.version - 1,
-            "disqualified",
-            Some("x"),
-        )
+    let e = admin
+        .sales()
+        .transition_lead(r.meta.id, r.meta.version - 1, "disqualified", Some("x"))
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Conflict);
     assert_eq!(snapshot(&w), before);
@@ -482,16 +468,16 @@ fn every_illegal_lead_and_case_transition_is_refused() {
 #[test]
 fn illegal_quote_moves_are_refused() {
     let w = world();
+    let admin = w.admin_session();
     let o = org(&w);
-    let acc = w
-        .crm
-        .create(&w.admin, EntityKind::Account, fields! { "name" => "ACME" })
+    let director = w.on(&o.director);
+    let senior = w.on(&o.senior);
+    let acc = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME" })
         .unwrap();
     let new_quote = |discount: &str| {
-        w.crm
-            .create(
-                &o.senior,
-                EntityKind::Quote,
+        senior.records().create(EntityKind::Quote,
                 fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => discounted_lines(discount), "email_to" => "buyer@acme.example", "auto_send" => false },
             )
             .unwrap()
@@ -499,43 +485,41 @@ fn illegal_quote_moves_are_refused() {
     let q = new_quote("0");
     let v = q.meta.version;
     refused(&w, "approval_missing", || {
-        w.crm.send_quote(&o.senior, q.meta.id, v)
+        senior.sales().send_quote(q.meta.id, v)
     });
     refused(&w, "wrong_state", || {
-        w.crm.approve_quote(&o.director, q.meta.id, v, None)
+        director.sales().approve_quote(q.meta.id, v, None)
     });
     refused(&w, "wrong_state", || {
-        w.crm.accept_quote(&o.senior, q.meta.id, v, true)
+        senior.sales().accept_quote(q.meta.id, v, true)
     });
     refused(&w, "wrong_state", || {
-        w.crm.expire_quote(&o.senior, q.meta.id, v)
+        senior.sales().expire_quote(q.meta.id, v)
     });
     refused(&w, "wrong_state", || {
-        w.crm.reject_quote(&o.director, q.meta.id, v, "too cheap")
+        director.sales().reject_quote(q.meta.id, v, "too cheap")
     });
     // No approval rule: submitting approves at once; auto_send is off, so it waits to be sent.
-    let q = w.crm.submit_quote(&o.senior, q.meta.id, v, None).unwrap();
+    let q = senior.sales().submit_quote(q.meta.id, v, None).unwrap();
     assert_eq!(q.text("status"), Some("approved"));
     refused(&w, "wrong_state", || {
-        w.crm
-            .submit_quote(&o.senior, q.meta.id, q.meta.version, None)
+        senior.sales().submit_quote(q.meta.id, q.meta.version, None)
     });
-    let q = w
-        .crm
-        .send_quote(&o.senior, q.meta.id, q.meta.version)
+    let q = senior
+        .sales()
+        .send_quote(q.meta.id, q.meta.version)
         .unwrap();
     assert_eq!(q.text("sent_to"), Some("buyer@acme.example"));
     refused(&w, "wrong_state", || {
-        w.crm.send_quote(&o.senior, q.meta.id, q.meta.version)
+        senior.sales().send_quote(q.meta.id, q.meta.version)
     });
     refused(&w, "reason_required", || {
-        w.crm.reject_quote(&o.senior, q.meta.id, q.meta.version, "")
+        senior.sales().reject_quote(q.meta.id, q.meta.version, "")
     });
     // A sent quote's content cannot change.
-    let e = w
-        .crm
+    let e = senior
+        .records()
         .update(
-            &o.senior,
             EntityKind::Quote,
             q.meta.id,
             q.meta.version,
@@ -543,9 +527,9 @@ fn illegal_quote_moves_are_refused() {
         )
         .unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("wrong_state"));
-    let (q, order) = w
-        .crm
-        .accept_quote(&o.senior, q.meta.id, q.meta.version, true)
+    let (q, order) = senior
+        .sales()
+        .accept_quote(q.meta.id, q.meta.version, true)
         .unwrap();
     assert_eq!(q.text("status"), Some("accepted"));
     let order = order.unwrap();
@@ -553,27 +537,26 @@ fn illegal_quote_moves_are_refused() {
     assert_eq!(order.get("total"), q.get("total"));
     assert_eq!(order.reference("quote_id"), Some(q.meta.id));
     refused(&w, "wrong_state", || {
-        w.crm.expire_quote(&o.senior, q.meta.id, q.meta.version)
+        senior.sales().expire_quote(q.meta.id, q.meta.version)
     });
 
     // Changing an approved quote's content sends it back to draft.
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::ApprovalRule,
             fields! { "name" => "big", "max_total" => eur("100000") },
         )
         .unwrap();
     let q = new_quote("0");
-    let q = w
-        .crm
-        .submit_quote(&o.senior, q.meta.id, q.meta.version, None)
+    let q = senior
+        .sales()
+        .submit_quote(q.meta.id, q.meta.version, None)
         .unwrap();
     assert_eq!(q.text("status"), Some("approved"));
-    let q = w
-        .crm
+    let q = senior
+        .records()
         .update(
-            &o.senior,
             EntityKind::Quote,
             q.meta.id,
             q.meta.version,
@@ -582,40 +565,41 @@ fn illegal_quote_moves_are_refused() {
         .unwrap();
     assert_eq!(q.text("status"), Some("draft"));
     assert!(q.get("approved_at").is_null());
-    let h = w
-        .crm
-        .stage_history(&o.senior, EntityKind::Quote, q.meta.id)
+    let h = senior
+        .audit()
+        .stage_history(EntityKind::Quote, q.meta.id)
         .unwrap();
     assert_eq!(h.last().unwrap().rule.as_deref(), Some("content_changed"));
     // Rejection by an approver needs the capability and a reason; a rejected quote can be revised.
-    w.crm
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::ApprovalRule,
             fields! { "name" => "all", "always" => true },
         )
         .unwrap();
-    let q = w
-        .crm
-        .submit_quote(&o.senior, q.meta.id, q.meta.version, None)
+    let q = senior
+        .sales()
+        .submit_quote(q.meta.id, q.meta.version, None)
         .unwrap();
     assert_eq!(q.text("status"), Some("pending_approval"));
     let v = q.meta.version;
     refused(&w, "role", || {
-        w.crm.reject_quote(&o.rep_no_cap, q.meta.id, v, "margin")
+        w.on(&o.rep_no_cap)
+            .sales()
+            .reject_quote(q.meta.id, v, "margin")
     });
     refused(&w, "reason_required", || {
-        w.crm.reject_quote(&o.director, q.meta.id, v, " ")
+        director.sales().reject_quote(q.meta.id, v, " ")
     });
-    let q = w
-        .crm
-        .reject_quote(&o.director, q.meta.id, v, "margin too low")
+    let q = director
+        .sales()
+        .reject_quote(q.meta.id, v, "margin too low")
         .unwrap();
     assert_eq!(q.text("rejected_reason"), Some("margin too low"));
-    let q = w
-        .crm
+    let q = senior
+        .records()
         .update(
-            &o.senior,
             EntityKind::Quote,
             q.meta.id,
             q.meta.version,
@@ -628,35 +612,39 @@ fn illegal_quote_moves_are_refused() {
 #[test]
 fn two_approvers_racing_record_exactly_one_approval() {
     let w = world();
+    let admin = w.admin_session();
     let o = org(&w);
-    w.crm
+    let director2 = w.on(&o.director2);
+    let director = w.on(&o.director);
+    let senior = w.on(&o.senior);
+    admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::ApprovalRule,
             fields! { "name" => "always", "always" => true },
         )
         .unwrap();
-    let acc = w
-        .crm
-        .create(&w.admin, EntityKind::Account, fields! { "name" => "ACME" })
+    let acc = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME" })
         .unwrap();
-    let q = w
-        .crm
-        .create(&o.senior, EntityKind::Quote, fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => discounted_lines("0") })
+    let q = senior.records().create(EntityKind::Quote, fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => discounted_lines("0") })
         .unwrap();
-    let q = w
-        .crm
-        .submit_quote(&o.senior, q.meta.id, q.meta.version, None)
+    let q = senior
+        .sales()
+        .submit_quote(q.meta.id, q.meta.version, None)
         .unwrap();
     assert_eq!(q.text("status"), Some("pending_approval"));
     let results: Vec<crm_core::Result<Record>> = std::thread::scope(|s| {
         let a = s.spawn(|| {
-            w.crm
-                .approve_quote(&o.director, q.meta.id, q.meta.version, None)
+            director
+                .sales()
+                .approve_quote(q.meta.id, q.meta.version, None)
         });
         let b = s.spawn(|| {
-            w.crm
-                .approve_quote(&o.director2, q.meta.id, q.meta.version, None)
+            director2
+                .sales()
+                .approve_quote(q.meta.id, q.meta.version, None)
         });
         vec![a.join().unwrap(), b.join().unwrap()]
     });
@@ -670,31 +658,31 @@ fn two_approvers_racing_record_exactly_one_approval() {
         matches!(err.kind, ErrorKind::Conflict | ErrorKind::InvalidTransition),
         "{err}"
     );
-    let h = w
-        .crm
-        .stage_history(&w.admin, EntityKind::Quote, q.meta.id)
+    let h = admin
+        .audit()
+        .stage_history(EntityKind::Quote, q.meta.id)
         .unwrap();
     assert_eq!(h.iter().filter(|e| e.to_state == "approved").count(), 1);
     assert_eq!(events_of(&w, "quote.approved").len(), 1);
     // Sequentially, the same thing: the second approval names a stale version.
-    let q2 = w
-        .crm
+    let q2 = senior
+        .records()
         .create(
-            &o.senior,
             EntityKind::Quote,
             fields! { "account_id" => acc.meta.id, "currency" => "EUR", "auto_send" => false },
         )
         .unwrap();
-    let q2 = w
-        .crm
-        .submit_quote(&o.senior, q2.meta.id, q2.meta.version, None)
+    let q2 = senior
+        .sales()
+        .submit_quote(q2.meta.id, q2.meta.version, None)
         .unwrap();
-    w.crm
-        .approve_quote(&o.director, q2.meta.id, q2.meta.version, None)
+    director
+        .sales()
+        .approve_quote(q2.meta.id, q2.meta.version, None)
         .unwrap();
-    let e = w
-        .crm
-        .approve_quote(&o.director2, q2.meta.id, q2.meta.version, None)
+    let e = director2
+        .sales()
+        .approve_quote(q2.meta.id, q2.meta.version, None)
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Conflict);
 }
@@ -702,14 +690,14 @@ fn two_approvers_racing_record_exactly_one_approval() {
 #[test]
 fn a_failed_conversion_leaves_no_records_and_no_events() {
     let w = world();
+    let admin = w.admin_session();
     pipeline(&w);
     let lead = lead_in(&w, "qualified");
     let before = snapshot(&w);
     // Account and contact are written first; the unknown pipeline fails afterwards.
-    let e = w
-        .crm
+    let e = admin
+        .sales()
         .convert_lead(
-            &w.admin,
             lead.meta.id,
             lead.meta.version,
             ConvertLead {
@@ -721,26 +709,22 @@ fn a_failed_conversion_leaves_no_records_and_no_events() {
     assert_eq!(e.kind, ErrorKind::Validation);
     assert_eq!(snapshot(&w), before);
     assert_eq!(
-        w.crm
-            .get(&w.admin, EntityKind::Lead, lead.meta.id)
+        admin
+            .records()
+            .get(EntityKind::Lead, lead.meta.id)
             .unwrap()
             .text("status"),
         Some("qualified")
     );
     // Linking an existing account works and creates no second one.
-    let acc = w
-        .crm
-        .create(
-            &w.admin,
-            EntityKind::Account,
-            fields! { "name" => "Existing" },
-        )
+    let acc = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "Existing" })
         .unwrap();
     let n = events(&w).len();
-    let c = w
-        .crm
+    let c = admin
+        .sales()
         .convert_lead(
-            &w.admin,
             lead.meta.id,
             lead.meta.version,
             ConvertLead {
@@ -765,43 +749,45 @@ fn a_failed_conversion_leaves_no_records_and_no_events() {
 fn followers_are_notified_of_changes_by_others() {
     let w = world();
     let o = org(&w);
-    let lead = w
-        .crm
-        .create(
-            &o.senior,
-            EntityKind::Lead,
-            fields! { "last_name" => "Verdi" },
-        )
+    let director = w.on(&o.director);
+    let senior = w.on(&o.senior);
+    let lead = senior
+        .records()
+        .create(EntityKind::Lead, fields! { "last_name" => "Verdi" })
         .unwrap();
-    w.crm
-        .follow(&o.director, EntityKind::Lead, lead.meta.id)
+    director
+        .records()
+        .follow(EntityKind::Lead, lead.meta.id)
         .unwrap();
-    w.crm
-        .follow(&o.director, EntityKind::Lead, lead.meta.id)
+    director
+        .records()
+        .follow(EntityKind::Lead, lead.meta.id)
         .unwrap();
-    w.crm
-        .follow(&o.senior, EntityKind::Lead, lead.meta.id)
+    senior
+        .records()
+        .follow(EntityKind::Lead, lead.meta.id)
         .unwrap();
     assert_eq!(
-        w.crm
-            .followers(&w.admin, EntityKind::Lead, lead.meta.id)
+        w.admin_session()
+            .records()
+            .followers(EntityKind::Lead, lead.meta.id)
             .unwrap()
             .len(),
         2
     );
     // A receptionist with own scope cannot follow someone else's lead.
     assert_eq!(
-        w.crm
-            .follow(&o.receptionist, EntityKind::Lead, lead.meta.id)
+        w.on(&o.receptionist)
+            .records()
+            .follow(EntityKind::Lead, lead.meta.id)
             .unwrap_err()
             .kind,
         ErrorKind::NotFound
     );
 
-    let lead = w
-        .crm
+    let lead = senior
+        .records()
         .update(
-            &o.senior,
             EntityKind::Lead,
             lead.meta.id,
             lead.meta.version,
@@ -813,36 +799,25 @@ fn followers_are_notified_of_changes_by_others() {
     assert_eq!(n[0].payload["user_id"], o.director.user_id.to_string());
     assert_eq!(n[0].record_id, lead.meta.id);
 
-    let lead = w
-        .crm
-        .transition_lead(
-            &o.director,
-            lead.meta.id,
-            lead.meta.version,
-            "contacted",
-            None,
-        )
+    let lead = director
+        .sales()
+        .transition_lead(lead.meta.id, lead.meta.version, "contacted", None)
         .unwrap();
     let n = events_of(&w, "notification");
     assert_eq!(n.len(), 2);
     assert_eq!(n[1].payload["user_id"], o.senior.user_id.to_string());
 
-    assert!(w
-        .crm
-        .unfollow(&o.director, EntityKind::Lead, lead.meta.id)
+    assert!(director
+        .records()
+        .unfollow(EntityKind::Lead, lead.meta.id)
         .unwrap());
-    assert!(!w
-        .crm
-        .unfollow(&o.director, EntityKind::Lead, lead.meta.id)
+    assert!(!director
+        .records()
+        .unfollow(EntityKind::Lead, lead.meta.id)
         .unwrap());
-    w.crm
-        .transition_lead(
-            &o.senior2,
-            lead.meta.id,
-            lead.meta.version,
-            "qualified",
-            None,
-        )
+    w.on(&o.senior2)
+        .sales()
+        .transition_lead(lead.meta.id, lead.meta.version, "qualified", None)
         .unwrap();
     let n = events_of(&w, "notification");
     assert_eq!(n.len(), 3);
@@ -852,10 +827,10 @@ fn followers_are_notified_of_changes_by_others() {
 #[test]
 fn sla_breach_is_detected_once_with_the_manual_clock() {
     let w = world();
-    let urgent = w
-        .crm
+    let admin = w.admin_session();
+    let urgent = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Case,
             fields! { "subject" => "Outage", "priority" => "urgent" },
         )
@@ -868,47 +843,37 @@ fn sla_breach_is_detected_once_with_the_manual_clock() {
         urgent.get("resolution_due").as_timestamp(),
         Some(crm_tests::start() + Duration::hours(8))
     );
-    let normal = w
-        .crm
-        .create(
-            &w.admin,
-            EntityKind::Case,
-            fields! { "subject" => "Question" },
-        )
+    let normal = admin
+        .records()
+        .create(EntityKind::Case, fields! { "subject" => "Question" })
         .unwrap();
-    let answered = w
-        .crm
+    let answered = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Case,
             fields! { "subject" => "Fast", "priority" => "urgent" },
         )
         .unwrap();
     w.clock.advance(Duration::minutes(30));
-    let answered = w
-        .crm
-        .transition_case(
-            &w.admin,
-            answered.meta.id,
-            answered.meta.version,
-            "in_progress",
-            None,
-        )
+    let answered = admin
+        .service()
+        .transition_case(answered.meta.id, answered.meta.version, "in_progress", None)
         .unwrap();
     assert!(answered.get("first_responded_at").as_timestamp().is_some());
-    assert!(w.crm.check_slas(&w.admin).unwrap().is_empty());
+    assert!(admin.service().check_slas().unwrap().is_empty());
     w.clock.advance(Duration::minutes(31));
-    assert_eq!(w.crm.check_slas(&w.admin).unwrap(), vec![urgent.meta.id]);
+    assert_eq!(admin.service().check_slas().unwrap(), vec![urgent.meta.id]);
     assert!(
-        w.crm.check_slas(&w.admin).unwrap().is_empty(),
+        admin.service().check_slas().unwrap().is_empty(),
         "once per case"
     );
     let b = events_of(&w, "case.sla_breached");
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].payload["sla"], "first_response");
     assert_eq!(
-        w.crm
-            .get(&w.admin, EntityKind::Case, urgent.meta.id)
+        admin
+            .records()
+            .get(EntityKind::Case, urgent.meta.id)
             .unwrap()
             .get("sla_breached"),
         &Value::Bool(true)
@@ -916,9 +881,9 @@ fn sla_breach_is_detected_once_with_the_manual_clock() {
     // Seven hours in, nothing new; eight hours in, the answered urgent case misses its resolution
     // time and the normal one its first-response time.
     w.clock.advance(Duration::hours(6));
-    assert!(w.crm.check_slas(&w.admin).unwrap().is_empty());
+    assert!(admin.service().check_slas().unwrap().is_empty());
     w.clock.advance(Duration::hours(2));
-    let mut got = w.crm.check_slas(&w.admin).unwrap();
+    let mut got = admin.service().check_slas().unwrap();
     got.sort();
     let mut want = vec![answered.meta.id, normal.meta.id];
     want.sort();
@@ -929,7 +894,7 @@ fn sla_breach_is_detected_once_with_the_manual_clock() {
         .collect();
     assert_eq!(kinds.iter().filter(|k| *k == "resolution").count(), 1);
     w.clock.advance(Duration::hours(100));
-    assert!(w.crm.check_slas(&w.admin).unwrap().is_empty());
+    assert!(admin.service().check_slas().unwrap().is_empty());
     assert_eq!(events_of(&w, "case.sla_breached").len(), 3);
 }
 
@@ -949,9 +914,9 @@ fn round_robin_is_fair_and_deterministic() {
     );
     let owners: Vec<RecordId> = (0..9)
         .map(|i| {
-            w.crm
+            w.on(&o.receptionist)
+                .records()
                 .create(
-                    &o.receptionist,
                     EntityKind::Lead,
                     fields! { "last_name" => format!("L{i}"), "channel" => "web_form" },
                 )
@@ -968,6 +933,7 @@ fn round_robin_is_fair_and_deterministic() {
 #[test]
 fn least_open_picks_the_least_busy_member() {
     let w = world();
+    let admin = w.admin_session();
     let o = org(&w);
     let (a, b) = (o.senior.user_id, o.senior2.user_id);
     let q = queue(&w, "support", "least_open", &[a, b]);
@@ -980,9 +946,9 @@ fn least_open_picks_the_least_busy_member() {
         None,
     );
     for i in 0..2 {
-        w.crm
+        admin
+            .records()
             .create(
-                &w.admin,
                 EntityKind::Case,
                 crm_core::NewRecord {
                     fields: fields! { "subject" => format!("c{i}") },
@@ -991,29 +957,26 @@ fn least_open_picks_the_least_busy_member() {
             )
             .unwrap();
     }
-    let c1 = w
-        .crm
+    let c1 = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Case,
             fields! { "subject" => "x", "priority" => "urgent" },
         )
         .unwrap();
     assert_eq!(c1.meta.owner_id, b);
     assert_eq!(c1.text("status"), Some("assigned"));
-    let c2 = w
-        .crm
+    let c2 = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Case,
             fields! { "subject" => "y", "priority" => "high" },
         )
         .unwrap();
     assert_eq!(c2.meta.owner_id, b, "1 open against 2");
-    let c3 = w
-        .crm
+    let c3 = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Case,
             fields! { "subject" => "z", "priority" => "high" },
         )
@@ -1023,10 +986,9 @@ fn least_open_picks_the_least_busy_member() {
         a.min(b),
         "a tie goes to the lower user id"
     );
-    let low = w
-        .crm
+    let low = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Case,
             fields! { "subject" => "w", "priority" => "low" },
         )
@@ -1038,45 +1000,30 @@ fn least_open_picks_the_least_busy_member() {
 #[test]
 fn stage_history_reports_time_in_each_state() {
     let w = world();
-    let c = w
-        .crm
-        .create(
-            &w.admin,
-            EntityKind::Case,
-            fields! { "subject" => "History" },
-        )
+    let admin = w.admin_session();
+    let c = admin
+        .records()
+        .create(EntityKind::Case, fields! { "subject" => "History" })
         .unwrap();
     w.clock.advance(Duration::minutes(10));
-    let c = w
-        .crm
-        .transition_case(
-            &w.admin,
-            c.meta.id,
-            c.meta.version,
-            "in_progress",
-            Some("picked up"),
-        )
+    let c = admin
+        .service()
+        .transition_case(c.meta.id, c.meta.version, "in_progress", Some("picked up"))
         .unwrap();
     w.clock.advance(Duration::hours(1));
-    let c = w
-        .crm
-        .transition_case(
-            &w.admin,
-            c.meta.id,
-            c.meta.version,
-            "waiting_on_customer",
-            None,
-        )
+    let c = admin
+        .service()
+        .transition_case(c.meta.id, c.meta.version, "waiting_on_customer", None)
         .unwrap();
     w.clock.advance(Duration::hours(2));
-    let c = w
-        .crm
-        .transition_case(&w.admin, c.meta.id, c.meta.version, "in_progress", None)
+    let c = admin
+        .service()
+        .transition_case(c.meta.id, c.meta.version, "in_progress", None)
         .unwrap();
     w.clock.advance(Duration::seconds(5));
-    let h = w
-        .crm
-        .stage_history(&w.admin, EntityKind::Case, c.meta.id)
+    let h = admin
+        .audit()
+        .stage_history(EntityKind::Case, c.meta.id)
         .unwrap();
     let rows: Vec<(Option<&str>, &str, i64, i64)> = h
         .iter()
@@ -1102,16 +1049,17 @@ fn stage_history_reports_time_in_each_state() {
     let nobody = w.role("nobody", &Policy::default());
     let u = w.user("nina", nobody, fields! {});
     assert_eq!(
-        w.crm
-            .stage_history(&u, EntityKind::Case, c.meta.id)
+        w.on(&u)
+            .audit()
+            .stage_history(EntityKind::Case, c.meta.id)
             .unwrap_err()
             .kind,
         ErrorKind::NotFound
     );
     // The audit log records each move as a transition.
-    let page = w
-        .crm
-        .history(&w.admin, EntityKind::Case, c.meta.id, None, None)
+    let page = admin
+        .audit()
+        .history(EntityKind::Case, c.meta.id, None, None)
         .unwrap();
     assert_eq!(
         page.entries
@@ -1126,15 +1074,16 @@ fn stage_history_reports_time_in_each_state() {
 fn opportunity_stages_enforce_their_guards() {
     let w = world();
     let o = org(&w);
+    let senior = w.on(&o.senior);
     pipeline(&w);
     let acc = w
-        .crm
-        .create(&w.admin, EntityKind::Account, fields! { "name" => "ACME" })
+        .admin_session()
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME" })
         .unwrap();
-    let opp = w
-        .crm
+    let opp = senior
+        .records()
         .create(
-            &o.senior,
             EntityKind::Opportunity,
             fields! { "name" => "Deal", "account_id" => acc.meta.id },
         )
@@ -1142,71 +1091,47 @@ fn opportunity_stages_enforce_their_guards() {
     assert_eq!(opp.text("stage"), Some("prospecting"));
     assert_eq!(opp.get("probability"), &Value::Decimal(d("10")));
     refused(&w, "missing_field", || {
-        w.crm.move_opportunity(
-            &o.senior,
-            opp.meta.id,
-            opp.meta.version,
-            "proposal",
-            None,
-            None,
-        )
+        senior
+            .sales()
+            .move_opportunity(opp.meta.id, opp.meta.version, "proposal", None, None)
     });
     refused(&w, "wrong_state", || {
-        w.crm.move_opportunity(
-            &o.senior,
-            opp.meta.id,
-            opp.meta.version,
-            "nowhere",
-            None,
-            None,
-        )
+        senior
+            .sales()
+            .move_opportunity(opp.meta.id, opp.meta.version, "nowhere", None, None)
     });
-    let opp = w
-        .crm
+    let opp = senior
+        .records()
         .update(
-            &o.senior,
             EntityKind::Opportunity,
             opp.meta.id,
             opp.meta.version,
             fields! { "amount" => eur("5000") },
         )
         .unwrap();
-    let opp = w
-        .crm
-        .move_opportunity(
-            &o.senior,
-            opp.meta.id,
-            opp.meta.version,
-            "proposal",
-            None,
-            None,
-        )
+    let opp = senior
+        .sales()
+        .move_opportunity(opp.meta.id, opp.meta.version, "proposal", None, None)
         .unwrap();
     assert_eq!(opp.text("forecast_category"), Some("best_case"));
     refused(&w, "role", || {
-        w.crm
-            .move_opportunity(&o.senior, opp.meta.id, opp.meta.version, "won", None, None)
+        senior
+            .sales()
+            .move_opportunity(opp.meta.id, opp.meta.version, "won", None, None)
     });
     refused(&w, "reason_required", || {
-        w.crm
-            .move_opportunity(&o.senior, opp.meta.id, opp.meta.version, "lost", None, None)
+        senior
+            .sales()
+            .move_opportunity(opp.meta.id, opp.meta.version, "lost", None, None)
     });
-    let lost = w
-        .crm
-        .move_opportunity(
-            &o.senior,
-            opp.meta.id,
-            opp.meta.version,
-            "lost",
-            None,
-            Some("price"),
-        )
+    let lost = senior
+        .sales()
+        .move_opportunity(opp.meta.id, opp.meta.version, "lost", None, Some("price"))
         .unwrap();
     assert_eq!(lost.text("lost_reason"), Some("price"));
     assert!(lost.get("closed_at").as_timestamp().is_some());
     refused(&w, "wrong_state", || {
-        w.crm.move_opportunity(
-            &o.director,
+        w.on(&o.director).sales().move_opportunity(
             lost.meta.id,
             lost.meta.version,
             "won",
@@ -1220,46 +1145,46 @@ fn opportunity_stages_enforce_their_guards() {
 #[test]
 fn due_tasks_and_reminders_fire_once() {
     let w = world();
+    let admin = w.admin_session();
     let o = org(&w);
+    let senior = w.on(&o.senior);
     let soon = crm_tests::start() + Duration::hours(2);
     let later = crm_tests::start() + Duration::days(3);
-    let t1 = w
-        .crm
+    let t1 = senior
+        .records()
         .create(
-            &o.senior,
             EntityKind::Activity,
             fields! { "activity_type" => "task", "subject" => "Call back", "due_at" => soon },
         )
         .unwrap();
-    w.crm
+    senior
+        .records()
         .create(
-            &o.senior,
             EntityKind::Activity,
             fields! { "activity_type" => "task", "subject" => "Later", "due_at" => later },
         )
         .unwrap();
-    w.crm
-        .create(&o.senior, EntityKind::Activity, fields! { "activity_type" => "task", "subject" => "Done", "due_at" => soon, "completed_at" => crm_tests::start() })
+    senior.records().create(EntityKind::Activity, fields! { "activity_type" => "task", "subject" => "Done", "due_at" => soon, "completed_at" => crm_tests::start() })
         .unwrap();
-    w.crm
+    senior
+        .records()
         .create(
-            &o.senior,
             EntityKind::Activity,
             fields! { "activity_type" => "call", "subject" => "A call", "due_at" => soon },
         )
         .unwrap();
-    let due = w
-        .crm
-        .due_tasks(&o.senior, crm_tests::start() + Duration::days(1))
+    let due = senior
+        .service()
+        .due_tasks(crm_tests::start() + Duration::days(1))
         .unwrap();
     assert_eq!(
         due.iter().map(|t| t.meta.id).collect::<Vec<_>>(),
         vec![t1.meta.id]
     );
-    assert_eq!(w.crm.fire_reminders(&w.admin).unwrap(), 0);
+    assert_eq!(admin.service().fire_reminders().unwrap(), 0);
     w.clock.advance(Duration::hours(3));
-    assert_eq!(w.crm.fire_reminders(&w.admin).unwrap(), 1);
-    assert_eq!(w.crm.fire_reminders(&w.admin).unwrap(), 0);
+    assert_eq!(admin.service().fire_reminders().unwrap(), 1);
+    assert_eq!(admin.service().fire_reminders().unwrap(), 0);
     let ev = events_of(&w, "task.due");
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].payload["user_id"], o.senior.user_id.to_string());
@@ -1272,7 +1197,8 @@ proptest! {
     #[test]
     fn random_lead_and_case_walks_follow_the_edges(lead_steps in prop::collection::vec(0usize..5, 1..8), case_steps in prop::collection::vec(0usize..6, 1..10)) {
         let w = world();
-        let mut lead = w.crm.create(&w.admin, EntityKind::Lead, fields! { "last_name" => "P", "company" => "P SRL" }).unwrap();
+        let admin = w.admin_session();
+        let mut lead = admin.records().create(EntityKind::Lead, fields! { "last_name" => "P", "company" => "P SRL" }).unwrap();
         for i in lead_steps {
             let to = LEAD.states[i];
             let from = lead.text("status").unwrap().to_owned();
@@ -1289,12 +1215,12 @@ proptest! {
                 }
             }
         }
-        let mut case = w.crm.create(&w.admin, EntityKind::Case, fields! { "subject" => "P" }).unwrap();
+        let mut case = admin.records().create(EntityKind::Case, fields! { "subject" => "P" }).unwrap();
         for i in case_steps {
             let to = CASE.states[i];
             let from = case.text("status").unwrap().to_owned();
             let before = snapshot(&w);
-            match w.crm.transition_case(&w.admin, case.meta.id, case.meta.version, to, None) {
+            match admin.service().transition_case(case.meta.id, case.meta.version, to, None) {
                 Ok(r) => {
                     prop_assert!(CASE.allows(&from, to), "{from} -> {to} was allowed");
                     prop_assert_eq!(r.text("status"), Some(to));

@@ -13,8 +13,8 @@
 use crm_core::analytics::{self, LifecycleThresholds};
 use crm_core::chrono::Duration;
 use crm_core::{
-    fields, Action, Context, Currency, EntityKind, FieldAccess, LineItem, Money, ObjectRule,
-    Policy, RateTable, RecordId, RfmOptions, RfmRow, Scope, Value,
+    fields, Action, Context, Currency, EntityKind, FieldAccess, LineItem, ListRequest, Money,
+    ObjectRule, Policy, RateTable, RecordId, RfmOptions, RfmRow, Scope, Value,
 };
 use crm_tests::{world, World};
 
@@ -23,6 +23,10 @@ fn d(s: &str) -> crm_core::Decimal {
 }
 
 fn order(w: &World, acc: RecordId, currency: &str, price: &str, days_ago: i64) {
+    order_by(w, &w.admin, acc, currency, price, days_ago)
+}
+
+fn order_by(w: &World, by: &Context, acc: RecordId, currency: &str, price: &str, days_ago: i64) {
     let line = LineItem {
         product_id: None,
         description: "item".into(),
@@ -32,9 +36,9 @@ fn order(w: &World, acc: RecordId, currency: &str, price: &str, days_ago: i64) {
         tax_rate: d("0"),
         unit_cost: None,
     };
-    w.crm
+    w.on(by)
+        .records()
         .create(
-            &w.admin,
             EntityKind::Order,
             fields! {
                 "account_id" => acc,
@@ -53,12 +57,9 @@ fn customers(w: &World, odd: &Context) -> Vec<RecordId> {
     for i in 0..23i64 {
         let by = if i % 2 == 1 { odd } else { &w.admin };
         let a = w
-            .crm
-            .create(
-                by,
-                EntityKind::Account,
-                fields! { "name" => format!("C{i}") },
-            )
+            .on(by)
+            .records()
+            .create(EntityKind::Account, fields! { "name" => format!("C{i}") })
             .unwrap()
             .meta
             .id;
@@ -84,7 +85,7 @@ fn expected(w: &World, ctx: &Context, ids: &[RecordId], rates: Option<&RateTable
     let mut measures = Vec::new();
     let mut first_last = Vec::new();
     for id in ids {
-        let Ok(a) = w.crm.get(ctx, EntityKind::Account, id) else {
+        let Ok(a) = w.on(ctx).records().get(EntityKind::Account, id) else {
             continue;
         };
         let (Some(last), Some(n), Some(ltv)) = (
@@ -135,11 +136,12 @@ fn expected(w: &World, ctx: &Context, ids: &[RecordId], rates: Option<&RateTable
 #[test]
 fn fast_path_scores_equal_the_scores_of_the_records() {
     let w = world();
+    let admin = w.admin_session();
     let ids = customers(&w, &w.admin);
     let eur: Currency = "EUR".parse().unwrap();
     let usd: Currency = "USD".parse().unwrap();
     // Without rates the USD buyers make the amounts incomparable.
-    let e = w.crm.rfm(&w.admin, &RfmOptions::default()).unwrap_err();
+    let e = admin.analytics().rfm(&RfmOptions::default()).unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("rates_needed"), "{e}");
     // A rate with many decimals: converted amounts have a finer scale than stored ones.
     let rates = RateTable::new(eur).with_rate(usd, d("0.91834517"));
@@ -147,24 +149,24 @@ fn fast_path_scores_equal_the_scores_of_the_records() {
         rates: Some(rates.clone()),
         ..Default::default()
     };
-    let rows = w.crm.rfm(&w.admin, &opts).unwrap();
+    let rows = admin.analytics().rfm(&opts).unwrap();
     assert!(rows.len() > 15, "{}", rows.len());
     assert_eq!(rows, expected(&w, &w.admin, &ids, Some(&rates)));
     // The scores of the EUR buyers alone (a filter on the accounts), without rates.
     let eur_only = RfmOptions {
         accounts: Some(crm_core::Filter::cmp(
             "lifetime_value",
-            crm_core::Op::Ge,
+            crm_core::backend::Op::Ge,
             Money::new(d("0"), eur),
         )),
         ..Default::default()
     };
-    let rows = w.crm.rfm(&w.admin, &eur_only).unwrap();
+    let rows = admin.analytics().rfm(&eur_only).unwrap();
     let eur_ids: Vec<RecordId> = ids
         .iter()
         .copied()
         .filter(|id| {
-            let a = w.crm.get(&w.admin, EntityKind::Account, *id).unwrap();
+            let a = admin.records().get(EntityKind::Account, *id).unwrap();
             a.get("lifetime_value").as_money().map(|m| m.currency) == Some(eur)
         })
         .collect();
@@ -176,7 +178,7 @@ fn fast_path_scores_equal_the_scores_of_the_records() {
     let want: Vec<_> = sorted
         .iter()
         .map(|id| {
-            let a = w.crm.get(&w.admin, EntityKind::Account, *id).unwrap();
+            let a = admin.records().get(EntityKind::Account, *id).unwrap();
             (
                 *id,
                 analytics::lifecycle(
@@ -188,15 +190,18 @@ fn fast_path_scores_equal_the_scores_of_the_records() {
             )
         })
         .collect();
-    let got = w
-        .crm
-        .lifecycles(&w.admin, None, &LifecycleThresholds::default())
+    let got = admin
+        .analytics()
+        .lifecycles(None, &LifecycleThresholds::default())
         .unwrap();
     assert_eq!(got, want);
 }
 
+/// A user who does not see every order is scored from the orders they may read: an account's
+/// maintained statistics (which count every order) are hidden from them, and an order of someone
+/// else on their account does not move their scores.
 #[test]
-fn a_scoped_user_scores_only_their_accounts() {
+fn a_scoped_user_scores_only_their_accounts_from_their_orders() {
     let w = world();
     let mut p = Policy::default();
     p.objects.insert(
@@ -208,31 +213,121 @@ fn a_scoped_user_scores_only_their_accounts() {
         ),
     );
     let rep = w.user("rep", w.role("rep", &p), fields! {});
-    let ids = customers(&w, &rep);
+    let mut ids = Vec::new();
+    for i in 0..23i64 {
+        let by = if i % 2 == 1 { &rep } else { &w.admin };
+        let a = w
+            .on(by)
+            .records()
+            .create(EntityKind::Account, fields! { "name" => format!("C{i}") })
+            .unwrap()
+            .meta
+            .id;
+        let currency = if i % 5 == 0 { "USD" } else { "EUR" };
+        if i % 7 != 3 {
+            for k in 0..(1 + i % 3) {
+                let price = ["10", "25.5", "10", "99.99"][(i % 4) as usize];
+                order_by(&w, by, a, currency, price, 1 + (i % 6) * 20 + k);
+            }
+        }
+        ids.push(a);
+    }
+    // Someone else's order on one of the rep's accounts: invisible to the rep.
+    order(&w, ids[1], "EUR", "5000", 1);
     let eur: Currency = "EUR".parse().unwrap();
     let rates = RateTable::new(eur).with_rate("USD".parse().unwrap(), d("1.1"));
     let opts = RfmOptions {
         rates: Some(rates.clone()),
         ..Default::default()
     };
-    let rows = w.crm.rfm(&rep, &opts).unwrap();
-    let want = expected(&w, &rep, &ids, Some(&rates));
-    assert!(!want.is_empty() && want.len() < ids.len());
+    let session = w.on(&rep);
+    let rows = session.analytics().rfm(&opts).unwrap();
+    // What the rep may read: their accounts and their own orders.
+    let orders = session
+        .records()
+        .list(EntityKind::Order, &ListRequest::default().limit(1000))
+        .unwrap()
+        .items;
+    let now = w.crm.now();
+    let mut by_account: std::collections::BTreeMap<RecordId, (_, _, i64, crm_core::Decimal)> =
+        Default::default();
+    for o in &orders {
+        let a = o.reference("account_id").unwrap();
+        let net = rates
+            .convert(analytics::order_net(o).unwrap())
+            .unwrap()
+            .amount;
+        let at = analytics::ordered_at(o);
+        let e = by_account
+            .entry(a)
+            .or_insert((at, at, 0, crm_core::Decimal::ZERO));
+        e.0 = e.0.min(at);
+        e.1 = e.1.max(at);
+        e.2 += 1;
+        e.3 += net;
+    }
+    assert!(!by_account.is_empty() && by_account.len() < ids.len());
+    let measures: Vec<_> = by_account.iter().collect();
+    let r = analytics::quintiles(
+        &measures
+            .iter()
+            .map(|(id, x)| (x.1, **id))
+            .collect::<Vec<_>>(),
+    );
+    let f = analytics::quintiles(
+        &measures
+            .iter()
+            .map(|(id, x)| (x.2, **id))
+            .collect::<Vec<_>>(),
+    );
+    let m = analytics::quintiles(
+        &measures
+            .iter()
+            .map(|(id, x)| (x.3, **id))
+            .collect::<Vec<_>>(),
+    );
+    let rules = analytics::default_rfm_rules();
+    let want: Vec<RfmRow> = measures
+        .iter()
+        .enumerate()
+        .map(|(i, (id, x))| RfmRow {
+            account_id: **id,
+            recency_days: analytics::days_between(x.1, now),
+            frequency: x.2,
+            monetary: crm_core::Money::new(x.3, eur),
+            r: r[i],
+            f: f[i],
+            m: m[i],
+            segment: analytics::rfm_segment(&rules, r[i], f[i], m[i]),
+            lifecycle: analytics::lifecycle(
+                Some(x.0),
+                Some(x.1),
+                now,
+                &LifecycleThresholds::default(),
+            ),
+        })
+        .collect();
     assert_eq!(rows, want);
+    let one = rows.iter().find(|r| r.account_id == ids[1]).unwrap();
+    assert!(one.monetary.amount < d("5000"), "{one:?}");
+    // The statistics themselves are hidden from the rep.
+    let acc = session.records().get(EntityKind::Account, ids[1]).unwrap();
+    assert!(acc.get("order_count").is_null() && acc.get("lifetime_value").is_null());
 }
 
 #[test]
 fn a_hidden_count_of_other_currency_orders_reads_as_none() {
     let w = world();
+    let admin = w.admin_session();
     let policy = Policy::admin().field(
         EntityKind::Account,
         "other_currency_orders",
         FieldAccess::Hidden,
     );
     let u = w.user("nocount", w.role("no count", &policy), fields! {});
-    let a = w
-        .crm
-        .create(&w.admin, EntityKind::Account, fields! { "name" => "Mixed" })
+    let a = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "Mixed" })
         .unwrap()
         .meta
         .id;
@@ -240,9 +335,9 @@ fn a_hidden_count_of_other_currency_orders_reads_as_none() {
     order(&w, a, "USD", "20", 2);
     // The administrator sees the USD order and is asked for rates; the user cannot see that
     // count, so (as from their redacted record) the account's EUR statistics are scored.
-    let e = w.crm.rfm(&w.admin, &RfmOptions::default()).unwrap_err();
+    let e = admin.analytics().rfm(&RfmOptions::default()).unwrap_err();
     assert_eq!(e.rule.as_deref(), Some("rates_needed"), "{e}");
-    let rows = w.crm.rfm(&u, &RfmOptions::default()).unwrap();
+    let rows = w.on(&u).analytics().rfm(&RfmOptions::default()).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].frequency, 2);
     assert_eq!(rows[0].monetary, Money::parse("10", "EUR").unwrap());

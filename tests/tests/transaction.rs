@@ -4,23 +4,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failures should be loud
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crm_core::{
-    fields, Action, Crm, EntityKind, ErrorKind, FieldAccess, Filter, ListRequest, NewRecord,
-    ObjectRule, OwnedTransaction, Policy, Scope,
+    fields, Action, EntityKind, ErrorKind, FieldAccess, Filter, ListRequest, NewRecord, ObjectRule,
+    Policy, Scope,
 };
 use crm_store::SqliteStore;
 use crm_tests::{world, world_on, World};
 
 /// What a tenant has: live accounts, live contacts, audit entries, outbox events.
 fn totals(w: &World) -> (u64, u64, u64, usize) {
-    let accounts = w.crm.count(&w.admin, EntityKind::Account, None).unwrap();
-    let contacts = w.crm.count(&w.admin, EntityKind::Contact, None).unwrap();
-    let audit = w.crm.verify_audit(&w.admin).unwrap();
+    let admin = w.admin_session();
+    let accounts = admin.records().count(EntityKind::Account, None).unwrap();
+    let contacts = admin.records().count(EntityKind::Contact, None).unwrap();
+    let audit = admin.audit().verify().unwrap();
     assert!(audit.ok, "audit chain broken: {audit:?}");
-    let events = w.crm.pending_events(&w.admin, 0, 10_000).unwrap().len();
+    let events = admin.outbox().pending(0, 10_000).unwrap().len();
     (accounts, contacts, audit.checked, events)
 }
 
@@ -31,8 +31,9 @@ fn account(name: &str) -> NewRecord {
 #[test]
 fn a_committed_transaction_writes_everything_at_once() {
     let w = world();
+    let admin = w.admin_session();
     let (a0, c0, audit0, events0) = totals(&w);
-    let mut tx = w.crm.transaction(&w.admin).unwrap();
+    let mut tx = admin.transaction().unwrap();
     let acme = tx.create(EntityKind::Account, account("ACME")).unwrap();
     let rossi = tx
         .create(
@@ -55,14 +56,16 @@ fn a_committed_transaction_writes_everything_at_once() {
     tx.commit().unwrap();
 
     assert_eq!(
-        w.crm
-            .get(&w.admin, EntityKind::Account, acme.meta.id)
+        admin
+            .records()
+            .get(EntityKind::Account, acme.meta.id)
             .unwrap()
             .text("city"),
         Some("Milano")
     );
-    w.crm
-        .get(&w.admin, EntityKind::Contact, rossi.meta.id)
+    admin
+        .records()
+        .get(EntityKind::Contact, rossi.meta.id)
         .unwrap();
     let (a1, c1, audit1, events1) = totals(&w);
     assert_eq!((a1, c1), (a0 + 1, c0 + 1));
@@ -74,9 +77,10 @@ fn a_committed_transaction_writes_everything_at_once() {
 #[test]
 fn rollback_and_drop_write_nothing() {
     let w = world();
+    let admin = w.admin_session();
     let before = totals(&w);
 
-    let mut tx = w.crm.transaction(&w.admin).unwrap();
+    let mut tx = admin.transaction().unwrap();
     tx.create(EntityKind::Account, account("One")).unwrap();
     tx.create_many(
         EntityKind::Contact,
@@ -90,23 +94,25 @@ fn rollback_and_drop_write_nothing() {
     assert_eq!(totals(&w), before);
 
     {
-        let mut tx = w.crm.transaction(&w.admin).unwrap();
+        let mut tx = admin.transaction().unwrap();
         tx.create(EntityKind::Account, account("Two")).unwrap();
         // dropped here without a commit
     }
     assert_eq!(totals(&w), before);
 
     // The store is free again: a plain write goes through at once.
-    w.crm
-        .create(&w.admin, EntityKind::Account, account("Three"))
+    admin
+        .records()
+        .create(EntityKind::Account, account("Three"))
         .unwrap();
 }
 
 #[test]
 fn a_failed_call_inside_undoes_only_itself_and_the_transaction_goes_on() {
     let w = world();
+    let admin = w.admin_session();
     let (a0, c0, audit0, events0) = totals(&w);
-    let mut tx = w.crm.transaction(&w.admin).unwrap();
+    let mut tx = admin.transaction().unwrap();
     let acme = tx.create(EntityKind::Account, account("ACME")).unwrap();
 
     // Validation refused before anything was written.
@@ -163,10 +169,9 @@ fn a_failed_call_inside_undoes_only_itself_and_the_transaction_goes_on() {
     // account, team, contact: the chain has no gap where the failed calls were
     assert_eq!(audit1, audit0 + 3);
     assert_eq!(events1, events0 + 3);
-    let teams = w
-        .crm
+    let teams = admin
+        .records()
         .list(
-            &w.admin,
             EntityKind::Team,
             &ListRequest::filter(Filter::eq("name", "Sales")),
         )
@@ -181,8 +186,9 @@ fn reads_inside_see_the_transactions_own_writes() {
         .tempdir()
         .unwrap();
     let w = world_on(SqliteStore::open(dir.path().join("crm.sqlite")).unwrap());
+    let admin = w.admin_session();
 
-    let mut tx = w.crm.transaction(&w.admin).unwrap();
+    let mut tx = admin.transaction().unwrap();
     let acme = tx.create(EntityKind::Account, account("ACME")).unwrap();
     tx.update(
         EntityKind::Account,
@@ -202,9 +208,9 @@ fn reads_inside_see_the_transactions_own_writes() {
     assert_eq!(page.items.len(), 1);
     assert_eq!(tx.count(EntityKind::Account, None).unwrap(), 1);
     // Readers outside (a file database reads from its own snapshots) do not see it yet.
-    assert_eq!(w.crm.count(&w.admin, EntityKind::Account, None).unwrap(), 0);
+    assert_eq!(admin.records().count(EntityKind::Account, None).unwrap(), 0);
     tx.commit().unwrap();
-    assert_eq!(w.crm.count(&w.admin, EntityKind::Account, None).unwrap(), 1);
+    assert_eq!(admin.records().count(EntityKind::Account, None).unwrap(), 1);
     drop(w);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -225,18 +231,19 @@ fn permissions_inside_are_those_of_the_facade() {
             FieldAccess::Hidden,
         ),
     );
-    let rep = w.user("rep", role, fields! {});
+    let rep_ctx = w.user("rep", role, fields! {});
+    let rep = w.on(&rep_ctx);
     let theirs = w
-        .crm
+        .admin_session()
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "Admin's", "vat_number" => "IT123" },
         )
         .unwrap();
     let before = totals(&w);
 
-    let mut tx = w.crm.transaction(&rep).unwrap();
+    let mut tx = rep.transaction().unwrap();
     let mine = tx.create(EntityKind::Account, account("Mine")).unwrap();
     let e = tx
         .update(
@@ -271,7 +278,8 @@ fn permissions_inside_are_those_of_the_facade() {
 #[test]
 fn configuration_written_inside_applies_to_later_calls_of_the_same_transaction() {
     let w = world();
-    let mut tx = w.crm.transaction(&w.admin).unwrap();
+    let admin = w.admin_session();
+    let mut tx = admin.transaction().unwrap();
     tx.create(
         EntityKind::CustomField,
         fields! { "entity" => "account", "name" => "tier", "field_type" => "text" },
@@ -286,10 +294,9 @@ fn configuration_written_inside_applies_to_later_calls_of_the_same_transaction()
     assert_eq!(a.custom("tier").as_text(), Some("gold"));
     tx.rollback();
     // Rolled back: the field does not exist outside.
-    let e = w
-        .crm
+    let e = admin
+        .records()
         .create(
-            &w.admin,
             EntityKind::Account,
             fields! { "name" => "Tiered", "custom.tier" => "gold" },
         )
@@ -300,9 +307,10 @@ fn configuration_written_inside_applies_to_later_calls_of_the_same_transaction()
 #[test]
 fn the_audit_chain_and_the_outbox_hold_only_committed_work() {
     let w = world();
+    let admin = w.admin_session();
     let (_, _, audit0, events0) = totals(&w);
 
-    let mut tx = w.crm.transaction(&w.admin).unwrap();
+    let mut tx = admin.transaction().unwrap();
     let a = tx.create(EntityKind::Account, account("Kept")).unwrap();
     tx.update(
         EntityKind::Account,
@@ -313,7 +321,7 @@ fn the_audit_chain_and_the_outbox_hold_only_committed_work() {
     .unwrap();
     tx.commit().unwrap();
 
-    let mut tx = w.crm.transaction(&w.admin).unwrap();
+    let mut tx = admin.transaction().unwrap();
     tx.create(EntityKind::Account, account("Lost 1")).unwrap();
     tx.update(
         EntityKind::Account,
@@ -325,15 +333,12 @@ fn the_audit_chain_and_the_outbox_hold_only_committed_work() {
     tx.delete(EntityKind::Account, a.meta.id, None).unwrap();
     tx.rollback();
 
-    w.crm
-        .create(
-            &w.admin,
-            EntityKind::Contact,
-            fields! { "last_name" => "Solo" },
-        )
+    admin
+        .records()
+        .create(EntityKind::Contact, fields! { "last_name" => "Solo" })
         .unwrap();
 
-    let mut tx = w.crm.transaction(&w.admin).unwrap();
+    let mut tx = admin.transaction().unwrap();
     tx.delete(EntityKind::Account, a.meta.id, Some(2)).unwrap();
     tx.restore(EntityKind::Account, a.meta.id).unwrap();
     tx.commit().unwrap();
@@ -342,9 +347,9 @@ fn the_audit_chain_and_the_outbox_hold_only_committed_work() {
     // 2 + 1 + 2 committed writes
     assert_eq!(audit1, audit0 + 5);
     assert_eq!(events1, events0 + 5);
-    let types: Vec<String> = w
-        .crm
-        .pending_events(&w.admin, 0, 10_000)
+    let types: Vec<String> = admin
+        .outbox()
+        .pending(0, 10_000)
         .unwrap()
         .into_iter()
         .skip(events0)
@@ -360,9 +365,9 @@ fn the_audit_chain_and_the_outbox_hold_only_committed_work() {
             "record.restored"
         ]
     );
-    let history = w
-        .crm
-        .history(&w.admin, EntityKind::Account, a.meta.id, None, Some(100))
+    let history = admin
+        .audit()
+        .history(EntityKind::Account, a.meta.id, None, Some(100))
         .unwrap();
     assert_eq!(history.entries.len(), 4);
 }
@@ -370,14 +375,15 @@ fn the_audit_chain_and_the_outbox_hold_only_committed_work() {
 #[test]
 fn another_thread_writing_waits_for_the_commit() {
     let w = world();
+    let admin = w.admin_session();
     std::thread::scope(|s| {
-        let mut tx = w.crm.transaction(&w.admin).unwrap();
+        let mut tx = admin.transaction().unwrap();
         tx.create(EntityKind::Account, account("First")).unwrap();
         let started = Instant::now();
         let other = s.spawn(|| {
-            let r = w
-                .crm
-                .create(&w.admin, EntityKind::Account, account("Second"));
+            let r = admin
+                .records()
+                .create(EntityKind::Account, account("Second"));
             (r, Instant::now())
         });
         std::thread::sleep(Duration::from_millis(300));
@@ -388,17 +394,16 @@ fn another_thread_writing_waits_for_the_commit() {
         assert!(done >= committed, "the other write did not wait");
         assert!(done - started < Duration::from_secs(5));
     });
-    assert_eq!(w.crm.count(&w.admin, EntityKind::Account, None).unwrap(), 2);
+    assert_eq!(admin.records().count(EntityKind::Account, None).unwrap(), 2);
 }
 
 #[test]
 fn an_owned_transaction_runs_on_its_own_thread() {
     let w = world();
-    let admin = w.admin.clone();
     let before = totals(&w);
-    let crm: Arc<Crm> = Arc::new(w.crm);
+    let admin = w.admin_session();
 
-    let tx = OwnedTransaction::open(crm.clone(), &admin).unwrap();
+    let tx = admin.owned_transaction().unwrap();
     assert!(tx.is_open());
     let a = tx
         .run(|t| t.create(EntityKind::Account, account("Owned")))
@@ -423,29 +428,27 @@ fn an_owned_transaction_runs_on_its_own_thread() {
     );
     assert_eq!(tx.commit().unwrap_err().kind, ErrorKind::InvalidTransition);
     assert_eq!(
-        crm.count(&admin, EntityKind::Account, None).unwrap(),
+        admin.records().count(EntityKind::Account, None).unwrap(),
         before.0 + 1
     );
 
-    let tx = OwnedTransaction::open(crm.clone(), &admin).unwrap();
+    let tx = admin.owned_transaction().unwrap();
     tx.run(|t| t.create(EntityKind::Account, account("Rolled back")))
         .unwrap();
     tx.rollback().unwrap();
     assert!(tx.rollback().is_err());
 
-    let tx = OwnedTransaction::open(crm.clone(), &admin).unwrap();
+    let tx = admin.owned_transaction().unwrap();
     tx.run(|t| t.create(EntityKind::Account, account("Dropped")))
         .unwrap();
     drop(tx);
     // The thread rolls back as it ends; the next write waits for it at most briefly.
-    crm.create(
-        &admin,
-        EntityKind::Contact,
-        fields! { "last_name" => "After" },
-    )
-    .unwrap();
+    admin
+        .records()
+        .create(EntityKind::Contact, fields! { "last_name" => "After" })
+        .unwrap();
     assert_eq!(
-        crm.count(&admin, EntityKind::Account, None).unwrap(),
+        admin.records().count(EntityKind::Account, None).unwrap(),
         before.0 + 1
     );
 }

@@ -6,9 +6,10 @@
 //! export_rss [--sizes 10000,100000] [--out target/bench-export.json]
 //! ```
 //!
-//! Two exports, each in its own process: `accounts` — every customer through `Crm::export` (the
-//! permission-checked, redacted stream an integration would use), one JSON object per line; and
-//! `tenant` — `Crm::export_tenant`, the whole tenant (records, audit trail, pending events).
+//! Two exports, each in its own process: `accounts` — every customer through `Records::export` (the
+//! permission-checked, redacted stream an integration would use, here the administrator's session),
+//! one JSON object per line; and `tenant` — `Crm::export_tenant`, the host's export of the whole
+//! tenant (records, audit trail, pending events).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // benchmark support: failures should be loud
 
@@ -87,8 +88,9 @@ fn measure(n: usize, mode: &str) {
         "accounts" => {
             let mut lines = 0u64;
             let n = f
-                .crm
-                .export(&f.admin, EntityKind::Account, None, None, &mut |r| {
+                .admin
+                .records()
+                .export(EntityKind::Account, None, None, &mut |r| {
                     serde_json::to_writer(&mut out, &r).unwrap();
                     out.write_all(b"\n").unwrap();
                     lines += 1;
@@ -101,7 +103,7 @@ fn measure(n: usize, mode: &str) {
             let mut lines = 0u64;
             let s = f
                 .crm
-                .export_tenant(&f.admin, &mut out, &mut |l| lines = l)
+                .export_tenant(f.admin.tenant(), &mut out, &mut |l| lines = l)
                 .unwrap();
             (lines, s.records)
         }

@@ -11,8 +11,8 @@ fn main() {
         "n": n,
         "path": s.path.canonicalize().unwrap_or_else(|_| s.path.clone()),
         "tenant": "bench",
-        "admin": s.f.admin.user_id.to_string(),
-        "reps": s.f.reps.iter().map(|r| r.user_id.to_string()).collect::<Vec<_>>(),
+        "admin": s.f.admin.user_id().to_string(),
+        "reps": s.f.reps.iter().map(|r| r.user_id().to_string()).collect::<Vec<_>>(),
         "accounts": s.accounts.len(),
         "orders": s.orders,
     });

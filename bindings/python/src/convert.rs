@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use crm_core::chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use crm_core::{
-    Currency, Decimal, EntityKind, FieldType, Fields, Filter, Money as CoreMoney, Op, Value,
+    Currency, Decimal, EntityKind, FieldType, Fields, Filter, Money as CoreMoney, Value,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -334,10 +334,10 @@ fn item<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
         .ok_or_else(|| PyValueError::new_err(format!("filter is missing `{key}`")))
 }
 
-fn filters(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Filter>> {
+fn filters(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Vec<Filter>> {
     let mut out = Vec::new();
     for f in obj.try_iter()? {
-        out.push(to_filter(&f?)?);
+        out.push(filter_at(&f?, depth)?);
     }
     Ok(out)
 }
@@ -345,6 +345,23 @@ fn filters(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Filter>> {
 /// A filter from its serde dict form, a plain `{field: value}` dict (AND of equalities; `None`
 /// means "is null"), or any object with a `to_dict()` method (the `F` helpers).
 pub(crate) fn to_filter(obj: &Bound<'_, PyAny>) -> PyResult<Filter> {
+    filter_at(obj, 1)
+}
+
+/// [`to_filter`] of a filter nested `depth` levels deep: past the library's nesting limit the
+/// answer is the library's own `InvalidQuery` (rule `too_deep`), before the conversion recurses
+/// further — no Python value can exhaust the native stack.
+fn filter_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Filter> {
+    if depth > crm_core::MAX_FILTER_DEPTH {
+        return Err(crate::error::to_py(
+            obj.py(),
+            crm_core::CrmError::invalid_query(
+                None,
+                "too_deep",
+                format!("filters nest at most {} levels", crm_core::MAX_FILTER_DEPTH),
+            ),
+        ));
+    }
     let dict_obj;
     let d = match obj.cast::<PyDict>() {
         Ok(d) => d.clone(),
@@ -368,11 +385,7 @@ pub(crate) fn to_filter(obj: &Bound<'_, PyAny>) -> PyResult<Filter> {
             all.push(if v.is_none() {
                 Filter::IsNull { field }
             } else {
-                Filter::Compare {
-                    field,
-                    cmp: Op::Eq,
-                    value: filter_value(&v)?,
-                }
+                Filter::eq(&field, filter_value(&v)?)
             });
         }
         if all.len() == 1 {
@@ -386,13 +399,13 @@ pub(crate) fn to_filter(obj: &Bound<'_, PyAny>) -> PyResult<Filter> {
     let field = || -> PyResult<String> { item(&d, "field")?.extract() };
     Ok(match op.as_str() {
         "and" => Filter::And {
-            all: filters(&item(&d, "all")?)?,
+            all: filters(&item(&d, "all")?, depth + 1)?,
         },
         "or" => Filter::Or {
-            any: filters(&item(&d, "any")?)?,
+            any: filters(&item(&d, "any")?, depth + 1)?,
         },
         "not" => Filter::Not {
-            not: Box::new(to_filter(&item(&d, "not")?)?),
+            not: Box::new(filter_at(&item(&d, "not")?, depth + 1)?),
         },
         "compare" => Filter::Compare {
             field: field()?,

@@ -1,7 +1,8 @@
 //! Python bindings (PyO3) of the CRM library: the extension module `crm_core._crm_core`.
 //!
-//! Thin wrappers only: Python values are converted to core values, calls are forwarded to
-//! [`crm_core::Crm`] with the GIL released, and results and errors are converted back.
+//! Thin wrappers only: Python values are converted to core values, calls are forwarded to a
+//! [`crm_core::Session`] (or, for host operations, the [`crm_core::Crm`]) with the GIL released,
+//! and results and errors are converted back.
 
 // The error type is the core's; its size is decided there, not in the binding.
 #![allow(clippy::result_large_err)]

@@ -1,4 +1,5 @@
-//! `Crm` (one per database) and `Session` (the core `Context` bound to a `Crm`).
+//! `Crm` (one per database, the host's object) and `Session` (wrapping the core `Session`: one user
+//! acting in one tenant).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -6,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crm_core::chrono::{DateTime, Duration, Utc};
 use crm_core::{
     Context, ConvertLead, Crm as CoreCrm, EntityKind, Filter, Grantee, ListRequest, ManualClock,
-    NewRecord, Origin, RecordId, Sort, TenantId,
+    NewRecord, Origin, RecordId, Session as CoreSession, Sort, TenantId,
 };
 use crm_store::SqliteStore;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -165,17 +166,17 @@ impl Progress {
     }
 }
 
-/// A CRM over one SQLite database; share it between threads freely.
+/// A CRM over one SQLite database: the host's object. Share it between threads freely.
 #[pyclass(frozen, module = "crm_core._crm_core")]
 pub(crate) struct Crm {
-    inner: Arc<CoreCrm>,
+    inner: CoreCrm,
     /// The manual clock, when the CRM was opened with `clock=`.
     manual: Option<Arc<ManualClock>>,
 }
 
 impl Crm {
     fn build(store: SqliteStore, region: &str, clock: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let mut crm = CoreCrm::new(Arc::new(store))
+        let mut crm = CoreCrm::new(store)
             .with_default_region(region)
             .map_err(Error)?;
         let manual = match clock {
@@ -185,15 +186,24 @@ impl Crm {
         if let Some(m) = &manual {
             crm = crm.with_clock(m.clone());
         }
-        Ok(Crm {
-            inner: Arc::new(crm),
-            manual,
-        })
+        Ok(Crm { inner: crm, manual })
     }
 
     fn manual(&self) -> PyResult<&ManualClock> {
         self.manual.as_deref().ok_or_else(|| {
             PyRuntimeError::new_err("the CRM runs on the system clock: open it with `clock=`")
+        })
+    }
+
+    /// Opens the core session of `ctx` without the GIL (refused for an unknown or deactivated
+    /// user) and wraps it.
+    fn open_session(slf: &Bound<'_, Self>, ctx: Context) -> PyResult<Session> {
+        let py = slf.py();
+        let crm = &slf.get().inner;
+        let inner = py.detach(|| crm.session(&ctx)).map_err(Error)?;
+        Ok(Session {
+            host: slf.clone().unbind(),
+            inner,
         })
     }
 }
@@ -241,9 +251,61 @@ impl Crm {
         p.finish(r)
     }
 
-    /// Reads a tenant export (JSON Lines, from `Session.export_tenant`) into this database, whose
+    /// Takes an online backup of the whole database (every tenant) into the new file `dest` while
+    /// others keep working, then checks the copy; `progress(done, total)` is called as pages are
+    /// copied. A host operation: no tenant role reaches it.
+    #[pyo3(signature = (dest, progress=None))]
+    fn backup(
+        &self,
+        py: Python<'_>,
+        dest: PathBuf,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let mut p = Progress::new(progress);
+        let crm = &self.inner;
+        let r = py.detach(|| crm.backup(&dest, &mut |d, t| p.report(d, t)));
+        p.finish(r)
+    }
+
+    /// The storage's own consistency check of the live database (SQLite `integrity_check` and
+    /// foreign keys): empty when sound. A host operation.
+    fn integrity_check(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let crm = &self.inner;
+        py.detach(|| crm.integrity_check())
+            .map_err(|e| Error(e).into())
+    }
+
+    /// Writes the whole of `tenant` (every record with every field, the audit trail, the pending
+    /// events) to the new file `path` as JSON Lines, for `import_tenant` into another database;
+    /// `progress(lines)` is called with the number of lines written so far. A host operation:
+    /// nothing is redacted.
+    #[pyo3(signature = (tenant, path, progress=None))]
+    fn export_tenant(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        path: PathBuf,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<TransferSummary> {
+        let t = self::tenant(tenant)?;
+        let mut p = Progress::new(progress);
+        let crm = &self.inner;
+        let r = py.detach(|| {
+            let io = |e: std::io::Error| {
+                crm_core::CrmError::storage(format!("cannot write {}: {e}", path.display()))
+            };
+            let file = std::fs::File::create_new(&path).map_err(io)?;
+            let mut out = std::io::BufWriter::new(file);
+            let sum = crm.export_tenant(&t, &mut out, &mut |n| p.count(n))?;
+            std::io::Write::flush(&mut out).map_err(io)?;
+            Ok(sum)
+        });
+        p.finish(r).map(TransferSummary::from)
+    }
+
+    /// Reads a tenant export (JSON Lines, from `Crm.export_tenant`) into this database, whose
     /// tenant must be empty; one transaction, the audit chain checked first. `progress(lines)` is
-    /// called with the number of lines read so far.
+    /// called with the number of lines read so far. A host operation.
     #[pyo3(signature = (path, progress=None))]
     fn import_tenant(
         &self,
@@ -252,7 +314,7 @@ impl Crm {
         progress: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<TransferSummary> {
         let mut p = Progress::new(progress);
-        let crm = &*self.inner;
+        let crm = &self.inner;
         let r = py.detach(|| {
             let file = std::fs::File::open(&path).map_err(|e| {
                 crm_core::CrmError::storage(format!("cannot open {}: {e}", path.display()))
@@ -291,8 +353,7 @@ impl Crm {
     /// Sets up an empty tenant with an administrator and returns the administrator's session.
     #[pyo3(signature = (tenant, admin_username, *, client=None, address=None, location=None))]
     fn bootstrap(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         tenant: &str,
         admin_username: String,
         client: Option<String>,
@@ -301,20 +362,19 @@ impl Crm {
     ) -> PyResult<Session> {
         let t = self::tenant(tenant)?;
         let o = origin(client, address, location);
-        let crm = self.inner.clone();
-        let ctx = py
+        let crm = &slf.get().inner;
+        let ctx = slf
+            .py()
             .detach(move || crm.bootstrap(&t, &admin_username, o))
             .map_err(Error)?;
-        Ok(Session {
-            crm: self.inner.clone(),
-            ctx,
-        })
+        Crm::open_session(slf, ctx)
     }
 
-    /// A session of `user_id` acting in `tenant`.
+    /// A session of `user_id` acting in `tenant`; `PermissionDenied` (rule `unknown_user` or
+    /// `inactive_user`) for a user who does not exist there or was deactivated.
     #[pyo3(signature = (tenant, user_id, *, client=None, address=None, location=None))]
     fn session(
-        &self,
+        slf: &Bound<'_, Self>,
         tenant: &str,
         user_id: &str,
         client: Option<String>,
@@ -326,18 +386,19 @@ impl Crm {
             user_id: rid(user_id)?,
             origin: origin(client, address, location),
         };
-        Ok(Session {
-            crm: self.inner.clone(),
-            ctx,
-        })
+        Crm::open_session(slf, ctx)
     }
 
     /// Opens a transaction for `session` (the same as `session.transaction()`).
-    fn transaction(&self, py: Python<'_>, session: &Session) -> PyResult<Transaction> {
-        if !Arc::ptr_eq(&self.inner, &session.crm) {
+    fn transaction(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        session: &Session,
+    ) -> PyResult<Transaction> {
+        if !session.host.bind(py).is(slf) {
             return Err(PyValueError::new_err("the session belongs to another Crm"));
         }
-        Transaction::open(py, &self.inner, &session.ctx)
+        Transaction::open(py, &session.inner)
     }
 
     /// Forgets cached configuration (after another process changed users, roles or custom fields).
@@ -350,23 +411,24 @@ impl Crm {
     }
 }
 
-/// A user acting in a tenant: every CRM operation is a method of a session.
+/// A user acting in a tenant: every tenant operation is a method of a session. Wraps the core
+/// session, which checks the user's current rights on every call.
 #[pyclass(frozen, module = "crm_core._crm_core")]
 pub(crate) struct Session {
-    pub(crate) crm: Arc<CoreCrm>,
-    pub(crate) ctx: Context,
+    /// The `Crm` that opened the session (for `as_user` and `Crm.transaction`).
+    host: Py<Crm>,
+    pub(crate) inner: CoreSession,
 }
 
 impl Session {
-    /// Runs `f` on the core without the GIL; errors become exceptions.
+    /// Runs `f` on the core session without the GIL; errors become exceptions.
     fn run<T: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&CoreCrm, &Context) -> crm_core::Result<T> + Send,
+        f: impl FnOnce(&CoreSession) -> crm_core::Result<T> + Send,
     ) -> PyResult<T> {
-        let crm = &*self.crm;
-        let ctx = &self.ctx;
-        py.detach(move || f(crm, ctx)).map_err(|e| Error(e).into())
+        let s = &self.inner;
+        py.detach(move || f(s)).map_err(|e| Error(e).into())
     }
 }
 
@@ -374,27 +436,25 @@ impl Session {
 impl Session {
     #[getter]
     fn tenant(&self) -> &str {
-        self.ctx.tenant.as_str()
+        self.inner.tenant().as_str()
     }
 
     #[getter]
     fn user_id(&self) -> String {
-        self.ctx.user_id.to_string()
+        self.inner.user_id().to_string()
     }
 
-    /// The same origin, acting as another user of the tenant.
-    fn as_user(&self, user_id: &str) -> PyResult<Session> {
-        Ok(Session {
-            crm: self.crm.clone(),
-            ctx: self.ctx.as_user(rid(user_id)?),
-        })
+    /// The same origin, acting as another user of the tenant (refused as `Crm.session` refuses).
+    fn as_user(&self, py: Python<'_>, user_id: &str) -> PyResult<Session> {
+        let ctx = self.inner.context().as_user(rid(user_id)?);
+        Crm::open_session(self.host.bind(py), ctx)
     }
 
     /// Opens a transaction: use it as `with session.transaction() as tx:` (commits when the block
     /// ends, rolls back when it raises) or call `commit()` / `rollback()` yourself. It holds the
     /// database's writer until it ends.
     fn transaction(&self, py: Python<'_>) -> PyResult<Transaction> {
-        Transaction::open(py, &self.crm, &self.ctx)
+        Transaction::open(py, &self.inner)
     }
 
     #[pyo3(signature = (kind, /, **fields))]
@@ -406,7 +466,7 @@ impl Session {
     ) -> PyResult<Record> {
         let kind = to_kind(kind)?;
         let new = new_record(kind, fields)?;
-        self.run(py, move |c, ctx| c.create(ctx, kind, new))
+        self.run(py, move |s| s.records().create(kind, new))
             .map(Record)
     }
 
@@ -421,7 +481,7 @@ impl Session {
         let kind = to_kind(kind)?;
         let new = new_rows(kind, rows, progress)?;
         let total = new.len();
-        let out = self.run(py, move |c, ctx| c.create_many(ctx, kind, new))?;
+        let out = self.run(py, move |s| s.records().create_many(kind, new))?;
         if let Some(p) = progress {
             p.call1((total, total))?;
         }
@@ -430,7 +490,7 @@ impl Session {
 
     fn get(&self, py: Python<'_>, kind: &Bound<'_, PyAny>, id: &str) -> PyResult<Record> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        self.run(py, move |c, ctx| c.get(ctx, kind, id)).map(Record)
+        self.run(py, move |s| s.records().get(kind, id)).map(Record)
     }
 
     #[pyo3(signature = (kind, id, version, /, **changes))]
@@ -444,7 +504,7 @@ impl Session {
     ) -> PyResult<Record> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
         let changes = to_fields(kind, changes)?;
-        self.run(py, move |c, ctx| c.update(ctx, kind, id, version, changes))
+        self.run(py, move |s| s.records().update(kind, id, version, changes))
             .map(Record)
     }
 
@@ -457,12 +517,12 @@ impl Session {
         version: Option<i64>,
     ) -> PyResult<()> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        self.run(py, move |c, ctx| c.delete(ctx, kind, id, version))
+        self.run(py, move |s| s.records().delete(kind, id, version))
     }
 
     fn restore(&self, py: Python<'_>, kind: &Bound<'_, PyAny>, id: &str) -> PyResult<Record> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        self.run(py, move |c, ctx| c.restore(ctx, kind, id))
+        self.run(py, move |s| s.records().restore(kind, id))
             .map(Record)
     }
 
@@ -474,7 +534,7 @@ impl Session {
         reason: String,
     ) -> PyResult<()> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        self.run(py, move |c, ctx| c.purge(ctx, kind, id, &reason))
+        self.run(py, move |s| s.records().purge(kind, id, &reason))
     }
 
     #[pyo3(signature = (kind, filter=None, sort=None, descending=false, limit=50, after=None, deleted=false))]
@@ -498,7 +558,7 @@ impl Session {
             limit: Some(limit),
             deleted,
         };
-        let page = self.run(py, move |c, ctx| c.list(ctx, kind, &req))?;
+        let page = self.run(py, move |s| s.records().list(kind, &req))?;
         Ok(Page {
             items: records(py, page.items)?,
             next: page.next,
@@ -517,8 +577,7 @@ impl Session {
     ) -> PyResult<RecordIterator> {
         let kind = to_kind(kind)?;
         Ok(RecordIterator {
-            crm: self.crm.clone(),
-            ctx: self.ctx.clone(),
+            session: self.inner.clone(),
             kind,
             filter: opt_filter(filter)?,
             sort: sort_of(sort, descending),
@@ -539,7 +598,7 @@ impl Session {
         filter: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let (kind, filter) = (to_kind(kind)?, opt_filter(filter)?);
-        self.run(py, move |c, ctx| c.count(ctx, kind, filter.as_ref()))
+        self.run(py, move |s| s.records().count(kind, filter.as_ref()))
     }
 
     fn find_by_phone(
@@ -549,7 +608,7 @@ impl Session {
         phone: String,
     ) -> PyResult<Vec<Py<Record>>> {
         let kind = to_kind(kind)?;
-        let out = self.run(py, move |c, ctx| c.find_by_phone(ctx, kind, &phone))?;
+        let out = self.run(py, move |s| s.records().find_by_phone(kind, &phone))?;
         records(py, out)
     }
 
@@ -568,15 +627,16 @@ impl Session {
             v.extend(cols.iter().filter(|c| c.as_str() != "id").cloned());
             v
         });
-        let rows = self.run(py, move |c, ctx| {
+        let rows = self.run(py, move |s| {
             let cols: Option<Vec<&str>> = columns
                 .as_ref()
                 .map(|v| v.iter().map(String::as_str).collect());
             let mut rows = Vec::new();
-            c.export(ctx, kind, filter.as_ref(), cols.as_deref(), &mut |r| {
-                rows.push(r);
-                Ok(())
-            })?;
+            s.records()
+                .export(kind, filter.as_ref(), cols.as_deref(), &mut |r| {
+                    rows.push(r);
+                    Ok(())
+                })?;
             Ok(rows)
         })?;
         let out = PyList::empty(py);
@@ -624,15 +684,15 @@ impl Session {
             Some(u) if !u.is_none() => Some(to_instant(u)?),
             _ => None,
         };
-        self.run(py, move |c, ctx| {
-            c.share(ctx, kind, id, grantee, edit, until)
+        self.run(py, move |s| {
+            s.access().share(kind, id, grantee, edit, until)
         })
         .map(Record)
     }
 
     fn unshare(&self, py: Python<'_>, share_id: &str) -> PyResult<()> {
         let id = rid(share_id)?;
-        self.run(py, move |c, ctx| c.unshare(ctx, id))
+        self.run(py, move |s| s.access().unshare(id))
     }
 
     fn explain(
@@ -645,7 +705,7 @@ impl Session {
     ) -> PyResult<Decision> {
         let (user, action, kind, id) =
             (rid(user_id)?, to_action(action)?, to_kind(kind)?, rid(id)?);
-        self.run(py, move |c, ctx| c.explain(ctx, user, action, kind, id))
+        self.run(py, move |s| s.access().explain(user, action, kind, id))
             .map(Decision::from)
     }
 
@@ -656,7 +716,7 @@ impl Session {
         id: &str,
     ) -> PyResult<Vec<AccessReview>> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        let out = self.run(py, move |c, ctx| c.who_can_read(ctx, kind, id))?;
+        let out = self.run(py, move |s| s.access().who_can_read(kind, id))?;
         out.into_iter().map(|r| AccessReview::new(py, r)).collect()
     }
 
@@ -668,7 +728,7 @@ impl Session {
         field: String,
     ) -> PyResult<Vec<(String, String, String)>> {
         let kind = to_kind(kind)?;
-        let out = self.run(py, move |c, ctx| c.roles_reading_field(ctx, kind, &field))?;
+        let out = self.run(py, move |s| s.access().roles_reading_field(kind, &field))?;
         Ok(out
             .into_iter()
             .map(|(id, name, access)| (id.to_string(), name, access))
@@ -685,8 +745,8 @@ impl Session {
         limit: u32,
     ) -> PyResult<HistoryPage> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        let page = self.run(py, move |c, ctx| {
-            c.history(ctx, kind, id, before, Some(limit))
+        let page = self.run(py, move |s| {
+            s.audit().history(kind, id, before, Some(limit))
         })?;
         let mut entries = Vec::with_capacity(page.entries.len());
         for e in page.entries {
@@ -707,7 +767,7 @@ impl Session {
     ) -> PyResult<Option<Record>> {
         let (kind, id, at) = (to_kind(kind)?, rid(id)?, to_instant(at)?);
         Ok(self
-            .run(py, move |c, ctx| c.as_of(ctx, kind, id, at))?
+            .run(py, move |s| s.audit().as_of(kind, id, at))?
             .map(Record))
     }
 
@@ -720,7 +780,7 @@ impl Session {
     ) -> PyResult<Option<Record>> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
         Ok(self
-            .run(py, move |c, ctx| c.version(ctx, kind, id, n))?
+            .run(py, move |s| s.audit().version(kind, id, n))?
             .map(Record))
     }
 
@@ -733,7 +793,7 @@ impl Session {
         b: i64,
     ) -> PyResult<Vec<FieldChange>> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        let out = self.run(py, move |c, ctx| c.diff_versions(ctx, kind, id, a, b))?;
+        let out = self.run(py, move |s| s.audit().diff_versions(kind, id, a, b))?;
         out.iter().map(|ch| FieldChange::new(py, ch)).collect()
     }
 
@@ -747,25 +807,25 @@ impl Session {
         limit: Option<u32>,
     ) -> PyResult<Vec<HistoryEntry>> {
         let (user, start, end) = (rid(user_id)?, to_instant(start)?, to_instant(end)?);
-        let out = self.run(py, move |c, ctx| {
-            c.user_activity(ctx, user, start, end, limit)
+        let out = self.run(py, move |s| {
+            s.audit().user_activity(user, start, end, limit)
         })?;
         out.into_iter().map(|e| HistoryEntry::new(py, e)).collect()
     }
 
     fn verify_audit(&self, py: Python<'_>) -> PyResult<AuditVerification> {
-        self.run(py, |c, ctx| c.verify_audit(ctx))
+        self.run(py, |s| s.audit().verify())
             .map(AuditVerification::from)
     }
 
     #[pyo3(signature = (after=0, limit=100))]
     fn pending_events(&self, py: Python<'_>, after: u64, limit: u32) -> PyResult<Vec<Event>> {
-        let out = self.run(py, move |c, ctx| c.pending_events(ctx, after, limit))?;
+        let out = self.run(py, move |s| s.outbox().pending(after, limit))?;
         out.into_iter().map(|e| Event::new(py, e)).collect()
     }
 
     fn ack_events(&self, py: Python<'_>, seqs: Vec<u64>) -> PyResult<u64> {
-        self.run(py, move |c, ctx| c.ack_events(ctx, &seqs))
+        self.run(py, move |s| s.outbox().ack(&seqs))
     }
 
     /// Defines a custom field (creates a `custom_field` record).
@@ -795,8 +855,8 @@ impl Session {
         }
         kw.set_item("required", required)?;
         let new = new_record(EntityKind::CustomField, Some(&kw))?;
-        self.run(py, move |c, ctx| {
-            c.create(ctx, EntityKind::CustomField, new)
+        self.run(py, move |s| {
+            s.records().create(EntityKind::CustomField, new)
         })
         .map(Record)
     }
@@ -815,7 +875,7 @@ impl Session {
         kw.set_item("policy", policy)?;
         kw.set_item("description", description)?;
         let new = new_record(EntityKind::Role, Some(&kw))?;
-        self.run(py, move |c, ctx| c.create(ctx, EntityKind::Role, new))
+        self.run(py, move |s| s.records().create(EntityKind::Role, new))
             .map(Record)
     }
 
@@ -833,8 +893,9 @@ impl Session {
         comment: Option<String>,
     ) -> PyResult<Record> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| {
-            c.transition_lead(ctx, id, version, &to, comment.as_deref())
+        self.run(py, move |s| {
+            s.sales()
+                .transition_lead(id, version, &to, comment.as_deref())
         })
         .map(Record)
     }
@@ -848,10 +909,8 @@ impl Session {
         reason: String,
     ) -> PyResult<Record> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| {
-            c.disqualify_lead(ctx, id, version, &reason)
-        })
-        .map(Record)
+        self.run(py, move |s| s.sales().disqualify_lead(id, version, &reason))
+            .map(Record)
     }
 
     /// Converts a qualified lead atomically into an account (created, or `account_id` linked), a
@@ -882,7 +941,7 @@ impl Session {
             amount,
             pipeline,
         };
-        let conv = self.run(py, move |c, ctx| c.convert_lead(ctx, id, version, opts))?;
+        let conv = self.run(py, move |s| s.sales().convert_lead(id, version, opts))?;
         Conversion::new(py, conv)
     }
 
@@ -898,9 +957,8 @@ impl Session {
         lost_reason: Option<String>,
     ) -> PyResult<Record> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| {
-            c.move_opportunity(
-                ctx,
+        self.run(py, move |s| {
+            s.sales().move_opportunity(
                 id,
                 version,
                 &stage,
@@ -922,8 +980,8 @@ impl Session {
         comment: Option<String>,
     ) -> PyResult<Record> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| {
-            c.submit_quote(ctx, id, version, comment.as_deref())
+        self.run(py, move |s| {
+            s.sales().submit_quote(id, version, comment.as_deref())
         })
         .map(Record)
     }
@@ -939,8 +997,8 @@ impl Session {
         comment: Option<String>,
     ) -> PyResult<Record> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| {
-            c.approve_quote(ctx, id, version, comment.as_deref())
+        self.run(py, move |s| {
+            s.sales().approve_quote(id, version, comment.as_deref())
         })
         .map(Record)
     }
@@ -954,7 +1012,7 @@ impl Session {
         reason: String,
     ) -> PyResult<Record> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| c.reject_quote(ctx, id, version, &reason))
+        self.run(py, move |s| s.sales().reject_quote(id, version, &reason))
             .map(Record)
     }
 
@@ -962,14 +1020,14 @@ impl Session {
     /// to the outbox for `deliver_emails`.
     fn send_quote(&self, py: Python<'_>, id: &str, version: i64) -> PyResult<Record> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| c.send_quote(ctx, id, version))
+        self.run(py, move |s| s.sales().send_quote(id, version))
             .map(Record)
     }
 
     /// Marks an approved or sent quote expired.
     fn expire_quote(&self, py: Python<'_>, id: &str, version: i64) -> PyResult<Record> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| c.expire_quote(ctx, id, version))
+        self.run(py, move |s| s.sales().expire_quote(id, version))
             .map(Record)
     }
 
@@ -984,8 +1042,8 @@ impl Session {
         create_order: bool,
     ) -> PyResult<(Record, Option<Record>)> {
         let id = rid(id)?;
-        let (q, o) = self.run(py, move |c, ctx| {
-            c.accept_quote(ctx, id, version, create_order)
+        let (q, o) = self.run(py, move |s| {
+            s.sales().accept_quote(id, version, create_order)
         })?;
         Ok((Record(q), o.map(Record)))
     }
@@ -1001,15 +1059,16 @@ impl Session {
         comment: Option<String>,
     ) -> PyResult<Record> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| {
-            c.transition_case(ctx, id, version, &to, comment.as_deref())
+        self.run(py, move |s| {
+            s.service()
+                .transition_case(id, version, &to, comment.as_deref())
         })
         .map(Record)
     }
 
     /// Marks the open cases past an SLA due time as breached (once each); returns their ids.
     fn check_slas(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        let out = self.run(py, |c, ctx| c.check_slas(ctx))?;
+        let out = self.run(py, |s| s.service().check_slas())?;
         Ok(out.into_iter().map(|id| id.to_string()).collect())
     }
 
@@ -1021,21 +1080,21 @@ impl Session {
         id: &str,
     ) -> PyResult<Vec<StageEntry>> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        let out = self.run(py, move |c, ctx| c.stage_history(ctx, kind, id))?;
+        let out = self.run(py, move |s| s.audit().stage_history(kind, id))?;
         Ok(out.into_iter().map(StageEntry::from).collect())
     }
 
     /// Follows a record (its later changes notify the user); returns the Follow record.
     fn follow(&self, py: Python<'_>, kind: &Bound<'_, PyAny>, id: &str) -> PyResult<Record> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        self.run(py, move |c, ctx| c.follow(ctx, kind, id))
+        self.run(py, move |s| s.records().follow(kind, id))
             .map(Record)
     }
 
     /// Stops following a record; `False` if the user was not following it.
     fn unfollow(&self, py: Python<'_>, kind: &Bound<'_, PyAny>, id: &str) -> PyResult<bool> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        self.run(py, move |c, ctx| c.unfollow(ctx, kind, id))
+        self.run(py, move |s| s.records().unfollow(kind, id))
     }
 
     /// The ids of the users following a record.
@@ -1046,20 +1105,20 @@ impl Session {
         id: &str,
     ) -> PyResult<Vec<String>> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        let out = self.run(py, move |c, ctx| c.followers(ctx, kind, id))?;
+        let out = self.run(py, move |s| s.records().followers(kind, id))?;
         Ok(out.into_iter().map(|id| id.to_string()).collect())
     }
 
     /// Open tasks due before `until` (an aware datetime), earliest first.
     fn due_tasks(&self, py: Python<'_>, until: &Bound<'_, PyAny>) -> PyResult<Vec<Py<Record>>> {
         let until = to_instant(until)?;
-        let out = self.run(py, move |c, ctx| c.due_tasks(ctx, until))?;
+        let out = self.run(py, move |s| s.service().due_tasks(until))?;
         records(py, out)
     }
 
     /// Emits one `task.due` event per open task due by now not yet reminded; returns how many.
     fn fire_reminders(&self, py: Python<'_>) -> PyResult<usize> {
-        self.run(py, |c, ctx| c.fire_reminders(ctx))
+        self.run(py, |s| s.service().fire_reminders())
     }
 
     /// Delivers the pending `email.requested` events through `mailer` (any object with a
@@ -1075,7 +1134,7 @@ impl Session {
         on_error: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
         let m = PyMailer::new(mailer)?;
-        let result = self.run(py, |c, ctx| c.deliver_emails(ctx, &m));
+        let result = self.run(py, |s| s.outbox().deliver_emails(&m));
         let (failures, fatal) = m.into_outcome();
         if let Some(e) = fatal {
             return Err(e);
@@ -1101,57 +1160,10 @@ impl Session {
         restore_to: i64,
     ) -> PyResult<Record> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
-        self.run(py, move |c, ctx| {
-            c.restore_version(ctx, kind, id, version, restore_to)
+        self.run(py, move |s| {
+            s.audit().restore_version(kind, id, version, restore_to)
         })
         .map(Record)
-    }
-
-    // ------------------------------------------------------------- maintenance
-
-    /// Takes an online backup of the whole database into the new file `dest` while others keep
-    /// working, then checks the copy (administrators); `progress(done, total)` is called as pages
-    /// are copied.
-    #[pyo3(signature = (dest, progress=None))]
-    fn backup(
-        &self,
-        py: Python<'_>,
-        dest: PathBuf,
-        progress: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let mut p = Progress::new(progress);
-        let (crm, ctx) = (&*self.crm, &self.ctx);
-        let r = py.detach(|| crm.backup(ctx, &dest, &mut |d, t| p.report(d, t)));
-        p.finish(r)
-    }
-
-    /// Writes the whole tenant to the new file `path` as JSON Lines (administrators);
-    /// `progress(lines)` is called with the number of lines written so far.
-    #[pyo3(signature = (path, progress=None))]
-    fn export_tenant(
-        &self,
-        py: Python<'_>,
-        path: PathBuf,
-        progress: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<TransferSummary> {
-        let mut p = Progress::new(progress);
-        let (crm, ctx) = (&*self.crm, &self.ctx);
-        let r = py.detach(|| {
-            let io = |e: std::io::Error| {
-                crm_core::CrmError::storage(format!("cannot write {}: {e}", path.display()))
-            };
-            let file = std::fs::File::create_new(&path).map_err(io)?;
-            let mut out = std::io::BufWriter::new(file);
-            let sum = crm.export_tenant(ctx, &mut out, &mut |n| p.count(n))?;
-            std::io::Write::flush(&mut out).map_err(io)?;
-            Ok(sum)
-        });
-        p.finish(r).map(TransferSummary::from)
-    }
-
-    /// The storage's own consistency check (administrators): empty when sound.
-    fn integrity_check(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        self.run(py, |c, ctx| c.integrity_check(ctx))
     }
 
     // ------------------------------------------------------------- segments and analytics
@@ -1172,7 +1184,7 @@ impl Session {
             .map(|c| crm_core::Currency::parse_field(c, "currency"))
             .transpose()
             .map_err(Error)?;
-        let f = self.run(py, move |c, ctx| c.parse_filter(ctx, kind, &text, currency))?;
+        let f = self.run(py, move |s| s.segments().parse(kind, &text, currency))?;
         let j = serde_json::to_value(&f)
             .map_err(|e| PyRuntimeError::new_err(format!("filter not serialisable: {e}")))?;
         from_json(py, &j)
@@ -1181,7 +1193,7 @@ impl Session {
     /// How many records the user may read are in the segment now.
     fn segment_count(&self, py: Python<'_>, id: &str) -> PyResult<u64> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| c.segment_count(ctx, id))
+        self.run(py, move |s| s.segments().count(id))
     }
 
     /// A page of the segment's members the user may read; `filter` narrows further, sorting and
@@ -1206,7 +1218,7 @@ impl Session {
             limit: Some(limit),
             deleted: false,
         };
-        let page = self.run(py, move |c, ctx| c.segment_members(ctx, id, &req))?;
+        let page = self.run(py, move |s| s.segments().members(id, &req))?;
         Ok(Page {
             items: records(py, page.items)?,
             next: page.next,
@@ -1217,7 +1229,7 @@ impl Session {
     /// who left since the previous refresh.
     fn refresh_segment(&self, py: Python<'_>, id: &str) -> PyResult<SegmentDiff> {
         let id = rid(id)?;
-        self.run(py, move |c, ctx| c.refresh_segment(ctx, id))
+        self.run(py, move |s| s.segments().refresh(id))
             .map(SegmentDiff::from)
     }
 
@@ -1238,7 +1250,7 @@ impl Session {
             active_days,
             dormant_days,
         };
-        let out = self.run(py, move |c, ctx| c.lifecycles(ctx, filter, &t))?;
+        let out = self.run(py, move |s| s.analytics().lifecycles(filter, &t))?;
         // Filled at once, not on first use: lists of tuples go to JSON encoders and other C code
         // that may read a list's items without calling its methods.
         table_rows(
@@ -1278,7 +1290,7 @@ impl Session {
             }),
             accounts: opt_filter(accounts)?,
         };
-        let out = self.run(py, move |c, ctx| c.rfm(ctx, &opts))?;
+        let out = self.run(py, move |s| s.analytics().rfm(&opts))?;
         table_rows(py, ResultTable::from(out), py.get_type::<RfmRow>(), None)
     }
 
@@ -1320,7 +1332,7 @@ impl Session {
                 ..Default::default()
             },
         };
-        let out = self.run(py, move |c, ctx| c.profit(ctx, &opts))?;
+        let out = self.run(py, move |s| s.analytics().profit(&opts))?;
         table_rows(py, ResultTable::from(out), py.get_type::<ProfitRow>(), None)
     }
 
@@ -1339,10 +1351,9 @@ impl Session {
             .filter(|e| !e.is_none())
             .map(PyErpFacts::new)
             .transpose()?;
-        let (crm, ctx) = (&*self.crm, &self.ctx);
+        let session = &self.inner;
         let r = py.detach(|| {
-            crm.screen_pop(
-                ctx,
+            session.analytics().screen_pop(
                 &phone,
                 provider.as_ref().map(|p| p as &dyn crm_core::ErpFacts),
             )
@@ -1365,7 +1376,7 @@ impl Session {
         limit: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = rid(account_id)?;
-        let out = self.run(py, move |c, ctx| c.cross_sell(ctx, id, limit))?;
+        let out = self.run(py, move |s| s.analytics().cross_sell(id, limit))?;
         let out: Vec<CrossSell> = out.into_iter().map(CrossSell::from).collect();
         result_rows(py, out, Some(py.get_type::<CrossSell>()), None)
     }
@@ -1386,7 +1397,7 @@ impl Session {
             from: start.map(to_instant).transpose()?,
             to: end.map(to_instant).transpose()?,
         };
-        let out = self.run(py, move |c, ctx| c.funnel(ctx, &opts))?;
+        let out = self.run(py, move |s| s.sales().funnel(&opts))?;
         Ok(Funnel::from(out))
     }
 
@@ -1405,7 +1416,7 @@ impl Session {
             horizon_years,
             rates: serde_arg(rates, "rates")?,
         };
-        let out = self.run(py, move |c, ctx| c.customer_values(ctx, &opts))?;
+        let out = self.run(py, move |s| s.analytics().customer_values(&opts))?;
         table_rows(
             py,
             ResultTable::from(out),
@@ -1423,7 +1434,7 @@ impl Session {
         rates: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let rates: Option<crm_core::RateTable> = serde_arg(rates, "rates")?;
-        let out = self.run(py, move |c, ctx| c.forecast(ctx, rates.as_ref()))?;
+        let out = self.run(py, move |s| s.sales().forecast(rates.as_ref()))?;
         let out: Vec<ForecastRow> = out.into_iter().map(ForecastRow::from).collect();
         result_rows(py, out, Some(py.get_type::<ForecastRow>()), None)
     }
@@ -1455,7 +1466,8 @@ impl Session {
     fn __repr__(&self) -> String {
         format!(
             "<Session tenant={} user={}>",
-            self.ctx.tenant, self.ctx.user_id
+            self.inner.tenant(),
+            self.inner.user_id()
         )
     }
 }
@@ -1469,8 +1481,7 @@ struct IterState {
 /// Lazily pages through records with the keyset cursor.
 #[pyclass(frozen, module = "crm_core._crm_core")]
 pub(crate) struct RecordIterator {
-    crm: Arc<CoreCrm>,
-    ctx: Context,
+    session: CoreSession,
     kind: EntityKind,
     filter: Option<Filter>,
     sort: Option<Sort>,
@@ -1499,9 +1510,9 @@ impl RecordIterator {
                 limit: Some(self.page_size),
                 deleted: false,
             };
-            let (crm, ctx, kind) = (&*self.crm, &self.ctx, self.kind);
+            let (session, kind) = (&self.session, self.kind);
             let page = py
-                .detach(move || crm.list(ctx, kind, &req))
+                .detach(move || session.records().list(kind, &req))
                 .map_err(Error)?;
             st.buffer = page.items;
             st.buffer.reverse();
@@ -1523,11 +1534,11 @@ impl Session {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (start, end) = (to_instant(start)?, to_instant(end)?);
         let rates: Option<crm_core::RateTable> = serde_arg(rates, "rates")?;
-        let out = self.run(py, move |c, ctx| {
+        let out = self.run(py, move |s| {
             if per_team {
-                c.team_kpis(ctx, start, end, rates.as_ref())
+                s.analytics().team_kpis(start, end, rates.as_ref())
             } else {
-                c.kpis(ctx, start, end, rates.as_ref())
+                s.analytics().kpis(start, end, rates.as_ref())
             }
         })?;
         let out: Vec<Kpi> = out.into_iter().map(Kpi::from).collect();

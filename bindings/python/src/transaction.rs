@@ -1,16 +1,16 @@
 //! `Transaction`: several calls that commit together, usable as a context manager.
 //!
 //! A Python object cannot hold the borrowed core transaction, so it holds a
-//! [`crm_core::OwnedTransaction`]: the core transaction lives on a thread of its own, and each method
-//! sends it one call and waits for the answer with the GIL released.
+//! [`crm_core::OwnedTransaction`], opened by [`crm_core::Session::owned_transaction`]: the core
+//! transaction lives on a thread of its own, and each method sends it one call and waits for the
+//! answer with the GIL released.
 
 use crm_core::{
-    Context, Crm as CoreCrm, EntityKind, ListRequest, OwnedTransaction, Result as CoreResult,
-    Transaction as CoreTransaction,
+    Context, EntityKind, ListRequest, OwnedTransaction, Result as CoreResult,
+    Session as CoreSession, Transaction as CoreTransaction,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
-use std::sync::Arc;
 
 use crate::convert::{opt_filter, to_fields, to_kind};
 use crate::error::Error;
@@ -25,15 +25,12 @@ pub(crate) struct Transaction {
 }
 
 impl Transaction {
-    /// Opens a transaction for `ctx` (waits for other writers, at most the store's limit).
-    pub(crate) fn open(py: Python<'_>, crm: &Arc<CoreCrm>, ctx: &Context) -> PyResult<Self> {
-        let crm = crm.clone();
-        let inner = py
-            .detach(|| OwnedTransaction::open(crm, ctx))
-            .map_err(Error)?;
+    /// Opens a transaction of `session` (waits for other writers, at most the store's limit).
+    pub(crate) fn open(py: Python<'_>, session: &CoreSession) -> PyResult<Self> {
+        let inner = py.detach(|| session.owned_transaction()).map_err(Error)?;
         Ok(Transaction {
             inner,
-            ctx: ctx.clone(),
+            ctx: session.context().clone(),
         })
     }
 

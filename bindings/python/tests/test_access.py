@@ -91,9 +91,11 @@ def test_share_unshare_explain_who_can_read(org: Org) -> None:
 
 
 def test_unknown_user_and_admin_only_operations(org: Org) -> None:
-    ghost = org.crm.session("acme", "01900000-0000-7000-8000-000000000000")
     with pytest.raises(crm_core.PermissionDenied) as e:
-        ghost.count("account")
+        org.crm.session("acme", "01900000-0000-7000-8000-000000000000")
+    assert e.value.rule == "unknown_user"
+    with pytest.raises(crm_core.PermissionDenied) as e:
+        org.admin.as_user("01900000-0000-7000-8000-000000000000")
     assert e.value.rule == "unknown_user"
     with pytest.raises(crm_core.PermissionDenied):
         org.rep.verify_audit()
@@ -101,3 +103,16 @@ def test_unknown_user_and_admin_only_operations(org: Org) -> None:
         org.rep.pending_events()
     with pytest.raises(crm_core.PermissionDenied):
         org.rep.roles_reading_field("account", "name")
+
+
+def test_a_deactivated_user_is_refused_at_once(org: Org) -> None:
+    assert org.rep.count("account") == 0
+    user = org.admin.get("user", org.rep.user_id)
+    org.admin.update("user", user.id, user.version, active=False)
+    # The open session re-checks the user on its next call; a new one is refused when opened.
+    with pytest.raises(crm_core.PermissionDenied) as e:
+        org.rep.count("account")
+    assert e.value.rule == "inactive_user"
+    with pytest.raises(crm_core.PermissionDenied) as e:
+        org.crm.session("acme", org.rep.user_id)
+    assert e.value.rule == "inactive_user"

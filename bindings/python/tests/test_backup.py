@@ -14,13 +14,13 @@ def test_backup_restore_and_check(tmp_path: Path) -> None:
     crm = Crm.open(tmp_path / "live.db")
     admin = crm.bootstrap("acme", "admin")
     ids = [r.id for r in admin.create_many("account", [{"name": f"A{i}"} for i in range(50)])]
-    assert admin.integrity_check() == []
+    assert crm.integrity_check() == []
     seen: list[tuple[int, int]] = []
-    admin.backup(tmp_path / "copy.db", lambda done, total: seen.append((done, total)))
+    crm.backup(tmp_path / "copy.db", lambda done, total: seen.append((done, total)))
     assert seen and seen[-1][0] == seen[-1][1] > 0
     assert Crm.check_file(tmp_path / "copy.db") == []
     with pytest.raises(crm_core.CrmError):
-        admin.backup(str(tmp_path / "copy.db"))  # refuses an existing destination
+        crm.backup(str(tmp_path / "copy.db"))  # refuses an existing destination
     Crm.restore_backup(tmp_path / "copy.db", tmp_path / "restored.db")
     restored = Crm.open(tmp_path / "restored.db").session("acme", admin.user_id)
     assert restored.count("account") == 50 and restored.get("account", ids[0])["name"] == "A0"
@@ -30,7 +30,7 @@ def test_backup_restore_and_check(tmp_path: Path) -> None:
 
 def test_progress_exception_is_raised_after_the_backup(tmp_path: Path) -> None:
     crm = Crm.open(tmp_path / "live.db")
-    admin = crm.bootstrap("acme", "admin")
+    crm.bootstrap("acme", "admin")
     calls: list[int] = []
 
     def progress(done: int, total: int) -> None:
@@ -38,20 +38,22 @@ def test_progress_exception_is_raised_after_the_backup(tmp_path: Path) -> None:
         raise RuntimeError("stop")
 
     with pytest.raises(RuntimeError, match="stop"):
-        admin.backup(tmp_path / "copy.db", progress)
+        crm.backup(tmp_path / "copy.db", progress)
     assert len(calls) == 1
     assert Crm.check_file(tmp_path / "copy.db") == [], "the copy itself completed"
 
 
-def test_backup_is_for_administrators(tmp_path: Path) -> None:
+def test_host_operations_are_not_on_sessions(tmp_path: Path) -> None:
+    # Whole-database backups, checks and tenant moves belong to the host's `Crm`: no session, not
+    # even a tenant administrator's, reaches them (they would copy every tenant's data).
     crm = Crm.open(tmp_path / "live.db")
     admin = crm.bootstrap("acme", "admin")
     role = admin.create_role("rep", {"objects": {"account": {"actions": ["read"], "read": ["all"]}}})
     rep = crm.session("acme", admin.create("user", username="rep", role_id=role.id).id)
-    with pytest.raises(crm_core.PermissionDenied):
-        rep.backup(tmp_path / "copy.db")
-    with pytest.raises(crm_core.PermissionDenied):
-        rep.integrity_check()
+    for s in (admin, rep):
+        for name in ("backup", "integrity_check", "export_tenant", "import_tenant"):
+            assert not hasattr(s, name), name
+    assert not (tmp_path / "copy.db").exists()
 
 
 def test_tenant_export_and_import(tmp_path: Path) -> None:
@@ -60,10 +62,10 @@ def test_tenant_export_and_import(tmp_path: Path) -> None:
     acc = admin.create("account", name="ACME", city="Milano")
     admin.update("account", acc.id, acc.version, city="Roma")
     lines: list[int] = []
-    summary = admin.export_tenant(tmp_path / "acme.jsonl", lines.append)
+    summary = crm.export_tenant("acme", tmp_path / "acme.jsonl", lines.append)
     assert summary.records >= 2 and summary.audit >= 3 and lines and "TransferSummary" in repr(summary)
     with pytest.raises(crm_core.StorageError):
-        admin.export_tenant(tmp_path / "acme.jsonl")  # refuses to overwrite
+        crm.export_tenant("acme", tmp_path / "acme.jsonl")  # refuses to overwrite
     other = Crm.open(tmp_path / "other.db")
     got = other.import_tenant(tmp_path / "acme.jsonl")
     assert (got.records, got.audit, got.events) == (summary.records, summary.audit, summary.events)

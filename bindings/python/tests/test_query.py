@@ -152,3 +152,14 @@ def test_custom_fields_define_use_filter_sort(admin: Session) -> None:
     assert b2.custom["sector"] == "retail"
     rows = admin.export("account", F("custom.sector") == "retail", columns=["name", "custom.sector"])
     assert sorted(r["name"] for r in rows) == ["A", "B"] and all(r["custom.sector"] == "retail" for r in rows)
+
+
+def test_a_filter_nested_past_the_limit_is_refused_not_a_crash(admin: Session) -> None:
+    f: dict[str, object] = {"country": "IT"}
+    for _ in range(100_000):
+        f = {"op": "not", "not": f}
+    with pytest.raises(crm_core.InvalidQuery):
+        admin.count("account", f)
+    text = "(" * 50_000 + 'country = "IT"' + ")" * 50_000
+    with pytest.raises(crm_core.InvalidQuery):
+        admin.parse_filter("account", text)

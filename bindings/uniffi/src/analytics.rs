@@ -713,11 +713,10 @@ impl Session {
     ) -> Result<FfiScreenPop, CrmError> {
         guard(|| {
             let host = erp.as_deref().map(HostErp);
-            let pop = self.crm.screen_pop(
-                &self.ctx,
-                &phone,
-                host.as_ref().map(|h| h as &dyn CoreErpFacts),
-            )?;
+            let pop = self
+                .session
+                .analytics()
+                .screen_pop(&phone, host.as_ref().map(|h| h as &dyn CoreErpFacts))?;
             Ok(pop.into())
         })
     }
@@ -734,8 +733,9 @@ impl Session {
     ) -> Result<Vec<FfiRfmRow>, CrmError> {
         guard(|| {
             let rows = self
-                .crm
-                .rfm(&self.ctx, &rfm_options(window_days, filter_json)?)?;
+                .session
+                .analytics()
+                .rfm(&rfm_options(window_days, filter_json)?)?;
             Ok(rows.into_iter().map(Into::into).collect())
         })
     }
@@ -744,11 +744,10 @@ impl Session {
     #[uniffi::method(default(filter_json = None))]
     pub fn lifecycles(&self, filter_json: Option<String>) -> Result<Vec<FfiLifecycle>, CrmError> {
         guard(|| {
-            let out = self.crm.lifecycles(
-                &self.ctx,
-                filter(filter_json.as_deref())?,
-                &Default::default(),
-            )?;
+            let out = self
+                .session
+                .analytics()
+                .lifecycles(filter(filter_json.as_deref())?, &Default::default())?;
             Ok(out
                 .into_iter()
                 .map(|(id, l)| FfiLifecycle {
@@ -778,7 +777,7 @@ impl Session {
                 rates: None,
                 rfm: rfm_options(window_days, None)?,
             };
-            let rows = self.crm.profit(&self.ctx, &opts)?;
+            let rows = self.session.analytics().profit(&opts)?;
             Ok(rows.into_iter().map(Into::into).collect())
         })
     }
@@ -792,9 +791,10 @@ impl Session {
     ) -> Result<FfiPage, CrmError> {
         guard(|| {
             let req = crate::types::list_request(request)?;
-            let page =
-                self.crm
-                    .segment_members(&self.ctx, record_id(&segment_id, "segment_id")?, &req)?;
+            let page = self
+                .session
+                .segments()
+                .members(record_id(&segment_id, "segment_id")?, &req)?;
             Ok(FfiPage {
                 items: records(page.items),
                 next: page.next,
@@ -812,9 +812,10 @@ impl Session {
     ) -> Result<Vec<FfiCrossSell>, CrmError> {
         guard(|| {
             let limit = unsigned32("limit", limit)? as usize;
-            let out =
-                self.crm
-                    .cross_sell(&self.ctx, record_id(&account_id, "account_id")?, limit)?;
+            let out = self
+                .session
+                .analytics()
+                .cross_sell(record_id(&account_id, "account_id")?, limit)?;
             Ok(out.into_iter().map(Into::into).collect())
         })
     }
@@ -823,7 +824,7 @@ impl Session {
     /// category. Amounts in several currencies are refused (`InvalidQuery`, rule `rates_needed`).
     pub fn forecast(&self) -> Result<Vec<FfiForecastRow>, CrmError> {
         guard(|| {
-            let rows = self.crm.forecast(&self.ctx, None)?;
+            let rows = self.session.sales().forecast(None)?;
             Ok(rows.into_iter().map(Into::into).collect())
         })
     }
@@ -843,7 +844,7 @@ impl Session {
                 from: from_micros.map(|m| instant("from_micros", m)).transpose()?,
                 to: to_micros.map(|m| instant("to_micros", m)).transpose()?,
             };
-            Ok(self.crm.funnel(&self.ctx, &opts)?.into())
+            Ok(self.session.sales().funnel(&opts)?.into())
         })
     }
 
@@ -859,20 +860,24 @@ impl Session {
                 accounts: filter(filter_json.as_deref())?,
                 ..Default::default()
             };
-            let rows = self.crm.customer_values(&self.ctx, &opts)?;
+            let rows = self.session.analytics().customer_values(&opts)?;
             Ok(rows.into_iter().map(Into::into).collect())
         })
     }
 
     /// Per-owner supervision figures over `[from_micros, to_micros)`, one row per owner, by user id.
     pub fn kpis(&self, from_micros: i64, to_micros: i64) -> Result<Vec<FfiKpi>, CrmError> {
-        self.kpi_rows(from_micros, to_micros, crm_core::Crm::kpis)
+        self.kpi_rows(from_micros, to_micros, |a, from, to, rates| {
+            a.kpis(from, to, rates)
+        })
     }
 
     /// The per-owner figures rolled up per team (a member's figures count in each of their
     /// teams), one row per team, by team id.
     pub fn team_kpis(&self, from_micros: i64, to_micros: i64) -> Result<Vec<FfiKpi>, CrmError> {
-        self.kpi_rows(from_micros, to_micros, crm_core::Crm::team_kpis)
+        self.kpi_rows(from_micros, to_micros, |a, from, to, rates| {
+            a.team_kpis(from, to, rates)
+        })
     }
 
     /// Merges `duplicate` into `keep` (both of `kind_name`: account, contact or lead): fields empty on
@@ -886,8 +891,7 @@ impl Session {
         duplicate: String,
     ) -> Result<FfiMergeOutcome, CrmError> {
         guard(|| {
-            let out = self.crm.merge(
-                &self.ctx,
+            let out = self.session.records().merge(
                 kind(&kind_name)?,
                 record_id(&keep, "keep")?,
                 keep_version,
@@ -898,10 +902,9 @@ impl Session {
     }
 }
 
-/// The signature of `Crm::kpis` and `Crm::team_kpis`.
+/// The signature of `Analytics::kpis` and `Analytics::team_kpis`.
 type KpiReport = fn(
-    &crm_core::Crm,
-    &crm_core::Context,
+    &crm_core::Analytics<'_>,
     crm_core::chrono::DateTime<crm_core::chrono::Utc>,
     crm_core::chrono::DateTime<crm_core::chrono::Utc>,
     Option<&crm_core::RateTable>,
@@ -916,8 +919,7 @@ impl Session {
     ) -> Result<Vec<FfiKpi>, CrmError> {
         guard(|| {
             let rows = report(
-                &self.crm,
-                &self.ctx,
+                &self.session.analytics(),
                 instant("from_micros", from_micros)?,
                 instant("to_micros", to_micros)?,
                 None,

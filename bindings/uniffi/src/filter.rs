@@ -1,7 +1,8 @@
 //! A tiny filter builder for hosts that would rather not write the filter JSON by hand. Each function
 //! returns the core `Filter` as JSON text, to pass as `filter_json`.
 
-use crm_core::{Filter as CoreFilter, Op as CoreOp};
+use crm_core::backend::Op as CoreOp;
+use crm_core::Filter as CoreFilter;
 
 use crate::error::{guard, CrmError};
 use crate::types::{core_value, FfiValue};

@@ -1,7 +1,8 @@
 //! UniFFI bindings of the CRM library for Kotlin/Java, Swift and Python.
 //!
-//! Thin by design: every exported call converts its arguments, forwards to the `crm_core::Crm`
-//! facade and converts the answer back. Core types are called `CoreX` inside this crate. No floating
+//! Thin by design: every exported call converts its arguments, forwards to the core — tenant work to
+//! the `crm_core::Session` a [`Session`] wraps, host operations to the `crm_core::Crm` a [`CrmHandle`]
+//! holds — and converts the answer back. Core types are called `CoreX` inside this crate. No floating
 //! point crosses the boundary but the cross-sell ratios (decimals and money amounts are strings,
 //! instants UTC epoch microseconds, ids strings). A Rust panic never reaches the host: it becomes
 //! `CrmError::Internal` with rule `panic`. See `bindings/kotlin/README.md` for the host-side guide.

@@ -1,5 +1,6 @@
-//! Small facade additions beside the processes: the filter language, segment counts and refreshes,
-//! online backups and the storage integrity check. Thin conversions inside [`guard`], as elsewhere.
+//! Small facade additions beside the processes: the filter language, segment counts and refreshes
+//! (on the session), and the host operations — online backups, the storage integrity check, tenant
+//! export and import (on the handle). Thin conversions inside [`guard`], as elsewhere.
 
 use std::io::{BufReader, BufWriter};
 
@@ -7,7 +8,7 @@ use crm_core::{Currency as CoreCurrency, TransferSummary as CoreTransferSummary}
 
 use crate::error::{guard, CrmError};
 use crate::session::{CrmHandle, Session};
-use crate::types::{kind, record_id, signed};
+use crate::types::{kind, record_id, signed, tenant};
 
 /// What a segment refresh changed.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -53,7 +54,40 @@ fn io(path: &str, e: std::io::Error) -> CrmError {
 
 #[uniffi::export]
 impl CrmHandle {
-    /// Reads a tenant export (JSON Lines, from `Session::export_tenant`) into this database, whose
+    /// Takes an online backup of the whole database — every tenant — into the new file `dest_path`
+    /// while others keep working, and checks the copy's integrity. A host operation: no acting user.
+    pub fn backup(&self, dest_path: String) -> Result<(), CrmError> {
+        guard(|| {
+            Ok(self
+                .core()
+                .backup(std::path::Path::new(&dest_path), &mut |_, _| {})?)
+        })
+    }
+
+    /// The storage's own consistency check: empty when sound. A host operation: no acting user.
+    pub fn integrity_check(&self) -> Result<Vec<String>, CrmError> {
+        guard(|| Ok(self.core().integrity_check()?))
+    }
+
+    /// Writes the whole of tenant `tenant_id` — every record with every field, the audit trail and
+    /// the pending outbox events — to the new file `dest_path` as JSON Lines (an existing file is
+    /// never overwritten: `Storage`, rule `io`). A host operation: no acting user, nothing redacted.
+    pub fn export_tenant(
+        &self,
+        tenant_id: String,
+        dest_path: String,
+    ) -> Result<FfiTransferSummary, CrmError> {
+        guard(|| {
+            let t = tenant(&tenant_id)?;
+            let file = std::fs::File::create_new(&dest_path).map_err(|e| io(&dest_path, e))?;
+            let s = self
+                .core()
+                .export_tenant(&t, &mut BufWriter::new(file), &mut |_| {})?;
+            Ok(s.into())
+        })
+    }
+
+    /// Reads a tenant export (JSON Lines, from `CrmHandle::export_tenant`) into this database, whose
     /// tenant must be empty: records keep their ids, versions and history; the audit chain is checked
     /// first; all or nothing. Needs no acting user (the export brings its users).
     pub fn import_tenant(&self, src_path: String) -> Result<FfiTransferSummary, CrmError> {
@@ -69,17 +103,6 @@ impl CrmHandle {
 
 #[uniffi::export]
 impl Session {
-    /// Writes the whole tenant to the new file `dest_path` as JSON Lines (administrators).
-    pub fn export_tenant(&self, dest_path: String) -> Result<FfiTransferSummary, CrmError> {
-        guard(|| {
-            let file = std::fs::File::create_new(&dest_path).map_err(|e| io(&dest_path, e))?;
-            let s = self
-                .crm
-                .export_tenant(&self.ctx, &mut BufWriter::new(file), &mut |_| {})?;
-            Ok(s.into())
-        })
-    }
-
     /// Parses filter-language text over a type (`country = "IT" and days_since_last_order < 30`)
     /// into the filter JSON that `list`, `count` and `export` take. Amounts without a currency are in
     /// `currency`. Errors are `InvalidQuery` naming the field.
@@ -95,8 +118,9 @@ impl Session {
                 .map(|c| CoreCurrency::parse_field(&c, "currency"))
                 .transpose()?;
             let f = self
-                .crm
-                .parse_filter(&self.ctx, kind(&kind_name)?, &text, currency)?;
+                .session
+                .segments()
+                .parse(kind(&kind_name)?, &text, currency)?;
             serde_json::to_string(&f)
                 .map_err(|e| CrmError::internal("serialize", format!("filter to JSON: {e}")))
         })
@@ -105,10 +129,11 @@ impl Session {
     /// How many records the user may read are in a segment now.
     pub fn segment_count(&self, segment_id: String) -> Result<i64, CrmError> {
         guard(|| {
-            Ok(signed(self.crm.segment_count(
-                &self.ctx,
-                record_id(&segment_id, "segment_id")?,
-            )?))
+            Ok(signed(
+                self.session
+                    .segments()
+                    .count(record_id(&segment_id, "segment_id")?)?,
+            ))
         })
     }
 
@@ -116,28 +141,14 @@ impl Session {
     pub fn refresh_segment(&self, segment_id: String) -> Result<FfiSegmentDiff, CrmError> {
         guard(|| {
             let d = self
-                .crm
-                .refresh_segment(&self.ctx, record_id(&segment_id, "segment_id")?)?;
+                .session
+                .segments()
+                .refresh(record_id(&segment_id, "segment_id")?)?;
             Ok(FfiSegmentDiff {
                 entered: d.entered.into_iter().map(|i| i.to_string()).collect(),
                 left: d.left.into_iter().map(|i| i.to_string()).collect(),
                 member_count: signed(d.member_count),
             })
         })
-    }
-
-    /// Takes an online backup of the whole database into the new file `dest_path` while others keep
-    /// working, and checks the copy's integrity (administrators).
-    pub fn backup(&self, dest_path: String) -> Result<(), CrmError> {
-        guard(|| {
-            Ok(self
-                .crm
-                .backup(&self.ctx, std::path::Path::new(&dest_path), &mut |_, _| {})?)
-        })
-    }
-
-    /// The storage's own consistency check: empty when sound (administrators).
-    pub fn integrity_check(&self) -> Result<Vec<String>, CrmError> {
-        guard(|| Ok(self.crm.integrity_check(&self.ctx)?))
     }
 }

@@ -1,6 +1,6 @@
 //! Processes: lifecycle operations (leads, opportunities, quotes, cases), SLA checks, stage history,
 //! followers, task reminders, the e-mail outbox through a host [`Mailer`], and restoring an earlier
-//! version. Each method converts its arguments, forwards to the `Crm` facade inside [`guard`] and
+//! version. Each method converts its arguments, forwards to the core session inside [`guard`] and
 //! converts the answer back; refused moves raise `CrmError::InvalidTransition` with the guard as
 //! `rule`.
 
@@ -191,8 +191,7 @@ impl Session {
         comment: Option<String>,
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
-            let r = self.crm.transition_lead(
-                &self.ctx,
+            let r = self.session.sales().transition_lead(
                 record_id(&id, "id")?,
                 expected_version,
                 &to,
@@ -210,8 +209,7 @@ impl Session {
         reason: String,
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
-            let r = self.crm.disqualify_lead(
-                &self.ctx,
+            let r = self.session.sales().disqualify_lead(
                 record_id(&id, "id")?,
                 expected_version,
                 &reason,
@@ -232,8 +230,9 @@ impl Session {
         guard(|| {
             let opts = options.unwrap_or_default().try_into()?;
             let c =
-                self.crm
-                    .convert_lead(&self.ctx, record_id(&id, "id")?, expected_version, opts)?;
+                self.session
+                    .sales()
+                    .convert_lead(record_id(&id, "id")?, expected_version, opts)?;
             Ok(c.into())
         })
     }
@@ -250,8 +249,7 @@ impl Session {
         lost_reason: Option<String>,
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
-            let r = self.crm.move_opportunity(
-                &self.ctx,
+            let r = self.session.sales().move_opportunity(
                 record_id(&id, "id")?,
                 expected_version,
                 &stage,
@@ -272,8 +270,7 @@ impl Session {
         comment: Option<String>,
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
-            let r = self.crm.submit_quote(
-                &self.ctx,
+            let r = self.session.sales().submit_quote(
                 record_id(&id, "id")?,
                 expected_version,
                 opt(&comment),
@@ -292,8 +289,7 @@ impl Session {
         comment: Option<String>,
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
-            let r = self.crm.approve_quote(
-                &self.ctx,
+            let r = self.session.sales().approve_quote(
                 record_id(&id, "id")?,
                 expected_version,
                 opt(&comment),
@@ -311,8 +307,7 @@ impl Session {
         reason: String,
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
-            let r = self.crm.reject_quote(
-                &self.ctx,
+            let r = self.session.sales().reject_quote(
                 record_id(&id, "id")?,
                 expected_version,
                 &reason,
@@ -326,8 +321,9 @@ impl Session {
     pub fn send_quote(&self, id: String, expected_version: i64) -> Result<FfiRecord, CrmError> {
         guard(|| {
             let r = self
-                .crm
-                .send_quote(&self.ctx, record_id(&id, "id")?, expected_version)?;
+                .session
+                .sales()
+                .send_quote(record_id(&id, "id")?, expected_version)?;
             Ok(r.into())
         })
     }
@@ -336,8 +332,9 @@ impl Session {
     pub fn expire_quote(&self, id: String, expected_version: i64) -> Result<FfiRecord, CrmError> {
         guard(|| {
             let r = self
-                .crm
-                .expire_quote(&self.ctx, record_id(&id, "id")?, expected_version)?;
+                .session
+                .sales()
+                .expire_quote(record_id(&id, "id")?, expected_version)?;
             Ok(r.into())
         })
     }
@@ -351,8 +348,7 @@ impl Session {
         create_order: bool,
     ) -> Result<FfiQuoteAcceptance, CrmError> {
         guard(|| {
-            let (quote, order) = self.crm.accept_quote(
-                &self.ctx,
+            let (quote, order) = self.session.sales().accept_quote(
                 record_id(&id, "id")?,
                 expected_version,
                 create_order,
@@ -375,8 +371,7 @@ impl Session {
         comment: Option<String>,
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
-            let r = self.crm.transition_case(
-                &self.ctx,
+            let r = self.session.service().transition_case(
                 record_id(&id, "id")?,
                 expected_version,
                 &to,
@@ -389,7 +384,7 @@ impl Session {
     /// Marks the open cases past their SLA due times `sla_breached` (once per case); returns their ids.
     pub fn check_slas(&self) -> Result<Vec<String>, CrmError> {
         guard(|| {
-            let ids = self.crm.check_slas(&self.ctx)?;
+            let ids = self.session.service().check_slas()?;
             Ok(ids.into_iter().map(|i| i.to_string()).collect())
         })
     }
@@ -401,9 +396,10 @@ impl Session {
         id: String,
     ) -> Result<Vec<FfiStageEntry>, CrmError> {
         guard(|| {
-            let out =
-                self.crm
-                    .stage_history(&self.ctx, kind(&kind_name)?, record_id(&id, "id")?)?;
+            let out = self
+                .session
+                .audit()
+                .stage_history(kind(&kind_name)?, record_id(&id, "id")?)?;
             Ok(out.into_iter().map(Into::into).collect())
         })
     }
@@ -412,8 +408,9 @@ impl Session {
     pub fn follow(&self, kind_name: String, id: String) -> Result<FfiRecord, CrmError> {
         guard(|| {
             let r = self
-                .crm
-                .follow(&self.ctx, kind(&kind_name)?, record_id(&id, "id")?)?;
+                .session
+                .records()
+                .follow(kind(&kind_name)?, record_id(&id, "id")?)?;
             Ok(r.into())
         })
     }
@@ -422,8 +419,9 @@ impl Session {
     pub fn unfollow(&self, kind_name: String, id: String) -> Result<bool, CrmError> {
         guard(|| {
             Ok(self
-                .crm
-                .unfollow(&self.ctx, kind(&kind_name)?, record_id(&id, "id")?)?)
+                .session
+                .records()
+                .unfollow(kind(&kind_name)?, record_id(&id, "id")?)?)
         })
     }
 
@@ -431,8 +429,9 @@ impl Session {
     pub fn followers(&self, kind_name: String, id: String) -> Result<Vec<String>, CrmError> {
         guard(|| {
             let ids = self
-                .crm
-                .followers(&self.ctx, kind(&kind_name)?, record_id(&id, "id")?)?;
+                .session
+                .records()
+                .followers(kind(&kind_name)?, record_id(&id, "id")?)?;
             Ok(ids.into_iter().map(|i| i.to_string()).collect())
         })
     }
@@ -440,14 +439,14 @@ impl Session {
     /// Open tasks due before `until` (UTC epoch microseconds) that the user may read, earliest first.
     pub fn due_tasks(&self, until: i64) -> Result<Vec<FfiRecord>, CrmError> {
         guard(|| {
-            let out = self.crm.due_tasks(&self.ctx, instant("until", until)?)?;
+            let out = self.session.service().due_tasks(instant("until", until)?)?;
             Ok(out.into_iter().map(Into::into).collect())
         })
     }
 
     /// Emits one `task.due` event per open task due by now that was not reminded yet; returns how many.
     pub fn fire_reminders(&self) -> Result<i64, CrmError> {
-        guard(|| Ok(signed(self.crm.fire_reminders(&self.ctx)? as u64)))
+        guard(|| Ok(signed(self.session.service().fire_reminders()? as u64)))
     }
 
     /// Delivers the pending `email.requested` events through `mailer`, oldest first, acknowledging
@@ -457,8 +456,9 @@ impl Session {
     pub fn deliver_emails(&self, mailer: Arc<dyn Mailer>) -> Result<i64, CrmError> {
         guard(|| {
             let n = self
-                .crm
-                .deliver_emails(&self.ctx, &HostMailer(mailer.as_ref()))?;
+                .session
+                .outbox()
+                .deliver_emails(&HostMailer(mailer.as_ref()))?;
             Ok(signed(n as u64))
         })
     }
@@ -473,8 +473,7 @@ impl Session {
         version: i64,
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
-            let r = self.crm.restore_version(
-                &self.ctx,
+            let r = self.session.audit().restore_version(
                 kind(&kind_name)?,
                 record_id(&id, "id")?,
                 expected_version,

@@ -1,11 +1,14 @@
-//! `CrmHandle` (one per database) and `Session` (one acting user in one tenant). Every method converts
-//! its arguments, forwards to the `Crm` facade inside [`guard`], and converts the answer back. Every
-//! method blocks on SQLite I/O.
+//! `CrmHandle` (one per database: the host's object) and `Session` (one acting user in one tenant,
+//! wrapping a core [`crm_core::Session`]). Every method converts its arguments, forwards to the core
+//! inside [`guard`], and converts the answer back. Every method blocks on SQLite I/O.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crm_core::{Context as CoreContext, Crm as CoreCrm, ManualClock, NewRecord as CoreNewRecord};
+use crm_core::{
+    Context as CoreContext, Crm as CoreCrm, ManualClock, NewRecord as CoreNewRecord,
+    Session as CoreSession,
+};
 use crm_store::SqliteStore;
 
 use crate::error::{guard, CrmError};
@@ -17,10 +20,12 @@ use crate::types::{
     FfiRoleFieldAccess, FfiValue,
 };
 
-/// One open database. Thread-safe: share it between threads and sessions.
+/// One open database: the host's object. Thread-safe: share it between threads and sessions. Host
+/// operations (bootstrap, backup, integrity check, tenant export and import) are here; tenant work
+/// goes through a [`Session`].
 #[derive(Debug, uniffi::Object)]
 pub struct CrmHandle {
-    crm: Arc<CoreCrm>,
+    crm: CoreCrm,
     /// The manual clock, when the handle was opened with one.
     manual: Option<Arc<ManualClock>>,
 }
@@ -30,7 +35,7 @@ fn build(
     default_region: Option<String>,
     clock_start: Option<i64>,
 ) -> Result<Arc<CrmHandle>, CrmError> {
-    let mut crm = CoreCrm::new(Arc::new(store));
+    let mut crm = CoreCrm::new(store);
     if let Some(region) = default_region {
         crm = crm.with_default_region(&region)?;
     }
@@ -42,10 +47,7 @@ fn build(
         }
         None => None,
     };
-    Ok(Arc::new(CrmHandle {
-        crm: Arc::new(crm),
-        manual,
-    }))
+    Ok(Arc::new(CrmHandle { crm, manual }))
 }
 
 #[uniffi::export]
@@ -122,7 +124,7 @@ impl CrmHandle {
     /// administrator's session. Refused when the tenant already has users.
     #[uniffi::method(default(origin = None))]
     pub fn bootstrap(
-        &self,
+        self: Arc<Self>,
         tenant_id: String,
         admin_username: String,
         origin: Option<FfiOrigin>,
@@ -132,14 +134,16 @@ impl CrmHandle {
             let ctx = self
                 .crm
                 .bootstrap(&t, &admin_username, origin.unwrap_or_default().into())?;
-            Ok(self.session_for(ctx))
+            Session::open(&self, &ctx)
         })
     }
 
     /// A session for an existing user of a tenant (the host has authenticated them).
+    /// `PermissionDenied` (rule `unknown_user` or `inactive_user`) when the tenant has no such
+    /// user or the user is deactivated.
     #[uniffi::method(default(origin = None))]
     pub fn session(
-        &self,
+        self: Arc<Self>,
         tenant_id: String,
         user_id: String,
         origin: Option<FfiOrigin>,
@@ -147,7 +151,7 @@ impl CrmHandle {
         guard(|| {
             let mut ctx = CoreContext::new(tenant(&tenant_id)?, record_id(&user_id, "user_id")?);
             ctx.origin = origin.unwrap_or_default().into();
-            Ok(self.session_for(ctx))
+            Session::open(&self, &ctx)
         })
     }
 
@@ -159,7 +163,7 @@ impl CrmHandle {
 }
 
 impl CrmHandle {
-    pub(crate) fn core(&self) -> &Arc<CoreCrm> {
+    pub(crate) fn core(&self) -> &CoreCrm {
         &self.crm
     }
 
@@ -172,20 +176,25 @@ impl CrmHandle {
             )
         })
     }
-
-    fn session_for(&self, ctx: CoreContext) -> Arc<Session> {
-        Arc::new(Session {
-            crm: self.crm.clone(),
-            ctx,
-        })
-    }
 }
 
-/// One user acting in one tenant from one origin. Thread-safe; cheap to create.
+/// One user acting in one tenant from one origin: a core [`crm_core::Session`]. Thread-safe; cheap
+/// to create.
 #[derive(Debug, uniffi::Object)]
 pub struct Session {
-    pub(crate) crm: Arc<CoreCrm>,
-    pub(crate) ctx: CoreContext,
+    /// The handle the session was opened from (for `as_user` and the transaction's handle check).
+    pub(crate) handle: Arc<CrmHandle>,
+    pub(crate) session: CoreSession,
+}
+
+impl Session {
+    /// Opens a core session for `ctx` on `handle`'s CRM; refused for an unknown or deactivated user.
+    fn open(handle: &Arc<CrmHandle>, ctx: &CoreContext) -> Result<Arc<Session>, CrmError> {
+        Ok(Arc::new(Session {
+            handle: handle.clone(),
+            session: handle.crm.session(ctx)?,
+        }))
+    }
 }
 
 /// A host-side receiver of exported records, called once per record.
@@ -199,21 +208,23 @@ pub trait ExportSink: Send + Sync {
 impl Session {
     /// The tenant.
     pub fn tenant_id(&self) -> String {
-        self.ctx.tenant.to_string()
+        self.session.tenant().to_string()
     }
 
     /// The acting user's id.
     pub fn user_id(&self) -> String {
-        self.ctx.user_id.to_string()
+        self.session.user_id().to_string()
     }
 
-    /// The same origin and tenant, acting as another user.
+    /// The same origin and tenant, acting as another user. `PermissionDenied` (rule `unknown_user`
+    /// or `inactive_user`) as for `CrmHandle.session`.
     pub fn as_user(&self, user_id: String) -> Result<Arc<Session>, CrmError> {
         guard(|| {
-            Ok(Arc::new(Session {
-                crm: self.crm.clone(),
-                ctx: self.ctx.as_user(record_id(&user_id, "user_id")?),
-            }))
+            let ctx = self
+                .session
+                .context()
+                .as_user(record_id(&user_id, "user_id")?);
+            Session::open(&self.handle, &ctx)
         })
     }
 
@@ -230,7 +241,11 @@ impl Session {
                 fields: core_fields(fields)?,
                 owner_id: owner_id.map(|o| record_id(&o, "owner_id")).transpose()?,
             };
-            Ok(self.crm.create(&self.ctx, kind(&kind_name)?, new)?.into())
+            Ok(self
+                .session
+                .records()
+                .create(kind(&kind_name)?, new)?
+                .into())
         })
     }
 
@@ -245,7 +260,10 @@ impl Session {
                 .into_iter()
                 .map(|r| core_fields(r).map(CoreNewRecord::from))
                 .collect::<Result<Vec<_>, _>>()?;
-            let out = self.crm.create_many(&self.ctx, kind(&kind_name)?, rows)?;
+            let out = self
+                .session
+                .records()
+                .create_many(kind(&kind_name)?, rows)?;
             Ok(out.into_iter().map(Into::into).collect())
         })
     }
@@ -254,8 +272,9 @@ impl Session {
     pub fn get(&self, kind_name: String, id: String) -> Result<FfiRecord, CrmError> {
         guard(|| {
             Ok(self
-                .crm
-                .get(&self.ctx, kind(&kind_name)?, record_id(&id, "id")?)?
+                .session
+                .records()
+                .get(kind(&kind_name)?, record_id(&id, "id")?)?
                 .into())
         })
     }
@@ -269,8 +288,7 @@ impl Session {
         changes: HashMap<String, FfiValue>,
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
-            let r = self.crm.update(
-                &self.ctx,
+            let r = self.session.records().update(
                 kind(&kind_name)?,
                 record_id(&id, "id")?,
                 expected_version,
@@ -289,8 +307,7 @@ impl Session {
         expected_version: Option<i64>,
     ) -> Result<(), CrmError> {
         guard(|| {
-            Ok(self.crm.delete(
-                &self.ctx,
+            Ok(self.session.records().delete(
                 kind(&kind_name)?,
                 record_id(&id, "id")?,
                 expected_version,
@@ -302,8 +319,9 @@ impl Session {
     pub fn restore(&self, kind_name: String, id: String) -> Result<FfiRecord, CrmError> {
         guard(|| {
             Ok(self
-                .crm
-                .restore(&self.ctx, kind(&kind_name)?, record_id(&id, "id")?)?
+                .session
+                .records()
+                .restore(kind(&kind_name)?, record_id(&id, "id")?)?
                 .into())
         })
     }
@@ -312,8 +330,9 @@ impl Session {
     pub fn purge(&self, kind_name: String, id: String, reason: String) -> Result<(), CrmError> {
         guard(|| {
             Ok(self
-                .crm
-                .purge(&self.ctx, kind(&kind_name)?, record_id(&id, "id")?, &reason)?)
+                .session
+                .records()
+                .purge(kind(&kind_name)?, record_id(&id, "id")?, &reason)?)
         })
     }
 
@@ -321,7 +340,7 @@ impl Session {
     pub fn list(&self, kind_name: String, request: FfiListRequest) -> Result<FfiPage, CrmError> {
         guard(|| {
             let req = list_request(request)?;
-            let page = self.crm.list(&self.ctx, kind(&kind_name)?, &req)?;
+            let page = self.session.records().list(kind(&kind_name)?, &req)?;
             Ok(FfiPage {
                 items: page.items.into_iter().map(Into::into).collect(),
                 next: page.next,
@@ -334,11 +353,11 @@ impl Session {
     pub fn count(&self, kind_name: String, filter_json: Option<String>) -> Result<i64, CrmError> {
         guard(|| {
             let f = filter(filter_json.as_deref())?;
-            Ok(signed(self.crm.count(
-                &self.ctx,
-                kind(&kind_name)?,
-                f.as_ref(),
-            )?))
+            Ok(signed(
+                self.session
+                    .records()
+                    .count(kind(&kind_name)?, f.as_ref())?,
+            ))
         })
     }
 
@@ -350,8 +369,9 @@ impl Session {
     ) -> Result<Vec<FfiRecord>, CrmError> {
         guard(|| {
             let out = self
-                .crm
-                .find_by_phone(&self.ctx, kind(&kind_name)?, &phone)?;
+                .session
+                .records()
+                .find_by_phone(kind(&kind_name)?, &phone)?;
             Ok(out.into_iter().map(Into::into).collect())
         })
     }
@@ -379,8 +399,7 @@ impl Session {
                     Err(crm_core::CrmError::internal("export stopped by the host"))
                 }
             };
-            let n = self.crm.export(
-                &self.ctx,
+            let n = self.session.records().export(
                 kind(&kind_name)?,
                 f.as_ref(),
                 cols.as_deref(),
@@ -406,8 +425,7 @@ impl Session {
     ) -> Result<FfiRecord, CrmError> {
         guard(|| {
             let until = until.map(|u| instant("until", u)).transpose()?;
-            let r = self.crm.share(
-                &self.ctx,
+            let r = self.session.access().share(
                 kind(&kind_name)?,
                 record_id(&id, "id")?,
                 grantee.try_into()?,
@@ -422,8 +440,9 @@ impl Session {
     pub fn unshare(&self, share_id: String) -> Result<(), CrmError> {
         guard(|| {
             Ok(self
-                .crm
-                .unshare(&self.ctx, record_id(&share_id, "share_id")?)?)
+                .session
+                .access()
+                .unshare(record_id(&share_id, "share_id")?)?)
         })
     }
 
@@ -436,8 +455,7 @@ impl Session {
         id: String,
     ) -> Result<FfiDecision, CrmError> {
         guard(|| {
-            let d = self.crm.explain(
-                &self.ctx,
+            let d = self.session.access().explain(
                 record_id(&user_id, "user_id")?,
                 action(&action_name)?,
                 kind(&kind_name)?,
@@ -455,8 +473,9 @@ impl Session {
     ) -> Result<Vec<FfiAccessReview>, CrmError> {
         guard(|| {
             let out = self
-                .crm
-                .who_can_read(&self.ctx, kind(&kind_name)?, record_id(&id, "id")?)?;
+                .session
+                .access()
+                .who_can_read(kind(&kind_name)?, record_id(&id, "id")?)?;
             Ok(out.into_iter().map(Into::into).collect())
         })
     }
@@ -469,8 +488,9 @@ impl Session {
     ) -> Result<Vec<FfiRoleFieldAccess>, CrmError> {
         guard(|| {
             let out = self
-                .crm
-                .roles_reading_field(&self.ctx, kind(&kind_name)?, &field)?;
+                .session
+                .access()
+                .roles_reading_field(kind(&kind_name)?, &field)?;
             Ok(out
                 .into_iter()
                 .map(|(id, role_name, access)| FfiRoleFieldAccess {
@@ -496,8 +516,7 @@ impl Session {
                 .map(|s| unsigned64("before_seq", s))
                 .transpose()?;
             let limit = limit.map(|l| unsigned32("limit", l)).transpose()?;
-            let p = self.crm.history(
-                &self.ctx,
+            let p = self.session.audit().history(
                 kind(&kind_name)?,
                 record_id(&id, "id")?,
                 before_seq,
@@ -515,8 +534,7 @@ impl Session {
         at: i64,
     ) -> Result<Option<FfiRecord>, CrmError> {
         guard(|| {
-            let r = self.crm.as_of(
-                &self.ctx,
+            let r = self.session.audit().as_of(
                 kind(&kind_name)?,
                 record_id(&id, "id")?,
                 instant("at", at)?,
@@ -534,8 +552,9 @@ impl Session {
     ) -> Result<Option<FfiRecord>, CrmError> {
         guard(|| {
             let r =
-                self.crm
-                    .version(&self.ctx, kind(&kind_name)?, record_id(&id, "id")?, version)?;
+                self.session
+                    .audit()
+                    .version(kind(&kind_name)?, record_id(&id, "id")?, version)?;
             Ok(r.map(Into::into))
         })
     }
@@ -549,8 +568,7 @@ impl Session {
         to: i64,
     ) -> Result<Vec<FfiFieldChange>, CrmError> {
         guard(|| {
-            let out = self.crm.diff_versions(
-                &self.ctx,
+            let out = self.session.audit().diff_versions(
                 kind(&kind_name)?,
                 record_id(&id, "id")?,
                 from,
@@ -571,8 +589,7 @@ impl Session {
     ) -> Result<Vec<crate::types::FfiHistoryEntry>, CrmError> {
         guard(|| {
             let limit = limit.map(|l| unsigned32("limit", l)).transpose()?;
-            let out = self.crm.user_activity(
-                &self.ctx,
+            let out = self.session.audit().user_activity(
                 record_id(&user_id, "user_id")?,
                 instant("from", from)?,
                 instant("until", until)?,
@@ -584,7 +601,7 @@ impl Session {
 
     /// Checks the tenant's audit hash chain (administrators).
     pub fn verify_audit(&self) -> Result<FfiAuditVerification, CrmError> {
-        guard(|| Ok(self.crm.verify_audit(&self.ctx)?.into()))
+        guard(|| Ok(self.session.audit().verify()?.into()))
     }
 
     /// Undelivered outbox events after `after_seq`, oldest first.
@@ -594,7 +611,7 @@ impl Session {
                 unsigned64("after_seq", after_seq)?,
                 unsigned32("limit", limit)?,
             );
-            let out = self.crm.pending_events(&self.ctx, after_seq, limit)?;
+            let out = self.session.outbox().pending(after_seq, limit)?;
             Ok(out.into_iter().map(Into::into).collect())
         })
     }
@@ -606,7 +623,7 @@ impl Session {
                 .into_iter()
                 .map(|s| unsigned64("seqs", s))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(signed(self.crm.ack_events(&self.ctx, &seqs)?))
+            Ok(signed(self.session.outbox().ack(&seqs)?))
         })
     }
 
@@ -622,8 +639,9 @@ impl Session {
     ) -> Result<i64, CrmError> {
         guard(|| {
             let events = self
-                .crm
-                .pending_events(&self.ctx, 0, unsigned32("limit", limit)?)?;
+                .session
+                .outbox()
+                .pending(0, unsigned32("limit", limit)?)?;
             let mut delivered = 0i64;
             for e in events {
                 let message = FfiEmailMessage {
@@ -634,7 +652,7 @@ impl Session {
                     record_id: e.record_id.to_string(),
                 };
                 mailer.send(message)?;
-                delivered += signed(self.crm.ack_events(&self.ctx, &[e.seq])?);
+                delivered += signed(self.session.outbox().ack(&[e.seq])?);
             }
             Ok(delivered)
         })

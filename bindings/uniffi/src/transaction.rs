@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crm_core::{
-    Context as CoreContext, Crm as CoreCrm, NewRecord as CoreNewRecord, OwnedTransaction,
-    Result as CoreResult, Transaction as CoreTransaction,
+    NewRecord as CoreNewRecord, OwnedTransaction, Result as CoreResult, Session as CoreSession,
+    Transaction as CoreTransaction,
 };
 
 use crate::error::{guard, CrmError};
@@ -27,15 +27,15 @@ use crate::types::{
 #[derive(Debug, uniffi::Object)]
 pub struct Transaction {
     inner: OwnedTransaction,
-    ctx: CoreContext,
+    /// The session the transaction was opened for (who acts).
+    session: CoreSession,
 }
 
 impl Transaction {
-    pub(crate) fn open(crm: &Arc<CoreCrm>, ctx: &CoreContext) -> Result<Arc<Self>, CrmError> {
-        let inner = OwnedTransaction::open(crm.clone(), ctx)?;
+    pub(crate) fn open(session: &CoreSession) -> Result<Arc<Self>, CrmError> {
         Ok(Arc::new(Transaction {
-            inner,
-            ctx: ctx.clone(),
+            inner: session.owned_transaction()?,
+            session: session.clone(),
         }))
     }
 
@@ -51,7 +51,7 @@ impl Transaction {
 impl Session {
     /// Opens a transaction for this user (waits for other writers, at most 5 s).
     pub fn transaction(&self) -> Result<Arc<Transaction>, CrmError> {
-        guard(|| Transaction::open(&self.crm, &self.ctx))
+        guard(|| Transaction::open(&self.session))
     }
 }
 
@@ -60,14 +60,14 @@ impl CrmHandle {
     /// Opens a transaction for `session` (the same as `session.transaction()`).
     pub fn transaction(&self, session: Arc<Session>) -> Result<Arc<Transaction>, CrmError> {
         guard(|| {
-            if !Arc::ptr_eq(self.core(), &session.crm) {
+            if !std::ptr::eq(self, Arc::as_ptr(&session.handle)) {
                 return Err(CrmError::validation(
                     "session",
                     "other_handle",
                     "the session belongs to another handle",
                 ));
             }
-            Transaction::open(self.core(), &session.ctx)
+            Transaction::open(&session.session)
         })
     }
 }
@@ -76,12 +76,12 @@ impl CrmHandle {
 impl Transaction {
     /// The tenant.
     pub fn tenant_id(&self) -> String {
-        self.ctx.tenant.to_string()
+        self.session.tenant().to_string()
     }
 
     /// The acting user's id.
     pub fn user_id(&self) -> String {
-        self.ctx.user_id.to_string()
+        self.session.user_id().to_string()
     }
 
     /// Whether the transaction is still open (neither committed nor rolled back).

@@ -11,10 +11,10 @@ use crate::id::{RecordId, TenantId};
 use crate::query::{Column, Cond, Op, Query};
 use crate::record::{Record, RecordMeta};
 use crate::schema::EntityKind;
-use crate::store::ReadTx;
 use crate::value::{Fields, Value};
 
-use super::{load_all, Context, Crm, TenantCache};
+use super::door::{View, Why};
+use super::{load_all, Context, Engine, TenantCache};
 
 /// Who a record is shared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,11 +39,11 @@ pub struct AccessReview {
     pub decision: Decision,
 }
 
-impl Crm {
+impl Engine {
     /// Sets up an empty tenant: an `Administrator` role allowed everything and its first user.
     /// Returns the administrator's context. Refused when the tenant already has users. This is the
     /// only call without an acting user, and it is recorded in the audit log as the new administrator's.
-    pub fn bootstrap(
+    pub(crate) fn bootstrap(
         &self,
         tenant: &TenantId,
         admin_username: &str,
@@ -57,7 +57,7 @@ impl Crm {
             origin,
         };
         let mut uow = self.begin(&ctx, now)?;
-        if !load_all(&*uow.tx, EntityKind::User, tenant)?.is_empty() {
+        if !load_all(uow.tx.unscoped(Why::Host), EntityKind::User, tenant)?.is_empty() {
             return Err(CrmError::conflict(
                 "tenant",
                 "already_bootstrapped",
@@ -113,7 +113,7 @@ impl Crm {
 
     /// Shares a record with a user, a team or a partner organisation, for reading or editing, until
     /// an optional instant. Allowed to the record's owner and to users who may configure shares.
-    pub fn share(
+    pub(crate) fn share(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -124,7 +124,7 @@ impl Crm {
     ) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
         let mut uow = self.begin(ctx, self.now())?;
-        let target = self.fetch_visible(&*uow.tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        let target = self.fetch_visible(uow.tx.view(), &p, &cache, ctx, kind, id, Action::Read)?;
         let admin = access::object_decision(&p, Action::Configure, EntityKind::Share).allowed;
         if target.meta.owner_id != p.user_id && !admin {
             return Err(CrmError::permission_denied(
@@ -138,11 +138,21 @@ impl Crm {
             Grantee::Team(g) => ("grantee_team_id", g, EntityKind::Team),
             Grantee::Partner(g) => ("grantee_account_id", g, EntityKind::Account),
         };
-        if uow
-            .tx
-            .get(gkind, &ctx.tenant, gid, &Default::default())?
-            .is_none()
-        {
+        // The grantee: a user or team of the tenant (configuration), or a partner account the
+        // sharer may read — one out of their reach is refused as a missing one is.
+        let exists = match gkind {
+            EntityKind::Account => uow
+                .tx
+                .scoped(self.who(&p, &cache, ctx))
+                .find(gkind, gid, Action::Read)?
+                .is_some(),
+            _ => uow
+                .tx
+                .unscoped(Why::Configuration)
+                .get(gkind, &ctx.tenant, gid, &Default::default())?
+                .is_some(),
+        };
+        if !exists {
             return Err(CrmError::validation(
                 field,
                 "reference",
@@ -182,11 +192,12 @@ impl Crm {
     }
 
     /// Revokes a share (moves it to the trash, recorded). Allowed to whoever made it and to admins.
-    pub fn unshare(&self, ctx: &Context, share_id: RecordId) -> Result<()> {
+    pub(crate) fn unshare(&self, ctx: &Context, share_id: RecordId) -> Result<()> {
         let (p, cache) = self.principal(ctx)?;
         let mut uow = self.begin(ctx, self.now())?;
         let share = uow
             .tx
+            .unscoped(Why::Configuration)
             .get(
                 EntityKind::Share,
                 &ctx.tenant,
@@ -215,7 +226,7 @@ impl Crm {
     /// Live shares of one record.
     fn shares_of(
         &self,
-        tx: &dyn ReadTx,
+        tx: View<'_>,
         tenant: &TenantId,
         kind: EntityKind,
         id: RecordId,
@@ -235,13 +246,13 @@ impl Crm {
                 Value::Text(kind.name().into()),
             ))
             .and(Cond::Compare(col("record_id"), Op::Eq, Value::Ref(id)));
-        tx.query(&q)
+        tx.unscoped(Why::Decision).query(&q)
     }
 
     #[allow(clippy::too_many_arguments)] // the facts of one decision, all borrowed from the caller
     fn explain_with(
         &self,
-        tx: &dyn ReadTx,
+        tx: View<'_>,
         cache: &TenantCache,
         ctx: &Context,
         p: &access::Principal,
@@ -253,7 +264,7 @@ impl Crm {
         let account = match record.meta.kind {
             EntityKind::Account => Some(record.clone()),
             k => match k.account_link().and_then(|f| record.reference(f)) {
-                Some(aid) => tx.get(
+                Some(aid) => tx.unscoped(Why::Decision).get(
                     EntityKind::Account,
                     &ctx.tenant,
                     aid,
@@ -311,7 +322,7 @@ impl Crm {
 
     /// Says whether `user_id` may take `action` on a record and which rule decided, in words an
     /// administrator understands. Asked by an administrator, or by a user about themselves.
-    pub fn explain(
+    pub(crate) fn explain(
         &self,
         ctx: &Context,
         user_id: RecordId,
@@ -320,6 +331,12 @@ impl Crm {
         id: RecordId,
     ) -> Result<Decision> {
         let (me, cache) = self.principal(ctx)?;
+        // The record is one the caller may read: otherwise it is not found, whoever is asked about
+        // and whatever the caller's role (an explanation is no oracle of what exists).
+        let tx = self.door().read()?;
+        let record = tx
+            .scoped(self.who(&me, &cache, ctx))
+            .get(kind, id, Action::Read)?;
         if me.user_id != user_id {
             self.require_admin(&me)?;
         }
@@ -327,33 +344,29 @@ impl Crm {
             .org
             .principal(user_id)
             .ok_or_else(|| CrmError::not_found("user", user_id))?;
-        let tx = self.store().read()?;
-        let record = tx
-            .get(kind, &ctx.tenant, id, &cache.customs.types(kind))?
-            .ok_or_else(|| CrmError::not_found(kind.name(), id))?;
-        let shares = self.shares_of(&*tx, &ctx.tenant, kind, id)?;
-        self.explain_with(&*tx, &cache, ctx, &p, action, &record, &shares)
+        let shares = self.shares_of(tx.view(), &ctx.tenant, kind, id)?;
+        self.explain_with(tx.view(), &cache, ctx, &p, action, &record, &shares)
     }
 
     /// Every active user of the tenant and whether they can read a record, with the deciding rule.
     /// For administrators.
-    pub fn who_can_read(
+    pub(crate) fn who_can_read(
         &self,
         ctx: &Context,
         kind: EntityKind,
         id: RecordId,
     ) -> Result<Vec<AccessReview>> {
         let (me, cache) = self.principal(ctx)?;
-        self.require_admin(&me)?;
-        let tx = self.store().read()?;
+        let tx = self.door().read()?;
         let record = tx
-            .get(kind, &ctx.tenant, id, &cache.customs.types(kind))?
-            .ok_or_else(|| CrmError::not_found(kind.name(), id))?;
-        let shares = self.shares_of(&*tx, &ctx.tenant, kind, id)?;
+            .scoped(self.who(&me, &cache, ctx))
+            .get(kind, id, Action::Read)?;
+        self.require_admin(&me)?;
+        let shares = self.shares_of(tx.view(), &ctx.tenant, kind, id)?;
         let mut out = Vec::new();
         for p in cache.org.principals() {
             let decision =
-                self.explain_with(&*tx, &cache, ctx, p, Action::Read, &record, &shares)?;
+                self.explain_with(tx.view(), &cache, ctx, p, Action::Read, &record, &shares)?;
             out.push(AccessReview {
                 user_id: p.user_id,
                 username: p.username.clone(),
@@ -366,7 +379,7 @@ impl Crm {
 
     /// The roles whose holders can read field `field` of `kind` (built-in, or `custom.<name>`), with
     /// `read` or `read_only`; roles that cannot read the type or have the field hidden are left out.
-    pub fn roles_reading_field(
+    pub(crate) fn roles_reading_field(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -374,9 +387,20 @@ impl Crm {
     ) -> Result<Vec<(RecordId, String, String)>> {
         let (me, cache) = self.principal(ctx)?;
         self.require_admin(&me)?;
-        let tx = self.store().read()?;
-        let roles = load_all(&*tx, EntityKind::Role, &ctx.tenant)?;
-        let _ = cache;
+        let tx = self.door().read()?;
+        let roles = load_all(
+            tx.unscoped(Why::Configuration),
+            EntityKind::Role,
+            &ctx.tenant,
+        )?;
+        // A custom field's rules are keyed by its stable key.
+        let field = match field.strip_prefix("custom.") {
+            Some(name) => match cache.customs.by_name(kind, name) {
+                Some(def) => format!("custom.{}", def.key),
+                None => field.to_owned(),
+            },
+            None => field.to_owned(),
+        };
         let mut out = Vec::new();
         for r in roles {
             let policy = match r.get("policy") {
@@ -389,12 +413,16 @@ impl Crm {
             if !reads {
                 continue;
             }
-            match policy.field_access(kind, field) {
+            let allow_list = policy.field_mode == Some(access::FieldMode::AllowList);
+            match policy.field_access(kind, &field) {
                 Some(FieldAccess::Hidden) => {}
+                None if allow_list => {}
                 Some(FieldAccess::ReadOnly) => {
                     out.push((r.meta.id, r.label(), "read_only".to_owned()))
                 }
-                None => out.push((r.meta.id, r.label(), "read".to_owned())),
+                Some(FieldAccess::Visible) | None => {
+                    out.push((r.meta.id, r.label(), "read".to_owned()))
+                }
             }
         }
         out.sort_by(|a, b| a.1.cmp(&b.1));

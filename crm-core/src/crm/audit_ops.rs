@@ -18,7 +18,8 @@ use std::sync::Arc;
 /// The reader, their tenant's configuration, the record as stored and its audit entries.
 type VisibleHistory = (Arc<Principal>, Arc<TenantCache>, Record, Vec<AuditEntry>);
 
-use super::{Context, Crm, TenantCache};
+use super::door::Why;
+use super::{Context, Engine, TenantCache};
 
 /// An audit entry as a reader sees it: custom fields by their current name, hidden fields left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,13 +55,30 @@ pub struct HistoryPage {
     pub next: Option<u64>,
 }
 
-impl Crm {
+impl Engine {
     fn present_entry(&self, p: &Principal, cache: &TenantCache, e: AuditEntry) -> HistoryEntry {
         let kind = e.kind;
         let changes = e
             .changes
             .into_iter()
             .filter_map(|mut c| {
+                // The rule is read with the stored name (`custom.<key>`), then the key is named.
+                if access::field_access(p, kind, &c.field) == Some(FieldAccess::Hidden) {
+                    return None;
+                }
+                // Line items carry a copy of the product cost: hidden with it.
+                if c.field == "lines"
+                    && access::field_access(p, EntityKind::Product, "unit_cost")
+                        == Some(FieldAccess::Hidden)
+                {
+                    for v in [&mut c.old, &mut c.new] {
+                        if let Value::Lines(lines) = v {
+                            for l in lines {
+                                l.unit_cost = None;
+                            }
+                        }
+                    }
+                }
                 if let Some(key) = c.field.strip_prefix("custom.") {
                     let name = cache
                         .customs
@@ -69,7 +87,7 @@ impl Crm {
                         .unwrap_or_else(|| key.to_owned());
                     c.field = format!("custom.{name}");
                 }
-                (access::field_access(p, kind, &c.field) != Some(FieldAccess::Hidden)).then_some(c)
+                Some(c)
             })
             .collect();
         HistoryEntry {
@@ -88,7 +106,7 @@ impl Crm {
 
     /// The history of a record, newest first, `limit` entries a page (default 50). Fields hidden from
     /// the reader appear in no entry.
-    pub fn history(
+    pub(crate) fn history(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -99,15 +117,15 @@ impl Crm {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Read, kind)
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
-        let tx = self.store().read()?;
-        self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        let tx = self.door().read()?;
+        self.fetch_visible(tx.view(), &p, &cache, ctx, kind, id, Action::Read)?;
         let limit = limit.unwrap_or(50).clamp(1, 1000);
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
         q.record = Some((kind, id));
         q.before_seq = before_seq;
         q.newest_first = true;
         q.limit = Some(limit + 1);
-        let mut rows = tx.audit(&q)?;
+        let mut rows = tx.scoped(self.who(&p, &cache, ctx)).audit(&q)?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = if more {
@@ -135,18 +153,18 @@ impl Crm {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Read, kind)
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
-        let tx = self.store().read()?;
-        let current = self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        let tx = self.door().read()?;
+        let current = self.fetch_visible(tx.view(), &p, &cache, ctx, kind, id, Action::Read)?;
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
         q.record = Some((kind, id));
         q.until = until;
-        let entries = tx.audit(&q)?;
+        let entries = tx.scoped(self.who(&p, &cache, ctx)).audit(&q)?;
         Ok((p, cache, current, entries))
     }
 
     /// The record as it was at instant `at`, rebuilt from its history; `None` if it did not exist then
     /// (or was in the trash). Hidden fields are left out.
-    pub fn as_of(
+    pub(crate) fn as_of(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -165,7 +183,7 @@ impl Crm {
     }
 
     /// The record at `version`, rebuilt from its history (`None` if there was no such version).
-    pub fn version(
+    pub(crate) fn version(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -181,7 +199,7 @@ impl Crm {
     }
 
     /// Field-level differences between two versions of a record (old = `from`, new = `to`).
-    pub fn diff_versions(
+    pub(crate) fn diff_versions(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -204,7 +222,7 @@ impl Crm {
     /// today's validation. Lifecycle and computed fields (status, totals) keep their current values:
     /// states change only through their transitions. Fields the user may not write are left as they are
     /// today only if unchanged; otherwise the restore is refused.
-    pub fn restore_version(
+    pub(crate) fn restore_version(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -218,6 +236,7 @@ impl Crm {
         q.record = Some((kind, id));
         let entries: Vec<AuditEntry> = uow
             .tx
+            .scoped(self.who(&p, &cache, ctx))
             .audit(&q)?
             .into_iter()
             .filter(|e| e.version <= version)
@@ -253,14 +272,14 @@ impl Crm {
         for def in cache.customs.all(kind) {
             let (a, b) = (current.custom(&def.key), old.custom(&def.key));
             if a != b {
-                access::check_field_write(&p, kind, &format!("custom.{}", def.name))?;
+                access::check_field_write(&p, kind, &format!("custom.{}", def.key))?;
                 match b {
                     Value::Null => new.custom.remove(&def.key),
                     v => new.custom.insert(def.key.clone(), v.clone()),
                 };
             }
         }
-        self.check_record(&*uow.tx, &cache, ctx, &mut new, Some(&current))?;
+        self.check_record(&uow.tx, &p, &cache, ctx, &mut new, Some(&current))?;
         let saved = uow.replace(
             &current,
             new,
@@ -274,7 +293,7 @@ impl Crm {
 
     /// What `user_id` did between `from` and `until`, oldest first: the supervisor's activity log.
     /// Asked by an administrator, the user themselves, or one of their managers.
-    pub fn user_activity(
+    pub(crate) fn user_activity(
         &self,
         ctx: &Context,
         user_id: RecordId,
@@ -296,18 +315,19 @@ impl Crm {
         q.from = Some(from);
         q.until = Some(until);
         q.limit = Some(limit.unwrap_or(1000).clamp(1, 10_000));
-        let tx = self.store().read()?;
-        let rows = tx.audit(&q)?;
+        // Only entries about records the supervisor may read now, with the fields hidden from them
+        // left out: supervision shows what the agent did within the supervisor's own reach.
+        let tx = self.door().read()?;
+        let rows = tx.scoped(self.who(&p, &cache, ctx)).audit(&q)?;
         Ok(rows
             .into_iter()
-            .filter(|e| access::object_decision(&p, Action::Read, e.kind).allowed)
             .map(|e| self.present_entry(&p, &cache, e))
             .collect())
     }
 
     /// Checks the tenant's audit hash chain and reports the first entry that was altered, removed or
     /// reordered. For administrators.
-    pub fn verify_audit(&self, ctx: &Context) -> Result<AuditVerification> {
+    pub(crate) fn verify_audit(&self, ctx: &Context) -> Result<AuditVerification> {
         let (p, _) = self.principal(ctx)?;
         if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
             return Err(CrmError::permission_denied(
@@ -316,62 +336,57 @@ impl Crm {
                 "object_permission",
             ));
         }
-        let tx = self.store().read()?;
+        let tx = self.door().read()?;
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
         q.limit = None;
-        let entries = tx.audit(&q)?;
+        // The whole chain: the answer is counts and the position of the first bad entry, no values.
+        let entries = tx.unscoped(Why::Verification).audit(&q)?;
         Ok(verify_chain(&entries))
     }
 
-    /// Takes an online backup of the whole database into a new file while other users keep working,
-    /// reporting `(done, total)` progress, and checks the copy's integrity. For administrators.
-    pub fn backup(
+    /// Takes an online backup of the whole database (every tenant) into a new file while other
+    /// users keep working, reporting `(done, total)` progress, and checks the copy's integrity. A
+    /// host operation.
+    pub(crate) fn backup(
         &self,
-        ctx: &Context,
         dest: &std::path::Path,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
-        let (p, _) = self.principal(ctx)?;
-        if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
-            return Err(CrmError::permission_denied(
-                "backup",
-                "database",
-                "object_permission",
-            ));
-        }
-        self.store().backup_to(dest, progress)
+        self.door().backup_to(dest, progress)
     }
 
     /// The storage's own consistency check (SQLite `integrity_check` and foreign keys): empty when
-    /// sound. For administrators.
-    pub fn integrity_check(&self, ctx: &Context) -> Result<Vec<String>> {
-        let (p, _) = self.principal(ctx)?;
-        if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
-            return Err(CrmError::permission_denied(
-                "check",
-                "database",
-                "object_permission",
-            ));
-        }
-        self.store().integrity_check()
+    /// sound. A host operation.
+    pub(crate) fn integrity_check(&self) -> Result<Vec<String>> {
+        self.door().integrity_check()
     }
 
-    /// Undelivered outbox events after `after_seq`, oldest first (at most `limit`). Delivery is
-    /// at-least-once: events stay pending until acknowledged. For administrators and integration users
-    /// (capability `integration`).
-    pub fn pending_events(&self, ctx: &Context, after_seq: u64, limit: u32) -> Result<Vec<Event>> {
-        let (p, _) = self.principal(ctx)?;
+    /// Undelivered outbox events after `after_seq` about records the user may read, oldest first
+    /// (at most `limit`). Delivery is at-least-once: events stay pending until acknowledged. For
+    /// administrators and integration users (capability `integration`).
+    pub(crate) fn pending_events(
+        &self,
+        ctx: &Context,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        let (p, cache) = self.principal(ctx)?;
         self.require_integration(&p)?;
-        let tx = self.store().read()?;
-        tx.pending_events(&ctx.tenant, after_seq, limit.clamp(1, 10_000))
+        // Events about records the user may read: an integration user with a narrow scope drains
+        // only its part of the outbox.
+        let tx = self.door().read()?;
+        tx.scoped(self.who(&p, &cache, ctx))
+            .pending_events(after_seq, limit.clamp(1, 10_000))
     }
 
-    /// Marks outbox events delivered; returns how many were pending.
-    pub fn ack_events(&self, ctx: &Context, seqs: &[u64]) -> Result<u64> {
-        let (p, _) = self.principal(ctx)?;
+    /// Marks outbox events delivered (those about records the user may read); returns how many
+    /// were pending.
+    pub(crate) fn ack_events(&self, ctx: &Context, seqs: &[u64]) -> Result<u64> {
+        let (p, cache) = self.principal(ctx)?;
         self.require_integration(&p)?;
-        let mut tx = self.store().write()?;
-        let n = tx.ack_events(&ctx.tenant, seqs)?;
+        let mut tx = self.door().write()?;
+        let own = tx.scoped(self.who(&p, &cache, ctx)).own_pending(seqs)?;
+        let n = tx.ack_events(&ctx.tenant, &own)?;
         tx.commit()?;
         Ok(n)
     }

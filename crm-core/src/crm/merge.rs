@@ -2,7 +2,7 @@
 //! duplicate moves to the survivor, and the duplicate goes to the trash — one transaction, every step
 //! recorded in the audit log as a `merge`.
 
-use crate::access::Action;
+use crate::access::{self, Action, FieldAccess};
 use crate::audit::Operation;
 use crate::error::{CrmError, Result};
 use crate::id::RecordId;
@@ -11,7 +11,7 @@ use crate::record::Record;
 use crate::schema::EntityKind;
 use crate::value::{FieldType, Value};
 
-use super::{Context, Crm};
+use super::{Context, Engine};
 
 /// What a merge did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,12 +22,12 @@ pub struct MergeOutcome {
     pub moved: Vec<(EntityKind, RecordId)>,
 }
 
-impl Crm {
+impl Engine {
     /// Merges `duplicate` into `keep` (both of `kind`: account, contact or lead). Fields empty on
     /// `keep` take the duplicate's values; references from any record to the duplicate are moved to
     /// `keep`; the duplicate is moved to the trash. The user needs update on `keep` and delete on the
     /// duplicate; the moved references are part of the merge and recorded with it.
-    pub fn merge(
+    pub(crate) fn merge(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -63,36 +63,68 @@ impl Crm {
         }
         let note = Some(format!("merged {kind} `{duplicate}` into `{keep}`"));
 
-        // 1. The survivor takes the duplicate's values where it has none (caller fields only).
+        // 1. The survivor takes the duplicate's values where it has none (caller fields only) —
+        //    only what the user could have typed in: a hidden field is left as it is (saying it
+        //    holds a value would tell them something), a read-only field that would be filled
+        //    refuses the merge (the duplicate's value would otherwise be dropped unseen).
+        let may_fill = |field: &str| -> Result<bool> {
+            match access::field_access(&p, kind, field) {
+                Some(FieldAccess::Hidden) => Ok(false),
+                Some(FieldAccess::ReadOnly) => Err(CrmError::field_denied(
+                    "merge",
+                    kind.name(),
+                    field,
+                    "read_only_field",
+                )),
+                _ => Ok(true),
+            }
+        };
         let mut merged = kept.clone();
         for spec in &kind.schema().fields {
             if spec.system || !merged.get(spec.name).is_null() {
                 continue;
             }
-            if let v @ (Value::Text(_)
-            | Value::Int(_)
-            | Value::Decimal(_)
-            | Value::Money(_)
-            | Value::Date(_)
-            | Value::Timestamp(_)
-            | Value::Bool(_)
-            | Value::Ref(_)) = dup.get(spec.name)
-            {
-                merged.fields.insert(spec.name.to_owned(), v.clone());
-            }
-            if let (Value::List(a), Value::List(b)) = (kept.get(spec.name), dup.get(spec.name)) {
-                let mut all = a.clone();
-                all.extend(b.iter().filter(|x| !a.contains(x)).cloned());
-                merged.fields.insert(spec.name.to_owned(), Value::List(all));
+            let fill = match (kept.get(spec.name), dup.get(spec.name)) {
+                (
+                    _,
+                    v @ (Value::Text(_)
+                    | Value::Int(_)
+                    | Value::Decimal(_)
+                    | Value::Money(_)
+                    | Value::Date(_)
+                    | Value::Timestamp(_)
+                    | Value::Bool(_)
+                    | Value::Ref(_)),
+                ) => Some(v.clone()),
+                (Value::List(a), Value::List(b)) => {
+                    let mut all = a.clone();
+                    all.extend(b.iter().filter(|x| !a.contains(x)).cloned());
+                    Some(Value::List(all))
+                }
+                _ => None,
+            };
+            if let Some(v) = fill {
+                if may_fill(spec.name)? {
+                    merged.fields.insert(spec.name.to_owned(), v);
+                }
             }
         }
         for (key, v) in &dup.custom {
+            let Some(def) = cache.customs.by_key(kind, key) else {
+                continue;
+            };
+            if def.archived || merged.custom.contains_key(key) {
+                continue;
+            }
+            if !may_fill(&format!("custom.{}", def.key))? {
+                continue;
+            }
             merged
                 .custom
                 .entry(key.clone())
                 .or_insert_with(|| v.clone());
         }
-        self.check_record(&*uow.tx, &cache, ctx, &mut merged, Some(&kept))?;
+        self.check_record(&uow.tx, &p, &cache, ctx, &mut merged, Some(&kept))?;
         let kept = if merged.fields != kept.fields || merged.custom != kept.custom {
             uow.replace(
                 &kept,
@@ -105,7 +137,9 @@ impl Crm {
             kept
         };
 
-        // 2. Every reference to the duplicate, from any record of any type, moves to the survivor.
+        // 2. References to the duplicate move to the survivor on the records the user may change;
+        //    the others are left as they are (pointing at the duplicate in the trash): a merge
+        //    writes nothing outside the user's reach.
         let mut moved = Vec::new();
         for &other in EntityKind::ALL {
             for spec in &other.schema().fields {
@@ -136,7 +170,11 @@ impl Crm {
                 let mut q = Query::all(other, ctx.tenant.clone()).and(cond);
                 q.liveness = Liveness::Any;
                 q.custom_types = cache.customs.types(other);
-                for r in uow.tx.query(&q)? {
+                let referring = uow
+                    .tx
+                    .scoped(self.who(&p, &cache, ctx))
+                    .query(q, Action::Update)?;
+                for r in referring {
                     let mut new = r.clone();
                     let value = if multi {
                         let list = r.get(spec.name).as_list().unwrap_or_default();
@@ -165,8 +203,8 @@ impl Crm {
         // 3. The duplicate goes to the trash.
         let dup = uow
             .tx
-            .get(kind, &ctx.tenant, duplicate, &cache.customs.types(kind))?
-            .ok_or_else(|| CrmError::not_found(kind.name(), duplicate))?;
+            .scoped(self.who(&p, &cache, ctx))
+            .get(kind, duplicate, Action::Delete)?;
         let mut gone = dup.clone();
         gone.meta.deleted_at = Some(uow.now);
         uow.replace(&dup, gone, Operation::Merge, "record.deleted", note)?;

@@ -5,11 +5,13 @@
 mod access_ops;
 mod analytics_ops;
 mod audit_ops;
+mod door;
 mod merge;
 mod process;
 mod read;
 mod resolve;
 mod rules;
+mod session;
 mod transaction;
 mod transfer;
 mod write;
@@ -43,11 +45,14 @@ pub use analytics_ops::{
 pub use audit_ops::{HistoryEntry, HistoryPage};
 pub use merge::MergeOutcome;
 pub use process::{Conversion, ConvertLead, EmailMessage, Mailer, StageEntry};
+pub use session::{
+    AccessAdmin, Analytics, Audit, Crm, Outbox, Records, Sales, Segments, Service, Session,
+};
 pub use transaction::{OwnedTransaction, Transaction};
 pub use transfer::TransferSummary;
 pub use write::NewRecord;
 
-/// Who acts, in which tenant, and from where. Every call of [`Crm`] takes one.
+/// Who acts, in which tenant, and from where: what a [`Session`] is opened for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Context {
     /// The tenant acted in.
@@ -104,9 +109,11 @@ pub(crate) struct TenantCache {
     pub(crate) audit_off: Arc<std::collections::HashSet<EntityKind>>,
 }
 
-/// The CRM: open one per database and share it (it is `Send + Sync`; clone the `Arc` around it).
-pub struct Crm {
-    store: Arc<dyn Store>,
+/// The engine behind [`Crm`] and every [`Session`]: the store, the clock, the phone rules and the
+/// in-memory configuration of each tenant. Crate-private: hosts hold a [`Crm`], tenant work holds a
+/// [`Session`].
+pub(crate) struct Engine {
+    door: door::Door,
     clock: Arc<dyn Clock>,
     phones: PhoneRules,
     cache: RwLock<HashMap<TenantId, Arc<TenantCache>>>,
@@ -118,17 +125,20 @@ pub struct Crm {
     snapshot_max_age: chrono::Duration,
 }
 
-impl std::fmt::Debug for Crm {
+impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Crm").finish_non_exhaustive()
+        f.debug_struct("Engine").finish_non_exhaustive()
     }
 }
 
-impl Crm {
-    /// A CRM over `store`, with the system clock and Italy as the default phone region.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Crm {
-            store,
+impl Engine {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        Engine::new_on(door::Door::new(store))
+    }
+
+    fn new_on(door: door::Door) -> Self {
+        Engine {
+            door,
             clock: Arc::new(SystemClock),
             phones: PhoneRules::default(),
             cache: RwLock::new(HashMap::new()),
@@ -138,50 +148,33 @@ impl Crm {
         }
     }
 
-    /// How long the screen pop may reuse its per-user snapshot of the customer base (RFM tile
-    /// borders and product co-purchase counts) after orders were written; default 5 minutes. While
-    /// no order is written the snapshot stays exact; `Duration::zero()` rebuilds it after every
-    /// order write. The full analytics calls ([`Crm::rfm`], [`Crm::cross_sell`]) always compute
-    /// afresh.
-    pub fn with_snapshot_max_age(mut self, age: chrono::Duration) -> Self {
-        self.snapshot_max_age = age;
-        self
+    /// The same store and settings with empty caches: what a builder method of a shared [`Crm`]
+    /// starts from.
+    fn fork(&self) -> Self {
+        Engine {
+            clock: self.clock.clone(),
+            phones: self.phones,
+            snapshot_max_age: self.snapshot_max_age,
+            ..Engine::new_on(self.door.share())
+        }
     }
 
-    /// Replaces the clock (tests, demos and SLA timers use a [`crate::ManualClock`]).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Sets the country assumed for phone numbers written without an international prefix.
-    pub fn with_default_region(mut self, region: &str) -> Result<Self> {
-        self.phones = PhoneRules::for_region(region)?;
-        Ok(self)
-    }
-
-    /// The current instant of the CRM's clock, to the microsecond (what storage keeps, so a record
-    /// returned by a write equals the record read back).
-    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+    /// The current instant of the clock, to the microsecond (what storage keeps).
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
         use chrono::SubsecRound;
         self.clock.now().trunc_subsecs(6)
     }
 
-    /// The clock.
-    pub fn clock(&self) -> Arc<dyn Clock> {
-        self.clock.clone()
-    }
-
-    pub(crate) fn store(&self) -> &dyn Store {
-        &*self.store
-    }
-
-    /// Forgets the in-memory configuration of every tenant, so the next call reloads it. Needed only
-    /// when another process changed users, roles or custom fields in the same database file.
-    pub fn reload_configuration(&self) {
+    /// Forgets the in-memory configuration of every tenant.
+    pub(crate) fn reload_configuration(&self) {
         if let Ok(mut c) = self.cache.write() {
             c.clear();
         }
+    }
+
+    /// The store, behind the door.
+    pub(crate) fn door(&self) -> &door::Door {
+        &self.door
     }
 
     pub(crate) fn invalidate(&self, tenant: &TenantId) {
@@ -194,8 +187,8 @@ impl Crm {
         if let Some(c) = self.cached(tenant) {
             return Ok(c);
         }
-        let tx = self.store.read()?;
-        let cache = Arc::new(load_cache(&*tx, tenant)?);
+        let tx = self.door.read()?;
+        let cache = Arc::new(load_cache(tx.unscoped(door::Why::Configuration), tenant)?);
         drop(tx);
         self.remember(tenant, cache.clone());
         Ok(cache)

@@ -3,41 +3,39 @@
 use crate::access::{self, Action, Principal};
 use crate::error::{CrmError, Result};
 use crate::id::RecordId;
-use crate::query::{
-    Column, Cond, CursorToken, Keyset, ListRequest, Liveness, MetaColumn, Op, Page, Query,
-};
+use crate::query::{Column, CursorToken, Keyset, ListRequest, Liveness, MetaColumn, Page, Query};
 use crate::record::Record;
 use crate::schema::EntityKind;
-use crate::store::{ReadTx, Store};
 use crate::value::{Fields, Value};
 
+use super::door::{Door, View, Who};
 use super::resolve::Resolver;
-use super::{Context, Crm, TenantCache};
+use super::{Context, Engine, TenantCache};
 
 /// Where a read looks: a fresh snapshot of the store, opened only once the request is checked, or
 /// an open transaction (which sees its own writes).
 #[derive(Clone, Copy)]
 pub(crate) enum Reader<'a> {
-    /// A new read snapshot of this store.
-    Store(&'a dyn Store),
-    /// This open transaction.
-    Tx(&'a dyn ReadTx),
+    /// A new read snapshot of the store behind this door.
+    Store(&'a Door),
+    /// This open transaction or snapshot.
+    Tx(View<'a>),
 }
 
 impl Reader<'_> {
     /// Runs `f` on the snapshot or the transaction.
-    pub(crate) fn with<T>(self, f: impl FnOnce(&dyn ReadTx) -> Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(self, f: impl FnOnce(View<'_>) -> Result<T>) -> Result<T> {
         match self {
-            Reader::Store(s) => f(&*s.read()?),
+            Reader::Store(s) => f(s.read()?.view()),
             Reader::Tx(tx) => f(tx),
         }
     }
 
-    /// Runs `f`, which makes exactly one [`ReadTx`] call, on the store ([`Store::read_once`]) or
-    /// the transaction.
-    pub(crate) fn with_once<T>(self, f: impl FnOnce(&dyn ReadTx) -> Result<T>) -> Result<T> {
+    /// Runs `f`, which makes exactly one read, on the store (`Store::read_once`) or the
+    /// transaction.
+    pub(crate) fn with_once<T>(self, f: impl FnOnce(View<'_>) -> Result<T>) -> Result<T> {
         match self {
-            Reader::Store(s) => f(&*s.read_once()?),
+            Reader::Store(s) => f(s.read_once()?.view()),
             Reader::Tx(tx) => f(tx),
         }
     }
@@ -61,7 +59,7 @@ pub(crate) const MAX_PAGE: u32 = 1000;
 /// Default page size.
 pub(crate) const DEFAULT_PAGE: u32 = 50;
 
-impl Crm {
+impl Engine {
     /// Checks the object permission, refusing with `PermissionDenied` naming the action.
     pub(crate) fn require(&self, p: &Principal, action: Action, kind: EntityKind) -> Result<()> {
         let d = access::object_decision(p, action, kind);
@@ -79,6 +77,9 @@ impl Crm {
     /// Turns a stored record into what `p` may see: custom keys become names (archived fields are left
     /// out) and hidden fields are removed.
     pub(crate) fn present(&self, p: &Principal, cache: &TenantCache, mut r: Record) -> Record {
+        // Field rules first, while custom values are keyed by their stable key (rules follow a
+        // custom field through renames).
+        access::redact(p, &mut r);
         let kind = r.meta.kind;
         if !r.custom.is_empty() {
             let stored = std::mem::take(&mut r.custom);
@@ -92,7 +93,6 @@ impl Crm {
             }
             r.custom = named;
         }
-        access::redact(p, &mut r);
         r
     }
 
@@ -100,7 +100,7 @@ impl Crm {
     #[allow(clippy::too_many_arguments)] // transaction, principal, configuration, context and target
     pub(crate) fn fetch_visible(
         &self,
-        tx: &dyn ReadTx,
+        tx: View<'_>,
         p: &Principal,
         cache: &TenantCache,
         ctx: &Context,
@@ -108,32 +108,32 @@ impl Crm {
         id: RecordId,
         action: Action,
     ) -> Result<Record> {
-        let cond = access::record_cond(p, action, kind, self.now());
-        let custom_types = cache.customs.types(kind);
-        if cond == Cond::True {
-            return tx
-                .get(kind, &ctx.tenant, id, &custom_types)?
-                .ok_or_else(|| CrmError::not_found(kind.name(), id));
+        tx.scoped(self.who(p, cache, ctx)).get(kind, id, action)
+    }
+
+    /// The reader `p` acting in `ctx`'s tenant now.
+    pub(crate) fn who<'a>(
+        &self,
+        p: &'a Principal,
+        cache: &'a TenantCache,
+        ctx: &'a Context,
+    ) -> Who<'a> {
+        Who {
+            p,
+            cache,
+            tenant: &ctx.tenant,
+            now: self.now(),
         }
-        let mut q = Query::all(kind, ctx.tenant.clone());
-        q.cond = Cond::Compare(Column::Meta(MetaColumn::Id), Op::Eq, Value::Ref(id)).and(cond);
-        q.liveness = Liveness::Any;
-        q.limit = Some(1);
-        q.custom_types = custom_types;
-        tx.query(&q)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| CrmError::not_found(kind.name(), id))
     }
 
     /// One record by id. A record the user may not read answers `NotFound`, as if it did not exist.
     /// Records in the trash are returned too (their `deleted_at` is set).
-    pub fn get(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
+    pub(crate) fn get(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
-        self.get_in(Reader::Store(self.store()), &p, &cache, ctx, kind, id)
+        self.get_in(Reader::Store(self.door()), &p, &cache, ctx, kind, id)
     }
 
-    /// [`Crm::get`] in `tx`.
+    /// [`Engine::get`] in `tx`.
     pub(crate) fn get_in(
         &self,
         reader: Reader<'_>,
@@ -149,6 +149,9 @@ impl Crm {
         Ok(self.present(p, cache, r))
     }
 
+    /// The user's request as a query: filter and sort resolved against the schema and the field
+    /// rules, the cursor decoded. It carries no record predicate: only the scoped reader runs it,
+    /// and that adds the user's predicate for the action.
     pub(crate) fn build_query(
         &self,
         p: &Principal,
@@ -156,7 +159,6 @@ impl Crm {
         ctx: &Context,
         kind: EntityKind,
         req: &ListRequest,
-        action: Action,
     ) -> Result<Query> {
         let resolver = Resolver {
             kind,
@@ -168,7 +170,6 @@ impl Crm {
         if let Some(f) = &req.filter {
             q.cond = resolver.cond(f)?;
         }
-        q = q.and(access::record_cond(p, action, kind, self.now()));
         q.liveness = if req.deleted {
             Liveness::Deleted
         } else {
@@ -201,12 +202,17 @@ impl Crm {
 
     /// A page of the records of `kind` the user may read, filtered and sorted as asked, paged with a
     /// keyset cursor: page 1 000 costs what page 1 costs.
-    pub fn list(&self, ctx: &Context, kind: EntityKind, req: &ListRequest) -> Result<Page<Record>> {
+    pub(crate) fn list(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        req: &ListRequest,
+    ) -> Result<Page<Record>> {
         let (p, cache) = self.principal(ctx)?;
-        self.list_in(Reader::Store(self.store()), &p, &cache, ctx, kind, req)
+        self.list_in(Reader::Store(self.door()), &p, &cache, ctx, kind, req)
     }
 
-    /// [`Crm::list`] in `tx`.
+    /// [`Engine::list`] in `tx`.
     pub(crate) fn list_in(
         &self,
         reader: Reader<'_>,
@@ -218,9 +224,12 @@ impl Crm {
     ) -> Result<Page<Record>> {
         self.require(p, Action::Read, kind)?;
         let limit = req.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-        let mut q = self.build_query(p, cache, ctx, kind, req, Action::Read)?;
+        let mut q = self.build_query(p, cache, ctx, kind, req)?;
         q.limit = Some(limit + 1);
-        let mut rows = reader.with_once(|tx| tx.query(&q))?;
+        let mut rows = reader.with_once(|tx| {
+            tx.scoped(self.who(p, cache, ctx))
+                .query(q.clone(), Action::Read)
+        })?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = match (more, rows.last()) {
@@ -235,17 +244,17 @@ impl Crm {
     }
 
     /// How many records of `kind` matching `filter` the user may read.
-    pub fn count(
+    pub(crate) fn count(
         &self,
         ctx: &Context,
         kind: EntityKind,
         filter: Option<&crate::query::Filter>,
     ) -> Result<u64> {
         let (p, cache) = self.principal(ctx)?;
-        self.count_in(Reader::Store(self.store()), &p, &cache, ctx, kind, filter)
+        self.count_in(Reader::Store(self.door()), &p, &cache, ctx, kind, filter)
     }
 
-    /// [`Crm::count`] in `tx`.
+    /// [`Engine::count`] in `tx`.
     pub(crate) fn count_in(
         &self,
         reader: Reader<'_>,
@@ -256,17 +265,21 @@ impl Crm {
         filter: Option<&crate::query::Filter>,
     ) -> Result<u64> {
         self.require(p, Action::Read, kind)?;
+        // Checked before it is copied: a copy of a filter past the limits could exhaust the stack.
+        if let Some(f) = filter {
+            f.check_limits()?;
+        }
         let req = ListRequest {
             filter: filter.cloned(),
             ..Default::default()
         };
-        let q = self.build_query(p, cache, ctx, kind, &req, Action::Read)?;
-        reader.with_once(|tx| tx.count(&q))
+        let q = self.build_query(p, cache, ctx, kind, &req)?;
+        reader.with_once(|tx| tx.scoped(self.who(p, cache, ctx)).count(q, Action::Read))
     }
 
     /// Records of `kind` whose phone fields match `phone`, written in any format: the caller-id lookup.
     /// Looks in `phone` and, for contacts, `mobile`.
-    pub fn find_by_phone(
+    pub(crate) fn find_by_phone(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -276,11 +289,11 @@ impl Crm {
         let (p, cache) = self.principal(ctx)?;
         // Both phone fields of a contact are read in one snapshot (each read checks the object
         // permission first).
-        let tx = self.store().read()?;
-        self.find_by_phone_in(Reader::Tx(&*tx), &p, &cache, ctx, kind, &normalised)
+        let tx = self.door().read()?;
+        self.find_by_phone_in(Reader::Tx(tx.view()), &p, &cache, ctx, kind, &normalised)
     }
 
-    /// [`Crm::find_by_phone`] of an already normalised number, read through `reader`.
+    /// [`Engine::find_by_phone`] of an already normalised number, read through `reader`.
     pub(crate) fn find_by_phone_in(
         &self,
         reader: Reader<'_>,
@@ -296,7 +309,21 @@ impl Crm {
         // SQLite walk the whole table instead (measured: 14–16 ms instead of tens of µs on 100 000
         // contacts whose `mobile` is mostly empty).
         let mut found: Vec<Record> = Vec::new();
-        for f in fields {
+        // A phone field hidden from the user is not searched: the lookup answers from the fields
+        // they may see (searching a hidden one would tell them its value).
+        let visible: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|f| access::field_access(p, kind, f) != Some(access::FieldAccess::Hidden))
+            .collect();
+        if visible.is_empty() {
+            return Err(access::check_field_query(p, kind, fields[0])
+                .err()
+                .unwrap_or_else(|| {
+                    CrmError::invalid_query(Some("phone"), "no_phone", "no phone field")
+                }));
+        }
+        for f in visible {
             let req = ListRequest::filter(crate::query::Filter::eq(f, normalised))
                 .sort_by(f, false)
                 .limit(MAX_PAGE);
@@ -313,7 +340,7 @@ impl Crm {
     /// Every record of `kind` matching `filter` that the user may export, with only `columns` (all
     /// visible fields when `None`), passed to `sink` one at a time, so memory does not grow with the
     /// number of records. Asking for a hidden column is refused. Returns how many were exported.
-    pub fn export(
+    pub(crate) fn export(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -334,15 +361,22 @@ impl Crm {
                 resolver.column(c)?;
             }
         }
+        if let Some(f) = filter {
+            f.check_limits()?;
+        }
         let mut req = ListRequest {
             filter: filter.cloned(),
             ..Default::default()
         };
         let mut n = 0u64;
         loop {
-            let mut q = self.build_query(&p, &cache, ctx, kind, &req, Action::Export)?;
+            let mut q = self.build_query(&p, &cache, ctx, kind, &req)?;
             q.limit = Some(MAX_PAGE);
-            let rows = self.store().read()?.query(&q)?;
+            let rows = self
+                .door()
+                .read()?
+                .scoped(self.who(&p, &cache, ctx))
+                .query(q.clone(), Action::Export)?;
             let last = rows.last().map(|r| cursor_for(&q, &req, r));
             let full = rows.len() == MAX_PAGE as usize;
             for r in rows {

@@ -28,10 +28,12 @@ impl Resolver<'_> {
                     format!("{kind} has no custom field `{custom}`"),
                 )
             })?;
-            Column::Custom {
+            access::check_field_query(self.principal, kind, &format!("custom.{}", def.key))
+                .map_err(|e| e.in_field_named(name))?;
+            return Ok(Column::Custom {
                 key: def.key.clone(),
                 ty: def.ty.clone(),
-            }
+            });
         } else if let Some(m) = MetaColumn::from_name(name) {
             Column::Meta(m)
         } else {
@@ -80,23 +82,30 @@ impl Resolver<'_> {
         })
     }
 
+    /// The filter as a condition, its field names and values checked against the schema and the
+    /// field rules; a filter beyond the size limits is refused before anything recurses over it.
     pub(crate) fn cond(&self, f: &Filter) -> Result<Cond> {
+        f.check_limits()?;
+        self.cond_in(f)
+    }
+
+    fn cond_in(&self, f: &Filter) -> Result<Cond> {
         Ok(match f {
             Filter::And { all } => {
                 let mut c = Cond::True;
                 for f in all {
-                    c = c.and(self.cond(f)?);
+                    c = c.and(self.cond_in(f)?);
                 }
                 c
             }
             Filter::Or { any } => {
                 let mut c = Cond::False;
                 for f in any {
-                    c = c.or(self.cond(f)?);
+                    c = c.or(self.cond_in(f)?);
                 }
                 c
             }
-            Filter::Not { not } => Cond::Not(Box::new(self.cond(not)?)),
+            Filter::Not { not } => Cond::Not(Box::new(self.cond_in(not)?)),
             Filter::Compare { field, cmp, value } => {
                 let col = self.column(field)?;
                 let ty = col.ty();

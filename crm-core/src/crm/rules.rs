@@ -6,16 +6,16 @@ use crate::custom_field;
 use crate::error::{CrmError, Result};
 use crate::record::Record;
 use crate::schema::EntityKind;
-use crate::store::WriteTx;
 use crate::validate::line_totals;
 use crate::value::Value;
 
-use super::{Context, Crm, TenantCache};
+use super::door::Scoped;
+use super::{Context, Engine, TenantCache};
 
 /// Rules particular to one entity type, and derived fields.
 pub(crate) fn kind_rules(
-    crm: &Crm,
-    tx: &dyn WriteTx,
+    crm: &Engine,
+    tx: Scoped<'_>,
     cache: &TenantCache,
     ctx: &Context,
     r: &mut Record,
@@ -54,50 +54,34 @@ pub(crate) fn kind_rules(
                 Value::Lines(l) => l.clone(),
                 _ => Vec::new(),
             };
-            if r.meta.kind == EntityKind::Order {
-                // Keep the product's unit cost with each order line, for margin analytics.
-                for (i, l) in lines.iter_mut().enumerate() {
-                    if let (Some(pid), None) = (l.product_id, l.unit_cost) {
-                        let prod = tx
-                            .get(
-                                EntityKind::Product,
-                                &ctx.tenant,
-                                pid,
-                                &cache.customs.types(EntityKind::Product),
-                            )?
-                            .ok_or_else(|| {
-                                CrmError::validation(
-                                    format!("lines[{i}].product_id"),
-                                    "reference",
-                                    format!("no product with id `{pid}`"),
-                                )
-                            })?;
-                        // Only a cost in the order's currency is meaningful for its margin; a line
-                        // without one is reported by the analytics as "without cost".
+            // Every product a line newly names is one the writer may read: one out of their reach
+            // is refused as a missing one is. Products the record already named stay (like any
+            // reference left unchanged).
+            let known: Vec<crate::id::RecordId> = match old.map(|o| o.get("lines")) {
+                Some(Value::Lines(l)) => l.iter().filter_map(|l| l.product_id).collect(),
+                _ => Vec::new(),
+            };
+            for (i, l) in lines.iter_mut().enumerate() {
+                let Some(pid) = l.product_id else { continue };
+                if !known.contains(&pid) {
+                    tx.reference(EntityKind::Product, pid, &format!("lines[{i}].product_id"))?;
+                }
+                let prod = tx.find(EntityKind::Product, pid, crate::access::Action::Read)?;
+                let Some(prod) = prod else { continue };
+                if r.meta.kind == EntityKind::Order && l.unit_cost.is_none() {
+                    // Keep the product's unit cost with each order line, for margin analytics —
+                    // only when the writer may see that cost: a copy never carries what its source
+                    // hides. Only a cost in the order's currency is meaningful for its margin; a
+                    // line without one is reported by the analytics as "without cost".
+                    let p = tx.who().p;
+                    let hidden = crate::access::field_access(p, EntityKind::Product, "unit_cost")
+                        == Some(crate::access::FieldAccess::Hidden);
+                    if !hidden {
                         l.unit_cost = prod
                             .get("unit_cost")
                             .as_money()
                             .filter(|m| m.currency == currency)
                             .map(|m| m.amount);
-                    }
-                }
-            }
-            for (i, l) in lines.iter().enumerate() {
-                if let Some(pid) = l.product_id {
-                    if tx
-                        .get(
-                            EntityKind::Product,
-                            &ctx.tenant,
-                            pid,
-                            &cache.customs.types(EntityKind::Product),
-                        )?
-                        .is_none()
-                    {
-                        return Err(CrmError::validation(
-                            format!("lines[{i}].product_id"),
-                            "reference",
-                            format!("no product with id `{pid}`"),
-                        ));
                     }
                 }
             }
@@ -210,7 +194,11 @@ pub(crate) fn kind_rules(
         }
         EntityKind::Role => {
             if let Value::Json(j) = r.get("policy") {
-                Policy::from_json(j)?;
+                let policy = Policy::from_json(j)?;
+                if let Some(keyed) = custom_rules_by_key(cache, &policy) {
+                    r.fields
+                        .insert("policy".into(), Value::Json(keyed.to_json()));
+                }
             }
         }
         EntityKind::Share => {
@@ -257,7 +245,7 @@ pub(crate) fn kind_rules(
 }
 
 fn custom_field_rules(
-    _crm: &Crm,
+    _crm: &Engine,
     cache: &TenantCache,
     r: &mut Record,
     old: Option<&Record>,
@@ -317,4 +305,34 @@ fn custom_field_rules(
         r.fields.insert("key".into(), Value::Text(key));
     }
     Ok(())
+}
+
+/// The policy with each custom-field rule keyed by the field's stable key, when a rule names a
+/// field by a current name that is not its key (the field was renamed): rules follow a custom field
+/// through renames because they are stored under its key. A name that is itself a key is left as
+/// it is. `None` when nothing changes.
+fn custom_rules_by_key(cache: &TenantCache, policy: &Policy) -> Option<Policy> {
+    let mut out = policy.clone();
+    out.fields.clear();
+    let mut changed = false;
+    for (rule, access) in &policy.fields {
+        let keyed = rule.split_once(".custom.").and_then(|(entity, name)| {
+            let kind: EntityKind = entity.parse().ok()?;
+            if cache.customs.by_key(kind, name).is_some() {
+                return None;
+            }
+            let def = cache.customs.by_name(kind, name)?;
+            Some(format!("{entity}.custom.{}", def.key))
+        });
+        match keyed {
+            Some(k) => {
+                changed = true;
+                out.fields.insert(k, *access);
+            }
+            None => {
+                out.fields.insert(rule.clone(), *access);
+            }
+        }
+    }
+    changed.then_some(out)
 }

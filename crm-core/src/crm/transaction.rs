@@ -1,8 +1,8 @@
-//! Transactions that span several calls: [`Transaction`] (borrowing the [`Crm`]) and
-//! [`OwnedTransaction`] (holding an `Arc<Crm>`, run on a thread of its own, for bindings and hosts
+//! Transactions that span several calls: [`Transaction`] (borrowing the [`Engine`]) and
+//! [`OwnedTransaction`] (holding an `Arc<Engine>`, run on a thread of its own, for bindings and hosts
 //! that cannot keep a borrow).
 //!
-//! Every facade write is itself a transaction of one step: `Crm::create_many` opens a
+//! Every facade write is itself a transaction of one step: `Engine::create_many` opens a
 //! [`Transaction`], calls [`Transaction::create_many`] and commits, so both paths run the same code.
 
 use std::sync::{mpsc, Arc, Mutex};
@@ -17,9 +17,9 @@ use crate::value::Fields;
 
 use super::read::Reader;
 use super::write::{NewRecord, Uow};
-use super::{load_cache, principal_in, Context, Crm, TenantCache};
+use super::{load_cache, principal_in, Context, Engine, TenantCache};
 
-/// Several writes and reads that commit together or not at all, opened by [`Crm::transaction`].
+/// Several writes and reads that commit together or not at all, opened by [`Session::transaction`](super::Session::transaction).
 ///
 /// Each call is checked exactly like the facade call of the same name (permissions, field rules,
 /// validation, audit entry, outbox events) and sees what the transaction wrote before it. A call
@@ -32,7 +32,7 @@ use super::{load_cache, principal_in, Context, Crm, TenantCache};
 /// facade for the same store on the thread that holds an open transaction; use the transaction's own
 /// methods.
 pub struct Transaction<'c> {
-    crm: &'c Crm,
+    crm: &'c Engine,
     uow: Uow<'c>,
     principal: Arc<Principal>,
     cache: Arc<TenantCache>,
@@ -55,31 +55,12 @@ impl std::fmt::Debug for Transaction<'_> {
     }
 }
 
-impl Crm {
+impl Engine {
     /// Opens a transaction for `ctx`: the writes made through it commit together, with their audit
     /// entries and outbox events, when [`Transaction::commit`] is called, and are discarded when the
     /// transaction is rolled back or dropped. It holds the store's writer until then.
     ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use crm_core::{fields, Crm, EntityKind, TenantId};
-    /// # fn demo(store: Arc<dyn crm_core::Store>) -> crm_core::Result<()> {
-    /// let crm = Crm::new(store);
-    /// let admin = crm.bootstrap(&TenantId::new("acme")?, "admin", Default::default())?;
-    /// let mut tx = crm.transaction(&admin)?;
-    /// let acme = tx.create(EntityKind::Account, fields! { "name" => "ACME Srl" })?;
-    /// tx.create(
-    ///     EntityKind::Contact,
-    ///     fields! { "last_name" => "Rossi", "account_id" => acme.meta.id },
-    /// )?;
-    /// // A failed call undoes only itself; the transaction goes on.
-    /// assert!(tx.create(EntityKind::Contact, fields! { "email" => "not-an-email" }).is_err());
-    /// assert_eq!(tx.count(EntityKind::Contact, None)?, 1);
-    /// tx.commit()?; // both records, their audit entries and events, at once
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn transaction(&self, ctx: &Context) -> Result<Transaction<'_>> {
+    pub(crate) fn transaction(&self, ctx: &Context) -> Result<Transaction<'_>> {
         self.open_transaction(ctx, true)
     }
 
@@ -96,13 +77,16 @@ impl Crm {
     }
 
     fn open_transaction(&self, ctx: &Context, guarded: bool) -> Result<Transaction<'_>> {
-        let mut uow = super::write::Uow::new(self.store().write()?, ctx, self.now());
+        let mut uow = super::write::Uow::new(self.door().write()?, ctx, self.now());
         // Load the configuration through the transaction itself: a store whose reads share the
         // writer's connection would otherwise wait for the lock this thread now holds.
         let cache = match self.cached(&ctx.tenant) {
             Some(c) => c,
             None => {
-                let c = Arc::new(load_cache(&*uow.tx, &ctx.tenant)?);
+                let c = Arc::new(load_cache(
+                    uow.tx.unscoped(super::door::Why::Configuration),
+                    &ctx.tenant,
+                )?);
                 self.remember(&ctx.tenant, c.clone());
                 c
             }
@@ -152,7 +136,10 @@ impl<'c> Transaction<'c> {
             return Err(broken());
         }
         if self.stale {
-            let cache = Arc::new(load_cache(&*self.uow.tx, &self.uow.ctx.tenant)?);
+            let cache = Arc::new(load_cache(
+                self.uow.tx.unscoped(super::door::Why::Configuration),
+                &self.uow.ctx.tenant,
+            )?);
             self.principal = principal_in(&cache, &self.uow.ctx)?;
             self.uow.audit_off = cache.audit_off.clone();
             self.cache = cache;
@@ -165,7 +152,7 @@ impl<'c> Transaction<'c> {
     /// work's audit chain head, written records and configuration flag return to where they were.
     fn step<T>(
         &mut self,
-        op: impl FnOnce(&Crm, &mut Uow<'c>, &Principal, &TenantCache) -> Result<T>,
+        op: impl FnOnce(&Engine, &mut Uow<'c>, &Principal, &TenantCache) -> Result<T>,
     ) -> Result<T> {
         self.refresh()?;
         self.uow.now = self.crm.now();
@@ -203,32 +190,32 @@ impl<'c> Transaction<'c> {
     /// Runs one read on the transaction (it sees this transaction's writes).
     fn read<T>(
         &mut self,
-        op: impl FnOnce(&Crm, Reader<'_>, &Principal, &TenantCache, &Context) -> Result<T>,
+        op: impl FnOnce(&Engine, Reader<'_>, &Principal, &TenantCache, &Context) -> Result<T>,
     ) -> Result<T> {
         self.refresh()?;
         op(
             self.crm,
-            Reader::Tx(&*self.uow.tx),
+            Reader::Tx(self.uow.tx.view()),
             &self.principal,
             &self.cache,
             &self.uow.ctx,
         )
     }
 
-    /// Creates a record, as [`Crm::create`].
+    /// Creates a record, as [`Records::create`](crate::Records::create).
     pub fn create(&mut self, kind: EntityKind, new: impl Into<NewRecord>) -> Result<Record> {
         let mut v = self.create_many(kind, vec![new.into()])?;
         v.pop()
             .ok_or_else(|| CrmError::internal("batch create returned nothing"))
     }
 
-    /// Creates many records of one type, as [`Crm::create_many`]: all of them or, if one is
+    /// Creates many records of one type, as [`Records::create_many`](crate::Records::create_many): all of them or, if one is
     /// invalid, none (the error names the row as `rows[i].field`).
     pub fn create_many(&mut self, kind: EntityKind, rows: Vec<NewRecord>) -> Result<Vec<Record>> {
         self.step(|crm, uow, p, cache| crm.create_many_in(uow, p, cache, kind, rows))
     }
 
-    /// Changes fields of a record, as [`Crm::update`].
+    /// Changes fields of a record, as [`Records::update`](crate::Records::update).
     pub fn update(
         &mut self,
         kind: EntityKind,
@@ -241,7 +228,7 @@ impl<'c> Transaction<'c> {
         })
     }
 
-    /// Moves a record to the trash, as [`Crm::delete`].
+    /// Moves a record to the trash, as [`Records::delete`](crate::Records::delete).
     pub fn delete(
         &mut self,
         kind: EntityKind,
@@ -251,27 +238,27 @@ impl<'c> Transaction<'c> {
         self.step(|crm, uow, p, cache| crm.delete_in(uow, p, cache, kind, id, expected_version))
     }
 
-    /// Brings a record back from the trash, as [`Crm::restore`].
+    /// Brings a record back from the trash, as [`Records::restore`](crate::Records::restore).
     pub fn restore(&mut self, kind: EntityKind, id: RecordId) -> Result<Record> {
         self.step(|crm, uow, p, cache| crm.restore_in(uow, p, cache, kind, id))
     }
 
-    /// Removes a record in the trash for good, as [`Crm::purge`].
+    /// Removes a record in the trash for good, as [`Records::purge`](crate::Records::purge).
     pub fn purge(&mut self, kind: EntityKind, id: RecordId, reason: &str) -> Result<()> {
         self.step(|crm, uow, p, cache| crm.purge_in(uow, p, cache, kind, id, reason))
     }
 
-    /// One record by id, as [`Crm::get`], including what this transaction wrote.
+    /// One record by id, as [`Records::get`](crate::Records::get), including what this transaction wrote.
     pub fn get(&mut self, kind: EntityKind, id: RecordId) -> Result<Record> {
         self.read(|crm, reader, p, cache, ctx| crm.get_in(reader, p, cache, ctx, kind, id))
     }
 
-    /// A page of records, as [`Crm::list`], including what this transaction wrote.
+    /// A page of records, as [`Records::list`](crate::Records::list), including what this transaction wrote.
     pub fn list(&mut self, kind: EntityKind, req: &ListRequest) -> Result<Page<Record>> {
         self.read(|crm, reader, p, cache, ctx| crm.list_in(reader, p, cache, ctx, kind, req))
     }
 
-    /// How many records match, as [`Crm::count`], including what this transaction wrote.
+    /// How many records match, as [`Records::count`](crate::Records::count), including what this transaction wrote.
     pub fn count(&mut self, kind: EntityKind, filter: Option<&Filter>) -> Result<u64> {
         self.read(|crm, reader, p, cache, ctx| crm.count_in(reader, p, cache, ctx, kind, filter))
     }
@@ -293,7 +280,7 @@ impl<'c> Transaction<'c> {
 /// A job for the thread of an [`OwnedTransaction`]: it gets the transaction while it is open.
 type Job = Box<dyn for<'c> FnOnce(&mut Option<Transaction<'c>>) + Send>;
 
-/// A [`Transaction`] that owns its `Arc<Crm>` and lives on a thread of its own, so it can be kept
+/// A [`Transaction`] that owns its `Arc<Engine>` and lives on a thread of its own, so it can be kept
 /// anywhere (`Send + Sync + 'static`): what bindings hand to Python, Kotlin or Swift hosts.
 ///
 /// [`OwnedTransaction::run`] sends a call to that thread and waits for its answer; calls from several
@@ -313,11 +300,12 @@ impl std::fmt::Debug for OwnedTransaction {
 }
 
 impl OwnedTransaction {
-    /// Starts the transaction's thread and opens the transaction for `ctx` on it.
-    pub fn open(crm: Arc<Crm>, ctx: &Context) -> Result<Self> {
+    /// Starts the transaction's thread and opens a transaction of `session` on it.
+    pub fn open(session: &super::Session) -> Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (opened_tx, opened) = mpsc::sync_channel::<Result<()>>(1);
-        let ctx = ctx.clone();
+        let crm: Arc<Engine> = session.engine().clone();
+        let ctx = session.context().clone();
         std::thread::Builder::new()
             .name("crm-transaction".to_owned())
             .spawn(move || {

@@ -10,7 +10,6 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::{self, Action};
 use crate::audit::{verify_chain, AuditEntry};
 use crate::error::{CrmError, Result};
 use crate::events::{Event, NewEvent};
@@ -21,7 +20,8 @@ use crate::schema::EntityKind;
 use crate::store::AuditQuery;
 use crate::value::Value;
 
-use super::{Context, Crm};
+use super::door::Why;
+use super::{Context, Engine};
 
 const FORMAT: &str = "crm-tenant-export";
 const VERSION: u32 = 1;
@@ -68,23 +68,18 @@ fn io_error(e: std::io::Error) -> CrmError {
     CrmError::storage(format!("export stream: {e}"))
 }
 
-impl Crm {
-    /// Writes the whole tenant of `ctx` to `out` as JSON Lines. For administrators. `progress` is
-    /// called with the number of lines written so far.
-    pub fn export_tenant(
+impl Engine {
+    /// Writes the whole tenant to `out` as JSON Lines: every record with every field, the whole
+    /// audit trail and the pending outbox events, for moving a tenant to another database. A host
+    /// operation (no acting user: nothing is redacted). `progress` is called with the number of
+    /// lines written so far.
+    pub(crate) fn export_tenant(
         &self,
-        ctx: &Context,
+        tenant: &TenantId,
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64),
     ) -> Result<TransferSummary> {
-        let (p, cache) = self.principal(ctx)?;
-        if !access::object_decision(&p, Action::Configure, EntityKind::Role).allowed {
-            return Err(CrmError::permission_denied(
-                "export",
-                "tenant",
-                "object_permission",
-            ));
-        }
+        let cache = self.tenant_cache(tenant)?;
         let mut sum = TransferSummary::default();
         let mut lines = 0u64;
         let mut write = |line: &Line, out: &mut dyn Write| -> Result<()> {
@@ -101,17 +96,18 @@ impl Crm {
             &Line::Header {
                 format: FORMAT.into(),
                 version: VERSION,
-                tenant: ctx.tenant.clone(),
+                tenant: tenant.clone(),
                 exported_at: self.now(),
             },
             out,
         )?;
         // One read snapshot for the whole export, so records, audit and events agree.
-        let tx = self.store().read()?;
+        let snapshot = self.door().read()?;
+        let tx = snapshot.unscoped(Why::Host);
         for &kind in EntityKind::ALL {
             let mut after: Option<RecordId> = None;
             loop {
-                let mut q = Query::all(kind, ctx.tenant.clone());
+                let mut q = Query::all(kind, tenant.clone());
                 q.liveness = Liveness::Any;
                 q.limit = Some(PAGE);
                 q.custom_types = cache.customs.types(kind);
@@ -132,7 +128,7 @@ impl Crm {
         }
         let mut after_seq = 0u64;
         loop {
-            let mut q = AuditQuery::tenant(ctx.tenant.clone());
+            let mut q = AuditQuery::tenant(tenant.clone());
             q.after_seq = Some(after_seq);
             q.limit = Some(PAGE);
             let rows = tx.audit(&q)?;
@@ -148,7 +144,7 @@ impl Crm {
         }
         let mut after_event = 0u64;
         loop {
-            let rows = tx.pending_events(&ctx.tenant, after_event, PAGE)?;
+            let rows = tx.pending_events(tenant, after_event, PAGE)?;
             let n = rows.len();
             for e in rows {
                 after_event = e.seq;
@@ -174,9 +170,9 @@ impl Crm {
 
     /// Reads an export into this database, whose tenant must be empty (no users, no audit entries):
     /// records keep their ids, versions and history; the audit chain is checked before anything is
-    /// committed; everything is one transaction. Like [`Crm::bootstrap`] it needs no acting user — the
+    /// committed; everything is one transaction. Like [`Engine::bootstrap`] it needs no acting user — the
     /// export brings its own users. `progress` is called with the number of lines read so far.
-    pub fn import_tenant(
+    pub(crate) fn import_tenant(
         &self,
         input: &mut dyn BufRead,
         progress: &mut dyn FnMut(u64),
@@ -212,7 +208,7 @@ impl Crm {
         };
         let ctx = Context::new(tenant.clone(), RecordId::nil());
         let mut uow = self.begin(&ctx, self.now())?;
-        if !super::load_all(&*uow.tx, EntityKind::User, &tenant)?.is_empty()
+        if !super::load_all(uow.tx.unscoped(Why::Host), EntityKind::User, &tenant)?.is_empty()
             || uow.tx.audit_head(&tenant)?.is_some()
         {
             return Err(CrmError::conflict(
@@ -330,7 +326,11 @@ impl Crm {
                     || e.operation == crate::audit::Operation::Configure
                     || e.operation == crate::audit::Operation::Share
             });
-            let Some(stored) = uow.tx.get(kind, &tenant, id, &Default::default())? else {
+            let Some(stored) =
+                uow.tx
+                    .unscoped(Why::Host)
+                    .get(kind, &tenant, id, &Default::default())?
+            else {
                 continue; // purged: only its history remains
             };
             if !created

@@ -16,11 +16,11 @@ use crate::events::NewEvent;
 use crate::id::RecordId;
 use crate::record::{Record, RecordMeta};
 use crate::schema::EntityKind;
-use crate::store::WriteTx;
 use crate::validate::normalise_value;
 use crate::value::{FieldType, Fields, Value};
 
-use super::{Context, Crm, TenantCache};
+use super::door::{Who, Why, Writer};
+use super::{Context, Engine, TenantCache};
 
 /// A record to create: field values (custom fields as `custom.<name>`) and, optionally, an owner other
 /// than the acting user (allowed to users whose write scope on the type is `all`).
@@ -43,7 +43,7 @@ impl From<Fields> for NewRecord {
 
 /// One unit of work: the write transaction plus the audit chain head and the events it appends.
 pub(crate) struct Uow<'s> {
-    pub(crate) tx: Box<dyn WriteTx + 's>,
+    pub(crate) tx: Writer<'s>,
     pub(crate) ctx: Context,
     pub(crate) now: DateTime<Utc>,
     head: Option<Option<(u64, String)>>,
@@ -64,7 +64,7 @@ pub(crate) struct UowMark {
 }
 
 impl<'s> Uow<'s> {
-    pub(crate) fn new(tx: Box<dyn WriteTx + 's>, ctx: &Context, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(tx: Writer<'s>, ctx: &Context, now: DateTime<Utc>) -> Self {
         Uow {
             tx,
             ctx: ctx.clone(),
@@ -231,7 +231,7 @@ impl<'s> Uow<'s> {
         self.config_changed = mark.config_changed;
     }
 
-    pub(crate) fn commit(mut self, crm: &Crm) -> Result<()> {
+    pub(crate) fn commit(mut self, crm: &Engine) -> Result<()> {
         crm.before_commit(&mut self)?;
         let tenant = self.ctx.tenant.clone();
         let changed = self.config_changed;
@@ -243,11 +243,11 @@ impl<'s> Uow<'s> {
     }
 }
 
-impl Crm {
+impl Engine {
     /// Starts a unit of work for `ctx`: the write transaction, with the tenant's audit settings.
     pub(crate) fn begin(&self, ctx: &Context, now: DateTime<Utc>) -> Result<Uow<'_>> {
         let audit_off = self.tenant_cache(&ctx.tenant)?.audit_off.clone();
-        let mut uow = Uow::new(self.store().write()?, ctx, now);
+        let mut uow = Uow::new(self.door().write()?, ctx, now);
         uow.audit_off = audit_off;
         Ok(uow)
     }
@@ -291,7 +291,8 @@ impl Crm {
                         format!("{kind} has no custom field `{cname}`"),
                     )
                 })?;
-                access::check_field_write(p, kind, &name)?;
+                access::check_field_write(p, kind, &format!("custom.{}", def.key))
+                    .map_err(|e| e.in_field_named(&name))?;
                 let v = normalise_value(&def.ty, value, &name, &self.phones)?;
                 if v.is_null() {
                     custom.remove(&def.key);
@@ -314,6 +315,9 @@ impl Crm {
                     ));
                 }
                 access::check_field_write(p, kind, &name)?;
+                if kind == EntityKind::User && USER_ASSIGNMENTS.contains(&name.as_str()) {
+                    require_assignment(p, &name)?;
+                }
                 let v = normalise_value(&spec.ty, value, &name, &self.phones)?;
                 if v.is_null() {
                     fields.remove(&name);
@@ -326,16 +330,27 @@ impl Crm {
     }
 
     /// Checks required fields, kind rules and references, and computes derived fields.
+    ///
+    /// References are looked up as `p` may read: a record out of their reach is refused exactly as a
+    /// missing one is, so a write is no oracle of what exists.
+    #[allow(clippy::too_many_arguments)] // transaction, principal, configuration, context, record
     pub(crate) fn check_record(
         &self,
-        tx: &dyn WriteTx,
+        tx: &Writer<'_>,
+        p: &Principal,
         cache: &TenantCache,
         ctx: &Context,
         r: &mut Record,
         old: Option<&Record>,
     ) -> Result<()> {
         let kind = r.meta.kind;
-        super::rules::kind_rules(self, tx, cache, ctx, r, old)?;
+        let scoped = tx.scoped(Who {
+            p,
+            cache,
+            tenant: &ctx.tenant,
+            now: self.now(),
+        });
+        super::rules::kind_rules(self, scoped, cache, ctx, r, old)?;
         for spec in &kind.schema().fields {
             if spec.required && r.get(spec.name).is_null() {
                 return Err(CrmError::validation(
@@ -355,58 +370,11 @@ impl Crm {
                 ));
             }
         }
-        // References point at live records of the same tenant.
-        for spec in &kind.schema().fields {
-            let v = r.get(spec.name);
-            if old.is_some_and(|o| o.get(spec.name) == v) {
-                continue;
-            }
-            let targets: Vec<(EntityKind, RecordId)> = match (&spec.ty, v) {
-                (FieldType::Reference { to }, Value::Ref(id)) => vec![(*to, *id)],
-                (FieldType::AnyReference, Value::Ref(id)) => {
-                    match r.text("record_kind").and_then(|k| k.parse().ok()) {
-                        Some(k) => vec![(k, *id)],
-                        None => vec![],
-                    }
-                }
-                (FieldType::MultiReference { to }, Value::List(ids)) => ids
-                    .iter()
-                    .filter_map(|s| s.parse().ok().map(|id| (*to, id)))
-                    .collect(),
-                _ => vec![],
-            };
-            for (to, id) in targets {
-                self.check_reference(tx, cache, ctx, to, id, spec.name)?;
-            }
-        }
-        for def in cache.customs.all(kind) {
-            if let (FieldType::Reference { to }, Value::Ref(id)) = (&def.ty, r.custom(&def.key)) {
-                if old.is_some_and(|o| o.custom(&def.key) == &Value::Ref(*id)) {
-                    continue;
-                }
-                self.check_reference(tx, cache, ctx, *to, *id, &format!("custom.{}", def.name))?;
-            }
+        // References point at live records of the same tenant, that the writer may read.
+        for (to, id, field) in references(cache, r, old) {
+            scoped.reference(to, id, &field)?;
         }
         Ok(())
-    }
-
-    fn check_reference(
-        &self,
-        tx: &dyn WriteTx,
-        cache: &TenantCache,
-        ctx: &Context,
-        to: EntityKind,
-        id: RecordId,
-        field: &str,
-    ) -> Result<()> {
-        match tx.get(to, &ctx.tenant, id, &cache.customs.types(to))? {
-            Some(t) if t.meta.deleted_at.is_none() => Ok(()),
-            _ => Err(CrmError::validation(
-                field,
-                "reference",
-                format!("no live {to} with id `{id}`"),
-            )),
-        }
     }
 
     fn new_record(
@@ -472,7 +440,7 @@ impl Crm {
 
     /// Creates a record. Fields are validated and normalised (phones to E.164, e-mails lower-cased);
     /// custom fields are named `custom.<name>`.
-    pub fn create(
+    pub(crate) fn create(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -484,7 +452,7 @@ impl Crm {
 
     /// Creates many records of one type in one transaction: all of them or, if one is invalid, none
     /// (the error names the row as `rows[i].field`).
-    pub fn create_many(
+    pub(crate) fn create_many(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -496,7 +464,7 @@ impl Crm {
     /// Changes fields of a record. `expected_version` is the version the caller read: if the record
     /// changed since, the update is a `Conflict` and nothing is written. Setting a field to `Null`
     /// clears it. Writing a hidden or read-only field refuses the whole update.
-    pub fn update(
+    pub(crate) fn update(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -509,7 +477,7 @@ impl Crm {
 
     /// Moves a record to the trash (a soft delete, recorded). `expected_version`, when given, guards
     /// against deleting a record changed since it was read.
-    pub fn delete(
+    pub(crate) fn delete(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -520,18 +488,24 @@ impl Crm {
     }
 
     /// Brings a record back from the trash (recorded). Today's validation rules apply to it.
-    pub fn restore(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
+    pub(crate) fn restore(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
         self.in_transaction(ctx, |tx| tx.restore(kind, id))
     }
 
     /// Removes a record in the trash for good. The audit log keeps its history and records the purge.
-    pub fn purge(&self, ctx: &Context, kind: EntityKind, id: RecordId, reason: &str) -> Result<()> {
+    pub(crate) fn purge(
+        &self,
+        ctx: &Context,
+        kind: EntityKind,
+        id: RecordId,
+        reason: &str,
+    ) -> Result<()> {
         self.in_transaction(ctx, |tx| tx.purge(kind, id, reason))
     }
 
     // ------------------------------------------------- the writes, inside a unit of work
 
-    /// [`Crm::create_many`] inside `uow`, for `p`; returns the records as `p` may see them.
+    /// [`Engine::create_many`] inside `uow`, for `p`; returns the records as `p` may see them.
     pub(crate) fn create_many_in(
         &self,
         uow: &mut Uow<'_>,
@@ -554,7 +528,7 @@ impl Crm {
                 .apply_input(p, &cache.customs, kind, row.fields, None)
                 .map_err(row_err)?;
             let mut r = self.new_record(&ctx, kind, owner, now, fields, custom);
-            self.check_record(&*uow.tx, cache, &ctx, &mut r, None)
+            self.check_record(&uow.tx, p, cache, &ctx, &mut r, None)
                 .map_err(row_err)?;
             self.before_insert(uow, cache, &mut r).map_err(row_err)?;
             uow.insert(
@@ -593,10 +567,10 @@ impl Crm {
     ) -> Result<Record> {
         self.require(p, Action::Read, kind)
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
-        let r = self.fetch_visible(&*uow.tx, p, cache, &uow.ctx, kind, id, Action::Read)?;
+        let r = self.fetch_visible(uow.tx.view(), p, cache, &uow.ctx, kind, id, Action::Read)?;
         self.require(p, action, kind)?;
         if r.meta.owner_id != p.user_id || kind.is_configuration() {
-            self.fetch_visible(&*uow.tx, p, cache, &uow.ctx, kind, id, Action::Update)
+            self.fetch_visible(uow.tx.view(), p, cache, &uow.ctx, kind, id, Action::Update)
                 .map_err(|e| match e.kind {
                     ErrorKind::NotFound => {
                         CrmError::permission_denied(action.name(), kind.name(), "record_scope")
@@ -639,7 +613,7 @@ impl Crm {
         Ok(r)
     }
 
-    /// [`Crm::update`] inside `uow`.
+    /// [`Engine::update`] inside `uow`.
     #[allow(clippy::too_many_arguments)] // unit of work, principal, configuration and the call's own
     pub(crate) fn update_in(
         &self,
@@ -660,7 +634,7 @@ impl Crm {
             custom,
         };
         let ctx = uow.ctx.clone();
-        self.check_record(&*uow.tx, cache, &ctx, &mut new, Some(&old))?;
+        self.check_record(&uow.tx, p, cache, &ctx, &mut new, Some(&old))?;
         self.before_update(uow, cache, &old, &mut new)?;
         if new.fields == old.fields && new.custom == old.custom {
             return Ok(self.present(p, cache, old));
@@ -674,7 +648,7 @@ impl Crm {
         Ok(self.present(p, cache, saved))
     }
 
-    /// [`Crm::delete`] inside `uow`.
+    /// [`Engine::delete`] inside `uow`.
     pub(crate) fn delete_in(
         &self,
         uow: &mut Uow<'_>,
@@ -704,7 +678,7 @@ impl Crm {
         Ok(())
     }
 
-    /// [`Crm::restore`] inside `uow`.
+    /// [`Engine::restore`] inside `uow`.
     pub(crate) fn restore_in(
         &self,
         uow: &mut Uow<'_>,
@@ -720,12 +694,29 @@ impl Crm {
         let mut new = old.clone();
         new.meta.deleted_at = None;
         let ctx = uow.ctx.clone();
-        self.check_record(&*uow.tx, cache, &ctx, &mut new, None)?;
+        // Today's rules apply to the record coming back; the references it already holds need only
+        // still point at live records (they are ids the user already sees in the record).
+        self.check_record(&uow.tx, p, cache, &ctx, &mut new, Some(&old))?;
+        for (to, id, field) in references(cache, &new, None) {
+            let target = uow.tx.unscoped(Why::KnownReference).get(
+                to,
+                &ctx.tenant,
+                id,
+                &Default::default(),
+            )?;
+            if target.is_none_or(|t| t.meta.deleted_at.is_some()) {
+                return Err(CrmError::validation(
+                    field.as_str(),
+                    "reference",
+                    format!("no live {to} with id `{id}`"),
+                ));
+            }
+        }
         let saved = uow.replace(&old, new, Operation::Restore, "record.restored", None)?;
         Ok(self.present(p, cache, saved))
     }
 
-    /// [`Crm::purge`] inside `uow`.
+    /// [`Engine::purge`] inside `uow`.
     pub(crate) fn purge_in(
         &self,
         uow: &mut Uow<'_>,
@@ -758,6 +749,80 @@ impl Crm {
         }
         Ok(())
     }
+}
+
+/// The fields of a user that grant rights: which role, teams, territories, manager and partner
+/// organisation they have, whether they are external and whether they may act. Setting them is
+/// configuration, whoever may otherwise write the user record (their own included).
+pub(crate) const USER_ASSIGNMENTS: &[&str] = &[
+    "role_id",
+    "team_ids",
+    "territory_ids",
+    "manager_id",
+    "user_type",
+    "partner_account_id",
+    "active",
+    "seniority",
+];
+
+/// Refuses setting `field` of a user unless `p` may configure users (their role grants `configure`
+/// on `user`).
+fn require_assignment(p: &Principal, field: &str) -> Result<()> {
+    let may = p
+        .policy
+        .rule(EntityKind::User)
+        .is_some_and(|(_, r)| r.actions.contains(&Action::Configure));
+    if may && p.active && !p.external {
+        Ok(())
+    } else {
+        Err(CrmError::field_denied(
+            "configure",
+            EntityKind::User.name(),
+            field,
+            "assignment",
+        ))
+    }
+}
+
+/// The references `r` holds (kind, id, field name), leaving out those unchanged from `old`.
+fn references(
+    cache: &TenantCache,
+    r: &Record,
+    old: Option<&Record>,
+) -> Vec<(EntityKind, RecordId, String)> {
+    let kind = r.meta.kind;
+    let mut out = Vec::new();
+    for spec in &kind.schema().fields {
+        let v = r.get(spec.name);
+        if old.is_some_and(|o| o.get(spec.name) == v) {
+            continue;
+        }
+        match (&spec.ty, v) {
+            (FieldType::Reference { to }, Value::Ref(id)) => {
+                out.push((*to, *id, spec.name.to_owned()))
+            }
+            (FieldType::AnyReference, Value::Ref(id)) => {
+                if let Some(k) = r.text("record_kind").and_then(|k| k.parse().ok()) {
+                    out.push((k, *id, spec.name.to_owned()));
+                }
+            }
+            (FieldType::MultiReference { to }, Value::List(ids)) => out.extend(
+                ids.iter()
+                    .filter_map(|s| s.parse().ok())
+                    .map(|id| (*to, id, spec.name.to_owned())),
+            ),
+            _ => {}
+        }
+    }
+    for def in cache.customs.all(kind) {
+        if let (FieldType::Reference { to }, Value::Ref(id)) = (&def.ty, r.custom(&def.key)) {
+            if old.is_some_and(|o| o.custom(&def.key) == &Value::Ref(*id)) {
+                continue;
+            }
+            out.push((*to, *id, format!("custom.{}", def.name)));
+        }
+    }
+    out
 }
 
 /// Whether records of `kind` feed the per-tenant cache (organisation, custom fields, audit switches),

@@ -520,6 +520,18 @@ class Crm:
         into: Union[str, "os.PathLike[str]"],
         progress: Optional[Callable[[int, int], object]] = None,
     ) -> None: ...
+    def backup(
+        self,
+        dest: Union[str, "os.PathLike[str]"],
+        progress: Optional[Callable[[int, int], object]] = None,
+    ) -> None: ...
+    def integrity_check(self) -> builtins.list[str]: ...
+    def export_tenant(
+        self,
+        tenant: str,
+        path: Union[str, "os.PathLike[str]"],
+        progress: Optional[Callable[[int], object]] = None,
+    ) -> TransferSummary: ...
     def import_tenant(
         self,
         path: Union[str, "os.PathLike[str]"],
@@ -724,17 +736,6 @@ class Session:
         on_error: Optional[Callable[[EmailMessage, CrmError], object]] = None,
     ) -> int: ...
     def restore_version(self, kind: _KindLike, id: str, version: int, restore_to: int) -> Record: ...
-    def backup(
-        self,
-        dest: Union[str, "os.PathLike[str]"],
-        progress: Optional[Callable[[int, int], object]] = None,
-    ) -> None: ...
-    def integrity_check(self) -> builtins.list[str]: ...
-    def export_tenant(
-        self,
-        path: Union[str, "os.PathLike[str]"],
-        progress: Optional[Callable[[int], object]] = None,
-    ) -> TransferSummary: ...
     def parse_filter(
         self, kind: _KindLike, text: str, *, currency: Optional[str] = None
     ) -> dict[str, Any]: ...

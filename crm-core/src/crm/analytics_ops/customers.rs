@@ -2,17 +2,17 @@
 
 use super::*;
 
-impl Crm {
+impl Engine {
     // ----------------------------------------------------------------- RFM and lifecycle
 
     /// RFM scores of the accounts the user may read that have orders (in the window): quintiles with
     /// SQL `NTILE(5)` semantics, named segments from the rule table. Accounts without orders in the
     /// window are left out. See `docs/segments.md`.
-    pub fn rfm(&self, ctx: &Context, opts: &RfmOptions) -> Result<Vec<RfmRow>> {
+    pub(crate) fn rfm(&self, ctx: &Context, opts: &RfmOptions) -> Result<Vec<RfmRow>> {
         Ok(self.rfm_scored(ctx, opts)?.rows)
     }
 
-    /// [`Crm::rfm`] with the measures each tile starts at (for scoring one more customer later).
+    /// [`Engine::rfm`] with the measures each tile starts at (for scoring one more customer later).
     pub(crate) fn rfm_scored(&self, ctx: &Context, opts: &RfmOptions) -> Result<RfmScored> {
         let now = self.now();
         let rules = opts
@@ -20,18 +20,27 @@ impl Crm {
             .clone()
             .unwrap_or_else(analytics::default_rfm_rules);
         let thresholds = opts.lifecycle.unwrap_or_default();
-        // Scores built from fields the user may not see would leak them: refuse instead.
-        self.require_fields(
-            ctx,
-            EntityKind::Account,
-            &[
-                "order_count",
-                "lifetime_value",
-                "first_order_at",
-                "last_order_at",
-            ],
-        )?;
-        if opts.window_days.is_some() {
+        // The maintained statistics serve only users who may see them (they sum every order of an
+        // account); for anyone else the scores are computed from the orders they may read.
+        // A statistic the role itself hides refuses the scores (they would show it).
+        const STATS: [&str; 4] = [
+            "order_count",
+            "lifetime_value",
+            "first_order_at",
+            "last_order_at",
+        ];
+        let p = self.principal(ctx)?.0;
+        for f in STATS {
+            if crate::access::role_field_access(&p, EntityKind::Account, f)
+                == Some(crate::access::FieldAccess::Hidden)
+            {
+                self.require_fields(ctx, EntityKind::Account, &[f])?;
+            }
+        }
+        let stats_visible = self
+            .require_fields(ctx, EntityKind::Account, &STATS)
+            .is_ok();
+        if opts.window_days.is_some() || !stats_visible {
             self.require_fields(
                 ctx,
                 EntityKind::Order,
@@ -43,7 +52,7 @@ impl Crm {
         let mut seen = None;
         // The maintained statistics are the measures unless some account has orders in more than
         // one currency (or a window is asked for): then the orders themselves are read.
-        let mut fast = opts.window_days.is_none();
+        let mut fast = opts.window_days.is_none() && stats_visible;
         if fast {
             self.each_account_stats(ctx, opts.accounts.clone(), &mut |a| {
                 if a.other != 0 {
@@ -69,11 +78,17 @@ impl Crm {
                 accounts.iter().map(|a| (a.id, a)).collect();
             let mut f = None;
             if let Some(days) = opts.window_days {
-                f = Some(Filter::cmp(
-                    "ordered_at",
-                    Op::Ge,
-                    now - Duration::days(i64::from(days)),
-                ));
+                let from = Duration::try_days(i64::from(days))
+                    .and_then(|d| now.checked_sub_signed(d))
+                    .filter(|t| t.year() >= 1)
+                    .ok_or_else(|| {
+                        CrmError::invalid_query(
+                            Some("window_days"),
+                            "out_of_range",
+                            "the window reaches before year 1",
+                        )
+                    })?;
+                f = Some(Filter::cmp("ordered_at", Op::Ge, from));
             }
             let by = self.order_figures(
                 ctx,
@@ -82,9 +97,15 @@ impl Crm {
                 opts.rates.as_ref(),
                 &mut seen,
             )?;
-            for (a, (_, last, n, m)) in by {
+            for (a, (first, last, n, m)) in by {
                 let acc = visible.get(&a);
-                let first_last = (acc.and_then(|s| s.first), acc.and_then(|s| s.last));
+                // The all-history first and last order: kept on the account, or — for a user who
+                // may not see those statistics — from the orders they may read.
+                let first_last = if stats_visible {
+                    (acc.and_then(|s| s.first), acc.and_then(|s| s.last))
+                } else {
+                    (Some(first), Some(last))
+                };
                 measures.push((a, last, n, m, first_last));
             }
         }
@@ -235,17 +256,57 @@ impl Crm {
 
     /// The lifecycle stage of every account the user may read (matching `filter`), from the
     /// maintained first/last order instants.
-    pub fn lifecycles(
+    pub(crate) fn lifecycles(
         &self,
         ctx: &Context,
         filter: Option<Filter>,
         thresholds: &LifecycleThresholds,
     ) -> Result<Vec<(RecordId, Lifecycle)>> {
         let now = self.now();
-        Ok(self
-            .account_stats(ctx, filter)?
+        let stats = self.account_stats(ctx, filter)?;
+        // First and last orders kept on the account count every order: for a user who may not see
+        // them (and whose role does not hide them itself) they come from the orders they may read.
+        let p = self.principal(ctx)?.0;
+        let dates = ["first_order_at", "last_order_at"];
+        let hidden = |f: &&str| {
+            crate::access::field_access(&p, EntityKind::Account, f)
+                == Some(crate::access::FieldAccess::Hidden)
+        };
+        let role_hides = |f: &&str| {
+            crate::access::role_field_access(&p, EntityKind::Account, f)
+                == Some(crate::access::FieldAccess::Hidden)
+        };
+        if !dates.iter().any(hidden) || dates.iter().any(role_hides) {
+            return Ok(stats
+                .iter()
+                .map(|a| (a.id, analytics::lifecycle(a.first, a.last, now, thresholds)))
+                .collect());
+        }
+        let mut span: HashMap<RecordId, (DateTime<Utc>, DateTime<Utc>)> = HashMap::new();
+        let f = Filter::cmp("status", Op::Ne, "cancelled");
+        for o in self.scan(
+            ctx,
+            EntityKind::Order,
+            Some(f),
+            &["account_id", "ordered_at"],
+        )? {
+            let Some(a) = o.reference("account_id") else {
+                continue;
+            };
+            let at = analytics::ordered_at(&o);
+            let e = span.entry(a).or_insert((at, at));
+            e.0 = e.0.min(at);
+            e.1 = e.1.max(at);
+        }
+        Ok(stats
             .iter()
-            .map(|a| (a.id, analytics::lifecycle(a.first, a.last, now, thresholds)))
+            .map(|a| {
+                let (first, last) = match span.get(&a.id) {
+                    Some((f, l)) => (Some(*f), Some(*l)),
+                    None => (None, None),
+                };
+                (a.id, analytics::lifecycle(first, last, now, thresholds))
+            })
             .collect())
     }
 
@@ -263,8 +324,12 @@ impl Crm {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Read, EntityKind::Order)?;
         let req = ListRequest::filter(filter.clone());
-        let q = self.build_query(&p, &cache, ctx, EntityKind::Order, &req, Action::Read)?;
-        if self.store().read()?.order_lines(&q, each)? {
+        let q = self.build_query(&p, &cache, ctx, EntityKind::Order, &req)?;
+        let aggregated = {
+            let tx = self.door().read()?;
+            tx.scoped(self.who(&p, &cache, ctx)).order_lines(q, each)?
+        };
+        if aggregated {
             return Ok(());
         }
         let fields = ["account_id", "currency", "lines"];
@@ -291,12 +356,14 @@ impl Crm {
 
     /// Revenue, cost and margin of the orders the user may read placed in `[from, to)` (not
     /// cancelled), by customer segment × product, largest margin first (ties: segment, product).
-    pub fn profit(&self, ctx: &Context, opts: &ProfitOptions) -> Result<Vec<ProfitRow>> {
+    pub(crate) fn profit(&self, ctx: &Context, opts: &ProfitOptions) -> Result<Vec<ProfitRow>> {
         self.require_fields(
             ctx,
             EntityKind::Order,
             &["account_id", "ordered_at", "lines", "currency"],
         )?;
+        // Cost and margin come from the product costs kept on the lines: hidden with them.
+        self.require_fields(ctx, EntityKind::Product, &["unit_cost"])?;
         let f = Filter::cmp("status", Op::Ne, "cancelled")
             .and(Filter::cmp("ordered_at", Op::Ge, opts.from))
             .and(Filter::cmp("ordered_at", Op::Lt, opts.to));
@@ -481,7 +548,7 @@ impl RfmBorders {
 /// Per-account order figures read from the orders: (first order, last order, count, net value).
 pub(crate) type OrderFigures = (DateTime<Utc>, DateTime<Utc>, i64, Money);
 
-/// The maintained order statistics of one account (see [`Crm::rfm_scored`]).
+/// The maintained order statistics of one account (see [`Engine::rfm_scored`]).
 pub(crate) struct AccountStats {
     pub(crate) id: RecordId,
     pub(crate) n: Option<i64>,

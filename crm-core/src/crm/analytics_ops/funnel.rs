@@ -3,7 +3,7 @@
 use super::*;
 use crate::pipeline::Outcome;
 
-/// Which opportunities [`Crm::funnel`] follows.
+/// Which opportunities [`Sales::funnel`](crate::Sales::funnel) follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunnelOptions {
     /// The pipeline by name (default: the tenant's default pipeline).
@@ -49,21 +49,21 @@ pub struct Funnel {
     pub average_cycle_days: Option<f64>,
 }
 
-impl Crm {
+impl Engine {
     /// The funnel of a pipeline over the opportunities the user may read (created in the period,
     /// when given): for each stage, how many reached it or a later stage — from the recorded stage
     /// moves, so an opportunity that was in a stage and went back still counts as having reached
     /// it — the stage-to-stage conversion rates, the win rate and the average cycle time.
     /// Refuses (naming the field) when `stage` or `closed_at` is hidden from the user.
-    pub fn funnel(&self, ctx: &Context, opts: &FunnelOptions) -> Result<Funnel> {
+    pub(crate) fn funnel(&self, ctx: &Context, opts: &FunnelOptions) -> Result<Funnel> {
         self.require_fields(
             ctx,
             EntityKind::Opportunity,
             &["pipeline", "stage", "closed_at"],
         )?;
         let def = {
-            let tx = self.store().read()?;
-            self.load_pipeline(&*tx, &ctx.tenant, opts.pipeline.as_deref())?
+            let tx = self.door().read()?;
+            self.load_pipeline(tx.view(), &ctx.tenant, opts.pipeline.as_deref())?
         };
         let Some(def) = def else {
             return Err(CrmError::validation(
@@ -112,7 +112,9 @@ impl Crm {
             let q = Query::all(EntityKind::Transition, ctx.tenant.clone()).and(
                 super::super::process::eq(EntityKind::Transition, "record_kind", "opportunity")?,
             );
-            for t in self.store().read()?.query(&q)? {
+            // Transitions of the opportunities listed above (read through the scoped reader); the
+            // others are skipped below.
+            for t in self.door().read()?.unscoped(Why::OfVisible).query(&q)? {
                 let Some(seen) = t.reference("record_id").and_then(|id| visited.get_mut(&id))
                 else {
                     continue;

@@ -153,11 +153,11 @@ impl Tally {
     }
 }
 
-impl Crm {
+impl Engine {
     /// Supervision figures per owner over `[from, to)`, from the records the user may read (a type
     /// they may not read adds nothing): one row per owner with any figure, by user id. See [`Kpi`]
     /// for each figure and `docs/segments.md`. Amounts in several currencies need `rates`.
-    pub fn kpis(
+    pub(crate) fn kpis(
         &self,
         ctx: &Context,
         from: DateTime<Utc>,
@@ -171,10 +171,10 @@ impl Crm {
             .collect())
     }
 
-    /// [`Crm::kpis`] rolled up per team: each team's row adds up the figures of its members (a
+    /// [`Engine::kpis`] rolled up per team: each team's row adds up the figures of its members (a
     /// user in two teams counts in both); rates and averages are recomputed from the sums. One row
     /// per team with a member with any figure, by team id.
-    pub fn team_kpis(
+    pub(crate) fn team_kpis(
         &self,
         ctx: &Context,
         from: DateTime<Utc>,
@@ -218,7 +218,7 @@ impl Crm {
                     r => r,
                 }
             };
-        let owner = crate::OWNER_FIELD;
+        let owner = crate::store::OWNER_FIELD;
         let text = |v: &Value| v.as_text().map(str::to_owned);
         let owner_of = |v: &[Value]| v.first().and_then(Value::as_ref_id);
         let mut by: BTreeMap<RecordId, Tally> = BTreeMap::new();

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -32,10 +32,11 @@ mod screen_pop;
 pub(crate) use screen_pop::Snapshot;
 mod segments;
 
+use super::door::Why;
 use super::read::{Reader, MAX_PAGE};
 use super::resolve::Resolver;
 use super::write::Uow;
-use super::{principal_in, Context, Crm, TenantCache};
+use super::{principal_in, Context, Engine, TenantCache};
 
 /// Field types, clock and checks for the filter language, from the facade's resolver.
 struct CrmEnv<'a> {
@@ -70,7 +71,7 @@ pub struct SegmentDiff {
     pub member_count: u64,
 }
 
-/// What [`Crm::rfm`] computes over.
+/// What [`Analytics::rfm`](crate::Analytics::rfm) computes over.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RfmOptions {
     /// Only orders of the last `window_days` days; `None` = all history (fast path: the maintained
@@ -109,7 +110,7 @@ pub struct RfmRow {
     pub lifecycle: Lifecycle,
 }
 
-/// How [`Crm::profit`] groups customers.
+/// How [`Analytics::profit`](crate::Analytics::profit) groups customers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum ProfitDimension {
@@ -124,7 +125,7 @@ pub enum ProfitDimension {
     },
 }
 
-/// What [`Crm::profit`] computes.
+/// What [`Analytics::profit`](crate::Analytics::profit) computes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProfitOptions {
     /// Orders placed at or after this instant…
@@ -290,7 +291,7 @@ fn builtin(kind: EntityKind, name: &str) -> Option<Column> {
     })
 }
 
-impl Crm {
+impl Engine {
     // ----------------------------------------------------------------- derived order statistics
 
     /// Recomputes the statistics `kind` (orders, opportunities or cases) contributes to `account` from
@@ -310,7 +311,7 @@ impl Crm {
         };
         let q =
             Query::all(kind, tenant.clone()).and(Cond::Compare(col, Op::Eq, Value::Ref(account)));
-        let mut rows = uow.tx.query(&q)?;
+        let mut rows = uow.tx.unscoped(Why::Maintenance).query(&q)?;
         rows.retain(|o| Some(o.meta.id) != exclude);
         let fields = match kind {
             EntityKind::Order => analytics::order_stats(&rows).fields(),
@@ -323,11 +324,15 @@ impl Crm {
         // and loading that cache here could wait on the writer this unit of work holds.
         let types = match self.cached(&tenant) {
             Some(c) if !uow.config_changed => c.customs.types(EntityKind::Account),
-            _ => super::load_cache(&*uow.tx, &tenant)?
+            _ => super::load_cache(uow.tx.unscoped(Why::Configuration), &tenant)?
                 .customs
                 .types(EntityKind::Account),
         };
-        let Some(mut acc) = uow.tx.get(EntityKind::Account, &tenant, account, &types)? else {
+        let Some(mut acc) =
+            uow.tx
+                .unscoped(Why::Maintenance)
+                .get(EntityKind::Account, &tenant, account, &types)?
+        else {
             return Ok(());
         };
         let before = acc.fields.clone();
@@ -385,7 +390,11 @@ impl Crm {
         let tenant = uow.ctx.tenant.clone();
         let mut accounts = BTreeSet::new();
         for (kind, id) in touched {
-            if let Some(o) = uow.tx.get(kind, &tenant, id, &Default::default())? {
+            if let Some(o) =
+                uow.tx
+                    .unscoped(Why::Maintenance)
+                    .get(kind, &tenant, id, &Default::default())?
+            {
                 if let Some(a) = o.reference("account_id") {
                     accounts.insert((kind, a));
                 }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use super::*;
 
-impl Crm {
+impl Engine {
     // ----------------------------------------------------------------- screen pop
 
     /// The caller-id screen: who is calling (accounts and contacts with that phone), and for a single
     /// match its contacts, recent orders, open opportunities, quotes, open cases, last interactions,
     /// RFM segment, lifecycle and ERP facts — all as the user may see them.
-    pub fn screen_pop(
+    pub(crate) fn screen_pop(
         &self,
         ctx: &Context,
         phone: &str,
@@ -22,8 +22,8 @@ impl Crm {
         // Who is calling and the sections come from one read snapshot: one consistent picture,
         // and one snapshot opened instead of one per query.
         let (mut pop, account) = {
-            let tx = self.store().read()?;
-            let reader = Reader::Tx(&*tx);
+            let tx = self.door().read()?;
+            let reader = Reader::Tx(tx.view());
             self.screen_pop_records(reader, &p, &cache, ctx, &normalised)?
         };
         let Some(account) = account else {
@@ -141,12 +141,14 @@ impl Crm {
     /// Products often bought together with the ones `account` bought, which it has not bought:
     /// association rules over the order baskets (non-cancelled orders) the user may read, best lift
     /// first (ties: confidence, then product id), at most `limit`.
-    pub fn cross_sell(
+    pub(crate) fn cross_sell(
         &self,
         ctx: &Context,
         account: RecordId,
         limit: usize,
     ) -> Result<Vec<CrossSell>> {
+        // The account is one the user may read (else not found, as for an id that does not exist).
+        self.get(ctx, EntityKind::Account, account)?;
         let (co, owned) = self.co_purchase(ctx, Some(account))?;
         Ok(co.suggest(&owned, limit))
     }
@@ -189,7 +191,7 @@ impl Crm {
     ) -> Result<BTreeSet<RecordId>> {
         let f = Filter::eq("account_id", account).and(Filter::cmp("status", Op::Ne, "cancelled"));
         let mut owned = BTreeSet::new();
-        let reader = Reader::Store(self.store());
+        let reader = Reader::Store(self.door());
         for o in self.scan_in(
             reader,
             p,
@@ -208,7 +210,7 @@ impl Crm {
 
     /// The user's snapshot of the customer base for screen pops: reused while no order was written
     /// since it was taken, or while it is younger than the snapshot age
-    /// ([`Crm::with_snapshot_max_age`]); rebuilt otherwise.
+    /// ([`Engine::with_snapshot_max_age`]); rebuilt otherwise.
     fn snapshot(&self, ctx: &Context) -> Result<Arc<Snapshot>> {
         let key = (ctx.tenant.clone(), ctx.user_id);
         let now = self.now();
@@ -255,7 +257,11 @@ impl Crm {
 
     /// The weighted pipeline of the open opportunities (no `closed_at`) the user may read, by
     /// expected-close month and forecast category. Amounts in several currencies need `rates`.
-    pub fn forecast(&self, ctx: &Context, rates: Option<&RateTable>) -> Result<Vec<ForecastRow>> {
+    pub(crate) fn forecast(
+        &self,
+        ctx: &Context,
+        rates: Option<&RateTable>,
+    ) -> Result<Vec<ForecastRow>> {
         self.require_fields(
             ctx,
             EntityKind::Opportunity,

@@ -2,13 +2,13 @@
 
 use super::*;
 
-impl Crm {
+impl Engine {
     // ----------------------------------------------------------------- filter language
 
     /// Parses filter-language text over `kind` into a [`Filter`], checked against the schema and the
     /// user's field rules. Errors are `InvalidQuery` naming the field, with the column in the message.
     /// Amounts without a currency are in `currency`.
-    pub fn parse_filter(
+    pub(crate) fn parse_filter(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -19,7 +19,7 @@ impl Crm {
         self.filter_in(&p, &cache, kind, text, currency)
     }
 
-    /// [`Crm::parse_filter`] for `p` with the custom fields of `cache`.
+    /// [`Engine::parse_filter`] for `p` with the custom fields of `cache`.
     fn filter_in(
         &self,
         p: &crate::access::Principal,
@@ -74,7 +74,7 @@ impl Crm {
     ) -> Result<Vec<Record>> {
         let (p, cache) = self.principal(ctx)?;
         self.scan_in(
-            Reader::Store(self.store()),
+            Reader::Store(self.door()),
             &p,
             &cache,
             ctx,
@@ -84,7 +84,7 @@ impl Crm {
         )
     }
 
-    /// [`Crm::scan`] through `reader`.
+    /// [`Engine::scan`] through `reader`.
     #[allow(clippy::too_many_arguments)] // reader, principal, configuration, context and the scan
     pub(crate) fn scan_in(
         &self,
@@ -101,9 +101,10 @@ impl Crm {
             filter,
             ..Default::default()
         };
-        let mut q = self.build_query(p, cache, ctx, kind, &req, Action::Read)?;
+        let mut q = self.build_query(p, cache, ctx, kind, &req)?;
         q.fields = Some(fields.to_vec());
-        let rows = reader.with_once(|tx| tx.query(&q))?;
+        let who = self.who(p, cache, ctx);
+        let rows = reader.with_once(|tx| tx.scoped(who).query(q, Action::Read))?;
         Ok(rows
             .into_iter()
             .map(|r| self.present(p, cache, r))
@@ -111,7 +112,7 @@ impl Crm {
     }
 
     /// Every record of `kind` matching `filter` that the user may read, as its id and the values of
-    /// `fields` (built-in fields, or [`crate::OWNER_FIELD`] for the owner), handed to `each` in one
+    /// `fields` (built-in fields, or [`crate::store::OWNER_FIELD`] for the owner), handed to `each` in one
     /// narrow store read — no records. A field hidden from the user reads as `Null`, as in a
     /// redacted list.
     pub(crate) fn scan_narrow(
@@ -128,26 +129,28 @@ impl Crm {
             filter,
             ..Default::default()
         };
-        let q = self.build_query(&p, &cache, ctx, kind, &req, Action::Read)?;
+        let q = self.build_query(&p, &cache, ctx, kind, &req)?;
         let hidden: Vec<bool> = fields
             .iter()
             .map(|f| {
-                *f != crate::OWNER_FIELD
+                *f != crate::store::OWNER_FIELD
                     && crate::access::field_access(&p, kind, f)
                         == Some(crate::access::FieldAccess::Hidden)
             })
             .collect();
         let mut shown: Vec<Value> = Vec::with_capacity(fields.len());
-        self.store().read()?.scan_fields(&q, fields, &mut |id, v| {
-            shown.clear();
-            shown.extend(
-                v.iter()
-                    .zip(&hidden)
-                    .map(|(v, h)| if *h { Value::Null } else { v.clone() }),
-            );
-            each(id, &shown);
-            Ok(())
-        })
+        let tx = self.door().read()?;
+        tx.scoped(self.who(&p, &cache, ctx))
+            .scan_fields(q, fields, &mut |id, v| {
+                shown.clear();
+                shown.extend(
+                    v.iter()
+                        .zip(&hidden)
+                        .map(|(v, h)| if *h { Value::Null } else { v.clone() }),
+                );
+                each(id, &shown);
+                Ok(())
+            })
     }
 
     /// Every record of `kind` matching `filter` that the user may read (paged internally).
@@ -176,9 +179,63 @@ impl Crm {
     // ----------------------------------------------------------------- segments
 
     /// The entity type and filter of a segment the user may read.
-    pub fn segment_filter(&self, ctx: &Context, id: RecordId) -> Result<(EntityKind, Filter)> {
-        let seg = self.get(ctx, EntityKind::Segment, id)?;
+    pub(crate) fn segment_filter(
+        &self,
+        ctx: &Context,
+        id: RecordId,
+    ) -> Result<(EntityKind, Filter)> {
+        let (kind, f) = self.member_filter(ctx, id)?;
+        // A static segment's filter lists its members: only those the user may read are named.
+        let f = match f {
+            Filter::In { field, values } if field == "id" => {
+                let (p, cache) = self.principal(ctx)?;
+                let ids: Vec<Value> = self
+                    .scan_in(
+                        Reader::Store(self.door()),
+                        &p,
+                        &cache,
+                        ctx,
+                        kind,
+                        Some(Filter::In {
+                            field: "id".into(),
+                            values,
+                        }),
+                        &[],
+                    )?
+                    .into_iter()
+                    .map(|r| Value::Ref(r.meta.id))
+                    .collect();
+                Filter::In { field, values: ids }
+            }
+            f => f,
+        };
+        Ok((kind, f))
+    }
+
+    /// The entity type and the filter selecting a segment's members (a static segment's whole
+    /// stored list): what the scoped queries of `count`, `members` and `refresh` run.
+    fn member_filter(&self, ctx: &Context, id: RecordId) -> Result<(EntityKind, Filter)> {
+        let seg = self.stored_segment(ctx, id)?;
         self.filter_of(ctx, &seg)
+    }
+
+    /// A segment the user may read, as stored: a static segment's member list is its definition
+    /// (the list query that runs it applies the user's scope), even where the stored list itself is
+    /// hidden from them.
+    fn stored_segment(&self, ctx: &Context, id: RecordId) -> Result<Record> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, EntityKind::Segment)
+            .map_err(|_| CrmError::not_found("segment", id))?;
+        let tx = self.door().read()?;
+        self.fetch_visible(
+            tx.view(),
+            &p,
+            &cache,
+            ctx,
+            EntityKind::Segment,
+            id,
+            Action::Read,
+        )
     }
 
     pub(crate) fn filter_of(&self, ctx: &Context, seg: &Record) -> Result<(EntityKind, Filter)> {
@@ -241,20 +298,23 @@ impl Crm {
     }
 
     /// How many records the user may read are in the segment now (dynamic: evaluated now).
-    pub fn segment_count(&self, ctx: &Context, id: RecordId) -> Result<u64> {
-        let (kind, f) = self.segment_filter(ctx, id)?;
+    pub(crate) fn segment_count(&self, ctx: &Context, id: RecordId) -> Result<u64> {
+        let (kind, f) = self.member_filter(ctx, id)?;
         self.count(ctx, kind, Some(&f))
     }
 
     /// A page of the segment's members the user may read; `req.filter` narrows further, sort and
-    /// keyset paging as in [`Crm::list`].
-    pub fn segment_members(
+    /// keyset paging as in [`Engine::list`].
+    pub(crate) fn segment_members(
         &self,
         ctx: &Context,
         id: RecordId,
         req: &ListRequest,
     ) -> Result<Page<Record>> {
-        let (kind, f) = self.segment_filter(ctx, id)?;
+        let (kind, f) = self.member_filter(ctx, id)?;
+        if let Some(g) = &req.filter {
+            g.check_limits()?;
+        }
         let mut req = req.clone();
         req.filter = Some(match req.filter.take() {
             Some(g) => f.and(g),
@@ -266,9 +326,20 @@ impl Crm {
     /// Materialises a dynamic segment's members (those the acting user may read) into `member_ids`,
     /// with `member_count` and `last_refreshed_at`, recorded as an audited update; reports who entered
     /// and left since the previous refresh. A static segment's members are only recounted.
-    pub fn refresh_segment(&self, ctx: &Context, id: RecordId) -> Result<SegmentDiff> {
-        let seg = self.get(ctx, EntityKind::Segment, id)?;
+    pub(crate) fn refresh_segment(&self, ctx: &Context, id: RecordId) -> Result<SegmentDiff> {
+        let seg = self.stored_segment(ctx, id)?;
         let (kind, f) = self.filter_of(ctx, &seg)?;
+        // The stored members are everyone's view of the segment: only a user who reads every record
+        // of its kind computes them (anyone else would store their own narrower view, and the
+        // members who left would name records they may not read).
+        let (p, _) = self.principal(ctx)?;
+        if !crate::access::sees_members(&p, kind) {
+            return Err(CrmError::permission_denied(
+                "refresh",
+                "segment",
+                "derived_scope",
+            ));
+        }
         let now_ids: BTreeSet<RecordId> = self
             .list_all(ctx, kind, Some(f))?
             .iter()

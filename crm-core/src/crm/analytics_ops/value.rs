@@ -4,7 +4,7 @@
 use super::customers::OrderFigures;
 use super::*;
 
-/// What [`Crm::customer_values`] computes.
+/// What [`Analytics::customer_values`](crate::Analytics::customer_values) computes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValueOptions {
     /// Only these accounts (default: every account the user may read).
@@ -50,13 +50,13 @@ pub struct CustomerValue {
     pub survey_responses: u64,
 }
 
-impl Crm {
+impl Engine {
     /// Value indices for the accounts the user may read (one row each, by account id): historic and
     /// predicted lifetime value, churn risk from the recency trend, CSAT and NPS from survey
     /// activities (`activity_type` = `survey` with a `survey_type` and a `score`, linked by
     /// `account_id`; none when the user may not read activities). Refuses (naming the field) when
     /// an order statistic of the account is hidden from the user.
-    pub fn customer_values(
+    pub(crate) fn customer_values(
         &self,
         ctx: &Context,
         opts: &ValueOptions,

@@ -1,8 +1,9 @@
 //! Assignment rules and queues: routing new leads and cases to a user, never at random.
 
 use super::*;
+use crate::crm::door::Why;
 
-impl Crm {
+impl Engine {
     // ----------------------------------------------------------------- assignment
 
     /// Applies the first matching active assignment rule of the record's type (by `position`, then
@@ -25,6 +26,7 @@ impl Crm {
         )?);
         let mut rules: Vec<Record> = uow
             .tx
+            .unscoped(Why::Configuration)
             .query(&q)?
             .into_iter()
             .filter(|x| x.get("active").as_bool() != Some(false))
@@ -73,7 +75,7 @@ impl Crm {
         kind: EntityKind,
     ) -> Result<Option<RecordId>> {
         let tenant = uow.ctx.tenant.clone();
-        let Some(queue) = uow.tx.get(
+        let Some(queue) = uow.tx.unscoped(Why::Routing).get(
             EntityKind::Queue,
             &tenant,
             qid,
@@ -113,7 +115,7 @@ impl Crm {
                 let q = Query::all(kind, tenant.clone())
                     .and(Cond::OwnerIn(vec![u]))
                     .and(one_of(kind, "status", open)?);
-                let n = uow.tx.count(&q)?;
+                let n = uow.tx.unscoped(Why::Routing).count(&q)?;
                 if best.is_none_or(|b| (n, u) < b) {
                     best = Some((n, u));
                 }

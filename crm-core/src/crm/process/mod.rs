@@ -22,7 +22,6 @@ use crate::pipeline::{self, MoveRequest, Outcome, PipelineDef, CASE, LEAD, QUOTE
 use crate::query::{Column, Cond, Liveness, MetaColumn, Op, Query};
 use crate::record::{Record, RecordMeta};
 use crate::schema::EntityKind;
-use crate::store::ReadTx;
 use crate::value::{Fields, Value};
 
 mod assignment;
@@ -30,8 +29,9 @@ mod quotes;
 mod sales;
 mod service;
 
+use super::door::{View, Who, Why};
 use super::write::Uow;
-use super::{Context, Crm, TenantCache};
+use super::{Context, Engine, TenantCache};
 
 /// How to convert a qualified lead.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -292,7 +292,7 @@ fn meta(uow: &Uow<'_>, kind: EntityKind, owner: RecordId) -> RecordMeta {
 
 /// The transitions recorded for a record, oldest first (moves made at the same instant in chain order).
 fn transitions_of(
-    tx: &dyn ReadTx,
+    tx: View<'_>,
     tenant: &crate::id::TenantId,
     kind: EntityKind,
     id: RecordId,
@@ -301,7 +301,7 @@ fn transitions_of(
         .and(eq(EntityKind::Transition, "record_kind", kind.name())?)
         .and(eq(EntityKind::Transition, "record_id", id)?);
     q.sort = Some((Column::Meta(MetaColumn::CreatedAt), false));
-    let mut v = tx.query(&q)?;
+    let mut v = tx.unscoped(Why::OfVisible).query(&q)?;
     v.sort_by_key(|t| t.meta.created_at);
     // Several moves in one transaction share their instant: order each such group as a chain, each
     // move starting where the previous one ended.
@@ -344,7 +344,7 @@ fn transitions_of(
     Ok(out)
 }
 
-impl Crm {
+impl Engine {
     // ----------------------------------------------------------------- shared plumbing
 
     /// Starts a change of an existing record: the record, loaded for update (not in the trash), at
@@ -372,10 +372,15 @@ impl Crm {
         comment: Option<&str>,
         rule: Option<&str>,
     ) -> Result<()> {
-        let last = transitions_of(&*uow.tx, &uow.ctx.tenant, record.meta.kind, record.meta.id)?
-            .last()
-            .map(|t| t.meta.created_at)
-            .unwrap_or(record.meta.created_at);
+        let last = transitions_of(
+            uow.tx.view(),
+            &uow.ctx.tenant,
+            record.meta.kind,
+            record.meta.id,
+        )?
+        .last()
+        .map(|t| t.meta.created_at)
+        .unwrap_or(record.meta.created_at);
         let secs = (uow.now - last).num_seconds().max(0);
         let mut f = Fields::new();
         f.insert("record_kind".into(), Value::from(record.meta.kind.name()));
@@ -448,7 +453,7 @@ impl Crm {
             custom,
         };
         let ctx = uow.ctx.clone();
-        self.check_record(&*uow.tx, cache, &ctx, &mut r, None)?;
+        self.check_record(&uow.tx, p, cache, &ctx, &mut r, None)?;
         self.before_insert(uow, cache, &mut r)?;
         uow.insert(&r, Operation::Create)?;
         Ok(r)
@@ -456,11 +461,13 @@ impl Crm {
 
     pub(crate) fn load_pipeline(
         &self,
-        tx: &dyn ReadTx,
+        tx: View<'_>,
         tenant: &crate::id::TenantId,
         name: Option<&str>,
     ) -> Result<Option<PipelineDef>> {
-        let all = tx.query(&Query::all(EntityKind::Pipeline, tenant.clone()))?;
+        let all = tx
+            .unscoped(Why::Configuration)
+            .query(&Query::all(EntityKind::Pipeline, tenant.clone()))?;
         let active: Vec<&Record> = all
             .iter()
             .filter(|r| r.get("active").as_bool() != Some(false))
@@ -530,7 +537,7 @@ impl Crm {
             }
             EntityKind::Opportunity if r.get("stage").is_null() => {
                 if let Some(p) =
-                    self.load_pipeline(&*uow.tx, &uow.ctx.tenant, r.text("pipeline"))?
+                    self.load_pipeline(uow.tx.view(), &uow.ctx.tenant, r.text("pipeline"))?
                 {
                     if let Some(s) = p.first() {
                         let (name, prob, fc) =
@@ -632,7 +639,11 @@ impl Crm {
         let tenant = uow.ctx.tenant.clone();
         for (kind, id, ev) in &written {
             if ev == "record.created" && matches!(kind, EntityKind::Lead | EntityKind::Case) {
-                if let Some(r) = uow.tx.get(*kind, &tenant, *id, &Default::default())? {
+                if let Some(r) =
+                    uow.tx
+                        .unscoped(Why::Routing)
+                        .get(*kind, &tenant, *id, &Default::default())?
+                {
                     if let Some(rule) = r.text("assigned_by_rule") {
                         let payload =
                             json!({"owner_id": r.meta.owner_id.to_string(), "rule": rule});
@@ -643,11 +654,21 @@ impl Crm {
         }
         if uow
             .tx
+            .unscoped(Why::Notification)
             .count(&Query::all(EntityKind::Follow, tenant.clone()))?
             == 0
         {
             return Ok(());
         }
+        // Followers are told only about records they may still read (a revoked share or a changed
+        // role ends the notifications), each checked with their own rights.
+        let cache = match self.cached(&tenant) {
+            Some(c) if !uow.config_changed => c,
+            _ => std::sync::Arc::new(super::load_cache(
+                uow.tx.unscoped(Why::Configuration),
+                &tenant,
+            )?),
+        };
         // Group the events per record (a batch can touch thousands of records).
         let mut seen: std::collections::BTreeMap<(EntityKind, RecordId), Vec<String>> =
             std::collections::BTreeMap::new();
@@ -665,12 +686,25 @@ impl Crm {
                 .and(eq(EntityKind::Follow, "record_id", id)?);
             let users: BTreeSet<RecordId> = uow
                 .tx
+                .unscoped(Why::Notification)
                 .query(&q)?
                 .iter()
                 .filter_map(|f| f.reference("user_id"))
                 .collect();
             for u in users {
                 if u == uow.ctx.user_id {
+                    continue;
+                }
+                let Some(follower) = cache.org.principal(u).filter(|f| f.active) else {
+                    continue;
+                };
+                let who = Who {
+                    p: &follower,
+                    cache: &cache,
+                    tenant: &tenant,
+                    now: uow.now,
+                };
+                if uow.tx.scoped(who).find(kind, id, Action::Read)?.is_none() {
                     continue;
                 }
                 let payload =

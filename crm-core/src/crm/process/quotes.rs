@@ -1,14 +1,15 @@
 //! The quote lifecycle: submission, approval thresholds, sending, acceptance.
 
 use super::*;
+use crate::crm::door::Why;
 
-impl Crm {
+impl Engine {
     // ----------------------------------------------------------------- quotes
 
     /// Submits a draft quote. If an active approval rule triggers (a line discount above
     /// `max_discount_percent`, a total above `max_total`, or `always`), it waits for approval;
     /// otherwise it is approved at once (and sent, if `auto_send`).
-    pub fn submit_quote(
+    pub(crate) fn submit_quote(
         &self,
         ctx: &Context,
         id: RecordId,
@@ -20,6 +21,7 @@ impl Crm {
         QUOTE.check(&status(&old), "pending_approval")?;
         let rules = uow
             .tx
+            .unscoped(Why::Configuration)
             .query(&Query::all(EntityKind::ApprovalRule, ctx.tenant.clone()))?;
         let triggered: Vec<String> = rules
             .iter()
@@ -43,7 +45,7 @@ impl Crm {
                 Some("no_approval_needed"),
                 json!({}),
             )?;
-            self.maybe_auto_send(&mut uow, &cache, approved)?
+            self.maybe_auto_send(&mut uow, &p, &cache, approved)?
         } else {
             set(&mut new, "status", "pending_approval");
             set(&mut new, "approval_required", true);
@@ -66,7 +68,7 @@ impl Crm {
     /// Approves a quote waiting for approval. The approver needs the capability `approve_quotes`
     /// (`role`) and may not be its author or submitter (`same_person`). An `auto_send` quote is sent in
     /// the same transaction.
-    pub fn approve_quote(
+    pub(crate) fn approve_quote(
         &self,
         ctx: &Context,
         id: RecordId,
@@ -112,7 +114,7 @@ impl Crm {
             Some("approve"),
             json!({}),
         )?;
-        let saved = self.maybe_auto_send(&mut uow, &cache, approved)?;
+        let saved = self.maybe_auto_send(&mut uow, &p, &cache, approved)?;
         uow.commit(self)?;
         Ok(self.present(&p, &cache, saved))
     }
@@ -120,37 +122,42 @@ impl Crm {
     pub(crate) fn maybe_auto_send(
         &self,
         uow: &mut Uow<'_>,
+        p: &Principal,
         cache: &TenantCache,
         approved: Record,
     ) -> Result<Record> {
         if approved.get("auto_send").as_bool() == Some(false) {
             return Ok(approved);
         }
-        match self.quote_address(uow, cache, &approved)? {
+        match self.quote_address(uow, p, cache, &approved)? {
             Some(to) => self.send_in(uow, approved, to, "auto_send"),
             None => Ok(approved),
         }
     }
 
-    /// Where a quote goes: `email_to`, else its contact's e-mail, else its lead's e-mail.
+    /// Where a quote goes: `email_to`, else its contact's e-mail, else its lead's e-mail — read as
+    /// the sending user may read them: an address they may not see is not used (the quote would
+    /// show it to them as `sent_to`).
     pub(crate) fn quote_address(
         &self,
         uow: &Uow<'_>,
+        p: &Principal,
         cache: &TenantCache,
         q: &Record,
     ) -> Result<Option<String>> {
         if let Some(e) = q.text("email_to") {
             return Ok(Some(e.to_owned()));
         }
+        let scoped = uow.tx.scoped(self.who(p, cache, &uow.ctx));
         for (field, kind) in [
             ("contact_id", EntityKind::Contact),
             ("lead_id", EntityKind::Lead),
         ] {
+            if access::field_access(p, kind, "email") == Some(access::FieldAccess::Hidden) {
+                continue;
+            }
             if let Some(rid) = q.reference(field) {
-                if let Some(r) =
-                    uow.tx
-                        .get(kind, &uow.ctx.tenant, rid, &cache.customs.types(kind))?
-                {
+                if let Some(r) = scoped.find(kind, rid, Action::Read)? {
                     if let Some(e) = r.text("email") {
                         return Ok(Some(e.to_owned()));
                     }
@@ -202,8 +209,13 @@ impl Crm {
 
     /// Sends an approved quote: refused with `approval_missing` unless it is approved. The address is
     /// `email_to`, else the contact's, else the lead's e-mail; an `email.requested` event goes to the
-    /// outbox for [`Crm::deliver_emails`].
-    pub fn send_quote(&self, ctx: &Context, id: RecordId, expected_version: i64) -> Result<Record> {
+    /// outbox for [`Engine::deliver_emails`].
+    pub(crate) fn send_quote(
+        &self,
+        ctx: &Context,
+        id: RecordId,
+        expected_version: i64,
+    ) -> Result<Record> {
         let (p, cache, mut uow, old) =
             self.open_for_transition(ctx, EntityKind::Quote, id, expected_version)?;
         match status(&old).as_str() {
@@ -223,7 +235,7 @@ impl Crm {
                 ))
             }
         }
-        let Some(to) = self.quote_address(&uow, &cache, &old)? else {
+        let Some(to) = self.quote_address(&uow, &p, &cache, &old)? else {
             let mut e = transition_error(
                 "quote",
                 pipeline::RULE_MISSING_FIELD,
@@ -239,7 +251,7 @@ impl Crm {
 
     /// Rejects a quote: one waiting for approval (by an approver: capability `approve_quotes`), or a
     /// sent one (the customer declined). The reason is required.
-    pub fn reject_quote(
+    pub(crate) fn reject_quote(
         &self,
         ctx: &Context,
         id: RecordId,
@@ -277,7 +289,7 @@ impl Crm {
 
     /// Records the customer's acceptance of a sent quote and, if asked, creates an order copying its
     /// account, contact, currency and lines. Returns the quote and the order.
-    pub fn accept_quote(
+    pub(crate) fn accept_quote(
         &self,
         ctx: &Context,
         id: RecordId,
@@ -320,7 +332,7 @@ impl Crm {
     }
 
     /// Marks an approved or sent quote expired.
-    pub fn expire_quote(
+    pub(crate) fn expire_quote(
         &self,
         ctx: &Context,
         id: RecordId,

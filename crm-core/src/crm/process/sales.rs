@@ -2,12 +2,12 @@
 
 use super::*;
 
-impl Crm {
+impl Engine {
     // ----------------------------------------------------------------- leads
 
     /// Moves a lead along its lifecycle (`contacted`, `qualified`, `disqualified` with a reason in
-    /// `comment`). Converting is [`Crm::convert_lead`].
-    pub fn transition_lead(
+    /// `comment`). Converting is [`Engine::convert_lead`].
+    pub(crate) fn transition_lead(
         &self,
         ctx: &Context,
         id: RecordId,
@@ -47,7 +47,7 @@ impl Crm {
     }
 
     /// Disqualifies a lead; the reason is required (`reason_required`).
-    pub fn disqualify_lead(
+    pub(crate) fn disqualify_lead(
         &self,
         ctx: &Context,
         id: RecordId,
@@ -60,7 +60,7 @@ impl Crm {
     /// Converts a qualified lead, atomically: creates (or links) the account, creates a contact with
     /// the lead's name, e-mail, phone and country, and an opportunity in the pipeline's first stage;
     /// the lead becomes `converted` and points at all three.
-    pub fn convert_lead(
+    pub(crate) fn convert_lead(
         &self,
         ctx: &Context,
         id: RecordId,
@@ -71,12 +71,20 @@ impl Crm {
             self.open_for_transition(ctx, EntityKind::Lead, id, expected_version)?;
         let from = status(&old);
         LEAD.check(&from, "converted")?;
+        // Only what the converting user may see of the lead is copied: a copy never carries a
+        // value its source hides from them.
+        let seen = |f: &str| {
+            access::field_access(&p, EntityKind::Lead, f) != Some(access::FieldAccess::Hidden)
+        };
         let copy = |f: &mut Fields, to: &str, from: &str| {
-            if let Some(v) = old.fields.get(from).filter(|v| !v.is_null()) {
+            if let Some(v) = old.fields.get(from).filter(|v| !v.is_null() && seen(from)) {
                 f.insert(to.to_owned(), v.clone());
             }
         };
-        let person = match (old.text("first_name"), old.text("last_name")) {
+        let person = match (
+            old.text("first_name").filter(|_| seen("first_name")),
+            old.text("last_name").filter(|_| seen("last_name")),
+        ) {
             (Some(a), Some(b)) => format!("{a} {b}"),
             (None, Some(b)) => b.to_owned(),
             (Some(a), None) => a.to_owned(),
@@ -88,7 +96,7 @@ impl Crm {
                     .map_err(|_| CrmError::not_found("account", aid))?;
                 let ctx2 = uow.ctx.clone();
                 self.fetch_visible(
-                    &*uow.tx,
+                    uow.tx.view(),
                     &p,
                     &cache,
                     &ctx2,
@@ -100,6 +108,7 @@ impl Crm {
             None => {
                 let name = old
                     .text("company")
+                    .filter(|_| seen("company"))
                     .map(str::to_owned)
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| person.clone());
@@ -126,8 +135,9 @@ impl Crm {
         copy(&mut f, "first_name", "first_name");
         let last = old
             .text("last_name")
-            .or(old.text("first_name"))
-            .or(old.text("company"))
+            .filter(|_| seen("last_name"))
+            .or(old.text("first_name").filter(|_| seen("first_name")))
+            .or(old.text("company").filter(|_| seen("company")))
             .unwrap_or("unknown");
         f.insert("last_name".into(), Value::from(last));
         copy(&mut f, "email", "email");
@@ -136,12 +146,17 @@ impl Crm {
         f.insert("account_id".into(), Value::Ref(account.meta.id));
         f.insert("roles".into(), Value::List(vec!["prospect".into()]));
         let contact = self.insert_new(&mut uow, &p, &cache, EntityKind::Contact, f)?;
-        let pipeline = self.load_pipeline(&*uow.tx, &ctx.tenant, opts.pipeline.as_deref())?;
+        let pipeline = self.load_pipeline(uow.tx.view(), &ctx.tenant, opts.pipeline.as_deref())?;
         let mut f = Fields::new();
         let default_name = format!(
             "{} – {}",
-            old.text("company").map(str::to_owned).unwrap_or(person),
-            old.text("product_interest").unwrap_or("opportunity")
+            old.text("company")
+                .filter(|_| seen("company"))
+                .map(str::to_owned)
+                .unwrap_or(person),
+            old.text("product_interest")
+                .filter(|_| seen("product_interest"))
+                .unwrap_or("opportunity")
         );
         f.insert(
             "name".into(),
@@ -194,7 +209,7 @@ impl Crm {
     /// Moves an opportunity to another stage of its pipeline, checking the stage's guards (allowed
     /// moves, roles, required fields, a lost reason). Entering a stage copies its probability and
     /// forecast category; a won or lost stage sets `closed_at`.
-    pub fn move_opportunity(
+    pub(crate) fn move_opportunity(
         &self,
         ctx: &Context,
         id: RecordId,
@@ -206,7 +221,7 @@ impl Crm {
         let (p, cache, mut uow, old) =
             self.open_for_transition(ctx, EntityKind::Opportunity, id, expected_version)?;
         let def = self
-            .load_pipeline(&*uow.tx, &ctx.tenant, old.text("pipeline"))?
+            .load_pipeline(uow.tx.view(), &ctx.tenant, old.text("pipeline"))?
             .ok_or_else(|| {
                 transition_error(
                     "opportunity",

@@ -2,13 +2,13 @@
 
 use super::*;
 
-impl Crm {
+impl Engine {
     // ----------------------------------------------------------------- cases
 
     /// Moves a case along its lifecycle. The first move out of `new`/`assigned` sets
     /// `first_responded_at`; `resolved` sets `resolved_at`, `closed` sets `closed_at`; reopening clears
     /// both.
-    pub fn transition_case(
+    pub(crate) fn transition_case(
         &self,
         ctx: &Context,
         id: RecordId,
@@ -60,7 +60,7 @@ impl Crm {
     /// Checks the SLA timers of the open cases the user may update, against the CRM's clock: a case
     /// past its first-response due time without a response, or past its resolution due time, is marked
     /// `sla_breached` and gets one `case.sla_breached` event (once per case). Returns the cases marked.
-    pub fn check_slas(&self, ctx: &Context) -> Result<Vec<RecordId>> {
+    pub(crate) fn check_slas(&self, ctx: &Context) -> Result<Vec<RecordId>> {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Update, EntityKind::Case)?;
         let mut uow = self.begin(ctx, self.now())?;
@@ -69,11 +69,14 @@ impl Crm {
         let not_breached = Cond::IsNull(col(k, "sla_breached")?).or(eq(k, "sla_breached", false)?);
         let mut q = Query::all(k, ctx.tenant.clone())
             .and(one_of(k, "status", OPEN_CASES)?)
-            .and(not_breached)
-            .and(access::record_cond(&p, Action::Update, k, now));
+            .and(not_breached);
         q.custom_types = cache.customs.types(k);
         let mut marked = Vec::new();
-        for c in uow.tx.query(&q)? {
+        let cases = uow
+            .tx
+            .scoped(self.who(&p, &cache, ctx))
+            .query(q, Action::Update)?;
+        for c in cases {
             let before = |f: &str| c.get(f).as_timestamp().is_some_and(|t| t < now);
             let which = if c.get("first_responded_at").is_null() && before("first_response_due") {
                 "first_response"
@@ -109,7 +112,7 @@ impl Crm {
 
     /// The recorded transitions of a record, oldest first, with the time spent in each state. The
     /// user must be able to read the record.
-    pub fn stage_history(
+    pub(crate) fn stage_history(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -118,9 +121,9 @@ impl Crm {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Read, kind)
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
-        let tx = self.store().read()?;
-        self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
-        let ts = transitions_of(&*tx, &ctx.tenant, kind, id)?;
+        let tx = self.door().read()?;
+        self.fetch_visible(tx.view(), &p, &cache, ctx, kind, id, Action::Read)?;
+        let ts = transitions_of(tx.view(), &ctx.tenant, kind, id)?;
         let now = self.now();
         let mut out = Vec::with_capacity(ts.len());
         for (i, t) in ts.iter().enumerate() {
@@ -143,13 +146,13 @@ impl Crm {
 
     /// Follows a record the user may read: its later changes produce a `notification` event addressed
     /// to the user. Following twice is harmless. Returns the Follow record.
-    pub fn follow(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
+    pub(crate) fn follow(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<Record> {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Read, kind)
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
         let mut uow = self.begin(ctx, self.now())?;
-        self.fetch_visible(&*uow.tx, &p, &cache, ctx, kind, id, Action::Read)?;
-        if let Some(f) = self.find_follow(&*uow.tx, ctx, kind, id)? {
+        self.fetch_visible(uow.tx.view(), &p, &cache, ctx, kind, id, Action::Read)?;
+        if let Some(f) = self.find_follow(uow.tx.view(), ctx, kind, id)? {
             return Ok(f);
         }
         let mut f = Fields::new();
@@ -167,10 +170,13 @@ impl Crm {
     }
 
     /// Stops following a record; `false` if the user was not following it.
-    pub fn unfollow(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<bool> {
-        self.principal(ctx)?;
+    pub(crate) fn unfollow(&self, ctx: &Context, kind: EntityKind, id: RecordId) -> Result<bool> {
+        let (p, cache) = self.principal(ctx)?;
+        self.require(&p, Action::Read, kind)
+            .map_err(|_| CrmError::not_found(kind.name(), id))?;
         let mut uow = self.begin(ctx, self.now())?;
-        let Some(f) = self.find_follow(&*uow.tx, ctx, kind, id)? else {
+        self.fetch_visible(uow.tx.view(), &p, &cache, ctx, kind, id, Action::Read)?;
+        let Some(f) = self.find_follow(uow.tx.view(), ctx, kind, id)? else {
             return Ok(false);
         };
         let mut gone = f.clone();
@@ -188,7 +194,7 @@ impl Crm {
     }
 
     /// The users following a record the user may read.
-    pub fn followers(
+    pub(crate) fn followers(
         &self,
         ctx: &Context,
         kind: EntityKind,
@@ -197,12 +203,13 @@ impl Crm {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Read, kind)
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
-        let tx = self.store().read()?;
-        self.fetch_visible(&*tx, &p, &cache, ctx, kind, id, Action::Read)?;
+        let tx = self.door().read()?;
+        self.fetch_visible(tx.view(), &p, &cache, ctx, kind, id, Action::Read)?;
         let q = Query::all(EntityKind::Follow, ctx.tenant.clone())
             .and(eq(EntityKind::Follow, "record_kind", kind.name())?)
             .and(eq(EntityKind::Follow, "record_id", id)?);
         let users: BTreeSet<RecordId> = tx
+            .unscoped(Why::OfVisible)
             .query(&q)?
             .iter()
             .filter_map(|f| f.reference("user_id"))
@@ -212,7 +219,7 @@ impl Crm {
 
     pub(crate) fn find_follow(
         &self,
-        tx: &dyn ReadTx,
+        tx: View<'_>,
         ctx: &Context,
         kind: EntityKind,
         id: RecordId,
@@ -223,7 +230,7 @@ impl Crm {
             .and(eq(EntityKind::Follow, "user_id", ctx.user_id)?);
         q.liveness = Liveness::Live;
         q.limit = Some(1);
-        Ok(tx.query(&q)?.into_iter().next())
+        Ok(tx.unscoped(Why::Own).query(&q)?.into_iter().next())
     }
 
     // ----------------------------------------------------------------- tasks and reminders
@@ -233,7 +240,6 @@ impl Crm {
         p: &Principal,
         cache: &TenantCache,
         ctx: &Context,
-        action: Action,
         until: DateTime<Utc>,
     ) -> Result<Query> {
         let k = EntityKind::Activity;
@@ -244,8 +250,8 @@ impl Crm {
                 col(k, "due_at")?,
                 Op::Lt,
                 Value::Timestamp(until),
-            ))
-            .and(access::record_cond(p, action, k, self.now()));
+            ));
+        let _ = p;
         q.sort = Some((col(k, "due_at")?, false));
         q.custom_types = cache.customs.types(k);
         Ok(q)
@@ -253,11 +259,15 @@ impl Crm {
 
     /// Open tasks (activities of type `task`, not completed) due before `until` that the user may
     /// read, earliest first.
-    pub fn due_tasks(&self, ctx: &Context, until: DateTime<Utc>) -> Result<Vec<Record>> {
+    pub(crate) fn due_tasks(&self, ctx: &Context, until: DateTime<Utc>) -> Result<Vec<Record>> {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Read, EntityKind::Activity)?;
-        let q = self.task_query(&p, &cache, ctx, Action::Read, until)?;
-        let rows = self.store().read()?.query(&q)?;
+        let q = self.task_query(&p, &cache, ctx, until)?;
+        let rows = self
+            .door()
+            .read()?
+            .scoped(self.who(&p, &cache, ctx))
+            .query(q, Action::Read)?;
         Ok(rows
             .into_iter()
             .map(|r| self.present(&p, &cache, r))
@@ -266,22 +276,20 @@ impl Crm {
 
     /// Emits one `task.due` event for each open task due by now (among those the user may update) that
     /// has not been reminded yet, and sets its `reminded_at`. Returns how many reminders fired.
-    pub fn fire_reminders(&self, ctx: &Context) -> Result<usize> {
+    pub(crate) fn fire_reminders(&self, ctx: &Context) -> Result<usize> {
         let (p, cache) = self.principal(ctx)?;
         self.require(&p, Action::Update, EntityKind::Activity)?;
         let mut uow = self.begin(ctx, self.now())?;
         let now = uow.now;
         let q = self
-            .task_query(
-                &p,
-                &cache,
-                ctx,
-                Action::Update,
-                now + Duration::microseconds(1),
-            )?
+            .task_query(&p, &cache, ctx, now + Duration::microseconds(1))?
             .and(Cond::IsNull(col(EntityKind::Activity, "reminded_at")?));
         let mut n = 0;
-        for t in uow.tx.query(&q)? {
+        let tasks = uow
+            .tx
+            .scoped(self.who(&p, &cache, ctx))
+            .query(q, Action::Update)?;
+        for t in tasks {
             let mut new = t.clone();
             set(&mut new, "reminded_at", now);
             let user = t.reference("performed_by").unwrap_or(t.meta.owner_id);
@@ -306,7 +314,7 @@ impl Crm {
     /// each one delivered. A failing send leaves its event pending for the next call (at-least-once);
     /// the others are still tried. Returns how many were delivered. Needs the outbox permission
     /// (administrators, capability `integration`).
-    pub fn deliver_emails(&self, ctx: &Context, mailer: &dyn Mailer) -> Result<usize> {
+    pub(crate) fn deliver_emails(&self, ctx: &Context, mailer: &dyn Mailer) -> Result<usize> {
         let mut after = 0;
         let mut delivered = 0;
         loop {

@@ -105,6 +105,28 @@ class BindingTest {
     }
 
     @Test
+    fun `sessions are refused to unknown and deactivated users`() {
+        val nobody = "0190f0e4-0000-7000-8000-000000000000"
+        val unknown = assertThrows<CrmException.PermissionDenied> { handle.session("acme", nobody) }
+        assertEquals("unknown_user", unknown.rule)
+        assertEquals("unknown_user", assertThrows<CrmException.PermissionDenied> { admin.asUser(nobody) }.rule)
+        // A user of one tenant is unknown in another.
+        assertEquals(
+            "unknown_user",
+            assertThrows<CrmException.PermissionDenied> { handle.session("elsewhere", admin.userId()) }.rule,
+        )
+
+        val user = admin.create("user", mapOf("username" to text("carl"), "role_id" to ref(repRoleId)))
+        val carl = handle.session("acme", user.id)
+        carl.count("account")
+        admin.update("user", user.id, user.version, mapOf("active" to FfiValue.Bool(false)))
+        // The open session is refused on its next call, and no new one is opened.
+        assertEquals("inactive_user", assertThrows<CrmException.PermissionDenied> { carl.count("account") }.rule)
+        assertEquals("inactive_user", assertThrows<CrmException.PermissionDenied> { handle.session("acme", user.id) }.rule)
+        assertEquals("inactive_user", assertThrows<CrmException.PermissionDenied> { admin.asUser(user.id) }.rule)
+    }
+
+    @Test
     fun `validation error names field and rule`() {
         val e = assertThrows<CrmException.Validation> {
             alice.create("contact", mapOf("last_name" to text("Rossi"), "email" to text("not-an-email")))

@@ -4,6 +4,7 @@ import org.crm.ffi.CrmException
 import org.crm.ffi.CrmHandle
 import org.crm.ffi.FfiListRequest
 import org.crm.ffi.FfiValue
+import org.crm.ffi.Session
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
@@ -44,13 +45,15 @@ class MaintenanceTest {
             assertEquals(2, diff.entered.size)
             assertTrue(diff.left.isEmpty())
 
-            assertTrue(admin.integrityCheck().isEmpty())
-            admin.backup(copy)
+            // Host operations are on the handle: no acting user.
+            assertTrue(h.integrityCheck().isEmpty())
+            h.backup(copy)
 
             // The tenant as JSON Lines; an existing file is never overwritten.
-            val sent = admin.exportTenant(jsonl)
+            val sent = h.exportTenant("ops", jsonl)
             assertTrue(sent.records >= 5 && sent.audit > 0, sent.toString())
-            assertEquals("io", assertThrows<CrmException.Storage> { admin.exportTenant(jsonl) }.rule)
+            assertEquals("io", assertThrows<CrmException.Storage> { h.exportTenant("ops", jsonl) }.rule)
+            assertThrows<CrmException.Validation> { h.exportTenant("not a tenant!", dir.resolve("x.jsonl").toString()) }
             exported = sent.records
         }
         // Imported into another database, with its users, history and audit chain.
@@ -64,8 +67,34 @@ class MaintenanceTest {
         CrmHandle.open(copy).use { h ->
             val admin = h.session("ops", adminId)
             assertEquals(3L, admin.count("account"))
-            assertTrue(admin.integrityCheck().isEmpty())
+            assertTrue(h.integrityCheck().isEmpty())
             assertTrue(admin.verifyAudit().ok)
+        }
+    }
+
+    @Test
+    fun `host operations are not on the tenant session`() {
+        // A tenant administrator's session cannot copy the database or another tenant: backup,
+        // integrity check and tenant export/import exist only on the handle.
+        val host = setOf("backup", "integrityCheck", "exportTenant", "importTenant")
+        val onSession = Session::class.java.methods.map { it.name }.toSet()
+        assertEquals(emptySet<String>(), host intersect onSession)
+        assertTrue(host.all { name -> CrmHandle::class.java.methods.any { it.name == name } })
+
+        // The handle's backup takes every tenant, whoever administers them.
+        val copy = dir.resolve("both.sqlite").toString()
+        val ids = mutableMapOf<String, String>()
+        CrmHandle.open(dir.resolve("two.sqlite").toString(), "IT").use { h ->
+            for (t in listOf("north", "south")) {
+                val admin = h.bootstrap(t, "admin")
+                ids[t] = admin.userId()
+                admin.create("account", mapOf("name" to FfiValue.Text("$t Srl")))
+            }
+            h.backup(copy)
+            assertThrows<CrmException> { h.backup(copy) } // an existing file is never overwritten
+        }
+        CrmHandle.open(copy).use { h ->
+            for ((t, id) in ids) assertEquals(1L, h.session(t, id).count("account"))
         }
     }
 }

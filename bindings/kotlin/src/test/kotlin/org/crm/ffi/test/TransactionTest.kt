@@ -41,6 +41,11 @@ class TransactionTest {
             }
             assertEquals(1L, admin.count("account"))
             assertEquals(events0 + 2, admin.pendingEvents(0L, 10_000).size)
+            // A session opened from another handle is refused by this one.
+            CrmHandle.openInMemory("IT").use { other ->
+                val e = assertThrows<CrmException.Validation> { other.transaction(admin) }
+                assertEquals("other_handle", e.rule)
+            }
 
             val tx = admin.transaction()
             tx.create("account", name("Rolled back"))
