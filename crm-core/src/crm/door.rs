@@ -132,20 +132,19 @@ pub(crate) struct Snapshot<'s> {
 }
 
 impl Snapshot<'_> {
-    /// Reads as `who` may.
-    pub(crate) fn scoped<'a>(&'a self, who: Who<'a>) -> Scoped<'a> {
-        Scoped { tx: &*self.tx, who }
-    }
-
     /// A view to hand on (a reader over this snapshot).
     pub(crate) fn view(&self) -> View<'_> {
         View { tx: &*self.tx }
     }
 
+    /// Reads as `who` may.
+    pub(crate) fn scoped<'a>(&'a self, who: Who<'a>) -> Scoped<'a> {
+        self.view().scoped(who)
+    }
+
     /// Reads past the permissions, for `why`.
     pub(crate) fn unscoped(&self, why: Why) -> &dyn ReadTx {
-        let _ = why;
-        &*self.tx
+        self.view().unscoped(why)
     }
 }
 
@@ -174,20 +173,19 @@ pub(crate) struct Writer<'s> {
 }
 
 impl<'s> Writer<'s> {
-    /// Reads as `who` may, seeing this transaction's writes.
-    pub(crate) fn scoped<'a>(&'a self, who: Who<'a>) -> Scoped<'a> {
-        Scoped { tx: &*self.tx, who }
-    }
-
-    /// A view to hand on.
+    /// A view to hand on (it sees this transaction's writes).
     pub(crate) fn view(&self) -> View<'_> {
         View { tx: &*self.tx }
     }
 
+    /// Reads as `who` may, seeing this transaction's writes.
+    pub(crate) fn scoped<'a>(&'a self, who: Who<'a>) -> Scoped<'a> {
+        self.view().scoped(who)
+    }
+
     /// Reads past the permissions, for `why`.
     pub(crate) fn unscoped(&self, why: Why) -> &dyn ReadTx {
-        let _ = why;
-        &*self.tx
+        self.view().unscoped(why)
     }
 
     /// The tenant's audit chain head (sequence, hash).
