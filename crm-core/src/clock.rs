@@ -30,10 +30,16 @@ impl ManualClock {
         ManualClock(Mutex::new(at))
     }
 
-    /// Moves the clock forward by `d`.
+    /// Moves the clock forward by `d` (backward when negative), stopping at the last or first
+    /// instant the calendar holds instead of overflowing.
     pub fn advance(&self, d: Duration) {
         let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *g += d;
+        let limit = if d < Duration::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        };
+        *g = g.checked_add_signed(d).unwrap_or(limit);
     }
 
     /// Sets the clock to `at`.
@@ -45,5 +51,23 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn advancing_past_the_calendar_stops_at_its_end() {
+        let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap());
+        c.advance(Duration::MAX);
+        assert_eq!(c.now(), DateTime::<Utc>::MAX_UTC);
+        c.advance(Duration::MIN);
+        c.advance(Duration::MIN);
+        assert_eq!(c.now(), DateTime::<Utc>::MIN_UTC);
     }
 }

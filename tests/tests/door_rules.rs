@@ -1339,3 +1339,40 @@ fn lifecycles_of_a_scoped_user_come_from_their_orders() {
         )]
     );
 }
+
+#[test]
+fn a_page_of_zero_records_is_refused() {
+    let w = world();
+    let admin = w.admin_session();
+    let e = admin
+        .records()
+        .list(EntityKind::Account, &ListRequest::default().limit(0))
+        .unwrap_err();
+    assert_eq!((e.kind, e.field.as_deref()), (ErrorKind::InvalidQuery, Some("limit")));
+    assert_eq!(
+        admin.outbox().pending(0, 0).unwrap_err().kind,
+        ErrorKind::InvalidQuery
+    );
+    let acc = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "A" })
+        .unwrap();
+    assert_eq!(
+        admin
+            .audit()
+            .history(EntityKind::Account, acc.meta.id, None, Some(0))
+            .unwrap_err()
+            .kind,
+        ErrorKind::InvalidQuery
+    );
+    // Above the largest page the answer is the largest page.
+    assert_eq!(
+        admin
+            .records()
+            .list(EntityKind::Account, &ListRequest::default().limit(u32::MAX))
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}

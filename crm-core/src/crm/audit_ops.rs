@@ -119,7 +119,7 @@ impl Engine {
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
         let tx = self.door().read()?;
         self.fetch_visible(tx.view(), &p, &cache, ctx, kind, id, Action::Read)?;
-        let limit = limit.unwrap_or(50).clamp(1, 1000);
+        let limit = super::read::page_size(limit, 50, 1000)?;
         let mut q = AuditQuery::tenant(ctx.tenant.clone());
         q.record = Some((kind, id));
         q.before_seq = before_seq;
@@ -314,7 +314,7 @@ impl Engine {
         q.user = Some(user_id);
         q.from = Some(from);
         q.until = Some(until);
-        q.limit = Some(limit.unwrap_or(1000).clamp(1, 10_000));
+        q.limit = Some(super::read::page_size(limit, 1000, 10_000)?);
         // Only entries about records the supervisor may read now, with the fields hidden from them
         // left out: supervision shows what the agent did within the supervisor's own reach.
         let tx = self.door().read()?;
@@ -376,7 +376,7 @@ impl Engine {
         // only its part of the outbox.
         let tx = self.door().read()?;
         tx.scoped(self.who(&p, &cache, ctx))
-            .pending_events(after_seq, limit.clamp(1, 10_000))
+            .pending_events(after_seq, super::read::page_size(Some(limit), 500, 10_000)?)
     }
 
     /// Marks outbox events delivered (those about records the user may read); returns how many

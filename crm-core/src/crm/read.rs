@@ -223,7 +223,7 @@ impl Engine {
         req: &ListRequest,
     ) -> Result<Page<Record>> {
         self.require(p, Action::Read, kind)?;
-        let limit = req.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let limit = page_size(req.limit, DEFAULT_PAGE, MAX_PAGE)?;
         let mut q = self.build_query(p, cache, ctx, kind, req)?;
         q.limit = Some(limit + 1);
         let mut rows = reader.with_once(|tx| {
@@ -397,6 +397,20 @@ impl Engine {
             }
         }
         Ok(n)
+    }
+}
+
+/// A page size asked for: `default` when none, at most `max`; zero is refused (`InvalidQuery`,
+/// field `limit`, rule `range`) — a page holds at least one record.
+pub(crate) fn page_size(asked: Option<u32>, default: u32, max: u32) -> Result<u32> {
+    match asked {
+        None => Ok(default),
+        Some(0) => Err(CrmError::invalid_query(
+            Some("limit"),
+            "range",
+            "`limit` must be at least 1",
+        )),
+        Some(n) => Ok(n.min(max)),
     }
 }
 
