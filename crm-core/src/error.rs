@@ -23,7 +23,8 @@ pub enum ErrorKind {
     InvalidTransition,
     /// A filter, sort or query is malformed (unknown field, type mismatch, parse error).
     InvalidQuery,
-    /// The database could not be used (I/O, corruption, newer schema, busy).
+    /// The database could not be used; `rule` says why: `busy` (retry, see
+    /// [`CrmError::is_retryable`]), `disk_full`, `read_only`, `corrupt`, `newer_schema`, `io`, …
     Storage,
     /// A bug inside the library (an invariant did not hold); never the caller's fault.
     Internal,
@@ -195,6 +196,21 @@ impl CrmError {
         self
     }
 
+    /// Sets the rule this error concerns (for example the storage rule `busy` or `disk_full`).
+    pub fn with_rule(mut self, rule: &str) -> Self {
+        self.rule = Some(rule.to_owned());
+        self
+    }
+
+    /// Whether the same call, repeated unchanged a little later, may succeed: the database was busy
+    /// (`Storage` of rule `busy`: another write held the lock longer than the busy timeout, on this
+    /// handle or from another connection or process). Nothing was written by the failed call, so the
+    /// host may retry it, preferably after a short, growing pause. Every other error is not retryable
+    /// as it stands: a stale version needs a re-read, invalid input a correction, a full disk space.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == ErrorKind::Storage && self.rule.as_deref() == Some("busy")
+    }
+
     /// Prefixes the field name (used for nested values such as `lines[2].quantity` or `custom.x`).
     pub fn in_field(mut self, prefix: &str) -> Self {
         self.field = Some(match self.field.take() {
@@ -217,5 +233,22 @@ mod tests {
             "validation: not a valid e-mail address (field `email`, rule `email_syntax`)"
         );
         assert_eq!(e.kind.code(), "validation");
+    }
+
+    #[test]
+    fn only_busy_storage_errors_are_retryable() {
+        assert!(CrmError::storage("the database is busy")
+            .with_rule("busy")
+            .is_retryable());
+        assert!(!CrmError::storage("disk")
+            .with_rule("disk_full")
+            .is_retryable());
+        assert!(!CrmError::storage("no rule").is_retryable());
+        // A rule of the same name on another kind is not a busy database.
+        let mut e = CrmError::conflict("account", "busy", "x");
+        assert!(!e.is_retryable());
+        e.kind = ErrorKind::Storage;
+        assert!(e.is_retryable());
+        assert!(!CrmError::conflict("account", "stale_version", "x").is_retryable());
     }
 }

@@ -33,12 +33,15 @@ pub trait Store: Send + Sync {
     /// Starts the (single) write transaction; waits for other writers.
     fn write(&self) -> Result<Box<dyn WriteTx + '_>>;
     /// Copies the whole live database to a new file at `dest` while writers keep writing, reporting
-    /// `(done, total)` progress, and checks the copy. Backends that cannot answer `Storage`.
+    /// `(done, total)` progress, and checks the copy. The file appears at `dest` only once it is
+    /// complete and checked: a failed or interrupted backup leaves no file there. Backends that
+    /// cannot answer `Storage` of rule `unsupported`.
     fn backup_to(&self, dest: &std::path::Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
         let _ = (dest, progress);
-        Err(crate::error::CrmError::storage(
-            "this storage backend has no file backups",
-        ))
+        Err(
+            crate::error::CrmError::storage("this storage backend has no file backups")
+                .with_rule("unsupported"),
+        )
     }
     /// The backend's own consistency check: an empty list when sound.
     fn integrity_check(&self) -> Result<Vec<String>> {

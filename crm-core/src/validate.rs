@@ -283,7 +283,25 @@ pub(crate) fn check_decimal(d: Decimal, field: &str) -> Result<Decimal> {
     Ok(d)
 }
 
-/// Normalises one value of type `ty`: coercion, then phone/e-mail/decimal rules.
+/// The first and last year a date or an instant may have: what ISO 8601's four-digit form and every
+/// binding's date type can carry.
+pub(crate) const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// Refuses a date or an instant (taken in UTC, as stored) outside the years 0001–9999, rule
+/// `out_of_range`, naming the field.
+pub(crate) fn check_year(year: i32, field: &str) -> Result<()> {
+    if YEARS.contains(&year) {
+        Ok(())
+    } else {
+        Err(CrmError::validation(
+            field,
+            "out_of_range",
+            "dates and instants must lie in the years 0001 to 9999",
+        ))
+    }
+}
+
+/// Normalises one value of type `ty`: coercion, then phone/e-mail/decimal/date rules.
 pub(crate) fn normalise_value(
     ty: &FieldType,
     v: Value,
@@ -297,6 +315,14 @@ pub(crate) fn normalise_value(
         (FieldType::Decimal, Value::Decimal(d)) => Value::Decimal(check_decimal(d, field)?),
         (FieldType::Money, Value::Money(m)) => {
             Value::Money(Money::new(check_decimal(m.amount, field)?, m.currency))
+        }
+        (FieldType::Date, Value::Date(d)) => {
+            check_year(chrono::Datelike::year(&d), field)?;
+            Value::Date(d)
+        }
+        (FieldType::Timestamp, Value::Timestamp(t)) => {
+            check_year(chrono::Datelike::year(&t), field)?;
+            Value::Timestamp(t)
         }
         (FieldType::Text, Value::Text(s)) if s.len() > 10_000 => {
             return Err(CrmError::validation(
@@ -603,6 +629,99 @@ mod tests {
             let e = normalise_email(bad, "email").unwrap_err();
             assert_eq!(e.rule.as_deref(), Some("email_syntax"), "{bad}");
         }
+    }
+
+    fn date_value(ty: &FieldType, v: Value) -> Result<Value> {
+        normalise_value(ty, v, "close_date", &PhoneRules::default())
+    }
+
+    #[test]
+    fn dates_outside_the_years_0001_to_9999_are_refused_naming_the_field() {
+        use chrono::{DateTime, NaiveDate, Utc};
+        let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        for bad in [
+            NaiveDate::MAX,
+            NaiveDate::MIN,
+            ymd(-1, 12, 31),
+            ymd(0, 1, 1),
+            ymd(0, 12, 31),
+            ymd(10000, 1, 1),
+        ] {
+            let e = date_value(&FieldType::Date, Value::Date(bad)).unwrap_err();
+            assert_eq!(e.kind, crate::ErrorKind::Validation, "{bad}");
+            assert_eq!(
+                (e.field.as_deref(), e.rule.as_deref()),
+                (Some("close_date"), Some("out_of_range")),
+                "{bad}"
+            );
+        }
+        for good in [ymd(1, 1, 1), ymd(9999, 12, 31), ymd(2024, 2, 29)] {
+            assert_eq!(
+                date_value(&FieldType::Date, Value::Date(good)).unwrap(),
+                Value::Date(good)
+            );
+        }
+        // The text forms, as hosts and bindings send them.
+        for bad in ["0000-01-01", "+10000-01-01", "-0001-12-31"] {
+            if let Err(e) = date_value(&FieldType::Date, Value::Text(bad.into())) {
+                assert!(
+                    matches!(e.rule.as_deref(), Some("out_of_range" | "date_syntax")),
+                    "{bad}: {e}"
+                );
+            } else {
+                panic!("{bad} accepted");
+            }
+        }
+        assert_eq!(
+            date_value(&FieldType::Date, Value::Text("0000-01-01".into()))
+                .unwrap_err()
+                .rule
+                .as_deref(),
+            Some("out_of_range")
+        );
+        for good in ["0001-01-01", "9999-12-31"] {
+            date_value(&FieldType::Date, Value::Text(good.into())).unwrap();
+        }
+
+        let ts = |s: i64, n: u32| DateTime::<Utc>::from_timestamp(s, n).unwrap();
+        for bad in [
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::<Utc>::MIN_UTC,
+            ts(253_402_300_800, 0), // 10000-01-01T00:00:00Z
+            ts(-62_135_596_801, 0), // 0000-12-31T23:59:59Z
+            ts(-62_167_219_201, 0), // year -1
+            DateTime::from_timestamp_micros(i64::MAX / 2).unwrap(), // year 146 000
+        ] {
+            let e = date_value(&FieldType::Timestamp, Value::Timestamp(bad)).unwrap_err();
+            assert_eq!(
+                (e.field.as_deref(), e.rule.as_deref()),
+                (Some("close_date"), Some("out_of_range")),
+                "{bad}"
+            );
+        }
+        for good in [
+            ts(253_402_300_799, 999_999_999), // 9999-12-31T23:59:59.999999999Z
+            ts(-62_135_596_800, 0),           // 0001-01-01T00:00:00Z
+        ] {
+            date_value(&FieldType::Timestamp, Value::Timestamp(good)).unwrap();
+        }
+        // Instants are judged in UTC: an offset that moves the instant into year 0 is refused.
+        let e = date_value(
+            &FieldType::Timestamp,
+            Value::Text("0001-01-01T00:30:00+01:00".into()),
+        )
+        .unwrap_err();
+        assert_eq!(e.rule.as_deref(), Some("out_of_range"));
+        date_value(
+            &FieldType::Timestamp,
+            Value::Text("9999-12-31T23:59:59Z".into()),
+        )
+        .unwrap();
+        date_value(
+            &FieldType::Timestamp,
+            Value::Text("0001-01-01T00:00:00Z".into()),
+        )
+        .unwrap();
     }
 
     #[test]

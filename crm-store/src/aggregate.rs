@@ -103,7 +103,10 @@ pub(crate) fn statement(q: &Query, scopes: &ScopeNames) -> Result<Stmt> {
 }
 
 fn bad(what: &str) -> CrmError {
-    CrmError::storage(format!("stored order line has a bad {what}"))
+    crate::error::failure(
+        crate::error::CORRUPT,
+        format!("stored order line has a bad {what}"),
+    )
 }
 
 /// Column `i` of a line row: NULL, or the bytes of a value of the expected storage class (blob for

@@ -5,11 +5,7 @@ use crm_core::{AuditEntry, CrmError, Event, NewEvent, Operation, Origin, Result,
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
-use crate::codec::{blob_id, int_to_ts, storage, ts_to_int};
-
-fn corrupt(what: &str) -> CrmError {
-    CrmError::storage(format!("stored {what} is malformed"))
-}
+use crate::codec::{blob_id, corrupt, int_to_ts, storage, ts_to_int};
 
 fn seq_param(seq: u64) -> Result<i64> {
     i64::try_from(seq)

@@ -11,28 +11,7 @@ use serde_json::Value as Json;
 /// Decimals are stored as integers holding the value × 10⁴.
 const SCALE: u32 = 4;
 
-pub(crate) fn storage(e: rusqlite::Error) -> CrmError {
-    match &e {
-        // SQLite's messages name tables, columns and constraints, never bound values.
-        rusqlite::Error::SqliteFailure(code, Some(msg)) => {
-            CrmError::storage(format!("sqlite error: {code}: {msg}"))
-        }
-        rusqlite::Error::SqliteFailure(code, None) => {
-            CrmError::storage(format!("sqlite error: {code}"))
-        }
-        rusqlite::Error::QueryReturnedNoRows => CrmError::storage("sqlite error: no row"),
-        rusqlite::Error::InvalidColumnType(..)
-        | rusqlite::Error::FromSqlConversionFailure(..)
-        | rusqlite::Error::IntegralValueOutOfRange(..) => {
-            CrmError::storage("sqlite error: stored value of unexpected type")
-        }
-        _ => CrmError::storage("sqlite error"),
-    }
-}
-
-fn corrupt(what: &str) -> CrmError {
-    CrmError::storage(format!("stored {what} is malformed"))
-}
+pub(crate) use crate::error::{corrupt, storage};
 
 fn mismatch(field: &str, ty: &FieldType) -> CrmError {
     CrmError::validation(

@@ -12,8 +12,9 @@ mod audit;
 mod backup;
 mod codec;
 mod compile;
+mod error;
 mod migrate;
 mod scope;
 mod store;
 
-pub use store::SqliteStore;
+pub use store::{Durability, OpenOptions, SqliteStore};

@@ -19,6 +19,7 @@ use crate::codec::{
     storage, ts_to_int, valid_key, Currencies,
 };
 use crate::compile;
+use crate::error::{busy, invalid_path};
 use crate::scope::{self, ScopeNames, ScopeTables};
 use crate::{audit, migrate};
 
@@ -38,6 +39,8 @@ pub struct SqliteStore {
     unanalyzed: Mutex<Vec<(&'static str, u64, u64)>>,
     /// `None` for in-memory stores (reads use the writer connection).
     readers: Option<Readers>,
+    /// Durability and busy timeout of every connection.
+    options: OpenOptions,
 }
 
 struct Readers {
@@ -59,17 +62,65 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn configure(conn: &Connection) -> Result<()> {
-    conn.busy_timeout(Duration::from_secs(5)).map_err(storage)?;
-    conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
-    )
+/// How durable a commit is once it returns: SQLite's `synchronous` setting on every connection of a
+/// file store (WAL mode). See `docs/architecture.md`, "Durability".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Durability {
+    /// `synchronous=FULL` (the default): the write-ahead log is flushed to disk at every commit, so
+    /// a commit that returned survives a power loss or an operating-system crash. Costs one `fsync`
+    /// per write transaction.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: the log is flushed only at checkpoints. The database stays consistent
+    /// and is never corrupted, and an application crash loses nothing, but the last transactions
+    /// committed before a power loss or an operating-system crash may be rolled back. Faster for
+    /// many small writes; choose it only when those can be redone.
+    Normal,
+}
+
+impl Durability {
+    /// The value of `PRAGMA synchronous` this choice sets.
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// How [`SqliteStore::open_with`] opens a database file. Build it from the default, so options added
+/// later keep their defaults: `OpenOptions { durability: Durability::Normal, ..Default::default() }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OpenOptions {
+    /// How durable a returned commit is (default [`Durability::Full`]).
+    pub durability: Durability,
+    /// How long a write waits for the database held by another write — on this handle, another
+    /// connection or another process — before it fails with the `Storage` error of rule `busy`
+    /// (retryable: [`crm_core::CrmError::is_retryable`]). Default 5 s.
+    pub busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            durability: Durability::Full,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn configure(conn: &Connection, options: &OpenOptions) -> Result<()> {
+    conn.busy_timeout(options.busy_timeout).map_err(storage)?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA temp_store = MEMORY;",
+        options.durability.pragma()
+    ))
     .map_err(storage)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 
-fn open_reader(path: &Path) -> Result<Connection> {
+fn open_reader(path: &Path, options: &OpenOptions) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -77,10 +128,32 @@ fn open_reader(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(storage)?;
-    configure(&conn)?;
+    configure(&conn, options)?;
     conn.execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB};"))
         .map_err(storage)?;
     Ok(conn)
+}
+
+/// Refuses a path that cannot name a database file, before SQLite reads it: an empty path (SQLite
+/// would open a private temporary database that vanishes on close), `:memory:` (each connection
+/// would see its own empty database: use [`SqliteStore::open_in_memory`]), a directory, and an
+/// existing file that is not an SQLite database (`corrupt`, the file left untouched; an empty file
+/// is a new database). The message names the problem, not the path.
+fn check_path(path: &Path) -> Result<()> {
+    let text = path.as_os_str();
+    if text.is_empty() || text.to_string_lossy().trim().is_empty() {
+        return Err(invalid_path("the database path is empty"));
+    }
+    if text == ":memory:" {
+        return Err(invalid_path(
+            "the in-memory name names no file: open an in-memory store instead",
+        ));
+    }
+    if path.is_dir() {
+        return Err(invalid_path("the database path is a directory, not a file"));
+    }
+    // SQLite takes a short file for an empty database and would write its schema over it.
+    crate::backup::check_header(path)
 }
 
 /// Page cache of the writing connection, in KiB. SQLite's default (2 MiB) holds too few interior
@@ -90,19 +163,29 @@ const WRITER_CACHE_KIB: u32 = 64 * 1024;
 const READER_CACHE_KIB: u32 = 16 * 1024;
 
 impl SqliteStore {
-    /// Opens (or creates) the database file at `path` and brings its schema up to date.
+    /// Opens (or creates) the database file at `path` with the default [`OpenOptions`] (durable
+    /// commits, `synchronous=FULL`; 5 s busy timeout) and brings its schema up to date.
     ///
     /// Fails with a `Storage` error of rule `newer_schema`, leaving the file untouched, when the file
-    /// was written by a newer version of this library.
+    /// was written by a newer version of this library; `corrupt` when it is not an SQLite database,
+    /// is damaged, or records a schema version this library never writes; `invalid_path` for an
+    /// empty path or a directory.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// Opens (or creates) the database file at `path` as `options` say and brings its schema up to
+    /// date; otherwise as [`SqliteStore::open`].
+    pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
+        check_path(&path)?;
         let conn = Connection::open(&path).map_err(storage)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(storage)?;
+        conn.busy_timeout(options.busy_timeout).map_err(storage)?;
         // Check before anything writes (switching to WAL writes the header).
         migrate::check(&conn)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
             .map_err(storage)?;
-        configure(&conn)?;
+        configure(&conn, &options)?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
             .map_err(storage)?;
         migrate::apply(&conn)?;
@@ -113,24 +196,32 @@ impl SqliteStore {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
+            options,
         })
     }
 
     /// A fresh store in memory (tests, throw-away work): one connection for reads and writes.
     pub fn open_in_memory() -> Result<SqliteStore> {
+        let options = OpenOptions::default();
         let conn = Connection::open_in_memory().map_err(storage)?;
-        configure(&conn)?;
+        configure(&conn, &options)?;
         migrate::apply(&conn)?;
         Ok(SqliteStore {
             writer: Mutex::new(conn),
             unanalyzed: Mutex::new(Vec::new()),
             readers: None,
+            options,
         })
+    }
+
+    /// The options this store was opened with.
+    pub fn options(&self) -> OpenOptions {
+        self.options
     }
 
     /// The schema version recorded in the database.
     pub fn schema_version(&self) -> Result<u32> {
-        let conn = lock(&self.writer)?;
+        let conn = lock(&self.writer, self.options.busy_timeout)?;
         migrate::version(&conn)
     }
 
@@ -140,8 +231,12 @@ impl SqliteStore {
     }
 
     /// Copies the live database to a new file at `dest` while writers keep writing (SQLite's online
-    /// backup, inside one read snapshot), reporting `(pages done, pages total)`, then checks the copy's
-    /// integrity. Refuses an existing destination.
+    /// backup, inside one read snapshot), reporting `(pages done, pages total)`.
+    ///
+    /// The copy is written under a temporary name beside `dest` (`.<name>.partial-…`), checked
+    /// (integrity, foreign keys, this library's schema present), flushed to disk and only then
+    /// renamed to `dest` in one atomic step: a failed or interrupted backup leaves no file at `dest`.
+    /// Refuses an existing destination (`Conflict`, rule `destination_exists`).
     pub fn backup_to(
         &self,
         dest: impl AsRef<Path>,
@@ -149,35 +244,42 @@ impl SqliteStore {
     ) -> Result<()> {
         match &self.readers {
             Some(r) => {
-                let src = open_reader(&r.path)?;
+                let src = open_reader(&r.path, &self.options)?;
                 crate::backup::copy(&src, dest.as_ref(), progress)
             }
             None => {
-                let conn = lock(&self.writer)?;
+                let conn = lock(&self.writer, self.options.busy_timeout)?;
                 crate::backup::copy(&conn, dest.as_ref(), progress)
             }
         }
     }
 
-    /// Restores a backup into a new database file `into` (refused if it exists) and checks it.
+    /// Restores a backup into a new database file `into` (refused if it exists) and checks it,
+    /// with the same temporary name and atomic rename as [`SqliteStore::backup_to`].
+    ///
+    /// Refuses, before copying anything, what cannot be a backup, with a `Storage` error: an empty
+    /// (0-byte) file or an SQLite file without this library's schema (rule `not_a_backup`), a file
+    /// that is not SQLite or is damaged (`corrupt`), one from a newer library (`newer_schema`), a
+    /// directory (`invalid_path`), a missing file (`io`).
     pub fn restore_backup(
         backup: impl AsRef<Path>,
         into: impl AsRef<Path>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
-        let src = Connection::open_with_flags(backup.as_ref(), OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(storage)?;
-        migrate::check(&src)?;
+        let src = crate::backup::open_backup(backup.as_ref())?;
         crate::backup::copy(&src, into.as_ref(), progress)
     }
 
     /// `PRAGMA integrity_check` and the foreign-key check of this database: empty when sound.
     pub fn integrity_check(&self) -> Result<Vec<String>> {
-        let conn = lock(&self.writer)?;
+        let conn = lock(&self.writer, self.options.busy_timeout)?;
         crate::backup::check(&conn)
     }
 
-    /// Integrity check of a database file (for example a backup), opened read-only.
+    /// Integrity check of a database file (for example a backup), opened read-only: the problems
+    /// found, empty when sound. A file that cannot be a backup is refused with a `Storage` error,
+    /// as [`SqliteStore::restore_backup`] refuses it (an empty file, a file that is not SQLite, an
+    /// SQLite file without this library's schema).
     pub fn check_file(path: impl AsRef<Path>) -> Result<Vec<String>> {
         crate::backup::check_file(path.as_ref())
     }
@@ -186,13 +288,13 @@ impl SqliteStore {
     /// snapshot held until the transaction ends with `snapshot`, else each statement in its own.
     fn read_tx(&self, snapshot: bool) -> Result<Tx<'_>> {
         let conn = match &self.readers {
-            None => Handle::Locked(lock(&self.writer)?),
+            None => Handle::Locked(lock(&self.writer, self.options.busy_timeout)?),
             Some(r) => {
-                let pooled = lock(&r.idle)?.pop();
+                let pooled = lock(&r.idle, self.options.busy_timeout)?.pop();
                 let c = match pooled {
                     Some(c) => c,
                     None => ReaderConn {
-                        conn: open_reader(&r.path)?,
+                        conn: open_reader(&r.path, &self.options)?,
                         scopes: RefCell::default(),
                     },
                 };
@@ -250,20 +352,11 @@ impl SqliteStore {
     }
 }
 
-/// How long a write waits for the writer connection (the same as SQLite's busy timeout).
-const BUSY: Duration = Duration::from_secs(5);
-
-/// Takes `m`, waiting at most [`BUSY`]: a write that waits longer (another transaction left open,
-/// or a transaction's own thread writing outside it) fails with a `Storage` error of rule `busy`
-/// instead of hanging.
-fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
-    m.try_lock_for(BUSY).ok_or_else(|| {
-        let mut e = CrmError::storage(
-            "the database is busy: another write transaction stayed open for 5 s",
-        );
-        e.rule = Some("busy".to_owned());
-        e
-    })
+/// Takes `m`, waiting at most the busy timeout: a write that waits longer (another transaction
+/// left open, or a transaction's own thread writing outside it) fails with the one busy error —
+/// `Storage`, rule `busy`, retryable — exactly as when another connection holds SQLite's lock.
+fn lock<T>(m: &Mutex<T>, timeout: Duration) -> Result<MutexGuard<'_, T>> {
+    m.try_lock_for(timeout).ok_or_else(busy)
 }
 
 enum Handle<'a> {
@@ -426,7 +519,7 @@ impl Store for SqliteStore {
 
     fn write(&self) -> Result<Box<dyn WriteTx + '_>> {
         let mut tx = Tx {
-            conn: Handle::Locked(lock(&self.writer)?),
+            conn: Handle::Locked(lock(&self.writer, self.options.busy_timeout)?),
             open: false,
             inserted: Vec::new(),
             store: Some(self),
@@ -451,7 +544,7 @@ fn decode_record(
     let id = |i: usize| -> Result<RecordId> {
         match col(i)? {
             ValueRef::Blob(b) => blob_id(b),
-            _ => Err(CrmError::storage("stored id is malformed")),
+            _ => Err(crate::error::corrupt("id")),
         }
     };
     let int = |i: usize| -> Result<i64> { row.get::<_, i64>(i).map_err(storage) };
@@ -641,7 +734,7 @@ impl ReadTx for Tx<'_> {
         while let Some(row) = rows.next().map_err(storage)? {
             let id = match row.get_ref(0).map_err(storage)? {
                 ValueRef::Blob(b) => blob_id(b)?,
-                _ => return Err(CrmError::storage("stored id is malformed")),
+                _ => return Err(crate::error::corrupt("id")),
             };
             values.clear();
             let mut i = 1;
@@ -853,7 +946,7 @@ impl WriteTx for Tx<'_> {
         };
         let mut due = Vec::new();
         {
-            let mut pending = lock(&store.unanalyzed)?;
+            let mut pending = lock(&store.unanalyzed, store.options.busy_timeout)?;
             for (table, n) in std::mem::take(&mut self.inserted) {
                 match pending.iter_mut().find(|(t, _, _)| *t == table) {
                     Some((_, total, _)) => *total += n,
@@ -874,16 +967,125 @@ impl WriteTx for Tx<'_> {
                 // ANALYZE counts the whole table: refresh again when it has doubled, so loading N
                 // rows costs O(N) in statistics work overall, not O(N²).
                 let rows = analyzed_rows(&self, table)?;
-                let mut pending = lock(&store.unanalyzed)?;
+                let mut pending = lock(&store.unanalyzed, store.options.busy_timeout)?;
                 if let Some((_, _, threshold)) = pending.iter_mut().find(|(t, _, _)| *t == table) {
                     *threshold = rows.max(ANALYZE_AFTER_ROWS);
                 }
             }
             // Open connections keep the statistics they loaded: let idle readers be reopened.
             if let Some(r) = &store.readers {
-                lock(&r.idle)?.clear();
+                lock(&r.idle, store.options.busy_timeout)?.clear();
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_core::conformance::{new_id, record, tenant};
+
+    /// `PRAGMA synchronous` of the writer and of a reader connection (0 off, 1 normal, 2 full).
+    fn synchronous(store: &SqliteStore) -> (i64, i64) {
+        let pragma = |c: &Connection| -> i64 {
+            c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+        };
+        let w = pragma(&store.writer.lock());
+        let tx = store.read_tx(false).unwrap();
+        (w, pragma(&tx))
+    }
+
+    #[test]
+    fn commits_are_durable_by_default_and_normal_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("full.db")).unwrap();
+        assert_eq!(store.options().durability, Durability::Full);
+        assert_eq!(synchronous(&store), (2, 2), "synchronous=FULL everywhere");
+        let mode: String = store
+            .writer
+            .lock()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+
+        let normal = SqliteStore::open_with(
+            dir.path().join("normal.db"),
+            OpenOptions {
+                durability: Durability::Normal,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            synchronous(&normal),
+            (1, 1),
+            "synchronous=NORMAL everywhere"
+        );
+        // The choice is per handle, not stored in the file.
+        drop(normal);
+        let reopened = SqliteStore::open(dir.path().join("normal.db")).unwrap();
+        assert_eq!(synchronous(&reopened), (2, 2));
+    }
+
+    #[test]
+    fn a_full_database_fails_with_rule_disk_full_and_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("small.db")).unwrap();
+        // A size limit a few pages above what the file holds: SQLite answers SQLITE_FULL, as on a
+        // full disk, with no special file system.
+        let pages: i64 = store
+            .writer
+            .lock()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .writer
+            .lock()
+            .query_row(&format!("PRAGMA max_page_count = {}", pages + 4), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap();
+        let t = tenant("full");
+        let owner = new_id();
+        let big = "x".repeat(3000);
+        let mut failed = None;
+        for i in 0..200 {
+            let mut tx = store.write().unwrap();
+            let r = tx
+                .insert(&record(
+                    EntityKind::Account,
+                    &t,
+                    owner,
+                    crm_core::fields! { "name" => format!("{i} {big}") },
+                ))
+                .and_then(|()| tx.commit());
+            if let Err(e) = r {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("the size limit was reached");
+        assert_eq!(e.kind, crm_core::ErrorKind::Storage);
+        assert_eq!(e.rule.as_deref(), Some("disk_full"), "{e}");
+        assert!(!e.is_retryable());
+        // Space again: the failed write left nothing half-done.
+        store
+            .writer
+            .lock()
+            .query_row("PRAGMA max_page_count = 1000000", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap();
+        let mut tx = store.write().unwrap();
+        tx.insert(&record(
+            EntityKind::Account,
+            &t,
+            owner,
+            crm_core::fields! { "name" => "after" },
+        ))
+        .unwrap();
+        tx.commit().unwrap();
+        assert!(store.integrity_check().unwrap().is_empty());
     }
 }

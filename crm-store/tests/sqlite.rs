@@ -472,7 +472,11 @@ fn writers_from_many_threads_are_serialised() {
 fn a_write_waiting_on_an_open_transaction_fails_busy_instead_of_hanging() {
     let path_dir = tempfile::tempdir().unwrap();
     let path = path_dir.path().join("busy.db");
-    let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    let quick = crm_store::OpenOptions {
+        busy_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let store = std::sync::Arc::new(SqliteStore::open_with(&path, quick).unwrap());
     let held = store.write().unwrap();
     let other = std::sync::Arc::clone(&store);
     let waited = std::thread::spawn(move || other.write().map(|_| ()))
@@ -481,6 +485,7 @@ fn a_write_waiting_on_an_open_transaction_fails_busy_instead_of_hanging() {
     let e = waited.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Storage);
     assert_eq!(e.rule.as_deref(), Some("busy"));
+    assert!(e.is_retryable());
     drop(held);
     // Once the transaction ends, writes go through again.
     store.write().unwrap().commit().unwrap();

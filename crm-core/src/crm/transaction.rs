@@ -332,6 +332,7 @@ impl OwnedTransaction {
             })
             .map_err(|e| {
                 CrmError::storage(format!("cannot start the transaction's thread: {e}"))
+                    .with_rule("io")
             })?;
         match opened.recv() {
             Ok(Ok(())) => Ok(OwnedTransaction {

@@ -65,7 +65,7 @@ pub struct TransferSummary {
 }
 
 fn io_error(e: std::io::Error) -> CrmError {
-    CrmError::storage(format!("export stream: {e}"))
+    CrmError::storage(format!("export stream: {e}")).with_rule("io")
 }
 
 impl Engine {
