@@ -6,7 +6,7 @@ use crm_core::chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use crm_core::{
     Currency, Decimal, EntityKind, FieldType, Fields, Filter, Money as CoreMoney, Value,
 };
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
@@ -48,17 +48,63 @@ pub(crate) fn to_instant(obj: &Bound<'_, PyAny>) -> PyResult<DateTime<Utc>> {
     Ok(obj.extract::<DateTime<FixedOffset>>()?.with_timezone(&Utc))
 }
 
-fn decimal_of(obj: &Bound<'_, PyAny>) -> PyResult<Decimal> {
+/// The `TypeError` for a float where a decimal or money amount is expected (`what` names the field
+/// or parameter): money and decimals never go through binary floating point.
+pub(crate) fn float_refused(what: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "`{what}` must not be a float: money and decimals never go through floating point; \
+         pass a decimal.Decimal, an int or a numeric string (e.g. Decimal(\"12.5\"))"
+    ))
+}
+
+/// The library's `ValidationError` (rule `range`) for a number out of range at `what`.
+pub(crate) fn out_of_range(py: Python<'_>, what: &str, message: String) -> PyErr {
+    crate::error::to_py(py, crm_core::CrmError::validation(what, "range", message))
+}
+
+/// A Python int as an `i64`; beyond that range, a `ValidationError` naming `what`.
+fn int_value(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<i64> {
+    obj.extract::<i64>().map_err(|e| {
+        if e.is_instance_of::<PyOverflowError>(obj.py()) {
+            out_of_range(
+                obj.py(),
+                what,
+                format!("`{what}` is an integer beyond the 64-bit range"),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// A `Decimal`, an int or a numeric string as a core decimal (`what` names the field). A float is a
+/// `TypeError`; an int too large for a decimal is a `ValidationError`; any other text that is not a
+/// finite decimal is a `ValueError`.
+pub(crate) fn decimal_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Decimal> {
+    if obj.is_instance_of::<PyFloat>() {
+        return Err(float_refused(what));
+    }
     let s: String = obj.str()?.extract()?;
     Decimal::from_str(&s)
         .or_else(|_| Decimal::from_scientific(&s))
         .map_err(|_| {
-            PyValueError::new_err(format!("`{s}` is not a finite decimal number in range"))
+            if obj.is_instance_of::<PyInt>() {
+                out_of_range(
+                    obj.py(),
+                    what,
+                    format!("`{what}` is an integer beyond the range of a decimal"),
+                )
+            } else {
+                PyValueError::new_err(format!(
+                    "`{what}`: `{s}` is not a finite decimal number in range"
+                ))
+            }
         })
 }
 
-/// A money amount from a `Money`, or a `(amount, currency)` tuple.
-pub(crate) fn money_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<CoreMoney>> {
+/// A money amount from a `Money`, or a `(amount, currency)` tuple (`what` names the field or
+/// parameter); `None` for anything else. A float amount is a `TypeError`.
+pub(crate) fn money_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Option<CoreMoney>> {
     if let Ok(m) = obj.cast::<Money>() {
         return Ok(Some(m.get().0));
     }
@@ -66,12 +112,15 @@ pub(crate) fn money_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<CoreMoney>> {
         if t.len() == 2 {
             let amount = t.get_item(0)?;
             let code = t.get_item(1)?;
-            if code.is_instance_of::<PyString>()
-                && (is_decimal(&amount)? || amount.is_instance_of::<PyInt>())
-            {
-                let code: String = code.extract()?;
-                let currency = Currency::parse_field(&code, "currency").map_err(Error)?;
-                return Ok(Some(CoreMoney::new(decimal_of(&amount)?, currency)));
+            if code.is_instance_of::<PyString>() {
+                if amount.is_instance_of::<PyFloat>() {
+                    return Err(float_refused(what));
+                }
+                if is_decimal(&amount)? || amount.is_instance_of::<PyInt>() {
+                    let code: String = code.extract()?;
+                    let currency = Currency::parse_field(&code, "currency").map_err(Error)?;
+                    return Ok(Some(CoreMoney::new(decimal_of(&amount, what)?, currency)));
+                }
             }
         }
     }
@@ -79,16 +128,24 @@ pub(crate) fn money_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<CoreMoney>> {
 }
 
 /// A Python value as a core value, by its Python type; `hint` is the field's type when known
-/// (needed for `json` and `lines` fields).
-pub(crate) fn to_value(obj: &Bound<'_, PyAny>, hint: Option<&FieldType>) -> PyResult<Value> {
+/// (needed for `json` and `lines` fields) and `field` names the field in errors.
+///
+/// A float is refused (`TypeError`): a core value has no float, so it could only become a decimal,
+/// and money and decimals never go through floating point. Inside a `json` field a float stays a
+/// JSON number; inside line items it is refused like any other decimal.
+pub(crate) fn to_value(
+    obj: &Bound<'_, PyAny>,
+    hint: Option<&FieldType>,
+    field: &str,
+) -> PyResult<Value> {
     if obj.is_none() {
         return Ok(Value::Null);
     }
     match hint {
-        Some(FieldType::Json) => return Ok(Value::Json(to_json(obj)?)),
+        Some(FieldType::Json) => return Ok(Value::Json(to_json_at(obj, field, Floats::Keep)?)),
         Some(FieldType::Lines) => {
-            let j = to_json(obj)?;
-            return Value::from_json(&FieldType::Lines, &j, "lines").map_err(|e| Error(e).into());
+            let j = to_json_at(obj, field, Floats::Refuse)?;
+            return Value::from_json(&FieldType::Lines, &j, field).map_err(|e| Error(e).into());
         }
         _ => {}
     }
@@ -96,15 +153,18 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>, hint: Option<&FieldType>) -> PyRe
         return Ok(Value::Bool(obj.extract()?));
     }
     if obj.is_instance_of::<PyInt>() {
-        return Ok(Value::Int(obj.extract()?));
+        return Ok(Value::Int(int_value(obj, field)?));
     }
     if obj.is_instance_of::<PyString>() {
         return Ok(Value::Text(obj.extract()?));
     }
-    if is_decimal(obj)? || obj.is_instance_of::<PyFloat>() {
-        return Ok(Value::Decimal(decimal_of(obj)?));
+    if obj.is_instance_of::<PyFloat>() {
+        return Err(float_refused(field));
     }
-    if let Some(m) = money_of(obj)? {
+    if is_decimal(obj)? {
+        return Ok(Value::Decimal(decimal_of(obj, field)?));
+    }
+    if let Some(m) = money_of(obj, field)? {
         return Ok(Value::Money(m));
     }
     if is_datetime(obj)? {
@@ -114,7 +174,7 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>, hint: Option<&FieldType>) -> PyRe
         return Ok(Value::Date(obj.extract::<NaiveDate>()?));
     }
     if obj.is_instance_of::<PyDict>() {
-        return Ok(Value::Json(to_json(obj)?));
+        return Ok(Value::Json(to_json_at(obj, field, Floats::Keep)?));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut texts = Vec::new();
@@ -131,10 +191,10 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>, hint: Option<&FieldType>) -> PyRe
         if all_text {
             return Ok(Value::List(texts));
         }
-        return Ok(Value::Json(to_json(obj)?));
+        return Ok(Value::Json(to_json_at(obj, field, Floats::Keep)?));
     }
     Err(PyTypeError::new_err(format!(
-        "cannot use a value of type `{}` as a field value",
+        "`{field}`: cannot use a value of type `{}` as a field value",
         obj.get_type().name()?
     )))
 }
@@ -171,8 +231,19 @@ pub(crate) fn from_value(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
     })
 }
 
-/// A Python object as JSON: decimals and instants become strings, money an object.
-pub(crate) fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Json> {
+/// What a JSON conversion does with a float.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Floats {
+    /// Keeps it as a JSON number (free-form JSON: `json` fields, role policies).
+    Keep,
+    /// Refuses it with a `TypeError`: the JSON is read as decimals (line items, rate tables,
+    /// filter values).
+    Refuse,
+}
+
+/// A Python object as JSON: decimals and instants become strings, money an object. `path` names
+/// the value in errors (`lines[0].unit_price`); ints beyond 64 bits are a `ValidationError`.
+pub(crate) fn to_json_at(obj: &Bound<'_, PyAny>, path: &str, floats: Floats) -> PyResult<Json> {
     if obj.is_none() {
         return Ok(Json::Null);
     }
@@ -183,19 +254,31 @@ pub(crate) fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Json> {
         if let Ok(i) = obj.extract::<i64>() {
             return Ok(Json::from(i));
         }
-        return Ok(Json::from(obj.extract::<u64>()?));
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Json::from(u));
+        }
+        return Err(out_of_range(
+            obj.py(),
+            path,
+            format!("`{path}` is an integer beyond the 64-bit range"),
+        ));
     }
     if obj.is_instance_of::<PyFloat>() {
+        if floats == Floats::Refuse {
+            return Err(float_refused(path));
+        }
         let f: f64 = obj.extract()?;
         return serde_json::Number::from_f64(f)
             .map(Json::Number)
-            .ok_or_else(|| PyValueError::new_err("non-finite floats cannot be stored"));
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("`{path}`: non-finite floats cannot be stored"))
+            });
     }
     if obj.is_instance_of::<PyString>() {
         return Ok(Json::String(obj.extract()?));
     }
     if is_decimal(obj)? {
-        return Ok(Json::String(decimal_of(obj)?.to_string()));
+        return Ok(Json::String(decimal_of(obj, path)?.to_string()));
     }
     if let Ok(m) = obj.cast::<Money>() {
         return Ok(Value::Money(m.get().0).to_json());
@@ -209,22 +292,23 @@ pub(crate) fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Json> {
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = serde_json::Map::new();
         for (k, v) in d.iter() {
-            let key: String = k
-                .extract()
-                .map_err(|_| PyTypeError::new_err("JSON object keys must be strings"))?;
-            map.insert(key, to_json(&v)?);
+            let key: String = k.extract().map_err(|_| {
+                PyTypeError::new_err(format!("`{path}`: JSON object keys must be strings"))
+            })?;
+            let inner = to_json_at(&v, &format!("{path}.{key}"), floats)?;
+            map.insert(key, inner);
         }
         return Ok(Json::Object(map));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut out = Vec::new();
-        for item in obj.try_iter()? {
-            out.push(to_json(&item?)?);
+        for (i, item) in obj.try_iter()?.enumerate() {
+            out.push(to_json_at(&item?, &format!("{path}[{i}]"), floats)?);
         }
         return Ok(Json::Array(out));
     }
     Err(PyTypeError::new_err(format!(
-        "cannot convert a value of type `{}` to JSON",
+        "`{path}`: cannot convert a value of type `{}` to JSON",
         obj.get_type().name()?
     )))
 }
@@ -287,11 +371,13 @@ pub(crate) fn to_fields(kind: EntityKind, kwargs: Option<&Bound<'_, PyDict>>) ->
                 let name: String = ck
                     .extract()
                     .map_err(|_| PyTypeError::new_err("custom field names must be strings"))?;
-                out.insert(format!("custom.{name}"), to_value(&cv, None)?);
+                let field = format!("custom.{name}");
+                let value = to_value(&cv, None, &field)?;
+                out.insert(field, value);
             }
             continue;
         }
-        let value = to_value(&v, hint(kind, &key))?;
+        let value = to_value(&v, hint(kind, &key), &key)?;
         out.insert(key, value);
     }
     Ok(out)
@@ -302,31 +388,45 @@ fn parse_enum<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> PyResult<T
         .map_err(|_| PyValueError::new_err(format!("`{s}` is not a valid {what}")))
 }
 
-/// A string or a string-valued enum member as a string.
-pub(crate) fn name_of(obj: &Bound<'_, PyAny>) -> PyResult<String> {
-    if let Ok(s) = obj.extract::<String>() {
-        return Ok(s);
+/// A string or a string-valued enum member as a string; anything else is a `TypeError` naming the
+/// parameter `what` (`kind`, `action`, …).
+pub(crate) fn name_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    if obj.is_instance_of::<PyString>() {
+        return obj.extract();
     }
-    obj.getattr("value")?.extract()
+    if let Ok(value) = obj.getattr("value") {
+        if value.is_instance_of::<PyString>() {
+            return value.extract();
+        }
+    }
+    Err(PyTypeError::new_err(format!(
+        "`{what}` must be a str or a str enum member, not `{}`",
+        obj.get_type().name()?
+    )))
 }
 
-/// An action name (`read`) or `Action` member as a core action.
-pub(crate) fn to_action(obj: &Bound<'_, PyAny>) -> PyResult<crm_core::Action> {
-    parse_enum(&name_of(obj)?, "action")
+/// An action name (`read`) or `Action` member as a core action (`what` names the parameter).
+pub(crate) fn to_action(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<crm_core::Action> {
+    parse_enum(&name_of(obj, what)?, "action")
 }
 
-/// A value inside a filter: the tagged serde form (`{"type": "text", "value": "IT"}`) or a plain
-/// Python value.
-fn filter_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+/// A value inside a filter on `field`: the tagged serde form (`{"type": "text", "value": "IT"}`)
+/// or a plain Python value (a float is refused, as in field values).
+fn filter_value(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Value> {
     if let Ok(d) = obj.cast::<PyDict>() {
         let tagged =
             d.contains("type")? && d.len() <= 2 && (d.len() == 1 || d.contains("value")?);
         if tagged {
-            return serde_json::from_value(to_json(obj)?)
+            let mut j = serde_json::Map::new();
+            for (k, v) in d.iter() {
+                let key: String = k.extract()?;
+                j.insert(key, to_json_at(&v, field, Floats::Refuse)?);
+            }
+            return serde_json::from_value(Json::Object(j))
                 .map_err(|e| PyValueError::new_err(format!("malformed filter value: {e}")));
         }
     }
-    to_value(obj, None)
+    to_value(obj, None, field)
 }
 
 fn item<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
@@ -385,7 +485,8 @@ fn filter_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Filter> {
             all.push(if v.is_none() {
                 Filter::IsNull { field }
             } else {
-                Filter::eq(&field, filter_value(&v)?)
+                let value = filter_value(&v, &field)?;
+                Filter::eq(&field, value)
             });
         }
         if all.len() == 1 {
@@ -407,26 +508,30 @@ fn filter_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Filter> {
         "not" => Filter::Not {
             not: Box::new(filter_at(&item(&d, "not")?, depth + 1)?),
         },
-        "compare" => Filter::Compare {
-            field: field()?,
-            cmp: parse_enum(&item(&d, "cmp")?.extract::<String>()?, "comparison")?,
-            value: filter_value(&item(&d, "value")?)?,
-        },
-        "in" => {
-            let mut values = Vec::new();
-            for v in item(&d, "values")?.try_iter()? {
-                values.push(filter_value(&v?)?);
-            }
-            Filter::In {
-                field: field()?,
-                values,
+        "compare" => {
+            let field = field()?;
+            Filter::Compare {
+                cmp: parse_enum(&item(&d, "cmp")?.extract::<String>()?, "comparison")?,
+                value: filter_value(&item(&d, "value")?, &field)?,
+                field,
             }
         }
+        "in" => {
+            let field = field()?;
+            let mut values = Vec::new();
+            for v in item(&d, "values")?.try_iter()? {
+                values.push(filter_value(&v?, &field)?);
+            }
+            Filter::In { field, values }
+        }
         "is_null" => Filter::IsNull { field: field()? },
-        "contains" => Filter::Contains {
-            field: field()?,
-            value: filter_value(&item(&d, "value")?)?,
-        },
+        "contains" => {
+            let field = field()?;
+            Filter::Contains {
+                value: filter_value(&item(&d, "value")?, &field)?,
+                field,
+            }
+        }
         "starts_with" => Filter::StartsWith {
             field: field()?,
             value: item(&d, "value")?.extract()?,
@@ -447,9 +552,15 @@ pub(crate) fn opt_filter(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Filt
     }
 }
 
-/// An entity type name (`account`) or a member of a string enum.
+/// An entity type name (`account`) or a member of a string enum, given as the parameter `kind`.
 pub(crate) fn to_kind(obj: &Bound<'_, PyAny>) -> PyResult<EntityKind> {
-    name_of(obj)?
+    kind_named(obj, "kind")
+}
+
+/// An entity type name or a member of a string enum, given as the parameter `what`: any other type
+/// is a `TypeError` naming it, an unknown name the library's `ValidationError`.
+pub(crate) fn kind_named(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<EntityKind> {
+    name_of(obj, what)?
         .parse::<EntityKind>()
         .map_err(|e| Error(e).into())
 }

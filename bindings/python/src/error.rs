@@ -1,6 +1,9 @@
 //! The exception hierarchy: `CrmError` and one subclass per error kind, mapped in one function.
 
-use crm_core::{CrmError as CoreError, ErrorKind};
+use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
+
+use crm_core::{CrmError as CoreError, ErrorKind, Result as CoreResult};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -119,4 +122,73 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
     Ok(())
+}
+
+thread_local! {
+    /// Set by `_panic_for_tests("next")`: the calling thread's next guarded call panics.
+    static PANIC_NEXT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, turning a Rust panic into an internal error (rule `panic`), so that it reaches Python
+/// as `InternalError` (an `Exception`) and never as pyo3's `PanicException` (a `BaseException`).
+/// Every call into the library goes through here, by [`call`] or [`run`].
+pub(crate) fn guard<T>(f: impl FnOnce() -> CoreResult<T>) -> CoreResult<T> {
+    let guarded = AssertUnwindSafe(|| {
+        if PANIC_NEXT.with(|p| p.replace(false)) {
+            panic_for_tests();
+        }
+        f()
+    });
+    match std::panic::catch_unwind(guarded) {
+        Ok(r) => r,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            let mut e = CoreError::internal(format!("the library panicked: {what}"));
+            e.rule = Some("panic".to_owned());
+            Err(e)
+        }
+    }
+}
+
+/// Runs `f` with the GIL released, inside [`guard`]; the core error is kept (for callers that
+/// look at other outcomes first).
+pub(crate) fn run<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> CoreResult<T> + Send,
+) -> CoreResult<T> {
+    py.detach(|| guard(f))
+}
+
+/// Runs `f` with the GIL released, inside [`guard`]; errors become exceptions.
+pub(crate) fn call<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> CoreResult<T> + Send,
+) -> PyResult<T> {
+    run(py, f).map_err(|e| to_py(py, e))
+}
+
+#[allow(clippy::panic)] // reason: the test hook's whole point is to panic inside the guard
+fn panic_for_tests() -> ! {
+    panic!("panic requested by _panic_for_tests")
+}
+
+/// A test hook, not part of the public API: `"now"` panics at once inside [`guard`], `"next"`
+/// makes the calling thread's next guarded call (any method) panic, `"never"` disarms that.
+#[pyfunction]
+#[pyo3(signature = (when = "now"))]
+pub(crate) fn _panic_for_tests(py: Python<'_>, when: &str) -> PyResult<()> {
+    match when {
+        "now" => call(py, || -> CoreResult<()> { panic_for_tests() }),
+        "next" | "never" => {
+            PANIC_NEXT.with(|p| p.set(when == "next"));
+            Ok(())
+        }
+        _ => Err(pyo3::exceptions::PyValueError::new_err(
+            "`when` is \"now\", \"next\" or \"never\"",
+        )),
+    }
 }

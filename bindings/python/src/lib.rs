@@ -7,6 +7,7 @@
 // The error type is the core's; its size is decided there, not in the binding.
 #![allow(clippy::result_large_err)]
 
+mod args;
 mod convert;
 mod error;
 mod mailer;
@@ -60,6 +61,10 @@ fn _crm_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::ScreenPop>()?;
     m.add_class::<rows::ResultTable>()?;
     m.add_function(wrap_pyfunction!(_raise_error, m)?)?;
+    m.add_function(wrap_pyfunction!(error::_panic_for_tests, m)?)?;
+    // A hidden test hook: out of `__all__` (and of the stub), like any private name.
+    m.getattr("__all__")?
+        .call_method1("remove", ("_panic_for_tests",))?;
     error::register(m)?;
     Ok(())
 }

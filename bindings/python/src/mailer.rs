@@ -120,21 +120,25 @@ impl PyErpFacts {
         let get = |k: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
             Ok(row.get_item(k).ok().filter(|v| !v.is_none()))
         };
-        let money = |v: &Bound<'_, PyAny>| -> PyResult<crm_core::Money> {
-            crate::convert::money_of(v)?
-                .ok_or_else(|| PyTypeError::new_err("amounts must be Money or (amount, currency)"))
+        let money = |v: &Bound<'_, PyAny>, what: &str| -> PyResult<crm_core::Money> {
+            crate::convert::money_of(v, what)?.ok_or_else(|| {
+                PyTypeError::new_err(format!("`{what}` must be a Money or (amount, currency)"))
+            })
         };
         let mut out = crm_core::ErpFactsRow {
-            balance: get("balance")?.map(|b| money(&b)).transpose()?,
+            balance: get("balance")?.map(|b| money(&b, "balance")).transpose()?,
             credit_terms: get("credit_terms")?.map(|c| c.extract()).transpose()?,
             overdue_invoices: Vec::new(),
         };
         if let Some(list) = get("overdue_invoices")? {
-            for inv in list.try_iter()? {
+            for (i, inv) in list.try_iter()?.enumerate() {
                 let inv = inv?;
                 out.overdue_invoices.push(crm_core::OverdueInvoice {
                     number: inv.get_item("number")?.extract()?,
-                    amount: money(&inv.get_item("amount")?)?,
+                    amount: money(
+                        &inv.get_item("amount")?,
+                        &format!("overdue_invoices[{i}].amount"),
+                    )?,
                     due: inv.get_item("due")?.extract()?,
                 });
             }

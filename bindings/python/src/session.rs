@@ -16,9 +16,10 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 
 use crate::convert::{
-    from_json, from_value, money_of, opt_filter, to_action, to_fields, to_instant, to_json, to_kind,
+    from_json, from_value, kind_named, money_of, opt_filter, to_action, to_fields, to_instant,
+    to_json_at, to_kind, Floats,
 };
-use crate::error::Error;
+use crate::error::{call, run, Error};
 use crate::mailer::{PyErpFacts, PyMailer};
 use crate::rows::{result_rows, table_rows, ResultTable};
 use crate::transaction::Transaction;
@@ -57,7 +58,10 @@ pub(crate) fn new_record(
     if let Some(kw) = kwargs {
         if let Some(o) = kw.get_item("owner_id")? {
             if !o.is_none() {
-                owner_id = Some(rid(&o.extract::<String>()?)?);
+                let id: String = o
+                    .extract()
+                    .map_err(|_| PyTypeError::new_err("`owner_id` must be a str"))?;
+                owner_id = Some(rid(&id)?);
             }
             let rest = kw.copy()?;
             rest.del_item("owner_id")?;
@@ -97,13 +101,14 @@ pub(crate) fn new_rows(
     Ok(new)
 }
 
-/// An optional argument given as the JSON form of a core type.
+/// An optional argument given as the JSON form of a core type (read as decimals: a float anywhere
+/// inside is a `TypeError` naming its place, `rates.rates.USD`).
 fn serde_arg<T: serde::de::DeserializeOwned>(
     obj: Option<&Bound<'_, PyAny>>,
     name: &str,
 ) -> PyResult<Option<T>> {
     match obj {
-        Some(o) if !o.is_none() => serde_json::from_value(to_json(o)?)
+        Some(o) if !o.is_none() => serde_json::from_value(to_json_at(o, name, Floats::Refuse)?)
             .map(Some)
             .map_err(|e| PyValueError::new_err(format!("malformed `{name}`: {e}"))),
         _ => Ok(None),
@@ -175,17 +180,24 @@ pub(crate) struct Crm {
 }
 
 impl Crm {
-    fn build(store: SqliteStore, region: &str, clock: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let mut crm = CoreCrm::new(store)
-            .with_default_region(region)
-            .map_err(Error)?;
+    fn build(
+        py: Python<'_>,
+        store: SqliteStore,
+        region: &str,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let manual = match clock {
             Some(c) if !c.is_none() => Some(Arc::new(ManualClock::new(to_instant(c)?))),
             _ => None,
         };
-        if let Some(m) = &manual {
-            crm = crm.with_clock(m.clone());
-        }
+        let clock = manual.clone();
+        let crm = call(py, move || {
+            let crm = CoreCrm::new(store).with_default_region(region)?;
+            Ok(match clock {
+                Some(m) => crm.with_clock(m),
+                None => crm,
+            })
+        })?;
         Ok(Crm { inner: crm, manual })
     }
 
@@ -200,7 +212,7 @@ impl Crm {
     fn open_session(slf: &Bound<'_, Self>, ctx: Context) -> PyResult<Session> {
         let py = slf.py();
         let crm = &slf.get().inner;
-        let inner = py.detach(|| crm.session(&ctx)).map_err(Error)?;
+        let inner = call(py, || crm.session(&ctx))?;
         Ok(Session {
             host: slf.clone().unbind(),
             inner,
@@ -220,8 +232,8 @@ impl Crm {
         default_region: &str,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let store = py.detach(move || SqliteStore::open(path)).map_err(Error)?;
-        Crm::build(store, default_region, clock)
+        let store = call(py, move || SqliteStore::open(path))?;
+        Crm::build(py, store, default_region, clock)
     }
 
     /// A throw-away in-memory database (`clock` as in `open`).
@@ -232,8 +244,8 @@ impl Crm {
         default_region: &str,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let store = py.detach(SqliteStore::open_in_memory).map_err(Error)?;
-        Crm::build(store, default_region, clock)
+        let store = call(py, SqliteStore::open_in_memory)?;
+        Crm::build(py, store, default_region, clock)
     }
 
     /// Restores the backup file `backup` into the new database file `into` (refused if it exists)
@@ -247,7 +259,9 @@ impl Crm {
         progress: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let mut p = Progress::new(progress);
-        let r = py.detach(|| SqliteStore::restore_backup(backup, into, &mut |d, t| p.report(d, t)));
+        let r = run(py, || {
+            SqliteStore::restore_backup(backup, into, &mut |d, t| p.report(d, t))
+        });
         p.finish(r)
     }
 
@@ -263,7 +277,7 @@ impl Crm {
     ) -> PyResult<()> {
         let mut p = Progress::new(progress);
         let crm = &self.inner;
-        let r = py.detach(|| crm.backup(&dest, &mut |d, t| p.report(d, t)));
+        let r = run(py, || crm.backup(&dest, &mut |d, t| p.report(d, t)));
         p.finish(r)
     }
 
@@ -271,8 +285,7 @@ impl Crm {
     /// foreign keys): empty when sound. A host operation.
     fn integrity_check(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let crm = &self.inner;
-        py.detach(|| crm.integrity_check())
-            .map_err(|e| Error(e).into())
+        call(py, || crm.integrity_check())
     }
 
     /// Writes the whole of `tenant` (every record with every field, the audit trail, the pending
@@ -290,7 +303,7 @@ impl Crm {
         let t = self::tenant(tenant)?;
         let mut p = Progress::new(progress);
         let crm = &self.inner;
-        let r = py.detach(|| {
+        let r = run(py, || {
             let io = |e: std::io::Error| {
                 crm_core::CrmError::storage(format!("cannot write {}: {e}", path.display()))
             };
@@ -315,7 +328,7 @@ impl Crm {
     ) -> PyResult<TransferSummary> {
         let mut p = Progress::new(progress);
         let crm = &self.inner;
-        let r = py.detach(|| {
+        let r = run(py, || {
             let file = std::fs::File::open(&path).map_err(|e| {
                 crm_core::CrmError::storage(format!("cannot open {}: {e}", path.display()))
             })?;
@@ -328,26 +341,32 @@ impl Crm {
     /// The integrity check of a database file (a backup, say), opened read-only: empty when sound.
     #[staticmethod]
     fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<Vec<String>> {
-        py.detach(move || SqliteStore::check_file(path))
-            .map_err(|e| Error(e).into())
+        call(py, move || SqliteStore::check_file(path))
     }
 
     /// The current instant of the CRM's clock (UTC, to the microsecond).
-    fn now(&self) -> DateTime<Utc> {
-        self.inner.now()
+    fn now(&self, py: Python<'_>) -> PyResult<DateTime<Utc>> {
+        let crm = &self.inner;
+        call(py, || Ok(crm.now()))
     }
 
     /// Moves the manual clock forward by `delta` (a `timedelta`).
-    fn advance(&self, delta: Duration) -> PyResult<()> {
-        self.manual()?.advance(delta);
-        Ok(())
+    fn advance(&self, py: Python<'_>, delta: Duration) -> PyResult<()> {
+        let clock = self.manual()?;
+        call(py, || {
+            clock.advance(delta);
+            Ok(())
+        })
     }
 
     /// Sets the manual clock to `at` (an aware datetime).
-    fn set_clock(&self, at: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_clock(&self, py: Python<'_>, at: &Bound<'_, PyAny>) -> PyResult<()> {
         let at = to_instant(at)?;
-        self.manual()?.set(at);
-        Ok(())
+        let clock = self.manual()?;
+        call(py, || {
+            clock.set(at);
+            Ok(())
+        })
     }
 
     /// Sets up an empty tenant with an administrator and returns the administrator's session.
@@ -363,10 +382,7 @@ impl Crm {
         let t = self::tenant(tenant)?;
         let o = origin(client, address, location);
         let crm = &slf.get().inner;
-        let ctx = slf
-            .py()
-            .detach(move || crm.bootstrap(&t, &admin_username, o))
-            .map_err(Error)?;
+        let ctx = call(slf.py(), move || crm.bootstrap(&t, &admin_username, o))?;
         Crm::open_session(slf, ctx)
     }
 
@@ -402,8 +418,12 @@ impl Crm {
     }
 
     /// Forgets cached configuration (after another process changed users, roles or custom fields).
-    fn reload_configuration(&self) {
-        self.inner.reload_configuration();
+    fn reload_configuration(&self, py: Python<'_>) -> PyResult<()> {
+        let crm = &self.inner;
+        call(py, || {
+            crm.reload_configuration();
+            Ok(())
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -421,14 +441,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Runs `f` on the core session without the GIL; errors become exceptions.
+    /// Runs `f` on the core session without the GIL, inside the panic guard; errors become
+    /// exceptions.
     fn run<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&CoreSession) -> crm_core::Result<T> + Send,
     ) -> PyResult<T> {
         let s = &self.inner;
-        py.detach(move || f(s)).map_err(|e| Error(e).into())
+        call(py, move || f(s))
     }
 }
 
@@ -499,7 +520,7 @@ impl Session {
         py: Python<'_>,
         kind: &Bound<'_, PyAny>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         changes: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Record> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
@@ -514,7 +535,7 @@ impl Session {
         py: Python<'_>,
         kind: &Bound<'_, PyAny>,
         id: &str,
-        version: Option<i64>,
+        #[pyo3(from_py_with = crate::args::opt_version)] version: Option<i64>,
     ) -> PyResult<()> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
         self.run(py, move |s| s.records().delete(kind, id, version))
@@ -546,7 +567,7 @@ impl Session {
         filter: Option<&Bound<'_, PyAny>>,
         sort: Option<String>,
         descending: bool,
-        limit: u32,
+        #[pyo3(from_py_with = crate::args::limit)] limit: u32,
         after: Option<String>,
         deleted: bool,
     ) -> PyResult<Page> {
@@ -573,7 +594,7 @@ impl Session {
         filter: Option<&Bound<'_, PyAny>>,
         sort: Option<String>,
         descending: bool,
-        page_size: u32,
+        #[pyo3(from_py_with = crate::args::page_size)] page_size: u32,
     ) -> PyResult<RecordIterator> {
         let kind = to_kind(kind)?;
         Ok(RecordIterator {
@@ -703,8 +724,12 @@ impl Session {
         kind: &Bound<'_, PyAny>,
         id: &str,
     ) -> PyResult<Decision> {
-        let (user, action, kind, id) =
-            (rid(user_id)?, to_action(action)?, to_kind(kind)?, rid(id)?);
+        let (user, action, kind, id) = (
+            rid(user_id)?,
+            to_action(action, "action")?,
+            to_kind(kind)?,
+            rid(id)?,
+        );
         self.run(py, move |s| s.access().explain(user, action, kind, id))
             .map(Decision::from)
     }
@@ -741,8 +766,8 @@ impl Session {
         py: Python<'_>,
         kind: &Bound<'_, PyAny>,
         id: &str,
-        before: Option<u64>,
-        limit: u32,
+        #[pyo3(from_py_with = crate::args::before)] before: Option<u64>,
+        #[pyo3(from_py_with = crate::args::limit)] limit: u32,
     ) -> PyResult<HistoryPage> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
         let page = self.run(py, move |s| {
@@ -776,7 +801,7 @@ impl Session {
         py: Python<'_>,
         kind: &Bound<'_, PyAny>,
         id: &str,
-        n: i64,
+        #[pyo3(from_py_with = crate::args::n)] n: i64,
     ) -> PyResult<Option<Record>> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
         Ok(self
@@ -789,8 +814,8 @@ impl Session {
         py: Python<'_>,
         kind: &Bound<'_, PyAny>,
         id: &str,
-        a: i64,
-        b: i64,
+        #[pyo3(from_py_with = crate::args::a)] a: i64,
+        #[pyo3(from_py_with = crate::args::b)] b: i64,
     ) -> PyResult<Vec<FieldChange>> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
         let out = self.run(py, move |s| s.audit().diff_versions(kind, id, a, b))?;
@@ -804,7 +829,7 @@ impl Session {
         user_id: &str,
         start: &Bound<'_, PyAny>,
         end: &Bound<'_, PyAny>,
-        limit: Option<u32>,
+        #[pyo3(from_py_with = crate::args::opt_limit)] limit: Option<u32>,
     ) -> PyResult<Vec<HistoryEntry>> {
         let (user, start, end) = (rid(user_id)?, to_instant(start)?, to_instant(end)?);
         let out = self.run(py, move |s| {
@@ -819,12 +844,21 @@ impl Session {
     }
 
     #[pyo3(signature = (after=0, limit=100))]
-    fn pending_events(&self, py: Python<'_>, after: u64, limit: u32) -> PyResult<Vec<Event>> {
+    fn pending_events(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = crate::args::after_seq)] after: u64,
+        #[pyo3(from_py_with = crate::args::limit)] limit: u32,
+    ) -> PyResult<Vec<Event>> {
         let out = self.run(py, move |s| s.outbox().pending(after, limit))?;
         out.into_iter().map(|e| Event::new(py, e)).collect()
     }
 
-    fn ack_events(&self, py: Python<'_>, seqs: Vec<u64>) -> PyResult<u64> {
+    fn ack_events(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = crate::args::seqs)] seqs: Vec<u64>,
+    ) -> PyResult<u64> {
         self.run(py, move |s| s.outbox().ack(&seqs))
     }
 
@@ -850,7 +884,7 @@ impl Session {
         kw.set_item("choices", choices)?;
         if let Some(r) = reference_to {
             if !r.is_none() {
-                kw.set_item("reference_to", to_kind(r)?.name())?;
+                kw.set_item("reference_to", kind_named(r, "reference_to")?.name())?;
             }
         }
         kw.set_item("required", required)?;
@@ -888,7 +922,7 @@ impl Session {
         &self,
         py: Python<'_>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         to: String,
         comment: Option<String>,
     ) -> PyResult<Record> {
@@ -905,7 +939,7 @@ impl Session {
         &self,
         py: Python<'_>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         reason: String,
     ) -> PyResult<Record> {
         let id = rid(id)?;
@@ -922,7 +956,7 @@ impl Session {
         &self,
         py: Python<'_>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         account_id: Option<&str>,
         opportunity_name: Option<String>,
         amount: Option<&Bound<'_, PyAny>>,
@@ -930,7 +964,7 @@ impl Session {
     ) -> PyResult<Conversion> {
         let id = rid(id)?;
         let amount = match amount {
-            Some(a) if !a.is_none() => Some(money_of(a)?.ok_or_else(|| {
+            Some(a) if !a.is_none() => Some(money_of(a, "amount")?.ok_or_else(|| {
                 PyTypeError::new_err("`amount` must be a Money or an (amount, currency) tuple")
             })?),
             _ => None,
@@ -951,7 +985,7 @@ impl Session {
         &self,
         py: Python<'_>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         stage: String,
         comment: Option<String>,
         lost_reason: Option<String>,
@@ -976,7 +1010,7 @@ impl Session {
         &self,
         py: Python<'_>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         comment: Option<String>,
     ) -> PyResult<Record> {
         let id = rid(id)?;
@@ -993,7 +1027,7 @@ impl Session {
         &self,
         py: Python<'_>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         comment: Option<String>,
     ) -> PyResult<Record> {
         let id = rid(id)?;
@@ -1008,7 +1042,7 @@ impl Session {
         &self,
         py: Python<'_>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         reason: String,
     ) -> PyResult<Record> {
         let id = rid(id)?;
@@ -1018,14 +1052,24 @@ impl Session {
 
     /// Sends an approved quote (rule `approval_missing` otherwise): an `email.requested` event goes
     /// to the outbox for `deliver_emails`.
-    fn send_quote(&self, py: Python<'_>, id: &str, version: i64) -> PyResult<Record> {
+    fn send_quote(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
+    ) -> PyResult<Record> {
         let id = rid(id)?;
         self.run(py, move |s| s.sales().send_quote(id, version))
             .map(Record)
     }
 
     /// Marks an approved or sent quote expired.
-    fn expire_quote(&self, py: Python<'_>, id: &str, version: i64) -> PyResult<Record> {
+    fn expire_quote(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
+    ) -> PyResult<Record> {
         let id = rid(id)?;
         self.run(py, move |s| s.sales().expire_quote(id, version))
             .map(Record)
@@ -1038,7 +1082,7 @@ impl Session {
         &self,
         py: Python<'_>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         create_order: bool,
     ) -> PyResult<(Record, Option<Record>)> {
         let id = rid(id)?;
@@ -1054,7 +1098,7 @@ impl Session {
         &self,
         py: Python<'_>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         to: String,
         comment: Option<String>,
     ) -> PyResult<Record> {
@@ -1156,8 +1200,8 @@ impl Session {
         py: Python<'_>,
         kind: &Bound<'_, PyAny>,
         id: &str,
-        version: i64,
-        restore_to: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
+        #[pyo3(from_py_with = crate::args::restore_to)] restore_to: i64,
     ) -> PyResult<Record> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
         self.run(py, move |s| {
@@ -1207,7 +1251,7 @@ impl Session {
         filter: Option<&Bound<'_, PyAny>>,
         sort: Option<String>,
         descending: bool,
-        limit: u32,
+        #[pyo3(from_py_with = crate::args::limit)] limit: u32,
         after: Option<String>,
     ) -> PyResult<Page> {
         let id = rid(id)?;
@@ -1240,9 +1284,9 @@ impl Session {
         &self,
         py: Python<'py>,
         filter: Option<&Bound<'_, PyAny>>,
-        new_days: i64,
-        active_days: i64,
-        dormant_days: i64,
+        #[pyo3(from_py_with = crate::args::new_days)] new_days: i64,
+        #[pyo3(from_py_with = crate::args::active_days)] active_days: i64,
+        #[pyo3(from_py_with = crate::args::dormant_days)] dormant_days: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let filter = opt_filter(filter)?;
         let t = crm_core::analytics::LifecycleThresholds {
@@ -1271,13 +1315,13 @@ impl Session {
     fn rfm<'py>(
         &self,
         py: Python<'py>,
-        window_days: Option<u32>,
+        #[pyo3(from_py_with = crate::args::window_days)] window_days: Option<u32>,
         accounts: Option<&Bound<'_, PyAny>>,
         rules: Option<&Bound<'_, PyAny>>,
         rates: Option<&Bound<'_, PyAny>>,
-        new_days: i64,
-        active_days: i64,
-        dormant_days: i64,
+        #[pyo3(from_py_with = crate::args::new_days)] new_days: i64,
+        #[pyo3(from_py_with = crate::args::active_days)] active_days: i64,
+        #[pyo3(from_py_with = crate::args::dormant_days)] dormant_days: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let opts = crm_core::RfmOptions {
             window_days,
@@ -1308,7 +1352,7 @@ impl Session {
         by: &str,
         field: Option<String>,
         rates: Option<&Bound<'_, PyAny>>,
-        window_days: Option<u32>,
+        #[pyo3(from_py_with = crate::args::window_days)] window_days: Option<u32>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let by = match (by, field) {
             ("rfm", None) => crm_core::ProfitDimension::Rfm,
@@ -1352,7 +1396,7 @@ impl Session {
             .map(PyErpFacts::new)
             .transpose()?;
         let session = &self.inner;
-        let r = py.detach(|| {
+        let r = run(py, || {
             session.analytics().screen_pop(
                 &phone,
                 provider.as_ref().map(|p| p as &dyn crm_core::ErpFacts),
@@ -1373,7 +1417,7 @@ impl Session {
         &self,
         py: Python<'py>,
         account_id: &str,
-        limit: usize,
+        #[pyo3(from_py_with = crate::args::top)] limit: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = rid(account_id)?;
         let out = self.run(py, move |s| s.analytics().cross_sell(id, limit))?;
@@ -1408,7 +1452,7 @@ impl Session {
         &self,
         py: Python<'py>,
         accounts: Option<&Bound<'_, PyAny>>,
-        horizon_years: u32,
+        #[pyo3(from_py_with = crate::args::horizon_years)] horizon_years: u32,
         rates: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let opts = crm_core::ValueOptions {
@@ -1511,9 +1555,7 @@ impl RecordIterator {
                 deleted: false,
             };
             let (session, kind) = (&self.session, self.kind);
-            let page = py
-                .detach(move || session.records().list(kind, &req))
-                .map_err(Error)?;
+            let page = call(py, move || session.records().list(kind, &req))?;
             st.buffer = page.items;
             st.buffer.reverse();
             st.done = page.next.is_none();

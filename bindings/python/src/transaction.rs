@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
 
 use crate::convert::{opt_filter, to_fields, to_kind};
-use crate::error::Error;
+use crate::error::call;
 use crate::session::{new_record, new_rows, records, rid, sort_of};
 use crate::types::{Page, Record};
 
@@ -27,22 +27,22 @@ pub(crate) struct Transaction {
 impl Transaction {
     /// Opens a transaction of `session` (waits for other writers, at most the store's limit).
     pub(crate) fn open(py: Python<'_>, session: &CoreSession) -> PyResult<Self> {
-        let inner = py.detach(|| session.owned_transaction()).map_err(Error)?;
+        let inner = call(py, || session.owned_transaction())?;
         Ok(Transaction {
             inner,
             ctx: session.context().clone(),
         })
     }
 
-    /// Runs `op` on the transaction's thread without the GIL; errors become exceptions.
+    /// Runs `op` on the transaction's thread without the GIL, inside the panic guard (a panic on
+    /// the transaction's own thread is the core's `internal` error); errors become exceptions.
     fn run<T: Send + 'static>(
         &self,
         py: Python<'_>,
         op: impl for<'c> FnOnce(&mut CoreTransaction<'c>) -> CoreResult<T> + Send + 'static,
     ) -> PyResult<T> {
         let inner = &self.inner;
-        py.detach(move || inner.run(op))
-            .map_err(|e| Error(e).into())
+        call(py, move || inner.run(op))
     }
 }
 
@@ -111,7 +111,7 @@ impl Transaction {
         py: Python<'_>,
         kind: &Bound<'_, PyAny>,
         id: &str,
-        version: i64,
+        #[pyo3(from_py_with = crate::args::version)] version: i64,
         changes: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Record> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
@@ -127,7 +127,7 @@ impl Transaction {
         py: Python<'_>,
         kind: &Bound<'_, PyAny>,
         id: &str,
-        version: Option<i64>,
+        #[pyo3(from_py_with = crate::args::opt_version)] version: Option<i64>,
     ) -> PyResult<()> {
         let (kind, id) = (to_kind(kind)?, rid(id)?);
         self.run(py, move |tx| tx.delete(kind, id, version))
@@ -161,7 +161,7 @@ impl Transaction {
         filter: Option<&Bound<'_, PyAny>>,
         sort: Option<String>,
         descending: bool,
-        limit: u32,
+        #[pyo3(from_py_with = crate::args::limit)] limit: u32,
         after: Option<String>,
         deleted: bool,
     ) -> PyResult<Page> {
@@ -195,13 +195,13 @@ impl Transaction {
     /// Commits every write, with its audit entries and events, and ends the transaction.
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
         let inner = &self.inner;
-        py.detach(|| inner.commit()).map_err(|e| Error(e).into())
+        call(py, || inner.commit())
     }
 
     /// Discards every write and ends the transaction.
     fn rollback(&self, py: Python<'_>) -> PyResult<()> {
         let inner = &self.inner;
-        py.detach(|| inner.rollback()).map_err(|e| Error(e).into())
+        call(py, || inner.rollback())
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -25,12 +25,19 @@ pub(crate) struct Money(pub(crate) CoreMoney);
 
 #[pymethods]
 impl Money {
+    /// `amount` is a `Decimal`, an int or a numeric string; a float is a `TypeError` (money never
+    /// goes through floating point), an int beyond a decimal's range a `ValidationError`.
     #[new]
     fn new(amount: &Bound<'_, PyAny>, currency: &str) -> PyResult<Self> {
-        let s: String = amount.str()?.extract()?;
-        let amount: Decimal = s.parse().map_err(|_| {
-            pyo3::exceptions::PyValueError::new_err(format!("`{s}` is not a decimal number"))
-        })?;
+        let amount: Decimal = if amount.is_instance_of::<pyo3::types::PyString>() {
+            let s: String = amount.extract()?;
+            s.parse().map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!("`{s}` is not a decimal number"))
+            })?
+        } else {
+            // A float is refused here; a `Decimal` or an int is read from its exact text.
+            crate::convert::decimal_of(amount, "amount")?
+        };
         let currency = Currency::parse_field(currency, "currency").map_err(Error)?;
         Ok(Money(CoreMoney::new(amount, currency)))
     }

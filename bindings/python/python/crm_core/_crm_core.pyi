@@ -54,6 +54,9 @@ __all__ = [
 
 _FilterLike = Any  # dict (serde form or {field: value}) or an object with ``to_dict()``
 _KindLike = Any  # entity type name such as "account", or a str enum member
+# Money and decimals never go through floats: a float amount is a TypeError naming the field or
+# parameter. Integer parameters are range-checked (ValidationError, rule "range"), and every page
+# size (`limit`, `page_size`) is at least 1.
 _MoneyLike = Union["Money", tuple[Union[Decimal, int], str]]
 
 class _ErpFacts(Protocol):
