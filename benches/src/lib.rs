@@ -70,6 +70,19 @@ pub struct Fixture {
 
 pub const REPS: usize = 50;
 
+/// The benchmarks' store: `synchronous=NORMAL`, as the raw-SQLite baselines they are compared with
+/// run (the library's default is FULL: durable commits; see docs/architecture.md, Durability).
+pub fn open_store(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open_with(
+        path,
+        crm_store::OpenOptions {
+            durability: crm_store::Durability::Normal,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 /// A CRM on disk holding `n` customers owned by 50 reps, created through the facade.
 pub fn fixture(n: usize) -> Fixture {
     fixture_at(&scratch("crm"), n)
@@ -77,7 +90,7 @@ pub fn fixture(n: usize) -> Fixture {
 
 /// [`fixture`] in the database file at `path`.
 pub fn fixture_at(path: &std::path::Path, n: usize) -> Fixture {
-    let crm = Crm::new(SqliteStore::open(path).unwrap());
+    let crm = Crm::new(open_store(path));
     let admin = crm
         .bootstrap(&TenantId::new("bench").unwrap(), "admin", Origin::default())
         .unwrap();
@@ -236,7 +249,7 @@ pub fn sales(n: usize) -> Sales {
     if !(path.exists() && ids.exists()) {
         build_sales(n, &path, &ids);
     }
-    let crm = Crm::new(SqliteStore::open(&path).unwrap());
+    let crm = Crm::new(open_store(&path));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&ids).unwrap()).unwrap();
     let (admin, reps) = sessions(&crm, &v);
     let raw = rusqlite::Connection::open(&path).unwrap();
@@ -502,7 +515,7 @@ pub fn customers_db(n: usize) -> PathBuf {
 /// Opens a data set written by [`customers_db`] (or a copy of one at `path`, whose ids file is
 /// read from `ids`): the CRM, the administrator and the 50 reps.
 pub fn open_customers(path: &std::path::Path, ids: &std::path::Path, n: usize) -> Fixture {
-    let crm = Crm::new(SqliteStore::open(path).unwrap());
+    let crm = Crm::new(open_store(path));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(ids).unwrap()).unwrap();
     let (admin, reps) = sessions(&crm, &v);
     Fixture {
