@@ -116,6 +116,66 @@ fn backups_refuse_an_existing_destination() {
 }
 
 #[test]
+fn a_backup_appears_only_complete_and_checked_and_the_files_that_are_none_are_refused() {
+    let tmp = dir("atomic");
+    let d = tmp.path();
+    let crm = Crm::new(SqliteStore::open(d.join("db.db")).unwrap());
+    let ctx = crm
+        .bootstrap(&TenantId::new("acme").unwrap(), "admin", Default::default())
+        .unwrap();
+    crm.session(&ctx)
+        .unwrap()
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME" })
+        .unwrap();
+    let dest = d.join("copy.db");
+    // While the copy runs, nothing exists under the destination's name: it appears in one step.
+    let mut seen_early = false;
+    crm.backup(&dest, &mut |_, _| seen_early |= dest.exists())
+        .unwrap();
+    assert!(
+        !seen_early,
+        "the destination existed before the copy was checked"
+    );
+    let left: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(SqliteStore::check_file(&dest).unwrap().is_empty());
+
+    // What a killed backup of an older version left (a zero-byte file), garbage and an empty
+    // SQLite database are no backups: refused by the check and by restore, which writes nothing.
+    std::fs::write(d.join("zero.db"), b"").unwrap();
+    std::fs::write(d.join("junk.db"), "no database here\n".repeat(300)).unwrap();
+    rusqlite::Connection::open(d.join("blank.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x); DROP TABLE t;")
+        .unwrap();
+    for (name, rule) in [
+        ("zero.db", "not_a_backup"),
+        ("junk.db", "corrupt"),
+        ("blank.db", "not_a_backup"),
+    ] {
+        let e = SqliteStore::check_file(d.join(name)).unwrap_err();
+        assert_eq!(
+            (e.kind, e.rule.as_deref()),
+            (ErrorKind::Storage, Some(rule)),
+            "{name}"
+        );
+        let e = SqliteStore::restore_backup(d.join(name), d.join("into.db"), &mut |_, _| {})
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.rule.as_deref()),
+            (ErrorKind::Storage, Some(rule)),
+            "{name}"
+        );
+        assert!(!d.join("into.db").exists(), "{name}");
+    }
+}
+
+#[test]
 fn a_tenant_exported_as_json_lines_imports_into_an_empty_database_unchanged() {
     let w = crm_tests::world();
     let admin = w.admin_session();

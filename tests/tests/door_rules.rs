@@ -1348,7 +1348,10 @@ fn a_page_of_zero_records_is_refused() {
         .records()
         .list(EntityKind::Account, &ListRequest::default().limit(0))
         .unwrap_err();
-    assert_eq!((e.kind, e.field.as_deref()), (ErrorKind::InvalidQuery, Some("limit")));
+    assert_eq!(
+        (e.kind, e.field.as_deref()),
+        (ErrorKind::InvalidQuery, Some("limit"))
+    );
     assert_eq!(
         admin.outbox().pending(0, 0).unwrap_err().kind,
         ErrorKind::InvalidQuery
