@@ -619,7 +619,12 @@ fn scope_covers(
 /// Field rule of `p` for `field` of `kind`: the role's rule, or `Hidden` for a derived field whose
 /// sources `p` may not wholly see (see [`derived_sources`]).
 pub fn field_access(p: &Principal, kind: EntityKind, field: &str) -> Option<FieldAccess> {
-    if let Some(sources) = derived_sources(kind, field) {
+    if kind == EntityKind::Segment && matches!(field, "member_ids" | "member_count") {
+        // Without the record, the strictest reading: the members of a segment of any kind.
+        if !SEGMENT_KINDS.iter().all(|k| sees_members(p, *k)) {
+            return Some(FieldAccess::Hidden);
+        }
+    } else if let Some(sources) = derived_sources(kind, field) {
         if !sources.iter().all(|(k, fs)| sees_all(p, *k, fs)) {
             return Some(FieldAccess::Hidden);
         }

@@ -54,7 +54,7 @@ pub use query::{
 };
 pub use record::{Record, RecordMeta};
 pub use schema::{EntityKind, FieldSpec, Schema};
-pub use validate::{line_totals, PhoneRules, Totals};
+pub use validate::{line_totals, PhoneRules, Totals, MAX_JSON_DEPTH};
 pub use value::{FieldType, Fields, LineItem, Value};
 
 pub use chrono;

@@ -208,7 +208,10 @@ impl RateTable {
                 format!("no exchange rate from `{}` to `{}`", m.currency, base),
             )
         })?;
-        Ok(Money::new(m.amount * rate, base))
+        let amount = m.amount.checked_mul(*rate).ok_or_else(|| {
+            CrmError::validation("rates", "range", "the converted amount is out of range")
+        })?;
+        Ok(Money::new(amount, base))
     }
 }
 

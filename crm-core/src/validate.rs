@@ -324,6 +324,13 @@ pub(crate) fn normalise_value(
             check_year(chrono::Datelike::year(&t), field)?;
             Value::Timestamp(t)
         }
+        (FieldType::Json, Value::Json(j)) if json_depth(&j) > MAX_JSON_DEPTH => {
+            return Err(CrmError::validation(
+                field,
+                "too_deep",
+                format!("JSON values nest at most {MAX_JSON_DEPTH} levels"),
+            ))
+        }
         (FieldType::Text, Value::Text(s)) if s.len() > 10_000 => {
             return Err(CrmError::validation(
                 field,
@@ -333,6 +340,25 @@ pub(crate) fn normalise_value(
         }
         (_, v) => v,
     })
+}
+
+/// How deep a JSON field value may nest (arrays and objects): deeper values are refused, so
+/// everything stored reads back (storage and audit decode JSON with a fixed depth limit).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// How deep `j` nests, walked with an explicit stack (a scalar is depth 0).
+fn json_depth(j: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(j, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            serde_json::Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            serde_json::Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Totals of line items, each amount rounded to the currency's minor unit, half away from zero.
@@ -396,13 +422,40 @@ pub fn line_totals(lines: &[LineItem], currency: crate::money::Currency) -> Resu
                 .checked_mul(l.unit_price)
                 .ok_or_else(|| overflow(f("quantity")))?,
         );
-        let d = currency.round(gross * l.discount_percent / hundred);
-        let t = currency.round((gross - d) * l.tax_rate / hundred);
-        sub += gross;
-        disc += d;
-        tax += t;
+        if let Some(c) = l.unit_cost {
+            if c.is_sign_negative() && !c.is_zero() {
+                return Err(CrmError::validation(
+                    f("unit_cost"),
+                    "non_negative",
+                    "unit cost may not be negative",
+                ));
+            }
+            check_decimal(c, &f("unit_cost"))?;
+        }
+        check_decimal(gross, &f("quantity"))?;
+        // Every step checked: no input overflows a decimal (each factor is bounded, but sums of
+        // many lines are not).
+        let d = gross
+            .checked_mul(l.discount_percent)
+            .map(|x| currency.round(x / hundred))
+            .ok_or_else(|| overflow(f("discount_percent")))?;
+        let t = gross
+            .checked_sub(d)
+            .and_then(|x| x.checked_mul(l.tax_rate))
+            .map(|x| currency.round(x / hundred))
+            .ok_or_else(|| overflow(f("tax_rate")))?;
+        sub = sub
+            .checked_add(gross)
+            .ok_or_else(|| overflow(f("quantity")))?;
+        disc = disc
+            .checked_add(d)
+            .ok_or_else(|| overflow(f("discount_percent")))?;
+        tax = tax.checked_add(t).ok_or_else(|| overflow(f("tax_rate")))?;
     }
-    let total = sub - disc + tax;
+    let total = sub
+        .checked_sub(disc)
+        .and_then(|x| x.checked_add(tax))
+        .ok_or_else(|| overflow("total".to_owned()))?;
     check_decimal(total, "total")?;
     Ok(Totals {
         subtotal: Money::new(sub, currency),

@@ -51,6 +51,10 @@ const COVERED: &[(&str, &str)] = &[
     ("session.now", "session_identity_is_the_callers_own"),
     ("session.with_origin", "session_identity_is_the_callers_own"),
     (
+        "session.is_administrator",
+        "session_identity_is_the_callers_own",
+    ),
+    (
         "session.transaction",
         "session_transaction_checks_every_call",
     ),
@@ -1848,6 +1852,9 @@ fn session_identity_is_the_callers_own() {
         });
         c.check(s.now() == o.w.crm.now(), || {
             format!("session.now of `{name}` is not the CRM's clock")
+        });
+        c.check(matches!(s.is_administrator(), Ok(false)), || {
+            format!("session.is_administrator of `{name}` is not false")
         });
         match s.principal() {
             Ok(p) => {

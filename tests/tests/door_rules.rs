@@ -1379,3 +1379,336 @@ fn a_page_of_zero_records_is_refused() {
         1
     );
 }
+
+// ----------------------------------------------------------------- from the review of the door
+
+fn one_line(qty: &str, price: &str, discount: &str) -> Value {
+    Value::Lines(vec![crm_core::LineItem {
+        product_id: None,
+        description: "x".into(),
+        quantity: qty.parse().unwrap(),
+        unit_price: price.parse().unwrap(),
+        discount_percent: discount.parse().unwrap(),
+        tax_rate: "0".parse().unwrap(),
+        unit_cost: None,
+    }])
+}
+
+/// Restoring an old version is an update like any other: it cannot put back a role, and a quote's
+/// content stays frozen once it is submitted.
+#[test]
+fn restoring_a_version_follows_the_rules_of_an_update() {
+    let w = world();
+    let admin = w.admin_session();
+    let role = w.role(
+        "self",
+        &Policy::default()
+            .allow(EntityKind::User, rule(Scope::Own, Scope::Own))
+            .allow(EntityKind::Role, rule(Scope::All, Scope::Own)),
+    );
+    let admin_role = admin
+        .records()
+        .list(
+            EntityKind::Role,
+            &ListRequest::filter(Filter::eq("name", "Administrator")),
+        )
+        .unwrap()
+        .items[0]
+        .meta
+        .id;
+    // Once an administrator, now demoted.
+    let u = admin
+        .records()
+        .create(
+            EntityKind::User,
+            fields! { "username" => "was_admin", "role_id" => admin_role },
+        )
+        .unwrap();
+    let u = admin
+        .records()
+        .update(
+            EntityKind::User,
+            u.meta.id,
+            u.meta.version,
+            fields! { "role_id" => role },
+        )
+        .unwrap();
+    let me = w.admin.as_user(u.meta.id);
+    let e = w
+        .on(&me)
+        .audit()
+        .restore_version(EntityKind::User, u.meta.id, u.meta.version, 1)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PermissionDenied, "{e:?}");
+    let after = admin.records().get(EntityKind::User, u.meta.id).unwrap();
+    assert_eq!(after.reference("role_id"), Some(role));
+
+    // A quote approved at a small discount cannot go back to its big one.
+    let acc = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME" })
+        .unwrap();
+    let q = admin
+        .records()
+        .create(
+            EntityKind::Quote,
+            fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => one_line("1", "1000", "90"), "auto_send" => false },
+        )
+        .unwrap();
+    let q = admin
+        .records()
+        .update(
+            EntityKind::Quote,
+            q.meta.id,
+            q.meta.version,
+            fields! { "lines" => one_line("1", "1000", "5") },
+        )
+        .unwrap();
+    let q = admin
+        .sales()
+        .submit_quote(q.meta.id, q.meta.version, None)
+        .unwrap();
+    assert_eq!(q.text("status"), Some("approved"));
+    // Bringing back the old lines is a change of content: the quote returns to draft and needs
+    // approval again; it cannot be sent as it is.
+    let r = admin
+        .audit()
+        .restore_version(EntityKind::Quote, q.meta.id, q.meta.version, 1)
+        .unwrap();
+    assert_eq!(r.text("status"), Some("draft"));
+    assert!(admin.sales().send_quote(r.meta.id, r.meta.version).is_err());
+}
+
+/// Amounts that overflow a decimal are refused, never a panic; line costs are checked like any
+/// amount; a rate table's conversion is checked.
+#[test]
+fn amounts_beyond_a_decimal_are_refused_not_a_panic() {
+    let w = world();
+    let admin = w.admin_session();
+    let acc = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME" })
+        .unwrap();
+    for (q, p, d) in [
+        ("100000000000000", "10000000000000", "100"),
+        ("900000000000", "1000000", "0"),
+    ] {
+        let r = admin.records().create(
+            EntityKind::Quote,
+            fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => one_line(q, p, d) },
+        );
+        assert_eq!(r.unwrap_err().kind, ErrorKind::Validation);
+    }
+    let mut lines = one_line("1", "10", "0");
+    if let Value::Lines(l) = &mut lines {
+        l[0].unit_cost = Some(crm_core::Decimal::MAX);
+    }
+    let r = admin.records().create(
+        EntityKind::Order,
+        fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => lines },
+    );
+    assert_eq!(r.unwrap_err().kind, ErrorKind::Validation);
+    let eur: crm_core::Currency = "EUR".parse().unwrap();
+    let rates =
+        crm_core::RateTable::new(eur).with_rate("USD".parse().unwrap(), crm_core::Decimal::MAX);
+    assert!(rates.convert(Money::parse("100", "USD").unwrap()).is_err());
+}
+
+/// A JSON value nested too deep is refused when written, so everything stored reads back.
+#[test]
+fn json_nested_too_deep_is_refused_on_write() {
+    let w = world();
+    let admin = w.admin_session();
+    let mut j = serde_json::json!("x");
+    for _ in 0..(crm_core::MAX_JSON_DEPTH + 5) {
+        j = serde_json::json!([j]);
+    }
+    let r = admin.records().create(
+        EntityKind::Segment,
+        fields! { "name" => "deep", "entity" => "account", "kind" => "static", "member_ids" => Value::Json(j) },
+    );
+    let e = r.unwrap_err();
+    assert_eq!(
+        (e.kind, e.rule.as_deref()),
+        (ErrorKind::Validation, Some("too_deep"))
+    );
+    assert!(admin.audit().verify().unwrap().ok);
+}
+
+/// Rows about other records — stage transitions, follows, shares — are not read as such by users
+/// who may not configure them.
+#[test]
+fn transitions_follows_and_shares_are_not_read_directly() {
+    let w = world();
+    let mut p = Policy::default();
+    p.objects.insert(
+        "*".into(),
+        ObjectRule::new(&[Action::Read], &[Scope::All], &[Scope::Own]),
+    );
+    let reader = w.user("reader", w.role("reader", &p), fields! {});
+    let s = w.on(&reader);
+    for kind in [
+        EntityKind::Transition,
+        EntityKind::Follow,
+        EntityKind::Share,
+    ] {
+        assert_eq!(
+            s.records().count(kind, None).unwrap_err().kind,
+            ErrorKind::PermissionDenied,
+            "{kind}"
+        );
+        assert_eq!(
+            s.records()
+                .list(kind, &ListRequest::default())
+                .unwrap_err()
+                .kind,
+            ErrorKind::PermissionDenied,
+            "{kind}"
+        );
+    }
+    assert!(w
+        .admin_session()
+        .records()
+        .count(EntityKind::Transition, None)
+        .is_ok());
+}
+
+/// Deleting oneself is not reached through the self-reach on one's own user record.
+#[test]
+fn a_user_cannot_delete_their_own_user_record_through_their_own_reach() {
+    let w = world();
+    let role = w.role(
+        "self",
+        &Policy::default().allow(EntityKind::User, rule(Scope::Own, Scope::Own)),
+    );
+    let me = w.user("me", role, fields! {});
+    let r = w
+        .on(&me)
+        .records()
+        .delete(EntityKind::User, me.user_id, None);
+    assert_eq!(r.unwrap_err().kind, ErrorKind::PermissionDenied);
+    assert!(w.crm.session(&me).is_ok());
+}
+
+/// History at the end of time answers, it does not panic.
+#[test]
+fn as_of_the_last_instant_answers() {
+    let w = world();
+    let admin = w.admin_session();
+    let acc = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME" })
+        .unwrap();
+    let r = admin
+        .audit()
+        .as_of(
+            EntityKind::Account,
+            acc.meta.id,
+            crm_core::chrono::DateTime::<crm_core::chrono::Utc>::MAX_UTC,
+        )
+        .unwrap();
+    assert_eq!(r.unwrap().text("name"), Some("ACME"));
+}
+
+/// Merge moves a reference only through fields the user may write.
+#[test]
+fn merge_leaves_read_only_references_alone() {
+    let w = world();
+    let role = w.role(
+        "rep",
+        &Policy::default()
+            .allow(EntityKind::Account, rule(Scope::All, Scope::All))
+            .allow(EntityKind::Contact, rule(Scope::All, Scope::All))
+            .field(EntityKind::Contact, "account_id", FieldAccess::ReadOnly),
+    );
+    let rep = w.user("rep", role, fields! {});
+    let admin = w.admin_session();
+    let keep = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME" })
+        .unwrap();
+    let dup = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME 2" })
+        .unwrap();
+    let c = admin
+        .records()
+        .create(
+            EntityKind::Contact,
+            fields! { "last_name" => "Rossi", "account_id" => dup.meta.id },
+        )
+        .unwrap();
+    let out = w
+        .on(&rep)
+        .records()
+        .merge(
+            EntityKind::Account,
+            keep.meta.id,
+            keep.meta.version,
+            dup.meta.id,
+        )
+        .unwrap();
+    assert!(out.moved.is_empty());
+    let c = admin.records().get(EntityKind::Contact, c.meta.id).unwrap();
+    assert_eq!(c.reference("account_id"), Some(dup.meta.id));
+}
+
+/// A line cost is the product's: a writer from whom it is hidden neither sets one nor wipes the
+/// one kept.
+#[test]
+fn line_costs_cannot_be_typed_or_wiped_by_those_who_may_not_see_them() {
+    let w = world();
+    let admin = w.admin_session();
+    let role = w.role(
+        "rep",
+        &Policy::default()
+            .allow(EntityKind::Account, rule(Scope::All, Scope::All))
+            .allow(EntityKind::Order, rule(Scope::All, Scope::All))
+            .allow(EntityKind::Product, rule(Scope::All, Scope::Own))
+            .field(EntityKind::Product, "unit_cost", FieldAccess::Hidden),
+    );
+    let rep = w.user("rep", role, fields! {});
+    let acc = admin
+        .records()
+        .create(EntityKind::Account, fields! { "name" => "ACME" })
+        .unwrap();
+    let prod = admin
+        .records()
+        .create(
+            EntityKind::Product,
+            fields! { "sku" => "W-2", "name" => "Widget", "list_price" => eur("100"), "unit_cost" => eur("61.37") },
+        )
+        .unwrap();
+    let s = w.on(&rep);
+    let mut typed = product_line(prod.meta.id);
+    if let Value::Lines(l) = &mut typed {
+        l[0].unit_cost = Some("1".parse().unwrap());
+    }
+    let e = s
+        .records()
+        .create(
+            EntityKind::Order,
+            fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => typed },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PermissionDenied);
+    // The administrator's order keeps its cost when the rep edits it.
+    let o = admin
+        .records()
+        .create(
+            EntityKind::Order,
+            fields! { "account_id" => acc.meta.id, "currency" => "EUR", "lines" => product_line(prod.meta.id) },
+        )
+        .unwrap();
+    let seen = s.records().get(EntityKind::Order, o.meta.id).unwrap();
+    s.records()
+        .update(
+            EntityKind::Order,
+            o.meta.id,
+            seen.meta.version,
+            fields! { "lines" => seen.get("lines").clone(), "number" => "PO-1" },
+        )
+        .unwrap();
+    let stored = admin.records().get(EntityKind::Order, o.meta.id).unwrap();
+    assert!(format!("{stored:?}").contains("61.37"), "{stored:?}");
+}

@@ -244,6 +244,26 @@ pub(crate) enum Floats {
 /// A Python object as JSON: decimals and instants become strings, money an object. `path` names
 /// the value in errors (`lines[0].unit_price`); ints beyond 64 bits are a `ValidationError`.
 pub(crate) fn to_json_at(obj: &Bound<'_, PyAny>, path: &str, floats: Floats) -> PyResult<Json> {
+    json_at(obj, path, floats, 0)
+}
+
+/// [`to_json_at`] of a value nested `depth` levels deep: past the library's JSON depth limit the
+/// answer is a `ValidationError` before the conversion recurses further — no Python value can
+/// exhaust the native stack.
+fn json_at(obj: &Bound<'_, PyAny>, path: &str, floats: Floats, depth: usize) -> PyResult<Json> {
+    if depth > crm_core::MAX_JSON_DEPTH {
+        return Err(crate::error::to_py(
+            obj.py(),
+            crm_core::CrmError::validation(
+                path.split(['[', '.']).next().unwrap_or(path),
+                "too_deep",
+                format!(
+                    "JSON values nest at most {} levels",
+                    crm_core::MAX_JSON_DEPTH
+                ),
+            ),
+        ));
+    }
     if obj.is_none() {
         return Ok(Json::Null);
     }
@@ -295,7 +315,7 @@ pub(crate) fn to_json_at(obj: &Bound<'_, PyAny>, path: &str, floats: Floats) -> 
             let key: String = k.extract().map_err(|_| {
                 PyTypeError::new_err(format!("`{path}`: JSON object keys must be strings"))
             })?;
-            let inner = to_json_at(&v, &format!("{path}.{key}"), floats)?;
+            let inner = json_at(&v, &format!("{path}.{key}"), floats, depth + 1)?;
             map.insert(key, inner);
         }
         return Ok(Json::Object(map));
@@ -303,7 +323,7 @@ pub(crate) fn to_json_at(obj: &Bound<'_, PyAny>, path: &str, floats: Floats) -> 
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut out = Vec::new();
         for (i, item) in obj.try_iter()?.enumerate() {
-            out.push(to_json_at(&item?, &format!("{path}[{i}]"), floats)?);
+            out.push(json_at(&item?, &format!("{path}[{i}]"), floats, depth + 1)?);
         }
         return Ok(Json::Array(out));
     }

@@ -465,8 +465,20 @@ impl Session {
         self.inner.user_id().to_string()
     }
 
-    /// The same origin, acting as another user of the tenant (refused as `Crm.session` refuses).
+    /// The same origin, acting as another user of the tenant: for administrators (anyone else gets
+    /// `PermissionDenied`, rule `not_an_administrator`; hosts open other users' sessions with
+    /// `Crm.session`), and refused as `Crm.session` refuses.
     fn as_user(&self, py: Python<'_>, user_id: &str) -> PyResult<Session> {
+        let admin = self
+            .inner
+            .is_administrator()
+            .map_err(|e| crate::error::to_py(py, e))?;
+        if !admin {
+            return Err(crate::error::to_py(
+                py,
+                crm_core::CrmError::permission_denied("act_as", "user", "not_an_administrator"),
+            ));
+        }
         let ctx = self.inner.context().as_user(rid(user_id)?);
         Crm::open_session(self.host.bind(py), ctx)
     }

@@ -116,3 +116,11 @@ def test_a_deactivated_user_is_refused_at_once(org: Org) -> None:
     with pytest.raises(crm_core.PermissionDenied) as e:
         org.crm.session("acme", org.rep.user_id)
     assert e.value.rule == "inactive_user"
+
+
+def test_only_an_administrator_session_acts_as_another_user(org: Org) -> None:
+    with pytest.raises(crm_core.PermissionDenied) as e:
+        org.rep.as_user(org.admin.user_id)
+    assert e.value.rule == "not_an_administrator"
+    # The host opens other users' sessions from the Crm; an administrator may switch.
+    assert org.admin.as_user(org.rep.user_id).user_id == org.rep.user_id

@@ -374,3 +374,13 @@ def test_a_panic_in_a_transaction_or_an_iterator_leaves_them_usable(
         tx2.commit()
     tx2.commit()
     assert admin.count("account") == 3
+
+
+def test_a_value_nested_past_the_limit_is_refused_not_a_crash(admin: Session) -> None:
+    deep: object = "x"
+    for _ in range(200_000):
+        deep = [deep]
+    with pytest.raises(crm_core.CrmError):
+        admin.count("account", {"name": deep})
+    with pytest.raises((crm_core.CrmError, TypeError)):
+        admin.create("account", name=deep)

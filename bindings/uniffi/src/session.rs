@@ -216,10 +216,20 @@ impl Session {
         self.session.user_id().to_string()
     }
 
-    /// The same origin and tenant, acting as another user. `PermissionDenied` (rule `unknown_user`
-    /// or `inactive_user`) as for `CrmHandle.session`.
+    /// The same origin and tenant, acting as another user: for administrators (a session of anyone
+    /// else gets `PermissionDenied`, rule `not_an_administrator`; hosts open other users' sessions
+    /// with `CrmHandle.session`). `PermissionDenied` (rule `unknown_user` or `inactive_user`) as for
+    /// `CrmHandle.session`.
     pub fn as_user(&self, user_id: String) -> Result<Arc<Session>, CrmError> {
         guard(|| {
+            if !self.session.is_administrator()? {
+                return Err(crm_core::CrmError::permission_denied(
+                    "act_as",
+                    "user",
+                    "not_an_administrator",
+                )
+                .into());
+            }
             let ctx = self
                 .session
                 .context()

@@ -171,7 +171,9 @@ impl Engine {
         id: RecordId,
         at: DateTime<Utc>,
     ) -> Result<Option<Record>> {
-        let until = at + chrono::Duration::microseconds(1);
+        let until = at
+            .checked_add_signed(chrono::Duration::microseconds(1))
+            .unwrap_or(at);
         let (p, cache, current, entries) = self.visible_history(ctx, kind, id, Some(until))?;
         let Some(r) = replay(&current.meta, &entries) else {
             return Ok(None);
@@ -255,31 +257,31 @@ impl Engine {
                 format!("no recorded version {version}"),
             )
         })?;
-        let mut new = current.clone();
+        // The restore is the change back to those values, checked as any update is: field rules,
+        // the fields that grant rights, normalisation, references, and the kind's own rules before
+        // an update (a quote's content is frozen once submitted, totals are recomputed).
+        let mut changes = Fields::new();
         for spec in &kind.schema().fields {
-            if spec.system {
-                continue;
-            }
             let (a, b) = (current.get(spec.name), old.get(spec.name));
-            if a != b {
-                access::check_field_write(&p, kind, spec.name)?;
-                match b {
-                    Value::Null => new.fields.remove(spec.name),
-                    v => new.fields.insert(spec.name.to_owned(), v.clone()),
-                };
+            if !spec.system && a != b {
+                changes.insert(spec.name.to_owned(), b.clone());
             }
         }
         for def in cache.customs.all(kind) {
             let (a, b) = (current.custom(&def.key), old.custom(&def.key));
-            if a != b {
-                access::check_field_write(&p, kind, &format!("custom.{}", def.key))?;
-                match b {
-                    Value::Null => new.custom.remove(&def.key),
-                    v => new.custom.insert(def.key.clone(), v.clone()),
-                };
+            if !def.archived && a != b {
+                changes.insert(format!("custom.{}", def.name), b.clone());
             }
         }
+        let (fields, custom) =
+            self.apply_input(&p, &cache.customs, kind, changes, Some(&current))?;
+        let mut new = Record {
+            meta: current.meta.clone(),
+            fields,
+            custom,
+        };
         self.check_record(&uow.tx, &p, &cache, ctx, &mut new, Some(&current))?;
+        self.before_update(&mut uow, &cache, &current, &mut new)?;
         let saved = uow.replace(
             &current,
             new,

@@ -167,6 +167,16 @@ impl Engine {
                     ),
                     _ => continue,
                 };
+                // Only through fields the user may write (a read-only or hidden reference stays,
+                // and the records holding it are not named), the rights-granting fields of users
+                // only for those who may configure users.
+                if access::check_field_write(&p, other, spec.name).is_err()
+                    || (other == EntityKind::User
+                        && super::write::USER_ASSIGNMENTS.contains(&spec.name)
+                        && super::write::require_assignment(&p, spec.name).is_err())
+                {
+                    continue;
+                }
                 let mut q = Query::all(other, ctx.tenant.clone()).and(cond);
                 q.liveness = Liveness::Any;
                 q.custom_types = cache.customs.types(other);

@@ -170,6 +170,9 @@ impl Engine {
         if let Ok(mut c) = self.cache.write() {
             c.clear();
         }
+        if let Ok(mut s) = self.snapshots.lock() {
+            s.clear();
+        }
     }
 
     /// The store, behind the door.
@@ -180,6 +183,11 @@ impl Engine {
     pub(crate) fn invalidate(&self, tenant: &TenantId) {
         if let Ok(mut c) = self.cache.write() {
             c.remove(tenant);
+        }
+        // Screen-pop snapshots were computed with the rights of their day: a change of users or
+        // roles retires them.
+        if let Ok(mut s) = self.snapshots.lock() {
+            s.retain(|(t, _), _| t != tenant);
         }
     }
 

@@ -62,6 +62,22 @@ pub(crate) const DEFAULT_PAGE: u32 = 50;
 impl Engine {
     /// Checks the object permission, refusing with `PermissionDenied` naming the action.
     pub(crate) fn require(&self, p: &Principal, action: Action, kind: EntityKind) -> Result<()> {
+        // Stage transitions, follows and shares are rows about other records: read as such only by
+        // those who may configure them (everyone else reads them through the record they belong
+        // to — stage history, followers, access reviews — which checks that record).
+        if matches!(action, Action::Read | Action::Export)
+            && matches!(
+                kind,
+                EntityKind::Transition | EntityKind::Follow | EntityKind::Share
+            )
+            && !access::object_decision(p, Action::Configure, kind).allowed
+        {
+            return Err(CrmError::permission_denied(
+                action.name(),
+                kind.name(),
+                "object_permission",
+            ));
+        }
         let d = access::object_decision(p, action, kind);
         if d.allowed {
             Ok(())

@@ -57,11 +57,35 @@ pub(crate) fn kind_rules(
             // Every product a line newly names is one the writer may read: one out of their reach
             // is refused as a missing one is. Products the record already named stay (like any
             // reference left unchanged).
-            let known: Vec<crate::id::RecordId> = match old.map(|o| o.get("lines")) {
-                Some(Value::Lines(l)) => l.iter().filter_map(|l| l.product_id).collect(),
+            let old_lines: Vec<crate::value::LineItem> = match old.map(|o| o.get("lines")) {
+                Some(Value::Lines(l)) => l.clone(),
                 _ => Vec::new(),
             };
+            let known: Vec<crate::id::RecordId> =
+                old_lines.iter().filter_map(|l| l.product_id).collect();
+            // A line's cost is a copy of the product's cost: only a writer who may set the product
+            // cost may type one in; for anyone else a line keeps the cost it had (same position,
+            // same product) and any other cost they send is refused.
+            let p = tx.who().p;
+            let cost_rule = crate::access::field_access(p, EntityKind::Product, "unit_cost");
+            let cost_open =
+                cost_rule.is_none() || cost_rule == Some(crate::access::FieldAccess::Visible);
             for (i, l) in lines.iter_mut().enumerate() {
+                if !cost_open {
+                    let kept = old_lines
+                        .get(i)
+                        .filter(|o| o.product_id == l.product_id && o.product_id.is_some())
+                        .and_then(|o| o.unit_cost);
+                    if l.unit_cost.is_some() && l.unit_cost != kept {
+                        return Err(CrmError::field_denied(
+                            "update",
+                            r.meta.kind.name(),
+                            &format!("lines[{i}].unit_cost"),
+                            "read_only_field",
+                        ));
+                    }
+                    l.unit_cost = kept;
+                }
                 let Some(pid) = l.product_id else { continue };
                 if !known.contains(&pid) {
                     tx.reference(EntityKind::Product, pid, &format!("lines[{i}].product_id"))?;
@@ -73,9 +97,7 @@ pub(crate) fn kind_rules(
                     // only when the writer may see that cost: a copy never carries what its source
                     // hides. Only a cost in the order's currency is meaningful for its margin; a
                     // line without one is reported by the analytics as "without cost".
-                    let p = tx.who().p;
-                    let hidden = crate::access::field_access(p, EntityKind::Product, "unit_cost")
-                        == Some(crate::access::FieldAccess::Hidden);
+                    let hidden = cost_rule == Some(crate::access::FieldAccess::Hidden);
                     if !hidden {
                         l.unit_cost = prod
                             .get("unit_cost")

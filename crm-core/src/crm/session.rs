@@ -232,6 +232,13 @@ impl Session {
         Ok(self.engine.principal(&self.ctx)?.0)
     }
 
+    /// Whether the acting user administers the tenant (their role may configure roles): what a
+    /// binding checks before letting a session act as another user.
+    pub fn is_administrator(&self) -> Result<bool> {
+        let p = self.principal()?;
+        Ok(crate::access::object_decision(&p, Action::Configure, EntityKind::Role).allowed)
+    }
+
     /// The current instant of the CRM's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.engine.now()

@@ -570,7 +570,7 @@ impl Engine {
         let r = self.fetch_visible(uow.tx.view(), p, cache, &uow.ctx, kind, id, Action::Read)?;
         self.require(p, action, kind)?;
         if r.meta.owner_id != p.user_id || kind.is_configuration() {
-            self.fetch_visible(uow.tx.view(), p, cache, &uow.ctx, kind, id, Action::Update)
+            self.fetch_visible(uow.tx.view(), p, cache, &uow.ctx, kind, id, action)
                 .map_err(|e| match e.kind {
                     ErrorKind::NotFound => {
                         CrmError::permission_denied(action.name(), kind.name(), "record_scope")
@@ -705,11 +705,22 @@ impl Engine {
                 &Default::default(),
             )?;
             if target.is_none_or(|t| t.meta.deleted_at.is_some()) {
-                return Err(CrmError::validation(
-                    field.as_str(),
-                    "reference",
-                    format!("no live {to} with id `{id}`"),
-                ));
+                // A field hidden from the user is not named, nor its value.
+                let hidden = access::field_access(p, new.meta.kind, &field)
+                    == Some(access::FieldAccess::Hidden);
+                return Err(if hidden {
+                    CrmError::validation(
+                        "record",
+                        "reference",
+                        "the record refers to a record that is no longer live",
+                    )
+                } else {
+                    CrmError::validation(
+                        field.as_str(),
+                        "reference",
+                        format!("no live {to} with id `{id}`"),
+                    )
+                });
             }
         }
         let saved = uow.replace(&old, new, Operation::Restore, "record.restored", None)?;
@@ -767,7 +778,7 @@ pub(crate) const USER_ASSIGNMENTS: &[&str] = &[
 
 /// Refuses setting `field` of a user unless `p` may configure users (their role grants `configure`
 /// on `user`).
-fn require_assignment(p: &Principal, field: &str) -> Result<()> {
+pub(crate) fn require_assignment(p: &Principal, field: &str) -> Result<()> {
     let may = p
         .policy
         .rule(EntityKind::User)

@@ -448,16 +448,22 @@ impl Engine {
                 }
             };
             let n = Decimal::from(g.lines);
+            // Every step checked: stored amounts are bounded, their products and sums need not be.
+            let big = || CrmError::validation("lines", "range", "an amount is out of range");
+            let mul = |a: Decimal, b: Decimal| a.checked_mul(b).ok_or_else(big);
             // Rounded per line, as the order totals are, then times the number of like lines.
-            let gross = currency.round(g.quantity * g.unit_price);
-            let disc = currency.round(gross * g.discount_percent * percent);
+            let gross = currency.round(mul(g.quantity, g.unit_price)?);
+            let disc = currency.round(mul(mul(gross, g.discount_percent)?, percent)?);
             let rev = to_common(
-                Money::new((gross - disc) * n, currency),
+                Money::new(mul(gross - disc, n)?, currency),
                 opts.rates.as_ref(),
                 &mut seen,
             )?;
             let cost = to_common(
-                Money::new(g.unit_cost.unwrap_or_default() * g.quantity * n, currency),
+                Money::new(
+                    mul(mul(g.unit_cost.unwrap_or_default(), g.quantity)?, n)?,
+                    currency,
+                ),
                 opts.rates.as_ref(),
                 &mut seen,
             )?;
@@ -473,9 +479,9 @@ impl Engine {
             if g.description < e.0 {
                 e.0.clone_from(&g.description);
             }
-            e.1 += g.quantity * n;
-            e.2 += rev.amount;
-            e.3 += cost.amount;
+            e.1 = e.1.checked_add(mul(g.quantity, n)?).ok_or_else(big)?;
+            e.2 = e.2.checked_add(rev.amount).ok_or_else(big)?;
+            e.3 = e.3.checked_add(cost.amount).ok_or_else(big)?;
             if g.unit_cost.is_none() {
                 e.4 += g.lines;
             }
@@ -494,7 +500,7 @@ impl Engine {
                     quantity: q,
                     revenue: Money::new(rev, c),
                     cost: Money::new(cost, c),
-                    margin: Money::new(rev - cost, c),
+                    margin: Money::new(rev.saturating_sub(cost), c),
                     lines_without_cost: missing,
                 },
             )

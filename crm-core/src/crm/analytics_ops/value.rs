@@ -136,7 +136,11 @@ impl Engine {
                 row.orders = n;
                 row.lifetime_value = Some(ltv);
                 row.average_order_value = Some(Money::new(aov, c));
-                row.predicted_value = Some(Money::new(c.round(aov * factor * horizon), c));
+                // `None` when the horizon takes the estimate beyond what a decimal holds.
+                row.predicted_value = aov
+                    .checked_mul(factor)
+                    .and_then(|x| x.checked_mul(horizon))
+                    .map(|x| Money::new(c.round(x), c));
                 row.churn_risk = Some(risk);
             }
             out.push(row);

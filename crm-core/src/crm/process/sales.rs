@@ -28,6 +28,8 @@ impl Engine {
         LEAD.check(&from, to)?;
         let mut new = old.clone();
         if to == "disqualified" {
+            // The reason is written to the lead: only by a user who may write it.
+            access::check_field_write(&p, EntityKind::Lead, "disqualify_reason")?;
             let reason = need_reason("lead", "disqualify_reason", comment)?;
             set(&mut new, "disqualify_reason", reason);
         }
@@ -220,6 +222,10 @@ impl Engine {
     ) -> Result<Record> {
         let (p, cache, mut uow, old) =
             self.open_for_transition(ctx, EntityKind::Opportunity, id, expected_version)?;
+        if lost_reason.is_some() {
+            // Written to the opportunity: only by a user who may write it.
+            access::check_field_write(&p, EntityKind::Opportunity, "lost_reason")?;
+        }
         let def = self
             .load_pipeline(uow.tx.view(), &ctx.tenant, old.text("pipeline"))?
             .ok_or_else(|| {

@@ -123,6 +123,15 @@ impl Engine {
             .map_err(|_| CrmError::not_found(kind.name(), id))?;
         let tx = self.door().read()?;
         self.fetch_visible(tx.view(), &p, &cache, ctx, kind, id, Action::Read)?;
+        // The history of a state field hidden from the user would show it.
+        let state = if kind == EntityKind::Opportunity {
+            "stage"
+        } else {
+            "status"
+        };
+        if kind.schema().field(state).is_some() {
+            access::check_field_query(&p, kind, state)?;
+        }
         let ts = transitions_of(tx.view(), &ctx.tenant, kind, id)?;
         let now = self.now();
         let mut out = Vec::with_capacity(ts.len());

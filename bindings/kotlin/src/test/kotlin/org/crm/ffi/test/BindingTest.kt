@@ -110,6 +110,11 @@ class BindingTest {
         val unknown = assertThrows<CrmException.PermissionDenied> { handle.session("acme", nobody) }
         assertEquals("unknown_user", unknown.rule)
         assertEquals("unknown_user", assertThrows<CrmException.PermissionDenied> { admin.asUser(nobody) }.rule)
+        // Only an administrator's session may act as another user; hosts use handle.session.
+        assertEquals(
+            "not_an_administrator",
+            assertThrows<CrmException.PermissionDenied> { bob.asUser(admin.userId()) }.rule,
+        )
         // A user of one tenant is unknown in another.
         assertEquals(
             "unknown_user",
