@@ -16,8 +16,10 @@ use crate::value::{FieldType, Value};
 /// How deep filters may nest (`and`/`or`/`not` and parentheses): deeper input is refused as
 /// `InvalidQuery` with rule `too_deep`, before anything recurses over it.
 pub const MAX_FILTER_DEPTH: usize = 32;
-/// How many conditions one filter may hold in all (rule `too_large`).
-pub const MAX_FILTER_NODES: usize = 2_000;
+/// How many conditions one filter may hold in all (rule `too_large`): a flat `or` of them compiles
+/// to an expression as deep as it is long, and SQLite parses at most 1 000 levels (the user's
+/// permission predicate needs room beside it).
+pub const MAX_FILTER_NODES: usize = 500;
 /// How many values one filter may compare with in all, `in` lists included (rule `too_large`):
 /// below what a database binds in one statement.
 pub const MAX_FILTER_VALUES: usize = 30_000;

@@ -180,7 +180,14 @@ impl Engine {
         let mut buf = String::new();
         let mut read_line = |buf: &mut String| -> Result<Option<Line>> {
             buf.clear();
-            if input.read_line(buf).map_err(io_error)? == 0 {
+            let read = input.read_line(buf).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    CrmError::validation("import", "line_syntax", "the export is not UTF-8 text")
+                } else {
+                    io_error(e)
+                }
+            })?;
+            if read == 0 {
                 return Ok(None);
             }
             serde_json::from_str(buf.trim_end()).map(Some).map_err(|e| {
