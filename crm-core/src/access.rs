@@ -411,6 +411,19 @@ fn role_name(p: &Principal) -> String {
         .unwrap_or_else(|| "no role".to_owned())
 }
 
+/// The answer of [`object_decision`] without its explanation: what the hot paths ask.
+pub fn object_allowed(p: &Principal, action: Action, kind: EntityKind) -> bool {
+    let needed = if kind.is_configuration() && action != Action::Read {
+        Action::Configure
+    } else {
+        action
+    };
+    p.active
+        && p.policy
+            .rule(kind)
+            .is_some_and(|(_, r)| r.actions.contains(&needed))
+}
+
 /// May `p` take `action` on records of `kind` at all (object permission)?
 pub fn object_decision(p: &Principal, action: Action, kind: EntityKind) -> Decision {
     if !p.active {
@@ -617,17 +630,10 @@ fn scope_covers(
 }
 
 /// Field rule of `p` for `field` of `kind`: the role's rule, or `Hidden` for a derived field whose
-/// sources `p` may not wholly see (see [`derived_sources`]).
+/// sources `p` may not wholly see (see [`sees_derived`]).
 pub fn field_access(p: &Principal, kind: EntityKind, field: &str) -> Option<FieldAccess> {
-    if kind == EntityKind::Segment && matches!(field, "member_ids" | "member_count") {
-        // Without the record, the strictest reading: the members of a segment of any kind.
-        if !SEGMENT_KINDS.iter().all(|k| sees_members(p, *k)) {
-            return Some(FieldAccess::Hidden);
-        }
-    } else if let Some(sources) = derived_sources(kind, field) {
-        if !sources.iter().all(|(k, fs)| sees_all(p, *k, fs)) {
-            return Some(FieldAccess::Hidden);
-        }
+    if !sees_derived(p, kind, field) {
+        return Some(FieldAccess::Hidden);
     }
     role_field_access(p, kind, field)
 }
@@ -678,24 +684,21 @@ const DERIVED: &[(&[&str], EntityKind, &[&str])] = &[
 /// The kinds a segment's materialised members can be records of.
 const SEGMENT_KINDS: &[EntityKind] = &[EntityKind::Account, EntityKind::Contact, EntityKind::Lead];
 
-/// The records and fields a derived field is computed from, if it is one: the maintained totals
-/// of an account (from its orders, opportunities and cases) and a segment's stored members (from
-/// every record of its kind). A derived value shows to a reader only if they may read every source
-/// record and none of the source fields is hidden from them — a total over records they cannot
+/// Whether `p` may see `field` of `kind` as far as derived values go: a field that is not derived,
+/// an account's maintained total when `p` reads every source record with none of the source fields
+/// hidden, a segment's stored members when `p` sees the members of a segment of any kind (without
+/// the record, the strictest reading; see [`sees_members`]). A total over records the reader cannot
 /// see, or a member list evaluated with rights they lack, would tell them what those records hold.
-pub fn derived_sources(
-    kind: EntityKind,
-    field: &str,
-) -> Option<Vec<(EntityKind, &'static [&'static str])>> {
+pub fn sees_derived(p: &Principal, kind: EntityKind, field: &str) -> bool {
     match kind {
         EntityKind::Account => DERIVED
             .iter()
             .find(|(fs, _, _)| fs.contains(&field))
-            .map(|(_, k, src)| vec![(*k, *src)]),
+            .is_none_or(|(_, k, src)| sees_all(p, *k, src)),
         EntityKind::Segment if matches!(field, "member_ids" | "member_count") => {
-            Some(SEGMENT_KINDS.iter().map(|k| (*k, &[][..])).collect())
+            SEGMENT_KINDS.iter().all(|k| sees_members(p, *k))
         }
-        _ => None,
+        _ => true,
     }
 }
 
@@ -707,14 +710,9 @@ pub fn sees_all(p: &Principal, kind: EntityKind, fields: &[&str]) -> bool {
             r.actions.contains(&Action::Read) && r.read.contains(&Scope::All)
         });
     reads_all
-        && fields.iter().all(|f| {
-            !allow_list(p) && p.policy.field_access(kind, f) != Some(FieldAccess::Hidden)
-                || allow_list(p)
-                    && matches!(
-                        p.policy.field_access(kind, f),
-                        Some(FieldAccess::Visible | FieldAccess::ReadOnly)
-                    )
-        })
+        && fields
+            .iter()
+            .all(|f| role_field_access(p, kind, f) != Some(FieldAccess::Hidden))
 }
 
 /// Whether `p` may see the stored members of a segment of records of `kind`: they read every
@@ -849,19 +847,7 @@ pub fn decide(
     share: Option<bool>,
 ) -> bool {
     let kind = record.meta.kind;
-    if !p.active {
-        return false;
-    }
-    let object = if kind.is_configuration() && action != Action::Read {
-        p.policy
-            .rule(kind)
-            .is_some_and(|(_, r)| r.actions.contains(&Action::Configure))
-    } else {
-        p.policy
-            .rule(kind)
-            .is_some_and(|(_, r)| r.actions.contains(&action))
-    };
-    if !object {
+    if !object_allowed(p, action, kind) {
         return false;
     }
     let owner = record.meta.owner_id;

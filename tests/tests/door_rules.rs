@@ -70,7 +70,7 @@ fn filter_text_nested_beyond_the_limit_is_refused_not_a_crash() {
 }
 
 #[test]
-fn a_stored_deep_segment_definition_is_refused_when_saved_and_when_counted() {
+fn a_stored_deep_segment_definition_is_refused_when_saved() {
     let w = world();
     let admin = w.admin_session();
     let text = format!("{}country = \"IT\"{}", "(".repeat(4_000), ")".repeat(4_000));

@@ -51,8 +51,13 @@ fn order_by(w: &World, by: &Context, acc: RecordId, currency: &str, price: &str,
 }
 
 /// Accounts with many equal measures (ties at the borders), some without orders, some buying in
-/// USD only; every other one created (so owned) by `odd`.
+/// USD only; every other one created (so owned) by `odd`, their orders placed by the administrator.
 fn customers(w: &World, odd: &Context) -> Vec<RecordId> {
+    customers_ordered(w, odd, false)
+}
+
+/// [`customers`], the orders of each account placed by its owner when `orders_by_owner`.
+fn customers_ordered(w: &World, odd: &Context, orders_by_owner: bool) -> Vec<RecordId> {
     let mut ids = Vec::new();
     for i in 0..23i64 {
         let by = if i % 2 == 1 { odd } else { &w.admin };
@@ -68,7 +73,8 @@ fn customers(w: &World, odd: &Context) -> Vec<RecordId> {
             for k in 0..(1 + i % 3) {
                 // Prices repeat every four customers; days every six.
                 let price = ["10", "25.5", "10", "99.99"][(i % 4) as usize];
-                order(w, a, currency, price, 1 + (i % 6) * 20 + k);
+                let placed_by = if orders_by_owner { by } else { &w.admin };
+                order_by(w, placed_by, a, currency, price, 1 + (i % 6) * 20 + k);
             }
         }
         ids.push(a);
@@ -213,25 +219,7 @@ fn a_scoped_user_scores_only_their_accounts_from_their_orders() {
         ),
     );
     let rep = w.user("rep", w.role("rep", &p), fields! {});
-    let mut ids = Vec::new();
-    for i in 0..23i64 {
-        let by = if i % 2 == 1 { &rep } else { &w.admin };
-        let a = w
-            .on(by)
-            .records()
-            .create(EntityKind::Account, fields! { "name" => format!("C{i}") })
-            .unwrap()
-            .meta
-            .id;
-        let currency = if i % 5 == 0 { "USD" } else { "EUR" };
-        if i % 7 != 3 {
-            for k in 0..(1 + i % 3) {
-                let price = ["10", "25.5", "10", "99.99"][(i % 4) as usize];
-                order_by(&w, by, a, currency, price, 1 + (i % 6) * 20 + k);
-            }
-        }
-        ids.push(a);
-    }
+    let ids = customers_ordered(&w, &rep, true);
     // Someone else's order on one of the rep's accounts: invisible to the rep.
     order(&w, ids[1], "EUR", "5000", 1);
     let eur: Currency = "EUR".parse().unwrap();

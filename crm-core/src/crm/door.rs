@@ -254,7 +254,7 @@ impl<'a> Scoped<'a> {
 
     /// Whether the user may take `action` on records of `kind` at all (for reads: read them).
     fn allowed(&self, kind: EntityKind, action: Action) -> bool {
-        let object = |a| access::object_decision(self.who.p, a, kind).allowed;
+        let object = |a| access::object_allowed(self.who.p, a, kind);
         object(Action::Read) && (action == Action::Read || object(action))
     }
 

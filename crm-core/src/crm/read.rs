@@ -333,11 +333,9 @@ impl Engine {
             .filter(|f| access::field_access(p, kind, f) != Some(access::FieldAccess::Hidden))
             .collect();
         if visible.is_empty() {
-            return Err(access::check_field_query(p, kind, fields[0])
-                .err()
-                .unwrap_or_else(|| {
-                    CrmError::invalid_query(Some("phone"), "no_phone", "no phone field")
-                }));
+            // Every phone field is hidden: refused as a filter on the first one is.
+            access::check_field_query(p, kind, fields[0])?;
+            return Ok(Vec::new());
         }
         for f in visible {
             let req = ListRequest::filter(crate::query::Filter::eq(f, normalised))
